@@ -1,0 +1,115 @@
+/**
+ * Loads the configuration: config/default.json, then a config file (`--config FILE` or TOOLHOST_CONFIG), then
+ * environment overrides (PORT, TOOLHOST_DATA_DIR, TOOLHOST_TOKEN). Validated once; the result is frozen.
+ */
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { configSchema, type Config, type RawConfig } from './schema.js';
+
+/** Thrown when the configuration is invalid; the message names every bad field. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+// Compiled code runs from dist/config/, but the defaults file stays in config/ beside the schema.
+const DEFAULTS_PATH = fileURLToPath(
+  import.meta.url.includes('/dist/config/')
+    ? new URL('../../config/default.json', import.meta.url)
+    : new URL('./default.json', import.meta.url),
+);
+
+/** The defaults file, parsed. */
+export function readDefaults(): Record<string, unknown> {
+  return JSON.parse(readFileSync(DEFAULTS_PATH, 'utf8')) as Record<string, unknown>;
+}
+
+/** Where the configuration comes from; every part is optional. */
+export interface ConfigSources {
+  /** Path of a JSON config file. */
+  file?: string | undefined;
+  /** An object merged over the file (tests use it). */
+  overrides?: Record<string, unknown> | undefined;
+  /** Environment to read PORT, TOOLHOST_DATA_DIR and TOOLHOST_TOKEN from. */
+  env?: NodeJS.ProcessEnv | undefined;
+}
+
+/** Builds the validated, frozen configuration. Throws ConfigError naming every bad field. */
+export function loadConfig(sources: ConfigSources = {}): Config {
+  let merged: unknown = readDefaults();
+  if (sources.file) {
+    let text: string;
+    try {
+      text = readFileSync(sources.file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${sources.file}: ${(err as Error).message}`);
+    }
+    try {
+      merged = deepMerge(merged, JSON.parse(text));
+    } catch (err) {
+      throw new ConfigError(`config file ${sources.file} is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  if (sources.overrides) merged = deepMerge(merged, sources.overrides);
+  merged = deepMerge(merged, envOverrides(sources.env ?? {}));
+  return validateConfig(merged);
+}
+
+/** Validates a complete raw configuration object and resolves derived defaults. */
+export function validateConfig(raw: unknown): Config {
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => {
+      const field = i.path.join('.') || '(root)';
+      if (i.code === 'unrecognized_keys') {
+        return `${i.keys.map((k) => (field === '(root)' ? k : `${field}.${k}`)).join(', ')}: unknown key (check the spelling against config/default.json)`;
+      }
+      return `${field}: ${i.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const c: RawConfig = parsed.data;
+  if (!isLoopback(c.host) && !c.token) {
+    throw new ConfigError(
+      `host: binding to ${c.host} without a token would expose shell access to the network; set token (or TOOLHOST_TOKEN) or bind to 127.0.0.1`,
+    );
+  }
+  if (c.commands.defaultTimeoutS > c.commands.maxTimeoutS) {
+    throw new ConfigError('commands.defaultTimeoutS: must not exceed commands.maxTimeoutS');
+  }
+  const maxThreads = c.pool.maxThreads === 'auto' ? 2 * availableParallelism() + 1 : c.pool.maxThreads;
+  return deepFreeze({ ...c, dataDir: resolve(c.dataDir), pool: { ...c.pool, maxThreads } });
+}
+
+function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (env.PORT !== undefined && env.PORT !== '') {
+    const port = Number(env.PORT);
+    if (!Number.isInteger(port)) throw new ConfigError(`PORT: "${env.PORT}" is not an integer port number`);
+    out.port = port;
+  }
+  if (env.TOOLHOST_DATA_DIR) out.dataDir = env.TOOLHOST_DATA_DIR;
+  if (env.TOOLHOST_TOKEN) out.token = env.TOOLHOST_TOKEN;
+  return out;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function isPlainObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function deepMerge(base: unknown, over: unknown): unknown {
+  if (!isPlainObject(base) || !isPlainObject(over)) return over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = deepMerge(base[k], v);
+  return out;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (isPlainObject(o)) for (const v of Object.values(o)) deepFreeze(v);
+  return Object.freeze(o);
+}

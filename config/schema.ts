@@ -1,0 +1,71 @@
+/**
+ * The configuration schema: every option, its type, its bounds and a one-line doc. Defaults live in
+ * config/default.json (one place an operator can read them); this file validates the merged result once at
+ * start-up. Unknown keys are errors, so a typo in a config file is caught rather than silently ignored.
+ */
+import { z } from 'zod';
+
+const positiveInt = () => z.number().int().positive();
+const nonNegativeInt = () => z.number().int().nonnegative();
+
+/** The schema of the whole configuration file. */
+export const configSchema = z.strictObject({
+  host: z.string().min(1).describe('Address the HTTP front binds to; anything but loopback requires a token.'),
+  port: z.number().int().min(0).max(65535).describe('TCP port of the HTTP front (0 picks a free one). Env PORT.'),
+  dataDir: z.string().min(1).describe('Folder for the project store, project caches and homes. Env TOOLHOST_DATA_DIR.'),
+  token: z.string().min(16).nullable().describe('Bearer token required on every route but /health (null: no auth). Env TOOLHOST_TOKEN.'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).describe('pino log level.'),
+  http: z.strictObject({
+    maxBodyBytes: positiveInt().describe('Largest JSON request body; larger bodies get 413.'),
+    maxArchiveBytes: positiveInt().describe('Largest archive accepted by PUT /projects/:id; larger gets 413.'),
+    requestTimeoutS: positiveInt().describe('How long a request waits for a non-command job before 504 job_deadline.'),
+  }),
+  queue: z.strictObject({
+    backend: z.enum(['memory']).describe('Job queue backend: "memory" (embedded, in-process).'),
+    maxDepth: positiveInt().describe('Most jobs waiting to run; beyond it requests get 503 queue_full with Retry-After.'),
+  }),
+  pool: z.strictObject({
+    maxThreads: z.union([z.literal('auto'), positiveInt()]).describe('Threads of the file-tool pool; "auto" is (2 x cores) + 1.'),
+    idleTimeoutS: positiveInt().describe('Seconds an idle pool thread lives before it is retired.'),
+  }),
+  commands: z.strictObject({
+    maxConcurrent: positiveInt().describe('Command slots: most shell commands running at once on this machine.'),
+    maxPerProject: positiveInt().describe('Most shell commands running at once in one project; more wait their turn.'),
+    threads: positiveInt().describe('Threads of the command pool; each hosts several commands (they mostly wait on I/O).'),
+    defaultTimeoutS: positiveInt().describe('timeout_s of /execute when the request gives none.'),
+    maxTimeoutS: positiveInt().describe('Largest timeout_s a request may ask for.'),
+    killGraceS: nonNegativeInt().describe('Seconds between SIGTERM and SIGKILL when a command tree is killed.'),
+    maxOutputBytes: positiveInt().describe('Bytes of stdout and of stderr kept per command (half head, half tail).'),
+  }),
+  files: z.strictObject({
+    maxReadBytes: positiveInt().describe('Most bytes of content one /file/read returns; larger reads are cut at a line end.'),
+    maxWriteBytes: positiveInt().describe('Largest content /file/write and /file/edit accept or produce.'),
+  }),
+  search: z.strictObject({
+    timeoutS: positiveInt().describe('A search still running after this is stopped and returns what it found.'),
+    maxResults: positiveInt().describe('Largest max_results a /search may ask for.'),
+  }),
+  list: z.strictObject({
+    maxEntries: positiveInt().describe('Most entries one /file/list returns.'),
+    maxDepth: positiveInt().describe('Largest depth a /file/list may ask for.'),
+  }),
+  archive: z.strictObject({
+    maxEntries: positiveInt().describe('Most entries an archive may hold.'),
+    maxTotalBytes: positiveInt().describe('Most bytes an archive may expand to.'),
+    maxRatio: positiveInt().describe('Largest expanded/compressed size ratio before an archive counts as a bomb.'),
+  }),
+  store: z.strictObject({
+    backend: z.enum(['local']).describe('Project store: "local" keeps archives in <dataDir>/store/.'),
+  }),
+  shutdown: z.strictObject({
+    graceS: nonNegativeInt().describe('On SIGTERM, seconds in-flight jobs get to finish before their processes are killed.'),
+  }),
+});
+
+/** The configuration as written in a file (before defaults are resolved). */
+export type RawConfig = z.infer<typeof configSchema>;
+
+/** The configuration the rest of the code receives: complete, resolved and frozen. */
+export type Config = Readonly<
+  Omit<RawConfig, 'pool'> & { pool: Readonly<{ maxThreads: number; idleTimeoutS: number }> }
+>;

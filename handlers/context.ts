@@ -1,0 +1,20 @@
+/**
+ * What every handler receives besides its validated request: the project root, the configuration and a signal
+ * that fires when the job is cancelled (shutdown, or the caller's cancel).
+ */
+import type { Config } from '../config/schema.js';
+
+/** The context of one job inside a pool thread. */
+export interface HandlerContext {
+  /** Absolute real path of the project's working copy. */
+  root: string;
+  /** The supervisor's validated configuration. */
+  config: Config;
+  /** Fires when the job must stop (its process tree is killed). */
+  signal: AbortSignal;
+  /** Job id, used to mark the processes a command starts. */
+  jobId: string;
+}
+
+/** A tool implementation: a plain async function from a validated request to a JSON-safe result. */
+export type Handler<Req, Res> = (req: Req, ctx: HandlerContext) => Promise<Res>;

@@ -1,0 +1,104 @@
+/**
+ * Typed errors with a stable string `code`. Every error a caller can see is a ToolhostError; the HTTP front maps
+ * it to a status and the JSON body `{"error": {"code", "message", ...details}}` in one place (supervisor/http).
+ * Errors cross the worker-thread boundary as plain objects ({@link SerializedError}) and are rebuilt on the
+ * supervisor side with {@link fromSerialized}.
+ */
+
+/** Every error code toolhost returns, with its HTTP status. */
+export const ERROR_STATUS = {
+  bad_request: 400,
+  invalid_json: 400,
+  unknown_field: 400,
+  invalid_project_id: 400,
+  path_outside_project: 400,
+  line_out_of_range: 400,
+  not_a_directory: 400,
+  is_a_directory: 400,
+  unauthorized: 401,
+  not_found: 404,
+  project_not_found: 404,
+  file_not_found: 404,
+  job_not_found: 404,
+  project_exists: 409,
+  project_busy: 409,
+  edit_no_match: 409,
+  edit_count_mismatch: 409,
+  payload_too_large: 413,
+  file_too_large: 413,
+  unsupported_media_type: 415,
+  binary_file: 415,
+  bad_archive: 422,
+  unsafe_archive_entry: 422,
+  archive_too_large: 422,
+  invalid_regex: 422,
+  internal: 500,
+  queue_full: 503,
+  shutting_down: 503,
+  job_deadline: 504,
+} as const;
+
+/** A stable, documented error code. */
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** Extra machine-readable fields that travel with an error (line numbers, counts, entry names). */
+export type ErrorDetails = Record<string, unknown>;
+
+/** The shape an error takes on the wire between threads and in HTTP bodies. */
+export interface SerializedError {
+  code: ErrorCode;
+  message: string;
+  details?: ErrorDetails;
+}
+
+/** The one error class of toolhost: a code, a message that says what to do next, and optional details. */
+export class ToolhostError extends Error {
+  override readonly name = 'ToolhostError';
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: ErrorDetails) {
+    super(message);
+    this.code = code;
+    this.details = details;
+  }
+
+  /** The HTTP status this error maps to. */
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+
+  /** A structured-clone-safe copy for postMessage and JSON. */
+  toJSON(): SerializedError {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+/** Rebuilds an error serialized by {@link ToolhostError.toJSON}. */
+export function fromSerialized(e: SerializedError): ToolhostError {
+  return new ToolhostError(e.code in ERROR_STATUS ? e.code : 'internal', e.message, e.details);
+}
+
+/** Coerces any throwable into an Error; a ToolhostError passes through, anything else becomes `internal`. */
+export function toToolhostError(err: unknown): ToolhostError {
+  if (err instanceof ToolhostError) return err;
+  if (isSerializedError(err)) return fromSerialized(err);
+  const message = err instanceof Error ? err.message : String(err);
+  return new ToolhostError('internal', `internal error: ${message}`);
+}
+
+function isSerializedError(x: unknown): x is SerializedError {
+  return (
+    typeof x === 'object' && x !== null && typeof (x as SerializedError).code === 'string' &&
+    typeof (x as SerializedError).message === 'string' && (x as SerializedError).code in ERROR_STATUS
+  );
+}
+
+/** Node's errno code of a system error (ENOENT, EACCES...), or undefined. */
+export function errnoCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && typeof (err as NodeJS.ErrnoException).code === 'string'
+    ? (err as NodeJS.ErrnoException).code
+    : undefined;
+}

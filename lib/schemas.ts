@@ -1,0 +1,74 @@
+/**
+ * Request schemas of the public HTTP API. They are the single source of truth: the HTTP front validates with
+ * them, handlers take their inferred types, and documentation is generated from them. Objects are strict, so an
+ * unknown field is a 400 rather than silently ignored.
+ */
+import { z } from 'zod';
+
+/** `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`: safe as a file name and a blob name. */
+export const PROJECT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export const projectId = z
+  .string()
+  .regex(PROJECT_ID_PATTERN, 'must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$ (letters, digits, ".", "_", "-")')
+  .describe('Project identifier.');
+
+const relPath = z.string().min(1).max(4096).describe('Path relative to the project root.');
+
+export const executeRequest = z.strictObject({
+  project_id: projectId,
+  command: z.string().min(1).max(1_000_000).describe('Shell command, run as `bash -c command`.'),
+  cwd: relPath.optional().describe('Working directory relative to the project root (default: the root).'),
+  env: z
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names must match ^[A-Za-z_][A-Za-z0-9_]*$'), z.string())
+    .optional()
+    .describe('Extra environment variables for the command.'),
+  timeout_s: z.number().positive().optional().describe('Kill the command tree after this many seconds.'),
+});
+export type ExecuteRequest = z.infer<typeof executeRequest>;
+
+const lineNumber = z.number().int().positive();
+
+export const readRequest = z.strictObject({
+  project_id: projectId,
+  path: relPath,
+  start_line: lineNumber.optional().describe('First line to return (1-based, inclusive).'),
+  end_line: lineNumber.optional().describe('Last line to return (1-based, inclusive).'),
+});
+export type ReadRequest = z.infer<typeof readRequest>;
+
+export const writeRequest = z.strictObject({
+  project_id: projectId,
+  path: relPath,
+  content: z.string().describe('The whole new content of the file (UTF-8).'),
+});
+export type WriteRequest = z.infer<typeof writeRequest>;
+
+export const editRequest = z.strictObject({
+  project_id: projectId,
+  path: relPath,
+  old_str: z.string().min(1).describe('Exact text to replace, including whitespace.'),
+  new_str: z.string().describe('Replacement text.'),
+  expected_replacements: z.number().int().positive().default(1).describe('How many matches old_str must have.'),
+});
+export type EditRequest = z.infer<typeof editRequest>;
+
+export const listRequest = z.strictObject({
+  project_id: projectId,
+  path: relPath.default('.'),
+  depth: z.number().int().positive().default(2).describe('How many directory levels to descend.'),
+  include_ignored: z.boolean().default(false).describe('Also list .git and what .gitignore excludes.'),
+});
+export type ListRequest = z.infer<typeof listRequest>;
+
+export const searchRequest = z.strictObject({
+  project_id: projectId,
+  pattern: z.string().min(1).max(10_000),
+  regex: z.boolean().default(false).describe('Treat pattern as a regular expression (Rust regex syntax).'),
+  glob: z.string().min(1).optional().describe('Only search files matching this glob, e.g. "*.ts" or "src/**".'),
+  case_sensitive: z.boolean().default(true),
+  context_lines: z.number().int().min(0).max(20).default(0),
+  max_results: z.number().int().positive().default(200),
+  path: relPath.default('.').describe('Folder or file to search within.'),
+});
+export type SearchRequest = z.infer<typeof searchRequest>;
