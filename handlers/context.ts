@@ -14,6 +14,8 @@ export interface HandlerContext {
   signal: AbortSignal;
   /** Job id, used to mark the processes a command starts. */
   jobId: string;
+  /** The project the job runs in. */
+  projectId: string;
 }
 
 /** A tool implementation: a plain async function from a validated request to a JSON-safe result. */

@@ -16,18 +16,19 @@ export const ERROR_STATUS = {
   not_a_directory: 400,
   is_a_directory: 400,
   unauthorized: 401,
+  permission_denied: 403,
   not_found: 404,
   project_not_found: 404,
   file_not_found: 404,
   job_not_found: 404,
   project_exists: 409,
   project_busy: 409,
-  edit_no_match: 409,
-  edit_count_mismatch: 409,
   payload_too_large: 413,
   file_too_large: 413,
   unsupported_media_type: 415,
   binary_file: 415,
+  edit_no_match: 422,
+  edit_count_mismatch: 422,
   bad_archive: 422,
   unsafe_archive_entry: 422,
   archive_too_large: 422,
@@ -36,6 +37,7 @@ export const ERROR_STATUS = {
   queue_full: 503,
   shutting_down: 503,
   job_deadline: 504,
+  no_space: 507,
 } as const;
 
 /** A stable, documented error code. */
@@ -85,6 +87,13 @@ export function fromSerialized(e: SerializedError): ToolhostError {
 export function toToolhostError(err: unknown): ToolhostError {
   if (err instanceof ToolhostError) return err;
   if (isSerializedError(err)) return fromSerialized(err);
+  const errno = errnoCode(err);
+  if (errno === 'EACCES' || errno === 'EPERM') {
+    return new ToolhostError('permission_denied', 'permission denied by the file system; fix the file mode with a command (chmod) first');
+  }
+  if (errno === 'ENOSPC' || errno === 'EDQUOT') {
+    return new ToolhostError('no_space', 'the server is out of disk space; free space in the project (or ask the operator) and retry');
+  }
   const message = err instanceof Error ? err.message : String(err);
   return new ToolhostError('internal', `internal error: ${message}`);
 }

@@ -1,0 +1,112 @@
+/** `POST /file/read`: a text file, or a range of its lines, streamed so a huge file costs no more than the cap. */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { ToolhostError, errnoCode } from '../lib/errors.js';
+import { projectRelative, resolveInProject } from '../lib/paths.js';
+import type { ReadRequest } from '../lib/schemas.js';
+import type { Handler } from './context.js';
+
+/** The JSON answer of /file/read. */
+export interface ReadResult {
+  path: string;
+  content: string;
+  total_lines: number;
+  start_line: number;
+  end_line: number;
+  /** True when the range was cut at files.maxReadBytes; ask again from end_line + 1. */
+  truncated: boolean;
+}
+
+/** Bytes sniffed for a NUL to tell binary from text, as git and ripgrep do. */
+const SNIFF_BYTES = 8000;
+
+/** Stats a path that must be an existing regular file, with errors that say what to do. */
+export async function statFile(abs: string, userPath: string): Promise<import('node:fs').Stats> {
+  try {
+    const st = await stat(abs);
+    if (st.isDirectory()) {
+      throw new ToolhostError('is_a_directory', `"${userPath}" is a folder; use /file/list to see its contents`, { path: userPath });
+    }
+    return st;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') {
+      throw new ToolhostError('file_not_found', `"${userPath}" does not exist in the project; check the path with /file/list`, { path: userPath });
+    }
+    throw err;
+  }
+}
+
+export const fileRead: Handler<ReadRequest, ReadResult> = async (req, ctx) => {
+  const abs = await resolveInProject(ctx.root, req.path);
+  await statFile(abs, req.path);
+  const first = req.start_line ?? 1;
+  const last = req.end_line ?? Number.POSITIVE_INFINITY;
+  if (last < first) {
+    throw new ToolhostError('line_out_of_range', `end_line (${last}) is before start_line (${first}); pass end_line >= start_line`);
+  }
+  const cap = ctx.config.files.maxReadBytes;
+
+  const parts: Buffer[] = [];
+  let kept = 0;
+  let keptAtLineStart = 0; // content bytes before the current line: a cut never leaves half a line
+  let line = 1; // line number of the byte at the start of the current chunk's remaining text
+  let endLine = first - 1;
+  let truncated = false;
+  let sniffed = 0;
+  let lastByte = -1;
+  let size = 0;
+
+  for await (const chunk of createReadStream(abs, { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>) {
+    if (sniffed < SNIFF_BYTES) {
+      const look = chunk.subarray(0, SNIFF_BYTES - sniffed);
+      if (look.includes(0)) {
+        throw new ToolhostError('binary_file', `"${req.path}" is a binary file; inspect it with a command (e.g. xxd or file) instead`, { path: req.path });
+      }
+      sniffed += look.length;
+    }
+    size += chunk.length;
+    lastByte = chunk[chunk.length - 1]!;
+    let pos = 0;
+    while (pos < chunk.length) {
+      const nl = chunk.indexOf(10, pos);
+      const end = nl === -1 ? chunk.length : nl + 1;
+      if (line >= first && line <= last && !truncated) {
+        const piece = chunk.subarray(pos, end);
+        if (kept + piece.length > cap && endLine >= first) {
+          truncated = true;
+          kept = keptAtLineStart;
+        } else if (kept + piece.length > cap) {
+          // A single line longer than the cap: return its start so the caller sees something.
+          parts.push(Buffer.from(piece.subarray(0, cap - kept)));
+          kept = cap;
+          truncated = true;
+          endLine = line;
+        } else {
+          parts.push(Buffer.from(piece));
+          kept += piece.length;
+          if (nl !== -1) endLine = line;
+        }
+      }
+      if (nl === -1) break;
+      line++;
+      pos = end;
+      keptAtLineStart = kept;
+    }
+  }
+  const totalLines = size === 0 ? 0 : lastByte === 10 ? line - 1 : line;
+  // The last line has no newline: it was counted as kept but endLine was not advanced.
+  if (!truncated && totalLines >= first && totalLines <= last && lastByte !== 10) endLine = totalLines;
+  if (first > 1 && first > totalLines) {
+    throw new ToolhostError('line_out_of_range', `start_line ${first} is past the end of "${req.path}", which has ${totalLines} lines`, {
+      total_lines: totalLines,
+    });
+  }
+  return {
+    path: projectRelative(ctx.root, abs),
+    content: Buffer.concat(parts).subarray(0, kept).toString('utf8'),
+    total_lines: totalLines,
+    start_line: first,
+    end_line: Math.min(endLine, totalLines),
+    truncated,
+  };
+};
