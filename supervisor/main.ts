@@ -1,0 +1,41 @@
+/**
+ * Entry point (`npm start`). Loads the configuration, starts the supervisor and owns the signals: the first
+ * SIGTERM/SIGINT drains gracefully, a second one forces. The only place that exits the process.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { startSupervisor } from './supervisor.js';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, strict: true });
+  let config;
+  try {
+    config = loadConfig({ file: values.config ?? process.env.TOOLHOST_CONFIG, env: process.env });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`toolhost: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const sup = await startSupervisor(config);
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    sup.log.info({ signal: sig, force: signals > 1 }, signals > 1 ? 'second signal: forcing shutdown' : 'draining before shutdown');
+    sup.close({ force: signals > 1 }).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        sup.log.error({ err: String(err) }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`toolhost: failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,193 @@
+/**
+ * The queue pump: takes jobs off the JobQueue and runs each on its lane's pool.
+ *
+ * A job's way through the pump:
+ *   received -> project ready (extracted on first use) -> file lock (write/edit of one file run one at a time)
+ *   -> lane slot (commands: global and per-project caps, round-robin across projects; files: their own slots)
+ *   -> running on the pool -> completed (the outcome goes back through the queue to the waiting request).
+ * Waiting for a project or a lock holds no lane slot, so a slow extraction never starves other projects.
+ */
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import type { Config } from '../config/schema.js';
+import { ToolhostError, toToolhostError } from '../lib/errors.js';
+import { FairSemaphore } from '../lib/fair-semaphore.js';
+import { type Job, type JobOutcome, type JobType, type Lane, laneOf } from '../lib/jobs.js';
+import { KeyedMutex } from '../lib/keyed-mutex.js';
+import type { JobQueue } from '../lib/queue/job-queue.js';
+import type { Logger } from './logger.js';
+import { FILE_LANE_PER_THREAD, type Pools } from './pools.js';
+import type { ProjectCache } from './projects.js';
+
+/** Dependencies of the pump. */
+export interface PumpOptions {
+  config: Config;
+  queue: JobQueue;
+  pools: Pools;
+  projects: ProjectCache;
+  log: Logger;
+}
+
+/** Most jobs taken off the queue in one receive. */
+const RECEIVE_BATCH = 64;
+
+/** Runs queued jobs on the pools. An actor: start(), close({ force }). */
+export class QueuePump {
+  readonly #o: PumpOptions;
+  readonly #lanes: Record<Lane, FairSemaphore>;
+  readonly #fileLocks = new KeyedMutex();
+  /** Jobs received and not completed. */
+  readonly #inflight = new Map<string, { job: Job; done: Promise<void> }>();
+  readonly #activeByProject = new Map<string, number>();
+  readonly #runningByType = new Map<JobType, number>();
+  /** Cancel ports of running commands. */
+  readonly #cancels = new Map<string, MessagePort>();
+  /** Stops taking jobs off the queue. */
+  readonly #intake = new AbortController();
+  /** Fails every wait for a slot (forced shutdown). */
+  readonly #stop = new AbortController();
+  #loop: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(o: PumpOptions) {
+    this.#o = o;
+    const { commands, pool } = o.config;
+    this.#lanes = {
+      commands: new FairSemaphore(commands.maxConcurrent, commands.maxPerProject),
+      files: new FairSemaphore(pool.maxThreads * FILE_LANE_PER_THREAD),
+    };
+  }
+
+  start(): void {
+    this.#loop ??= this.#receiveLoop();
+  }
+
+  /** Jobs of a project received and not yet completed. */
+  activeJobs(projectId: string): number {
+    return this.#activeByProject.get(projectId) ?? 0;
+  }
+
+  /** Received jobs still waiting for a project, a lock or a slot. */
+  waiting(): number {
+    let running = 0;
+    for (const n of this.#runningByType.values()) running += n;
+    return this.#inflight.size - running;
+  }
+
+  /** Running jobs in all and by type. */
+  running(): { running: number; by_type: Partial<Record<JobType, number>> } {
+    let running = 0;
+    const byType: Partial<Record<JobType, number>> = {};
+    for (const [type, n] of this.#runningByType) {
+      running += n;
+      if (n > 0) byType[type] = n;
+    }
+    return { running, by_type: byType };
+  }
+
+  /** Asks a running command to stop; its handler kills the process tree. */
+  cancel(jobId: string): boolean {
+    const port = this.#cancels.get(jobId);
+    port?.postMessage('cancel');
+    return port !== undefined;
+  }
+
+  async #receiveLoop(): Promise<void> {
+    const signal = this.#intake.signal;
+    while (!signal.aborted) {
+      let jobs: Job[];
+      try {
+        jobs = await this.#o.queue.receive(RECEIVE_BATCH, signal);
+      } catch (err) {
+        this.#o.log.error({ err: toToolhostError(err).message }, 'queue receive failed; retrying');
+        await new Promise((r) => setTimeout(r, 500 + Math.random() * 500));
+        continue;
+      }
+      for (const job of jobs) this.#track(job);
+    }
+  }
+
+  #track(job: Job): void {
+    this.#activeByProject.set(job.projectId, this.activeJobs(job.projectId) + 1);
+    const done = this.#process(job).finally(() => {
+      this.#inflight.delete(job.id);
+      const n = this.activeJobs(job.projectId) - 1;
+      if (n === 0) this.#activeByProject.delete(job.projectId);
+      else this.#activeByProject.set(job.projectId, n);
+    });
+    this.#inflight.set(job.id, { job, done });
+  }
+
+  async #process(job: Job): Promise<void> {
+    const started = Date.now();
+    let outcome: JobOutcome;
+    try {
+      outcome = await this.#run(job);
+    } catch (err) {
+      outcome = { ok: false, error: toToolhostError(err).toJSON() };
+    }
+    this.#o.log.info(
+      { job_id: job.id, project_id: job.projectId, type: job.type, outcome: outcome.ok ? 'ok' : outcome.error.code, duration_ms: Date.now() - started },
+      'job',
+    );
+    try {
+      await this.#o.queue.complete(job, outcome);
+    } catch (err) {
+      this.#o.log.error({ job_id: job.id, err: toToolhostError(err).message }, 'could not report job outcome');
+    }
+  }
+
+  async #run(job: Job): Promise<JobOutcome> {
+    const root = await this.#o.projects.ensure(job.projectId);
+    const lockKey = job.type === 'file.write' || job.type === 'file.edit' ? `${job.projectId}\0${String(job.payload.path)}` : undefined;
+    const unlock = lockKey ? await this.#fileLocks.lock(lockKey) : undefined;
+    try {
+      const lane = laneOf(job.type);
+      const release = await this.#lanes[lane].acquire(job.projectId, this.#stop.signal);
+      this.#runningByType.set(job.type, (this.#runningByType.get(job.type) ?? 0) + 1);
+      const channel = lane === 'commands' ? new MessageChannel() : undefined;
+      if (channel) this.#cancels.set(job.id, channel.port1);
+      try {
+        return await this.#o.pools.run(lane, { kind: 'job', job, root, cancelPort: channel?.port2 }, channel?.port2);
+      } finally {
+        channel?.port1.close();
+        this.#cancels.delete(job.id);
+        this.#runningByType.set(job.type, this.#runningByType.get(job.type)! - 1);
+        release();
+      }
+    } finally {
+      unlock?.();
+    }
+  }
+
+  /**
+   * Stops taking jobs and lets in-flight ones finish for up to `shutdown.graceS` (none with `force`); then jobs
+   * still waiting for a slot fail with `shutting_down` and running commands are cancelled (their trees killed).
+   * A second call returns the first call's promise.
+   */
+  close(opts: { force?: boolean } = {}): Promise<void> {
+    this.#closing ??= this.#close(opts.force ?? false);
+    if (opts.force) this.#forceStop();
+    return this.#closing;
+  }
+
+  #forceStop(): void {
+    if (!this.#stop.signal.aborted) {
+      this.#stop.abort(new ToolhostError('shutting_down', 'the server is shutting down; the job did not start, retry later'));
+    }
+    for (const port of this.#cancels.values()) port.postMessage('cancel');
+  }
+
+  async #close(force: boolean): Promise<void> {
+    this.#intake.abort();
+    await this.#loop;
+    const drained = Promise.allSettled([...this.#inflight.values()].map((f) => f.done));
+    if (!force) {
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((r) => (timer = setTimeout(r, this.#o.config.shutdown.graceS * 1000)));
+      await Promise.race([drained, grace]);
+      clearTimeout(timer);
+    }
+    this.#forceStop();
+    await Promise.allSettled([...this.#inflight.values()].map((f) => f.done));
+  }
+}

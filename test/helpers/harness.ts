@@ -1,0 +1,107 @@
+/**
+ * Test harness: a real supervisor on 127.0.0.1 port 0 with a fresh temp data dir, a JSON client for its API,
+ * and project archives built from a file map with the real `tar` and `zip` commands.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { loadConfig } from '../../config/load.js';
+import { startSupervisor, type Supervisor } from '../../supervisor/supervisor.js';
+
+const run = promisify(execFile);
+
+/** A response from the API. */
+export interface ApiResponse<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+/** A running test server and its helpers. */
+export interface TestServer {
+  url: string;
+  dataDir: string;
+  sup: Supervisor;
+  /** POST (or `method`) JSON to the API. */
+  api<T = any>(path: string, body?: unknown, opts?: { method?: string; token?: string; headers?: Record<string, string> }): Promise<ApiResponse<T>>;
+  /** Uploads a project built from `files` (path -> content; a value of { link: target } makes a symlink). */
+  putProject(id: string, files: FileMap, format?: 'tar.gz' | 'zip'): Promise<ApiResponse>;
+  close(opts?: { force?: boolean }): Promise<void>;
+}
+
+/** Files of a project: content strings, or symlinks. */
+export type FileMap = Record<string, string | { link: string }>;
+
+/** Makes a temp folder (realpath'd). */
+export async function tempDir(prefix = 'toolhost-test-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+/** Writes `files` under `dir`. */
+export async function writeTree(dir: string, files: FileMap): Promise<void> {
+  for (const [rel, content] of Object.entries(files)) {
+    const p = join(dir, rel);
+    await mkdir(dirname(p), { recursive: true });
+    if (typeof content === 'string') await writeFile(p, content);
+    else await run('ln', ['-s', content.link, p]);
+  }
+}
+
+/** Builds an archive of `files` with the system's tar or zip and returns its bytes. */
+export async function buildArchive(files: FileMap, format: 'tar.gz' | 'zip' = 'tar.gz'): Promise<Buffer> {
+  const dir = await tempDir('toolhost-archive-');
+  try {
+    const src = join(dir, 'src');
+    await mkdir(src);
+    await writeTree(src, files);
+    const out = join(dir, format === 'zip' ? 'p.zip' : 'p.tar.gz');
+    if (format === 'zip') await run('zip', ['-qry', out, '.'], { cwd: src });
+    else await run('tar', ['czf', out, '-C', src, '.']);
+    return await readFile(out);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Starts a supervisor with test-friendly settings merged with `overrides`. */
+export async function startServer(overrides: Record<string, unknown> = {}): Promise<TestServer> {
+  const dataDir = await tempDir('toolhost-data-');
+  const config = loadConfig({
+    overrides: { port: 0, host: '127.0.0.1', dataDir, logLevel: 'silent', shutdown: { graceS: 5 }, ...overrides },
+  });
+  const sup = await startSupervisor(config);
+  const token = config.token;
+  const api: TestServer['api'] = async (path, body, opts = {}) => {
+    const method = opts.method ?? (body === undefined ? 'GET' : 'POST');
+    const headers: Record<string, string> = { ...opts.headers };
+    if (body !== undefined && !(body instanceof Uint8Array)) headers['content-type'] ??= 'application/json';
+    const auth = opts.token ?? token;
+    if (auth) headers.authorization = `Bearer ${auth}`;
+    const res = await fetch(sup.url + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : body instanceof Uint8Array ? body : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON; keep the text so the assertion shows it
+    }
+    return { status: res.status, body: parsed as any, headers: res.headers };
+  };
+  return {
+    url: sup.url,
+    dataDir,
+    sup,
+    api,
+    putProject: async (id, files, format = 'tar.gz') => api(`/projects/${id}`, await buildArchive(files, format), { method: 'PUT' }),
+    close: async (opts) => {
+      await sup.close(opts);
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
