@@ -11,7 +11,7 @@ import { workerData } from 'piscina';
 import type { Config } from '../config/schema.js';
 import type { ArchiveFormat } from '../lib/archive/format.js';
 import { extractArchive } from '../lib/archive/extract.js';
-import { toToolhostError } from '../lib/errors.js';
+import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import type { Job, JobOutcome } from '../lib/jobs.js';
 import { HANDLERS } from './index.js';
 
@@ -41,7 +41,9 @@ async function treeSize(dir: string): Promise<number> {
 
 async function runJob(task: Extract<PoolTask, { kind: 'job' }>): Promise<unknown> {
   const controller = new AbortController();
-  task.cancelPort?.once('message', () => controller.abort());
+  task.cancelPort?.once('message', () =>
+    controller.abort(new ToolhostError('cancelled', 'the job was cancelled (shutdown or DELETE); its processes were stopped')),
+  );
   try {
     const handler = HANDLERS[task.job.type] as (req: unknown, ctx: unknown) => Promise<unknown>;
     return await handler(task.job.payload, {

@@ -23,6 +23,7 @@ export const ERROR_STATUS = {
   job_not_found: 404,
   project_exists: 409,
   project_busy: 409,
+  cancelled: 409,
   payload_too_large: 413,
   file_too_large: 413,
   unsupported_media_type: 415,
@@ -111,3 +112,11 @@ export function errnoCode(err: unknown): string | undefined {
     ? (err as NodeJS.ErrnoException).code
     : undefined;
 }
+
+/** The error a handler ends with when its job is cancelled: the abort reason when it is a ToolhostError. */
+export function cancelled(signal: AbortSignal, what: string): ToolhostError {
+  return signal.reason instanceof ToolhostError
+    ? signal.reason
+    : new ToolhostError('cancelled', `${what} was cancelled before it finished; retry it if it is still needed`);
+}
+

@@ -82,7 +82,7 @@ export async function startServer(overrides: Record<string, unknown> = {}): Prom
     const res = await fetch(sup.url + path, {
       method,
       headers,
-      body: body === undefined ? undefined : body instanceof Uint8Array ? body : typeof body === 'string' ? body : JSON.stringify(body),
+      body: body === undefined ? undefined : body instanceof Uint8Array ? (body as unknown as BodyInit) : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();
     let parsed: unknown = text;

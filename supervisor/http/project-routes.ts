@@ -1,0 +1,81 @@
+/** Project routes: upload an archive, list projects, show one. */
+import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import express, { type Request } from 'express';
+import { ToolhostError } from '../../lib/errors.js';
+import { PROJECT_ID_PATTERN } from '../../lib/schemas.js';
+import type { AppDeps } from './app.js';
+import { sendError } from './errors.js';
+
+/** PUT /projects/:id, GET /projects, GET /projects/:id. */
+export function projectRoutes(d: AppDeps): express.Router {
+  const router = express.Router();
+  router.put('/projects/:id', async (req, res) => {
+    try {
+      const id = projectIdParam(req.params.id);
+      const replace = req.query.replace === 'true' || req.query.replace === '1';
+      const upload = await receiveUpload(req, d);
+      const { created, info } = await d.projects.put(id, upload, { replace });
+      res.status(created ? 201 : 200).json(info);
+    } catch (err) {
+      sendError(res, err);
+    }
+  });
+
+  router.get('/projects', async (_req, res) => {
+    try {
+      res.json({ projects: await d.projects.list() });
+    } catch (err) {
+      sendError(res, err);
+    }
+  });
+
+  router.get('/projects/:id', async (req, res) => {
+    try {
+      res.json(await d.projects.info(projectIdParam(req.params.id)));
+    } catch (err) {
+      sendError(res, err);
+    }
+  });
+  return router;
+}
+
+/** Validates a project id from the URL. */
+export function projectIdParam(id: string | undefined): string {
+  if (!id || !PROJECT_ID_PATTERN.test(id)) {
+    throw new ToolhostError('invalid_project_id', `project id "${id}" is invalid; it must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`);
+  }
+  return id;
+}
+
+/** Streams an archive upload to a temp file, enforcing http.maxArchiveBytes without buffering it in memory. */
+async function receiveUpload(req: Request, d: AppDeps): Promise<string> {
+  const max = d.config.http.maxArchiveBytes;
+  const tooLarge = (): ToolhostError =>
+    new ToolhostError('payload_too_large', `the archive exceeds http.maxArchiveBytes (${max} bytes); upload a smaller project or raise the limit`);
+  const declared = Number(req.get('content-length') ?? NaN);
+  if (declared > max) throw tooLarge();
+  const file = join(d.projects.tmpDir, `upload-${randomUUID()}.part`);
+  let seen = 0;
+  const limiter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      seen += chunk.length;
+      cb(seen > max ? tooLarge() : null, chunk);
+    },
+  });
+  try {
+    await pipeline(req, limiter, createWriteStream(file, { flags: 'wx' }));
+  } catch (err) {
+    await rm(file, { force: true });
+    throw err;
+  }
+  if (seen === 0) {
+    await rm(file, { force: true });
+    throw new ToolhostError('bad_request', 'the request body is empty; send the project archive (zip or tar.gz) as the body');
+  }
+  return file;
+}

@@ -1,0 +1,292 @@
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readdir, readlink, realpath, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { expect } from 'chai';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import type { HandlerContext } from '../handlers/context.js';
+import { MAX_LINE_CHARS, search, type SearchResult } from '../handlers/search.js';
+import { ToolhostError } from '../lib/errors.js';
+import { searchRequest, type SearchRequest } from '../lib/schemas.js';
+
+describe('handlers/search', () => {
+  let outer: string;
+  let root: string;
+  let config: Config;
+
+  beforeEach(async () => {
+    // The project sits one level down so a .gitignore above it can be planted (it must not apply).
+    outer = await realpath(await mkdtemp(join(tmpdir(), 'toolhost-search-')));
+    root = join(outer, 'project');
+    await mkdir(root);
+    config = loadConfig();
+  });
+
+  afterEach(async () => {
+    // A handler returns only once rg has exited: none may be left running in the project.
+    const leaked = await rgProcessesIn(root);
+    await rm(outer, { recursive: true, force: true });
+    expect(leaked, 'rg processes left running').to.deep.equal([]);
+  });
+
+  /** Pids of rg processes whose working directory is `dir` (Linux /proc). */
+  async function rgProcessesIn(dir: string): Promise<number[]> {
+    const found: number[] = [];
+    for (const pid of (await readdir('/proc')).filter((n) => /^\d+$/.test(n))) {
+      try {
+        const comm = (await readFile(`/proc/${pid}/comm`, 'utf8')).trim();
+        if (comm === 'rg' && (await readlink(`/proc/${pid}/cwd`)) === dir) found.push(Number(pid));
+      } catch {
+        // The process ended while we looked.
+      }
+    }
+    return found;
+  }
+
+  async function files(tree: Record<string, string>, base = root): Promise<void> {
+    for (const [rel, content] of Object.entries(tree)) {
+      await mkdir(dirname(join(base, rel)), { recursive: true });
+      await writeFile(join(base, rel), content);
+    }
+  }
+
+  function ctx(overrides: Partial<HandlerContext> = {}): HandlerContext {
+    return { root, config, signal: new AbortController().signal, jobId: 'test-job', projectId: 'p', ...overrides };
+  }
+
+  function run(req: Record<string, unknown>, c: HandlerContext = ctx()): Promise<SearchResult> {
+    // Through the schema, as the HTTP front does, so defaults are the real ones.
+    const parsed: SearchRequest = searchRequest.parse({ project_id: 'p', ...req });
+    return search(parsed, c);
+  }
+
+  async function failure(p: Promise<unknown>): Promise<ToolhostError> {
+    try {
+      await p;
+    } catch (err) {
+      expect(err).to.be.instanceOf(ToolhostError);
+      return err as ToolhostError;
+    }
+    expect.fail('expected the search to fail');
+  }
+
+  const where = (r: SearchResult): string[] => r.matches.map((m) => `${m.path}:${m.line}`);
+
+  it('treats the pattern as literal text by default, and as a regex with regex: true', async () => {
+    await files({ 'a.txt': 'call f(x) here\ncall fxxx) here\n' });
+    const literal = await run({ pattern: 'f(x)' });
+    expect(where(literal)).to.deep.equal(['a.txt:1']);
+    expect(literal.matches[0]).to.include({ column: 6, text: 'call f(x) here' });
+    const regex = await run({ pattern: 'f.x+\\)', regex: true });
+    expect(where(regex)).to.deep.equal(['a.txt:1', 'a.txt:2']);
+    expect(regex.truncated).to.equal(false);
+    expect(regex).not.to.have.property('timed_out');
+  });
+
+  it('matches case-insensitively with case_sensitive: false', async () => {
+    await files({ 'a.txt': 'Hello\nhello\nHELLO\nhelo\n' });
+    expect(where(await run({ pattern: 'hello' }))).to.deep.equal(['a.txt:2']);
+    expect(where(await run({ pattern: 'hello', case_sensitive: false }))).to.deep.equal(['a.txt:1', 'a.txt:2', 'a.txt:3']);
+  });
+
+  it('returns paths relative to the project with forward slashes, in path order', async () => {
+    await files({ 'b.txt': 'needle\n', 'a/deep/c.txt': 'needle\n', 'a/b.txt': 'needle\n' });
+    expect(where(await run({ pattern: 'needle' }))).to.deep.equal(['a/b.txt:1', 'a/deep/c.txt:1', 'b.txt:1']);
+    expect(where(await run({ pattern: 'needle', path: 'a/deep' }))).to.deep.equal(['a/deep/c.txt:1']);
+    expect(where(await run({ pattern: 'needle', path: './a/../b.txt' }))).to.deep.equal(['b.txt:1']);
+  });
+
+  it('counts columns in characters, not bytes', async () => {
+    await files({ 'u.txt': 'héllo wörld 🎉 needle\n' });
+    const [m] = (await run({ pattern: 'needle' })).matches;
+    expect(m).to.include({ line: 1, column: 15, text: 'héllo wörld 🎉 needle' });
+  });
+
+  it('cuts very long lines, keeping the match in view', async () => {
+    await files({ 'min.js': `${'x'.repeat(3000)}needle${'y'.repeat(3000)}\n`, 'head.js': `needle${'z'.repeat(3000)}\n` });
+    const r = await run({ pattern: 'needle' });
+    const head = r.matches.find((m) => m.path === 'head.js')!;
+    expect(head.column).to.equal(1);
+    expect(head.text).to.equal(`needle${'z'.repeat(MAX_LINE_CHARS - 6)}…`);
+    const min = r.matches.find((m) => m.path === 'min.js')!;
+    expect(min.column).to.equal(3001);
+    expect(min.text.startsWith('…')).to.equal(true);
+    expect(min.text.endsWith('…')).to.equal(true);
+    expect(min.text).to.include('needle');
+    expect(Array.from(min.text)).to.have.length(MAX_LINE_CHARS + 2);
+  });
+
+  it('limits the search to files matching glob, without reaching into ignored folders', async () => {
+    await files({
+      '.gitignore': 'node_modules/\n*.log\n',
+      'src/a.ts': 'needle\n',
+      'src/b.md': 'needle\n',
+      'src/node_modules/dep/index.ts': 'needle\n',
+      'src/debug.log': 'needle\n',
+      'test/c.ts': 'needle\n',
+    });
+    expect(where(await run({ pattern: 'needle', glob: '*.ts' }))).to.deep.equal(['src/a.ts:1', 'test/c.ts:1']);
+    // rg's own globs override .gitignore ("src/**" would search src/node_modules and *.log): it must not show.
+    expect(where(await run({ pattern: 'needle', glob: 'src/**' }))).to.deep.equal(['src/a.ts:1', 'src/b.md:1']);
+    expect(where(await run({ pattern: 'needle', glob: '!*.md' }))).to.deep.equal(['src/a.ts:1', 'test/c.ts:1']);
+  });
+
+  it('gives each match its context lines, sharing lines between adjacent matches', async () => {
+    const lines = ['l1', 'l2 hit', 'l3', 'l4 hit', 'l5 hit', 'l6', 'l7', 'l8', 'l9', 'l10 hit'];
+    await files({ 'c.txt': `${lines.join('\n')}\n` });
+    const r = await run({ pattern: 'hit', context_lines: 2 });
+    expect(r.matches.map((m) => ({ line: m.line, before: m.before, after: m.after }))).to.deep.equal([
+      { line: 2, before: ['l1'], after: ['l3', 'l4 hit'] },
+      { line: 4, before: ['l2 hit', 'l3'], after: ['l5 hit', 'l6'] },
+      { line: 5, before: ['l3', 'l4 hit'], after: ['l6', 'l7'] },
+      { line: 10, before: ['l8', 'l9'], after: [] },
+    ]);
+    const none = await run({ pattern: 'hit' });
+    expect(none.matches.every((m) => m.before.length === 0 && m.after.length === 0)).to.equal(true);
+  });
+
+  it('does not carry context across files', async () => {
+    await files({ 'a.txt': 'x\nhit\n', 'b.txt': 'hit\ny\n' });
+    const r = await run({ pattern: 'hit', context_lines: 3 });
+    expect(r.matches.map((m) => [m.path, m.before, m.after])).to.deep.equal([
+      ['a.txt', ['x'], []],
+      ['b.txt', [], ['y']],
+    ]);
+  });
+
+  it('stops at max_results with truncated: true, and clamps max_results to search.maxResults', async () => {
+    await files({ 'a.txt': 'hit\n'.repeat(50), 'b.txt': 'hit\n'.repeat(50) });
+    const r = await run({ pattern: 'hit', max_results: 3 });
+    expect(where(r)).to.deep.equal(['a.txt:1', 'a.txt:2', 'a.txt:3']);
+    expect(r.truncated).to.equal(true);
+    const all = await run({ pattern: 'hit', max_results: 1000 });
+    expect(all.matches).to.have.length(100);
+    expect(all.truncated).to.equal(false);
+    config = loadConfig({ overrides: { search: { maxResults: 7 } } });
+    const clamped = await run({ pattern: 'hit', max_results: 1000 });
+    expect(clamped.matches).to.have.length(7);
+    expect(clamped.truncated).to.equal(true);
+  });
+
+  it('completes the after-context of the last match before stopping', async () => {
+    await files({ 'a.txt': 'hit\nctx1\nctx2\nhit\n' });
+    const r = await run({ pattern: 'hit', max_results: 1, context_lines: 2 });
+    expect(r.matches).to.have.length(1);
+    expect(r.matches[0]!.after).to.deep.equal(['ctx1', 'ctx2']);
+    expect(r.truncated).to.equal(true);
+  });
+
+  for (const withGit of [false, true]) {
+    it(`respects .gitignore files, root and nested (${withGit ? 'with' : 'without'} a .git folder)`, async () => {
+      await files({
+        '.gitignore': 'build/\n*.tmp\n',
+        'src/.gitignore': 'generated.ts\n!keep.tmp\n',
+        'src/a.ts': 'needle\n',
+        'src/generated.ts': 'needle\n',
+        'src/keep.tmp': 'needle\n',
+        'src/x.tmp': 'needle\n',
+        'build/out.js': 'needle\n',
+        'lib/generated.ts': 'needle\n',
+      });
+      if (withGit) await files({ '.git/HEAD': 'ref: refs/heads/main\n' });
+      const expected = ['lib/generated.ts:1', 'src/a.ts:1', 'src/keep.tmp:1'];
+      expect(where(await run({ pattern: 'needle' }))).to.deep.equal(expected);
+      // Searching a subfolder still applies the .gitignore files above it.
+      expect(where(await run({ pattern: 'needle', path: 'src' }))).to.deep.equal(['src/a.ts:1', 'src/keep.tmp:1']);
+    });
+  }
+
+  it('searches a named ignored folder whole, and a named ignored file', async () => {
+    await files({
+      '.gitignore': 'node_modules/\n*.log\n',
+      'node_modules/dep/index.js': 'needle\n',
+      'node_modules/dep/debug.log': 'needle\n',
+      'node_modules/dep/.git/config': 'needle\n',
+      'src/a.log': 'needle\n',
+    });
+    expect(where(await run({ pattern: 'needle' }))).to.deep.equal([]);
+    expect(where(await run({ pattern: 'needle', path: 'node_modules/dep' }))).to.deep.equal([
+      'node_modules/dep/debug.log:1',
+      'node_modules/dep/index.js:1',
+    ]);
+    expect(where(await run({ pattern: 'needle', path: 'src/a.log' }))).to.deep.equal(['src/a.log:1']);
+  });
+
+  it('ignores .gitignore files above the project root', async () => {
+    await writeFile(join(outer, '.gitignore'), 'project/\n*.txt\nsrc/\n');
+    await files({ 'src/a.txt': 'needle\n' });
+    expect(where(await run({ pattern: 'needle' }))).to.deep.equal(['src/a.txt:1']);
+    expect(where(await run({ pattern: 'needle', path: 'src' }))).to.deep.equal(['src/a.txt:1']);
+  });
+
+  it('searches hidden files but never .git', async () => {
+    await files({
+      '.env.example': 'needle\n',
+      '.git/config': 'needle\n',
+      '.git/refs/heads/main': 'needle\n',
+      'vendor/sub/.git': 'gitdir: needle\n',
+    });
+    expect(where(await run({ pattern: 'needle' }))).to.deep.equal(['.env.example:1']);
+    expect(where(await run({ pattern: 'needle', glob: '**' }))).to.deep.equal(['.env.example:1']);
+    expect((await failure(run({ pattern: 'needle', path: '.git' }))).code).to.equal('bad_request');
+    expect((await failure(run({ pattern: 'needle', path: '.git/config' }))).code).to.equal('bad_request');
+  });
+
+  it('returns no matches (not an error) when nothing matches', async () => {
+    await files({ 'a.txt': 'nothing here\n' });
+    expect(await run({ pattern: 'absent' })).to.deep.equal({ matches: [], truncated: false });
+  });
+
+  it('rejects an invalid regex with invalid_regex, the reason and a hint', async () => {
+    await files({ 'a.txt': 'a(b\n' });
+    const err = await failure(run({ pattern: 'a(b', regex: true }));
+    expect(err.code).to.equal('invalid_regex');
+    expect(err.message).to.match(/unclosed group/);
+    expect(err.message).to.match(/regex: false/);
+    // The same text as a literal is fine.
+    expect(where(await run({ pattern: 'a(b' }))).to.deep.equal(['a.txt:1']);
+  });
+
+  it('rejects an invalid glob with bad_request', async () => {
+    await files({ 'a.txt': 'x\n' });
+    const err = await failure(run({ pattern: 'x', glob: '[' }));
+    expect(err.code).to.equal('bad_request');
+    expect(err.message).to.include('glob');
+  });
+
+  it('rejects a pattern with a line break', async () => {
+    expect((await failure(run({ pattern: 'a\nb' }))).code).to.equal('bad_request');
+  });
+
+  it('refuses paths outside the project and reports missing ones', async () => {
+    await writeFile(join(outer, 'secret.txt'), 'needle\n');
+    expect((await failure(run({ pattern: 'needle', path: '../' }))).code).to.equal('path_outside_project');
+    expect((await failure(run({ pattern: 'needle', path: '../secret.txt' }))).code).to.equal('path_outside_project');
+    expect((await failure(run({ pattern: 'needle', path: outer }))).code).to.equal('path_outside_project');
+    expect((await failure(run({ pattern: 'needle', path: 'missing' }))).code).to.equal('file_not_found');
+  });
+
+  it('treats a pattern starting with "-" as a pattern, not a flag', async () => {
+    await files({ 'a.txt': '--version\n' });
+    expect(where(await run({ pattern: '--version' }))).to.deep.equal(['a.txt:1']);
+  });
+
+  it('stops rg at search.timeoutS and returns timed_out: true', async () => {
+    // rg reading a FIFO that nobody writes to blocks forever: a search that cannot finish on its own.
+    execFileSync('mkfifo', [join(root, 'stuck')]);
+    config = loadConfig({ overrides: { search: { timeoutS: 1 } } });
+    const r = await run({ pattern: 'needle', path: 'stuck' });
+    expect(r).to.deep.equal({ matches: [], truncated: false, timed_out: true });
+  });
+
+  it('kills rg and rejects when the job is cancelled', async () => {
+    execFileSync('mkfifo', [join(root, 'stuck')]);
+    const controller = new AbortController();
+    const pending = run({ pattern: 'needle', path: 'stuck' }, ctx({ signal: controller.signal }));
+    setTimeout(() => controller.abort(), 50);
+    expect((await failure(pending)).message).to.match(/cancelled/);
+    controller.abort();
+    expect((await failure(run({ pattern: 'x' }, ctx({ signal: controller.signal })))).message).to.match(/cancelled/);
+  });
+});
