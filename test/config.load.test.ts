@@ -1,0 +1,75 @@
+import { expect } from 'chai';
+import { availableParallelism } from 'node:os';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { ConfigError, loadConfig, readDefaults } from '../config/load.js';
+import { configSchema } from '../config/schema.js';
+import { tempDir } from './helpers/harness.js';
+
+function fails(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  expect.fail('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  it('loads the defaults, resolving pool.maxThreads "auto" to 2 x cores + 1', () => {
+    const c = loadConfig();
+    expect(c.pool.maxThreads).to.equal(2 * availableParallelism() + 1);
+    expect(c.host).to.equal('127.0.0.1');
+    expect(Object.isFrozen(c) && Object.isFrozen(c.commands)).to.equal(true);
+  });
+
+  it('documents every option of the schema and has a default for each', () => {
+    const defaults = readDefaults();
+    const walk = (schema: z.ZodType, value: unknown, path: string): void => {
+      expect(schema.description ?? (schema instanceof z.ZodObject ? 'object' : undefined), `${path} has no doc`).to.be.a('string');
+      if (schema instanceof z.ZodObject) {
+        for (const [k, child] of Object.entries(schema.shape as Record<string, z.ZodType>)) {
+          expect(value, `${path}.${k} default`).to.have.property(k);
+          walk(child, (value as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
+        }
+      }
+    };
+    walk(configSchema, defaults, '');
+  });
+
+  it('names the field of a bad value and of an unknown key', () => {
+    const m = fails(() => loadConfig({ overrides: { pool: { maxThreads: 0 }, commands: { maxConcurent: 3 } } }));
+    expect(m).to.include('pool.maxThreads');
+    expect(m).to.include('commands.maxConcurent: unknown key');
+  });
+
+  it('applies a config file, then env overrides', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'c.json');
+    await writeFile(file, JSON.stringify({ port: 9999, commands: { maxConcurrent: 3 } }));
+    const c = loadConfig({ file, env: { PORT: '1234', TOOLHOST_DATA_DIR: dir, TOOLHOST_TOKEN: 'a-token-of-16-chars!' } });
+    expect(c.port).to.equal(1234);
+    expect(c.commands.maxConcurrent).to.equal(3);
+    expect(c.commands.maxPerProject).to.equal(4);
+    expect(c.dataDir).to.equal(dir);
+    expect(c.token).to.equal('a-token-of-16-chars!');
+  });
+
+  it('refuses an unreadable or invalid config file with its path', async () => {
+    expect(fails(() => loadConfig({ file: '/nonexistent/toolhost.json' }))).to.include('/nonexistent/toolhost.json');
+    const dir = await tempDir();
+    await writeFile(join(dir, 'bad.json'), '{ nope');
+    expect(fails(() => loadConfig({ file: join(dir, 'bad.json') }))).to.include('not valid JSON');
+  });
+
+  it('refuses to bind beyond loopback without a token', () => {
+    expect(fails(() => loadConfig({ overrides: { host: '0.0.0.0' } }))).to.include('token');
+    expect(loadConfig({ overrides: { host: '0.0.0.0', token: 'x'.repeat(32) } }).host).to.equal('0.0.0.0');
+  });
+
+  it('refuses a bad PORT', () => {
+    expect(fails(() => loadConfig({ env: { PORT: 'eighty' } }))).to.include('PORT');
+  });
+});

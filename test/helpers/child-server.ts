@@ -1,0 +1,48 @@
+/** Runs the real entry point (supervisor/main.ts) as a child process, the way an operator runs `npm start`. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { tempDir } from './harness.js';
+
+const MAIN = fileURLToPath(new URL('../../supervisor/main.ts', import.meta.url));
+
+/** A supervisor in its own process. */
+export interface ChildServer {
+  url: string;
+  dataDir: string;
+  child: ChildProcess;
+  /** JSON log lines seen so far. */
+  logs: Record<string, unknown>[];
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+}
+
+/** Starts `node --import tsx supervisor/main.ts --config <file>` with `config` and waits for it to listen. */
+export async function startChild(config: Record<string, unknown>, env: Record<string, string> = {}): Promise<ChildServer> {
+  const dataDir = await tempDir('toolhost-child-');
+  const file = join(dataDir, 'config.json');
+  await writeFile(file, JSON.stringify({ port: 0, dataDir: join(dataDir, 'data'), ...config }));
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--config', file], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        logs.push(entry);
+        if (entry.msg === 'toolhost listening') resolve(String(entry.url));
+      } catch {
+        // not a log line
+      }
+    });
+    void exited.then((code) => reject(new Error(`supervisor exited with ${code} before listening: ${stderr}`)));
+  });
+  return { url, dataDir, child, logs, exited };
+}
