@@ -11,9 +11,9 @@ const nonNegativeInt = () => z.number().int().nonnegative();
 /** The schema of the whole configuration file. */
 export const configSchema = z.strictObject({
   host: z.string().min(1).describe('Address the HTTP front binds to; anything but loopback requires a token.'),
-  port: z.number().int().min(0).max(65535).describe('TCP port of the HTTP front (0 picks a free one). Env PORT.'),
-  dataDir: z.string().min(1).describe('Folder for the project store, project caches and homes. Env TOOLHOST_DATA_DIR.'),
-  token: z.string().min(16).nullable().describe('Bearer token required on every route but /health (null: no auth). Env TOOLHOST_TOKEN.'),
+  port: z.number().int().min(0).max(65535).describe('TCP port of the HTTP front (0 picks a free one).'),
+  dataDir: z.string().min(1).describe('Folder for the project store, project caches and homes.'),
+  token: z.string().min(16).nullable().describe('Bearer token required on every route but /health (null: no auth; at least 16 characters).'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).describe('pino log level.'),
   http: z.strictObject({
     maxBodyBytes: positiveInt().describe('Largest JSON request body; larger bodies get 413.'),
@@ -22,7 +22,7 @@ export const configSchema = z.strictObject({
   }),
   queue: z.strictObject({
     backend: z.enum(['memory']).describe('Job queue backend: "memory" (embedded, in-process).'),
-    maxDepth: positiveInt().describe('Most jobs waiting to run; beyond it requests get 503 queue_full with Retry-After.'),
+    maxDepth: positiveInt().describe('Most jobs accepted and not yet finished; beyond it requests get 503 queue_full with Retry-After.'),
   }),
   pool: z.strictObject({
     maxThreads: z.union([z.literal('auto'), positiveInt()]).describe('Threads of the file-tool pool; "auto" is (2 x cores) + 1.'),
@@ -55,7 +55,7 @@ export const configSchema = z.strictObject({
     maxRatio: positiveInt().describe('Largest expanded/compressed size ratio before an archive counts as a bomb.'),
   }),
   store: z.strictObject({
-    backend: z.enum(['local']).describe('Project store: "local" keeps archives in <dataDir>/store/.'),
+    backend: z.enum(['local']).describe('Project store: "local" keeps archives in the store/ folder of dataDir.'),
   }),
   shutdown: z.strictObject({
     graceS: nonNegativeInt().describe('On SIGTERM, seconds in-flight jobs get to finish before their processes are killed.'),
