@@ -2,6 +2,7 @@
  * Renders the configuration table of the README from the schema and the defaults file, so the documentation
  * cannot drift from the code (a test compares the two). Run `npm run config:table` to print it.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { readDefaults } from './load.js';
 import { configSchema } from './schema.js';
@@ -26,6 +27,30 @@ export function configTable(): string {
   return rows.join('\n');
 }
 
-if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
-  process.stdout.write(`${configTable()}\n`);
+const START = /<!-- config-table:start[^>]*-->\n/;
+const END = '<!-- config-table:end -->';
+
+/** The README's configuration section as it stands (between its markers). */
+export function readmeTable(readme: string): string | undefined {
+  const start = START.exec(readme);
+  const end = readme.indexOf(END);
+  return start && end > start.index ? readme.slice(start.index + start[0].length, end).trim() : undefined;
+}
+
+/** The README with its configuration section replaced by the generated table. */
+export function withTable(readme: string): string {
+  const start = START.exec(readme);
+  const end = readme.indexOf(END);
+  if (!start || end < start.index) throw new Error('README.md lacks the config-table markers');
+  return `${readme.slice(0, start.index + start[0].length)}${configTable()}\n${readme.slice(end)}`;
+}
+
+// `npm run config:table` prints the table; `-- --write` updates README.md in place.
+if (process.argv[1]?.endsWith('table.ts') || process.argv[1]?.endsWith('table.js')) {
+  if (process.argv.includes('--write')) {
+    const readme = new URL('../README.md', import.meta.url);
+    writeFileSync(readme, withTable(readFileSync(readme, 'utf8')));
+  } else {
+    process.stdout.write(`${configTable()}\n`);
+  }
 }

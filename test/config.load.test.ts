@@ -73,3 +73,12 @@ describe('configuration', () => {
     expect(fails(() => loadConfig({ env: { PORT: 'eighty' } }))).to.include('PORT');
   });
 });
+
+describe('README configuration table', () => {
+  it('matches the schema and defaults (run `npm run config:table -- --write` after changing them)', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { configTable, readmeTable } = await import('../config/table.js');
+    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+    expect(readmeTable(readme)).to.equal(configTable());
+  });
+});
