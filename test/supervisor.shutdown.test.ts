@@ -27,7 +27,7 @@ describe('supervisor process: signals and shutdown', () => {
 
   async function start(graceS: number): Promise<ChildServer> {
     srv = await startChild({ logLevel: 'info', shutdown: { graceS }, commands: { killGraceS: 1 } });
-    const put = await fetch(`${srv.url}/projects/p`, { method: 'PUT', body: await buildArchive({ 'a.txt': 'a\n' }) });
+    const put = await fetch(`${srv.url}/projects/p`, { method: 'PUT', body: (await buildArchive({ 'a.txt': 'a\n' })) as unknown as BodyInit });
     expect(put.status).to.equal(201);
     return srv;
   }
