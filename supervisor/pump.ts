@@ -7,6 +7,7 @@
  *   -> running on the pool -> completed (the outcome goes back through the queue to the waiting request).
  * Waiting for a project or a lock holds no lane slot, so a slow extraction never starves other projects.
  */
+import { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
 import { ToolhostError, toToolhostError } from '../lib/errors.js';
@@ -30,8 +31,16 @@ export interface PumpOptions {
 /** Most jobs taken off the queue in one receive. */
 const RECEIVE_BATCH = 64;
 
+/** Events of the pump, for metrics and observers. */
+export interface PumpEvents {
+  /** A job got its lane slot and starts on the pool. */
+  'job:start': [job: Job];
+  /** A job ended (any outcome); `durationMs` counts from receipt. */
+  'job:end': [job: Job, outcome: JobOutcome, durationMs: number];
+}
+
 /** Runs queued jobs on the pools. An actor: start(), close({ force }). */
-export class QueuePump {
+export class QueuePump extends EventEmitter<PumpEvents> {
   readonly #o: PumpOptions;
   readonly #lanes: Record<Lane, FairSemaphore>;
   readonly #fileLocks = new KeyedMutex();
@@ -49,6 +58,7 @@ export class QueuePump {
   #closing: Promise<void> | undefined;
 
   constructor(o: PumpOptions) {
+    super();
     this.#o = o;
     const { commands, pool } = o.config;
     this.#lanes = {
@@ -125,8 +135,10 @@ export class QueuePump {
     } catch (err) {
       outcome = { ok: false, error: toToolhostError(err).toJSON() };
     }
+    const durationMs = Date.now() - started;
+    this.emit('job:end', job, outcome, durationMs);
     this.#o.log.info(
-      { job_id: job.id, project_id: job.projectId, type: job.type, outcome: outcome.ok ? 'ok' : outcome.error.code, duration_ms: Date.now() - started },
+      { job_id: job.id, project_id: job.projectId, type: job.type, outcome: outcome.ok ? 'ok' : outcome.error.code, duration_ms: durationMs },
       'job',
     );
     try {
@@ -144,6 +156,7 @@ export class QueuePump {
       const lane = laneOf(job.type);
       const release = await this.#lanes[lane].acquire(job.projectId, this.#stop.signal);
       this.#runningByType.set(job.type, (this.#runningByType.get(job.type) ?? 0) + 1);
+      this.emit('job:start', job);
       const channel = lane === 'commands' ? new MessageChannel() : undefined;
       if (channel) this.#cancels.set(job.id, channel.port1);
       try {
