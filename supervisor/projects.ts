@@ -5,6 +5,7 @@
  * on the supervisor's event loop.
  */
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { mkdir, readdir, realpath, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sniffFile } from '../lib/archive/format.js';
@@ -44,8 +45,16 @@ export interface ProjectCacheOptions {
   activeJobs(id: string): number;
 }
 
+/** Events of the cache, for metrics and observers. */
+export interface ProjectCacheEvents {
+  /** A job found its project's working copy ready. */
+  hit: [id: string];
+  /** A job's project had to be extracted first (emitted once per extraction). */
+  miss: [id: string];
+}
+
 /** Local working copies of stored projects. */
-export class ProjectCache {
+export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
   readonly #o: ProjectCacheOptions;
   readonly #projectsDir: string;
   readonly #tmpDir: string;
@@ -55,6 +64,7 @@ export class ProjectCache {
   readonly #extractions: FairSemaphore;
 
   constructor(o: ProjectCacheOptions) {
+    super();
     this.#o = o;
     this.#projectsDir = join(o.dataDir, 'projects');
     this.#tmpDir = join(o.dataDir, 'tmp');
@@ -85,10 +95,12 @@ export class ProjectCache {
     const entry = this.#entries.get(id);
     if (entry) {
       entry.lastAccess = Date.now();
+      this.emit('hit', id);
       return Promise.resolve(entry.root);
     }
     let flight = this.#inflight.get(id);
     if (!flight) {
+      this.emit('miss', id);
       flight = this.#locks.run(id, () => this.#materialize(id)).finally(() => this.#inflight.delete(id));
       this.#inflight.set(id, flight);
     }
