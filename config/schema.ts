@@ -6,6 +6,9 @@
 import { z } from 'zod';
 
 const positiveInt = () => z.number().int().positive();
+
+/** The longest a request may wait: HTTP clients (undici, fetch) give up at 300 s. */
+export const MAX_WAIT_S = 190;
 const nonNegativeInt = () => z.number().int().nonnegative();
 
 /** The schema of the whole configuration file. */
@@ -32,10 +35,16 @@ export const configSchema = z.strictObject({
     maxConcurrent: positiveInt().describe('Command slots: most shell commands running at once on this machine.'),
     maxPerProject: positiveInt().describe('Most shell commands running at once in one project; more wait their turn.'),
     threads: positiveInt().describe('Threads of the command pool; each hosts several commands (they mostly wait on I/O).'),
-    defaultTimeoutS: positiveInt().describe('timeout_s of /execute when the request gives none.'),
+    defaultTimeoutS: positiveInt().describe('timeout_s of /execute when the request gives none (background jobs get maxTimeoutS).'),
+    defaultWaitS: z.number().int().min(0).max(MAX_WAIT_S).describe(`wait_s of /execute when the request gives none (at most ${MAX_WAIT_S}: HTTP clients give up at 300 s).`),
     maxTimeoutS: positiveInt().describe('Largest timeout_s a request may ask for.'),
     killGraceS: nonNegativeInt().describe('Seconds between SIGTERM and SIGKILL when a command tree is killed.'),
-    maxOutputBytes: positiveInt().describe('Bytes of stdout and of stderr kept per command (half head, half tail).'),
+    maxOutputBytes: positiveInt().describe('Bytes of stdout and of stderr in one response (half head, half tail).'),
+    maxLogBytes: positiveInt().describe('Bytes of stdout and of stderr spooled to disk per command, readable by offset.'),
+  }),
+  jobs: z.strictObject({
+    retentionMinutes: positiveInt().describe('Finished command jobs and their logs are kept this long, then removed.'),
+    maxLogDiskBytes: positiveInt().describe('Disk budget of all job logs; beyond it the oldest finished jobs lose their logs first.'),
   }),
   files: z.strictObject({
     maxReadBytes: positiveInt().describe('Most bytes of content one /file/read returns; larger reads are cut at a line end.'),

@@ -2,6 +2,7 @@
  * What every handler receives besides its validated request: the project root, the configuration and a signal
  * that fires when the job is cancelled (shutdown, or the caller's cancel).
  */
+import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
 
 /** The context of one job inside a pool thread. */
@@ -16,7 +17,22 @@ export interface HandlerContext {
   jobId: string;
   /** The project the job runs in. */
   projectId: string;
+  /**
+   * The job's control channel with the supervisor, for commands: it receives {@link ControlMessage}s and the
+   * handler posts {@link ProgressMessage}s on it.
+   */
+  port?: MessagePort | undefined;
 }
 
 /** A tool implementation: a plain async function from a validated request to a JSON-safe result. */
 export type Handler<Req, Res> = (req: Req, ctx: HandlerContext) => Promise<Res>;
+
+/** Supervisor -> handler. */
+export type ControlMessage = { t: 'cancel' } | { t: 'stdin'; data: string; eof?: boolean };
+
+/** Handler -> supervisor: bytes of each stream now on disk. */
+export interface ProgressMessage {
+  t: 'progress';
+  stdout: number;
+  stderr: number;
+}

@@ -3,9 +3,11 @@ import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ToolhostError, errnoCode } from '../lib/errors.js';
 import { resolveInProject } from '../lib/paths.js';
+import { jobLogPaths, jobLogsDir } from '../lib/process/job-logs.js';
+import { LogSpool } from '../lib/process/log-spool.js';
 import { runCommand } from '../lib/process/run-command.js';
 import type { ExecuteRequest } from '../lib/schemas.js';
-import type { Handler } from './context.js';
+import type { ControlMessage, Handler, HandlerContext, ProgressMessage } from './context.js';
 
 /** The JSON answer of /execute. */
 export interface ExecuteResult {
@@ -19,6 +21,11 @@ export interface ExecuteResult {
   duration_ms: number;
   truncated: { stdout: boolean; stderr: boolean };
   omitted_bytes: { stdout: number; stderr: number };
+  /** Bytes of each stream spooled to disk: where GET /jobs/:id continues. */
+  stdout_offset: number;
+  stderr_offset: number;
+  /** Bytes beyond commands.maxLogBytes that were not spooled. */
+  log_dropped_bytes: { stdout: number; stderr: number };
 }
 
 export const execute: Handler<ExecuteRequest, ExecuteResult> = async (req, ctx) => {
@@ -37,17 +44,36 @@ export const execute: Handler<ExecuteRequest, ExecuteResult> = async (req, ctx) 
   // into the project.
   const home = join(ctx.config.dataDir, 'homes', ctx.projectId);
   await mkdir(home, { recursive: true });
+  await mkdir(jobLogsDir(ctx.config.dataDir), { recursive: true });
   const c = ctx.config.commands;
+  const paths = jobLogPaths(ctx.config.dataDir, ctx.jobId);
+  const progress = throttledProgress(ctx);
+  const logs = {
+    stdout: new LogSpool(paths.stdout, c.maxLogBytes, progress.notify),
+    stderr: new LogSpool(paths.stderr, c.maxLogBytes, progress.notify),
+  };
+  progress.bind(logs);
   const r = await runCommand({
     command: req.command,
     cwd,
     home,
     env: req.env,
     jobId: ctx.jobId,
-    timeoutMs: Math.min(req.timeout_s ?? c.defaultTimeoutS, c.maxTimeoutS) * 1000,
+    timeoutMs: Math.min(req.timeout_s ?? (req.background ? c.maxTimeoutS : c.defaultTimeoutS), c.maxTimeoutS) * 1000,
     killGraceMs: c.killGraceS * 1000,
     maxOutputBytes: c.maxOutputBytes,
     signal: ctx.signal,
+    stdin: req.stdin === 'pipe' ? 'pipe' : 'ignore',
+    onStdin: (stdin) =>
+      ctx.port?.on('message', (m: ControlMessage) => {
+        if (m.t !== 'stdin') return;
+        if (m.data) stdin.write(m.data);
+        if (m.eof) stdin.end();
+      }),
+    logs,
+  }).finally(async () => {
+    await Promise.all([logs.stdout.close(), logs.stderr.close()]);
+    progress.flush();
   });
   return {
     job_id: ctx.jobId,
@@ -60,5 +86,33 @@ export const execute: Handler<ExecuteRequest, ExecuteResult> = async (req, ctx) 
     duration_ms: r.durationMs,
     truncated: r.truncated,
     omitted_bytes: r.omittedBytes,
+    stdout_offset: logs.stdout.written,
+    stderr_offset: logs.stderr.written,
+    log_dropped_bytes: { stdout: logs.stdout.dropped, stderr: logs.stderr.dropped },
   };
 };
+
+/** Posts the spooled sizes to the supervisor at most every PROGRESS_MS, and once more at the end. */
+function throttledProgress(ctx: HandlerContext) {
+  let logs: { stdout: LogSpool; stderr: LogSpool } | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const post = (): void => {
+    timer = undefined;
+    if (logs) ctx.port?.postMessage({ t: 'progress', stdout: logs.stdout.written, stderr: logs.stderr.written } satisfies ProgressMessage);
+  };
+  return {
+    bind(l: typeof logs) {
+      logs = l;
+    },
+    notify: () => {
+      timer ??= setTimeout(post, PROGRESS_MS);
+    },
+    flush() {
+      clearTimeout(timer);
+      post();
+    },
+  };
+}
+
+/** Longest delay between output reaching disk and the supervisor hearing of it. */
+const PROGRESS_MS = 25;

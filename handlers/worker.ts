@@ -13,6 +13,7 @@ import type { ArchiveFormat } from '../lib/archive/format.js';
 import { extractArchive } from '../lib/archive/extract.js';
 import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import type { Job, JobOutcome } from '../lib/jobs.js';
+import type { ControlMessage } from './context.js';
 import { HANDLERS } from './index.js';
 
 /** Data every pool thread is started with. */
@@ -41,9 +42,9 @@ async function treeSize(dir: string): Promise<number> {
 
 async function runJob(task: Extract<PoolTask, { kind: 'job' }>): Promise<unknown> {
   const controller = new AbortController();
-  task.cancelPort?.once('message', () =>
-    controller.abort(new ToolhostError('cancelled', 'the job was cancelled (shutdown or DELETE); its processes were stopped')),
-  );
+  task.cancelPort?.on('message', (m: ControlMessage) => {
+    if (m.t === 'cancel') controller.abort(new ToolhostError('cancelled', 'the job was cancelled (shutdown or DELETE); its processes were stopped'));
+  });
   try {
     const handler = HANDLERS[task.job.type] as (req: unknown, ctx: unknown) => Promise<unknown>;
     return await handler(task.job.payload, {
@@ -52,6 +53,7 @@ async function runJob(task: Extract<PoolTask, { kind: 'job' }>): Promise<unknown
       signal: controller.signal,
       jobId: task.job.id,
       projectId: task.job.projectId,
+      port: task.cancelPort,
     });
   } finally {
     task.cancelPort?.close();

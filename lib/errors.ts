@@ -24,6 +24,8 @@ export const ERROR_STATUS = {
   project_exists: 409,
   project_busy: 409,
   cancelled: 409,
+  stdin_not_piped: 409,
+  job_finished: 409,
   payload_too_large: 413,
   file_too_large: 413,
   unsupported_media_type: 415,

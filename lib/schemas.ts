@@ -24,6 +24,14 @@ export const executeRequest = z.strictObject({
     .optional()
     .describe('Extra environment variables for the command.'),
   timeout_s: z.number().positive().optional().describe('Kill the command tree after this many seconds.'),
+  wait_s: z
+    .number()
+    .min(0)
+    .max(190)
+    .optional()
+    .describe('How long this request waits; a command still running then is answered with status "running" and keeps running.'),
+  background: z.boolean().default(false).describe('Answer at once with the job_id (dev servers, watchers); follow it with the jobs API.'),
+  stdin: z.enum(['null', 'pipe']).default('null').describe('"pipe" keeps stdin open for POST /jobs/:id/input; "null" makes prompts fail fast.'),
 });
 export type ExecuteRequest = z.infer<typeof executeRequest>;
 
@@ -72,3 +80,25 @@ export const searchRequest = z.strictObject({
   path: relPath.default('.').describe('Folder or file to search within.'),
 });
 export type SearchRequest = z.infer<typeof searchRequest>;
+
+/** A job id as the API hands it out. */
+export const jobId = z.string().regex(/^[0-9a-f-]{36}$/, 'must be a job_id returned by /execute').describe('Job identifier.');
+
+const offset = z.coerce.number().int().min(0).default(0);
+
+export const jobPollQuery = z.strictObject({
+  wait_s: z.coerce.number().min(0).max(190).default(30).describe('Answer at the latest after this long (at most 190).'),
+  stdout_offset: offset.describe('Byte offset in stdout already seen; only newer output is returned.'),
+  stderr_offset: offset.describe('Byte offset in stderr already seen.'),
+});
+export type JobPollQuery = z.infer<typeof jobPollQuery>;
+
+export const jobListQuery = z.strictObject({
+  project_id: projectId.optional(),
+});
+
+export const jobInputRequest = z.strictObject({
+  data: z.string().max(1_000_000).describe('Text written to the command\'s stdin (add "\\n" to end a line).'),
+  eof: z.boolean().default(false).describe('Close stdin after writing.'),
+});
+export type JobInputRequest = z.infer<typeof jobInputRequest>;

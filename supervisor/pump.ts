@@ -10,11 +10,13 @@
 import { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
+import type { ControlMessage } from '../handlers/context.js';
 import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import { FairSemaphore } from '../lib/fair-semaphore.js';
 import { type Job, type JobOutcome, type JobType, type Lane, laneOf } from '../lib/jobs.js';
 import { KeyedMutex } from '../lib/keyed-mutex.js';
 import type { JobQueue } from '../lib/queue/job-queue.js';
+import type { CommandJobs } from './command-jobs.js';
 import type { Logger } from './logger.js';
 import { FILE_LANE_PER_THREAD, type Pools } from './pools.js';
 import type { ProjectCache } from './projects.js';
@@ -25,6 +27,8 @@ export interface PumpOptions {
   queue: JobQueue;
   pools: Pools;
   projects: ProjectCache;
+  /** The registry of command jobs (status, output sizes, stdin, cancel). */
+  commands: CommandJobs;
   log: Logger;
 }
 
@@ -97,7 +101,7 @@ export class QueuePump extends EventEmitter<PumpEvents> {
   /** Asks a running command to stop; its handler kills the process tree. */
   cancel(jobId: string): boolean {
     const port = this.#cancels.get(jobId);
-    port?.postMessage('cancel');
+    port?.postMessage({ t: 'cancel' } satisfies ControlMessage);
     return port !== undefined;
   }
 
@@ -135,6 +139,7 @@ export class QueuePump extends EventEmitter<PumpEvents> {
     } catch (err) {
       outcome = { ok: false, error: toToolhostError(err).toJSON() };
     }
+    if (job.type === 'execute') this.#o.commands.finished(job.id, outcome);
     const durationMs = Date.now() - started;
     this.emit('job:end', job, outcome, durationMs);
     this.#o.log.info(
@@ -155,10 +160,17 @@ export class QueuePump extends EventEmitter<PumpEvents> {
     try {
       const lane = laneOf(job.type);
       const release = await this.#lanes[lane].acquire(job.projectId, this.#stop.signal);
+      if (this.#o.commands.cancelledBeforeStart(job.id)) {
+        release();
+        return { ok: false, error: new ToolhostError('cancelled', 'the command was cancelled before it started').toJSON() };
+      }
       this.#runningByType.set(job.type, (this.#runningByType.get(job.type) ?? 0) + 1);
       this.emit('job:start', job);
       const channel = lane === 'commands' ? new MessageChannel() : undefined;
-      if (channel) this.#cancels.set(job.id, channel.port1);
+      if (channel) {
+        this.#cancels.set(job.id, channel.port1);
+        this.#o.commands.started(job.id, channel.port1);
+      }
       try {
         return await this.#o.pools.run(lane, { kind: 'job', job, root, cancelPort: channel?.port2 }, channel?.port2);
       } finally {
@@ -187,7 +199,7 @@ export class QueuePump extends EventEmitter<PumpEvents> {
     if (!this.#stop.signal.aborted) {
       this.#stop.abort(new ToolhostError('shutting_down', 'the server is shutting down; the job did not start, retry later'));
     }
-    for (const port of this.#cancels.values()) port.postMessage('cancel');
+    for (const port of this.#cancels.values()) port.postMessage({ t: 'cancel' } satisfies ControlMessage);
   }
 
   async #close(force: boolean): Promise<void> {

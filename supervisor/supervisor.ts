@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { MemoryQueue } from '../lib/queue/memory-queue.js';
 import { LocalStore } from '../lib/store/local-store.js';
+import { CommandJobs } from './command-jobs.js';
 import { createApp } from './http/app.js';
 import { HttpFront } from './http/server.js';
 import { createLogger, type Logger } from './logger.js';
@@ -53,11 +54,15 @@ export async function startSupervisor(config: Config, log: Logger = createLogger
     });
     await projects.start();
 
-    pump = new QueuePump({ config, queue, pools, projects, log });
+    const commands = new CommandJobs(config, log);
+    await commands.start();
+    releases.push(() => commands.close());
+
+    pump = new QueuePump({ config, queue, pools, projects, commands, log });
     pump.start();
     const thePump = pump;
 
-    const app = createApp({ config, queue, pump, pools, projects, log, startedAt: Date.now(), closing: () => closing });
+    const app = createApp({ config, queue, pump, pools, projects, commands, log, startedAt: Date.now(), closing: () => closing });
     const http = new HttpFront(app, config.host, config.port);
     const address = await http.start();
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;

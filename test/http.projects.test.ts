@@ -34,7 +34,7 @@ describe('projects', () => {
     expect(await readdir(join(s.dataDir, 'store'))).to.deep.equal([]);
     expect(await readdir(join(s.dataDir, 'projects'))).to.deep.equal([]);
     expect(await readdir(join(s.dataDir, 'tmp'))).to.deep.equal([]);
-    expect((await readdir(s.dataDir)).sort()).to.deep.equal(['projects', 'store', 'tmp']);
+    expect((await readdir(s.dataDir)).sort()).to.deep.equal(['jobs', 'projects', 'store', 'tmp']);
     const get = await s.api(`/projects/${id}`);
     expect(get.status).to.equal(404);
   }

@@ -78,7 +78,7 @@ export class OutputBuffer {
 }
 
 /** Largest index <= end that does not split a UTF-8 sequence. */
-function utf8Boundary(buf: Buffer, end: number): number {
+export function utf8Boundary(buf: Buffer, end: number): number {
   let i = end;
   // Step back over continuation bytes (10xxxxxx) to the lead byte, then drop the lead if its sequence is cut.
   while (i > 0 && i > end - 4 && (buf[i - 1]! & 0xc0) === 0x80) i--;
@@ -89,7 +89,7 @@ function utf8Boundary(buf: Buffer, end: number): number {
 }
 
 /** First index that starts a UTF-8 sequence (skips at most 3 continuation bytes). */
-function utf8StartBoundary(buf: Buffer): number {
+export function utf8StartBoundary(buf: Buffer): number {
   let i = 0;
   while (i < 3 && i < buf.length && (buf[i]! & 0xc0) === 0x80) i++;
   return i;

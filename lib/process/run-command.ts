@@ -4,6 +4,8 @@
  * ends, times out or is cancelled.
  */
 import { spawn } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import type { LogSpool } from './log-spool.js';
 import { OutputBuffer } from './output-buffer.js';
 import { JOB_MARKER_VAR, killTree } from './process-tree.js';
 
@@ -32,6 +34,12 @@ export interface RunOptions {
   maxOutputBytes: number;
   /** Cancels the command: its tree is killed and the result says `cancelled`. */
   signal?: AbortSignal | undefined;
+  /** `ignore` (default): stdin is /dev/null. `pipe`: the caller writes to it through `onStdin`. */
+  stdin?: 'ignore' | 'pipe' | undefined;
+  /** Receives the command's stdin when `stdin` is `pipe`. */
+  onStdin?: ((stdin: Writable) => void) | undefined;
+  /** Spools the full output to disk as well (up to their caps). */
+  logs?: { stdout: LogSpool; stderr: LogSpool } | undefined;
 }
 
 /** The outcome of a command. */
@@ -72,10 +80,15 @@ export function runCommand(opts: RunOptions): Promise<RunResult> {
     cwd: opts.cwd,
     env: commandEnv(opts),
     detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [opts.stdin === 'pipe' ? 'pipe' : 'ignore', 'pipe', 'pipe'],
   });
-  child.stdout.on('data', (c: Buffer) => stdout.push(c));
-  child.stderr.on('data', (c: Buffer) => stderr.push(c));
+  capture(child.stdout!, stdout, opts.logs?.stdout);
+  capture(child.stderr!, stderr, opts.logs?.stderr);
+  if (child.stdin) {
+    // A command that exits without reading its input makes our writes fail with EPIPE: not an error of ours.
+    child.stdin.on('error', () => {});
+    opts.onStdin?.(child.stdin);
+  }
 
   let timedOut = false;
   let cancelled = false;
@@ -114,6 +127,7 @@ export function runCommand(opts: RunOptions): Promise<RunResult> {
           await killing;
         }
         await closedOrTimeout(child, 2000);
+        await Promise.all([opts.logs?.stdout.close(), opts.logs?.stderr.close()]);
         const out = stdout.result();
         const err = stderr.result();
         resolve({
@@ -129,6 +143,17 @@ export function runCommand(opts: RunOptions): Promise<RunResult> {
         });
       })().catch(reject);
     });
+  });
+}
+
+/** Feeds a stream into its head/tail buffer and its spool, pausing the stream while the spool's disk catches up. */
+function capture(stream: Readable, buffer: OutputBuffer, spool: LogSpool | undefined): void {
+  stream.on('data', (c: Buffer) => {
+    buffer.push(c);
+    if (spool && !spool.write(c)) {
+      stream.pause();
+      void spool.drained().then(() => stream.resume());
+    }
   });
 }
 

@@ -6,11 +6,13 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Config } from '../../config/schema.js';
 import { ToolhostError } from '../../lib/errors.js';
 import type { JobQueue } from '../../lib/queue/job-queue.js';
+import type { CommandJobs } from '../command-jobs.js';
 import type { Logger } from '../logger.js';
 import type { Pools } from '../pools.js';
 import type { ProjectCache } from '../projects.js';
 import type { QueuePump } from '../pump.js';
 import { sendError } from './errors.js';
+import { jobRoutes } from './job-routes.js';
 import { projectRoutes } from './project-routes.js';
 import { toolRoutes } from './tool-routes.js';
 
@@ -21,6 +23,7 @@ export interface AppDeps {
   pump: QueuePump;
   pools: Pools;
   projects: ProjectCache;
+  commands: CommandJobs;
   log: Logger;
   startedAt: number;
   /** True once shutdown began: new work is refused with 503. */
@@ -64,6 +67,7 @@ export function createApp(d: AppDeps): express.Express {
 
   app.use(toolRoutes(d));
   app.use(projectRoutes(d));
+  app.use(jobRoutes(d));
 
   app.use((req, res) => {
     sendError(res, new ToolhostError('not_found', `no route ${req.method} ${req.path}; see the README's API reference for the routes`));

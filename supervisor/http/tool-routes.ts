@@ -1,9 +1,10 @@
 /** The tool routes: each request becomes a job on the queue and waits for its outcome event (no polling). */
-import express, { type Request, type Response } from 'express';
+import express, { type Response } from 'express';
 import type { z } from 'zod';
 import type { Config } from '../../config/schema.js';
 import { ToolhostError } from '../../lib/errors.js';
-import { type JobType, newJob } from '../../lib/jobs.js';
+import type { ExecuteResult } from '../../handlers/execute.js';
+import { type Job, type JobOutcome, type JobType, newJob } from '../../lib/jobs.js';
 import * as schemas from '../../lib/schemas.js';
 import type { AppDeps } from './app.js';
 import { sendError } from './errors.js';
@@ -27,14 +28,22 @@ export function toolRoutes(d: AppDeps): express.Router {
     router.post(route.path, json, async (req, res) => {
       try {
         const body = validate(route.schema, req.body, `POST ${route.path}`);
-        checkLimits(route.type, body as Record<string, unknown>, d.config);
-        res.json(await submit(d, req, res, route.type, body));
+        res.json(await submitTool(d, route.type, body, clientGone(res)));
       } catch (err) {
         sendError(res, err);
       }
     });
   }
   return router;
+}
+
+/** A signal that fires when the client closes the connection before the answer was sent. */
+export function clientGone(res: Response): AbortSignal {
+  const gone = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) gone.abort(new ToolhostError('bad_request', 'client closed the connection'));
+  });
+  return gone.signal;
 }
 
 /** Bounds that depend on the configuration, checked before a job is queued. */
@@ -50,37 +59,58 @@ function checkLimits(type: JobType, body: Record<string, unknown>, config: Confi
   }
 }
 
-/** How long a request waits for its job before `job_deadline`. */
-function deadlineMs(type: JobType, body: Record<string, unknown>, config: Config): number {
-  if (type !== 'execute') return config.http.requestTimeoutS * 1000;
-  const timeoutS = typeof body.timeout_s === 'number' ? body.timeout_s : config.commands.defaultTimeoutS;
-  // The handler enforces the command's timeout; the wait covers queueing, the kill grace and a margin on top.
-  return (config.http.requestTimeoutS + timeoutS + config.commands.killGraceS + 5) * 1000;
-}
-
-/** Queues a job and waits for its outcome; the wait ends early if the client goes away. */
-async function submit(d: AppDeps, _req: Request, res: Response, type: JobType, body: { project_id: string }): Promise<unknown> {
+/**
+ * Runs a tool request end to end, whatever the transport (HTTP route, MCP): checks config-dependent limits,
+ * queues the job and waits for its outcome event. `signal` ends the wait early (the caller went away); the job
+ * itself goes on. Commands answer after `wait_s` with a running snapshot if they are not done by then.
+ */
+export async function submitTool(d: AppDeps, type: JobType, body: { project_id: string }, signal?: AbortSignal): Promise<unknown> {
   const payload = body as Record<string, unknown>;
+  checkLimits(type, payload, d.config);
   const job = newJob(type, body.project_id, payload);
-  const gone = new AbortController();
-  const onClose = (): void => {
-    if (!res.writableFinished) gone.abort(new ToolhostError('bad_request', 'client closed the connection'));
-  };
-  res.on('close', onClose);
-  try {
-    const outcome = d.queue.waitFor(job.id, { timeoutMs: deadlineMs(type, payload, d.config), signal: gone.signal });
-    try {
-      await d.queue.enqueue(job);
-    } catch (err) {
-      gone.abort(err);
-      outcome.catch(() => {});
-      throw err;
-    }
-    const result = await outcome;
-    if (!result.ok) throw result.error;
-    return result.value;
-  } finally {
-    res.off('close', onClose);
-  }
+  if (type === 'execute') return executeJob(d, job, body as schemas.ExecuteRequest, signal);
+  const { outcome } = await enqueue(d, job, d.config.http.requestTimeoutS * 1000, signal);
+  const result = await outcome;
+  if (!result.ok) throw result.error;
+  return result.value;
 }
 
+/**
+ * Registers a waiter for the job's outcome, then queues the job, so the outcome cannot be missed. Resolves once
+ * the job is queued (it throws `queue_full` or `shutting_down` otherwise) with the pending outcome.
+ */
+async function enqueue(d: AppDeps, job: Job, waitMs: number, signal?: AbortSignal): Promise<{ outcome: Promise<JobOutcome> }> {
+  const refused = new AbortController();
+  const stop = signal ? AbortSignal.any([signal, refused.signal]) : refused.signal;
+  const outcome = d.queue.waitFor(job.id, { timeoutMs: waitMs, signal: stop });
+  try {
+    await d.queue.enqueue(job);
+  } catch (err) {
+    refused.abort(err);
+    outcome.catch(() => {});
+    throw err;
+  }
+  return { outcome };
+}
+
+async function executeJob(d: AppDeps, job: Job, req: schemas.ExecuteRequest, signal?: AbortSignal): Promise<unknown> {
+  d.commands.create(job, req);
+  const waitS = req.background ? 0 : (req.wait_s ?? d.config.commands.defaultWaitS);
+  let pending;
+  try {
+    pending = await enqueue(d, job, waitS * 1000, signal);
+  } catch (err) {
+    d.commands.drop(job.id);
+    throw err;
+  }
+  let outcome: JobOutcome;
+  try {
+    outcome = await pending.outcome;
+  } catch (err) {
+    // Still running at wait_s: answer with what it has printed so far; it keeps running.
+    if (err instanceof ToolhostError && err.code === 'job_deadline') return d.commands.view(job.id, 'snapshot');
+    throw err;
+  }
+  if (!outcome.ok) throw outcome.error;
+  return { ...(outcome.value as ExecuteResult), status: d.commands.status(job.id) };
+}

@@ -1,0 +1,354 @@
+/**
+ * The registry of command jobs, for commands that outlive their request: status, spooled output sizes, waiters
+ * for new output, stdin, cancel, retention.
+ *
+ * A command's states (changed only in #finish and started()):
+ *   queued -> running -> completed | timed_out | cancelled | failed
+ *   queued -> cancelled   (cancelled before it started)
+ *   queued -> failed      (it could not start: unknown project, bad cwd...)
+ * Output lives in log files on disk (see lib/process/job-logs.ts); this registry holds only their sizes.
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import type { MessagePort } from 'node:worker_threads';
+import type { Config } from '../config/schema.js';
+import type { ControlMessage, ProgressMessage } from '../handlers/context.js';
+import type { ExecuteResult } from '../handlers/execute.js';
+import { type SerializedError, ToolhostError } from '../lib/errors.js';
+import type { Job, JobOutcome } from '../lib/jobs.js';
+import { jobLogPaths, jobLogsDir, readHeadTail, readPage, type LogRead } from '../lib/process/job-logs.js';
+import type { ExecuteRequest } from '../lib/schemas.js';
+import type { Logger } from './logger.js';
+
+/** Where a command job is in its life. */
+export type CommandStatus = 'queued' | 'running' | 'completed' | 'timed_out' | 'cancelled' | 'failed';
+
+type Stream = 'stdout' | 'stderr';
+
+interface CommandRecord {
+  id: string;
+  projectId: string;
+  command: string;
+  stdin: 'null' | 'pipe';
+  background: boolean;
+  status: CommandStatus;
+  createdAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  sizes: Record<Stream, number>;
+  result?: Omit<ExecuteResult, 'stdout' | 'stderr'>;
+  error?: SerializedError;
+  port?: MessagePort;
+  cancelRequested: boolean;
+  /** Input sent before the command started, delivered when it does. */
+  pendingInput: ControlMessage[];
+  /** Woken on every change (new output, a new status). */
+  waiters: Set<() => void>;
+  logsRemoved: boolean;
+}
+
+/** The JSON view of a command job (GET /jobs/:id, DELETE /jobs/:id, a running /execute). */
+export interface JobView {
+  job_id: string;
+  project_id: string;
+  command: string;
+  status: CommandStatus;
+  exit_code: number | null;
+  signal: string | null;
+  timed_out: boolean;
+  cancelled: boolean;
+  duration_ms: number | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  stdin: 'null' | 'pipe';
+  stdout: string;
+  stderr: string;
+  /** Offsets to pass next time to get only newer output. */
+  stdout_offset: number;
+  stderr_offset: number;
+  /** Bytes already available past the returned ones (read again with the new offsets). */
+  more_bytes: Record<Stream, number>;
+  /** Bytes left out between head and tail (snapshots only). */
+  omitted_bytes: Record<Stream, number>;
+  truncated: Record<Stream, boolean>;
+  invalid_utf8: Record<Stream, boolean>;
+  logs_removed: boolean;
+  error?: SerializedError;
+}
+
+const FINAL: ReadonlySet<CommandStatus> = new Set(['completed', 'timed_out', 'cancelled', 'failed']);
+
+/** The registry; an actor with start() and close(). */
+export class CommandJobs {
+  readonly #config: Config;
+  readonly #log: Logger;
+  readonly #records = new Map<string, CommandRecord>();
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(config: Config, log: Logger) {
+    this.#config = config;
+    this.#log = log;
+  }
+
+  /** Empties the log folder (jobs do not survive a restart, so neither do their logs) and starts the sweeper. */
+  async start(): Promise<void> {
+    const dir = jobLogsDir(this.#config.dataDir);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    this.#scheduleSweep();
+  }
+
+  /** Stops the sweeper and wakes every waiter. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#sweepTimer);
+    for (const r of this.#records.values()) this.#wake(r);
+  }
+
+  /** Registers a command job before it is queued. */
+  create(job: Job, req: ExecuteRequest): void {
+    this.#records.set(job.id, {
+      id: job.id,
+      projectId: job.projectId,
+      command: req.command,
+      stdin: req.stdin,
+      background: req.background,
+      status: 'queued',
+      createdAt: job.enqueuedAt,
+      sizes: { stdout: 0, stderr: 0 },
+      cancelRequested: false,
+      pendingInput: [],
+      waiters: new Set(),
+      logsRemoved: false,
+    });
+  }
+
+  /** Forgets a job that never made it onto the queue. */
+  drop(id: string): void {
+    this.#records.delete(id);
+  }
+
+  #get(id: string): CommandRecord {
+    const r = this.#records.get(id);
+    if (!r) {
+      throw new ToolhostError('job_not_found', `no command job ${id}; it never existed, or it finished more than jobs.retentionMinutes ago (see GET /jobs)`, { job_id: id });
+    }
+    return r;
+  }
+
+  /** True when the job is a known command job. */
+  has(id: string): boolean {
+    return this.#records.has(id);
+  }
+
+  /** Pump side: true when the job was cancelled before it started, so it must not start. */
+  cancelledBeforeStart(id: string): boolean {
+    return this.#records.get(id)?.cancelRequested ?? false;
+  }
+
+  /** Pump side: the command started; `port` is its control channel. */
+  started(id: string, port: MessagePort): void {
+    const r = this.#records.get(id);
+    if (!r) return;
+    r.status = 'running';
+    r.startedAt = Date.now();
+    r.port = port;
+    port.on('message', (m: ProgressMessage) => {
+      if (m.t !== 'progress') return;
+      r.sizes = { stdout: m.stdout, stderr: m.stderr };
+      this.#wake(r);
+    });
+    for (const m of r.pendingInput) port.postMessage(m);
+    r.pendingInput = [];
+    this.#wake(r);
+  }
+
+  /** Pump side: the job ended with `outcome` (or never started). */
+  finished(id: string, outcome: JobOutcome): void {
+    const r = this.#records.get(id);
+    if (!r || FINAL.has(r.status)) return;
+    if (outcome.ok) {
+      const { stdout: _o, stderr: _e, ...result } = outcome.value as ExecuteResult;
+      r.result = result;
+      r.sizes = { stdout: result.stdout_offset, stderr: result.stderr_offset };
+      this.#finish(r, result.timed_out ? 'timed_out' : result.cancelled ? 'cancelled' : 'completed');
+    } else {
+      r.error = outcome.error;
+      this.#finish(r, outcome.error.code === 'cancelled' || outcome.error.code === 'shutting_down' ? 'cancelled' : 'failed');
+    }
+  }
+
+  #finish(r: CommandRecord, status: CommandStatus): void {
+    r.status = status;
+    r.finishedAt = Date.now();
+    r.port = undefined;
+    this.#wake(r);
+  }
+
+  #wake(r: CommandRecord): void {
+    const waiters = [...r.waiters];
+    r.waiters.clear();
+    for (const w of waiters) w();
+  }
+
+  /** Status of a job. */
+  status(id: string): CommandStatus {
+    return this.#get(id).status;
+  }
+
+  /**
+   * Resolves as soon as the job has output past `since`, or ends, or `waitMs` passes, or `signal` aborts —
+   * whichever comes first. One timer per waiting request; output and status changes wake it by event.
+   */
+  async changed(id: string, since: Record<Stream, number>, waitMs: number, signal?: AbortSignal): Promise<void> {
+    const r = this.#get(id);
+    const ready = (): boolean =>
+      this.#closed || FINAL.has(r.status) || r.sizes.stdout > since.stdout || r.sizes.stderr > since.stderr;
+    if (ready() || waitMs <= 0 || signal?.aborted) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        r.waiters.delete(check);
+        resolve();
+      };
+      const check = (): void => {
+        if (ready()) done();
+        else r.waiters.add(check);
+      };
+      const timer = setTimeout(done, waitMs);
+      signal?.addEventListener('abort', done, { once: true });
+      r.waiters.add(check);
+    });
+  }
+
+  /** Resolves when the job reached a final state, or after `waitMs`. */
+  async done(id: string, waitMs: number, signal?: AbortSignal): Promise<boolean> {
+    const r = this.#get(id);
+    const end = Date.now() + waitMs;
+    while (!FINAL.has(r.status) && !this.#closed && Date.now() < end && !signal?.aborted) {
+      await this.changed(id, { stdout: Number.POSITIVE_INFINITY, stderr: Number.POSITIVE_INFINITY }, end - Date.now(), signal);
+    }
+    return FINAL.has(r.status);
+  }
+
+  /**
+   * The job as JSON with output read from its logs: `page` returns up to the response cap from the offsets;
+   * `snapshot` returns head and tail of everything from the offsets.
+   */
+  async view(id: string, mode: 'page' | 'snapshot', offsets: Record<Stream, number> = { stdout: 0, stderr: 0 }): Promise<JobView> {
+    const r = this.#get(id);
+    const cap = this.#config.commands.maxOutputBytes;
+    const paths = jobLogPaths(this.#config.dataDir, id);
+    const final = FINAL.has(r.status);
+    const read = async (s: Stream): Promise<LogRead> => {
+      const from = Math.min(offsets[s], r.sizes[s]);
+      if (r.logsRemoved) return { text: '', next: r.sizes[s], omitted: 0, invalidUtf8: false };
+      return mode === 'page' ? readPage(paths[s], from, r.sizes[s], cap, final) : readHeadTail(paths[s], from, r.sizes[s], cap);
+    };
+    const [out, err] = await Promise.all([read('stdout'), read('stderr')]);
+    const res = r.result;
+    const view: JobView = {
+      job_id: r.id,
+      project_id: r.projectId,
+      command: r.command,
+      status: r.status,
+      exit_code: res?.exit_code ?? null,
+      signal: res?.signal ?? null,
+      timed_out: res?.timed_out ?? false,
+      cancelled: r.status === 'cancelled',
+      duration_ms: res?.duration_ms ?? (r.startedAt ? Date.now() - r.startedAt : null),
+      created_at: new Date(r.createdAt).toISOString(),
+      started_at: r.startedAt ? new Date(r.startedAt).toISOString() : null,
+      finished_at: r.finishedAt ? new Date(r.finishedAt).toISOString() : null,
+      stdin: r.stdin,
+      stdout: out.text,
+      stderr: err.text,
+      stdout_offset: out.next,
+      stderr_offset: err.next,
+      more_bytes: { stdout: r.sizes.stdout - out.next, stderr: r.sizes.stderr - err.next },
+      omitted_bytes: { stdout: out.omitted, stderr: err.omitted },
+      truncated: { stdout: out.omitted > 0, stderr: err.omitted > 0 },
+      invalid_utf8: { stdout: out.invalidUtf8, stderr: err.invalidUtf8 },
+      logs_removed: r.logsRemoved,
+    };
+    if (r.error) view.error = r.error;
+    return view;
+  }
+
+  /** Running and recent command jobs, newest first. */
+  list(projectId?: string): Pick<JobView, 'job_id' | 'project_id' | 'command' | 'status' | 'exit_code' | 'created_at' | 'finished_at'>[] {
+    return [...this.#records.values()]
+      .filter((r) => !projectId || r.projectId === projectId)
+      .sort((a, b) => b.createdAt - a.createdAt)
+      .map((r) => ({
+        job_id: r.id,
+        project_id: r.projectId,
+        command: r.command.length > 200 ? `${r.command.slice(0, 200)}…` : r.command,
+        status: r.status,
+        exit_code: r.result?.exit_code ?? null,
+        created_at: new Date(r.createdAt).toISOString(),
+        finished_at: r.finishedAt ? new Date(r.finishedAt).toISOString() : null,
+      }));
+  }
+
+  /** Writes to the stdin of a job started with `stdin: "pipe"` (buffered until it starts). */
+  input(id: string, data: string, eof: boolean): void {
+    const r = this.#get(id);
+    if (r.stdin !== 'pipe') {
+      throw new ToolhostError('stdin_not_piped', `job ${id} was started without stdin: "pipe", so its stdin is /dev/null; start the command again with stdin: "pipe"`);
+    }
+    if (FINAL.has(r.status)) throw new ToolhostError('job_finished', `job ${id} has already ended (${r.status}); its stdin is closed`);
+    const m: ControlMessage = { t: 'stdin', data, eof };
+    if (r.port) r.port.postMessage(m);
+    else r.pendingInput.push(m);
+  }
+
+  /** Cancels a job: a queued one never starts, a running one has its process tree killed. */
+  cancel(id: string): void {
+    const r = this.#get(id);
+    if (FINAL.has(r.status)) return;
+    r.cancelRequested = true;
+    if (r.port) r.port.postMessage({ t: 'cancel' } satisfies ControlMessage);
+    else this.#finish(r, 'cancelled');
+  }
+
+  #scheduleSweep(): void {
+    if (this.#closed) return;
+    const retentionMs = this.#config.jobs.retentionMinutes * 60_000;
+    const every = Math.min(60_000, retentionMs / 4);
+    this.#sweepTimer = setTimeout(() => void this.sweep().finally(() => this.#scheduleSweep()), every * (0.8 + Math.random() * 0.4));
+    this.#sweepTimer.unref();
+  }
+
+  /**
+   * Removes finished jobs older than jobs.retentionMinutes with their logs, then, while the logs of all jobs
+   * exceed jobs.maxLogDiskBytes, removes the logs of the oldest finished jobs.
+   */
+  async sweep(now = Date.now()): Promise<void> {
+    const retentionMs = this.#config.jobs.retentionMinutes * 60_000;
+    const removals: Promise<void>[] = [];
+    const removeLogs = (r: CommandRecord): void => {
+      r.logsRemoved = true;
+      const p = jobLogPaths(this.#config.dataDir, r.id);
+      removals.push(rm(p.stdout, { force: true }), rm(p.stderr, { force: true }));
+    };
+    let disk = 0;
+    for (const r of this.#records.values()) {
+      if (r.finishedAt !== undefined && r.finishedAt + retentionMs <= now) {
+        this.#records.delete(r.id);
+        if (!r.logsRemoved) removeLogs(r);
+      } else if (!r.logsRemoved) {
+        disk += r.sizes.stdout + r.sizes.stderr;
+      }
+    }
+    const finished = [...this.#records.values()].filter((r) => r.finishedAt !== undefined && !r.logsRemoved).sort((a, b) => a.finishedAt! - b.finishedAt!);
+    for (const r of finished) {
+      if (disk <= this.#config.jobs.maxLogDiskBytes) break;
+      disk -= r.sizes.stdout + r.sizes.stderr;
+      removeLogs(r);
+    }
+    await Promise.all(removals).catch((err: unknown) => this.#log.warn({ err: String(err) }, 'could not remove job logs'));
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The jobs API, for commands that outlive a request: long-poll by offsets, Server-Sent Events, stdin, cancel and
+ * a list. Output is read from the job's log files; waiting is by event (one timer per waiting request).
+ */
+import express, { type Request, type Response } from 'express';
+import { ToolhostError } from '../../lib/errors.js';
+import * as schemas from '../../lib/schemas.js';
+import type { AppDeps } from './app.js';
+import { sendError } from './errors.js';
+import { clientGone } from './tool-routes.js';
+import { validate } from './validate.js';
+
+function jobIdParam(req: Request): string {
+  const parsed = schemas.jobId.safeParse(req.params.id);
+  if (!parsed.success) {
+    throw new ToolhostError('job_not_found', `"${req.params.id}" is not a job id; use the job_id that /execute returned`);
+  }
+  return parsed.data;
+}
+
+/** GET /jobs, GET /jobs/:id, GET /jobs/:id/stream, POST /jobs/:id/input, DELETE /jobs/:id. */
+export function jobRoutes(d: AppDeps): express.Router {
+  const router = express.Router();
+  const route = (handler: (req: Request, res: Response) => Promise<unknown>) => async (req: Request, res: Response) => {
+    try {
+      const body = await handler(req, res);
+      if (body !== undefined) res.json(body);
+    } catch (err) {
+      sendError(res, err);
+    }
+  };
+
+  router.get(
+    '/jobs',
+    route(async (req) => {
+      const q = validate(schemas.jobListQuery, { ...req.query }, 'GET /jobs query');
+      return { jobs: d.commands.list(q.project_id) };
+    }),
+  );
+
+  router.get(
+    '/jobs/:id',
+    route(async (req, res) => {
+      const id = jobIdParam(req);
+      const q = validate(schemas.jobPollQuery, { ...req.query }, 'GET /jobs/:id query');
+      const since = { stdout: q.stdout_offset, stderr: q.stderr_offset };
+      await d.commands.changed(id, since, q.wait_s * 1000, clientGone(res));
+      return d.commands.view(id, 'page', since);
+    }),
+  );
+
+  router.get(
+    '/jobs/:id/stream',
+    route(async (req, res) => {
+      const id = jobIdParam(req);
+      const q = validate(schemas.jobPollQuery.omit({ wait_s: true }), { ...req.query }, 'GET /jobs/:id/stream query');
+      d.commands.status(id); // 404 before the stream starts
+      await streamJob(d, id, { stdout: q.stdout_offset, stderr: q.stderr_offset }, res);
+      return undefined;
+    }),
+  );
+
+  router.post(
+    '/jobs/:id/input',
+    express.json({ limit: d.config.http.maxBodyBytes, strict: true, type: () => true }),
+    route(async (req) => {
+      const id = jobIdParam(req);
+      const body = validate(schemas.jobInputRequest, req.body, 'POST /jobs/:id/input');
+      d.commands.input(id, body.data, body.eof);
+      return { job_id: id, bytes: Buffer.byteLength(body.data), eof: body.eof };
+    }),
+  );
+
+  router.delete(
+    '/jobs/:id',
+    route(async (req) => {
+      const id = jobIdParam(req);
+      d.commands.cancel(id);
+      // The handler kills the tree (TERM, then KILL after the grace) and reports; wait for that.
+      await d.commands.done(id, (d.config.commands.killGraceS + 10) * 1000);
+      return d.commands.view(id, 'snapshot');
+    }),
+  );
+  return router;
+}
+
+/** Server-Sent Events: `stdout` and `stderr` events carry output text (JSON strings), `end` the final status. */
+async function streamJob(d: AppDeps, id: string, from: { stdout: number; stderr: number }, res: Response): Promise<void> {
+  res.status(200).set({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  res.flushHeaders();
+  const gone = clientGone(res);
+  const offsets = { ...from };
+  const send = (event: string, data: unknown): void => {
+    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
+  while (!gone.aborted) {
+    const view = await d.commands.view(id, 'page', offsets);
+    for (const s of ['stdout', 'stderr'] as const) {
+      if (view[s].length > 0) send(s, { text: view[s], offset: offsets[s], next_offset: view[`${s}_offset`] });
+    }
+    offsets.stdout = view.stdout_offset;
+    offsets.stderr = view.stderr_offset;
+    const final = view.status !== 'queued' && view.status !== 'running';
+    if (final && view.more_bytes.stdout === 0 && view.more_bytes.stderr === 0) {
+      send('end', { status: view.status, exit_code: view.exit_code, signal: view.signal, duration_ms: view.duration_ms, error: view.error });
+      break;
+    }
+    if (view.more_bytes.stdout === 0 && view.more_bytes.stderr === 0) {
+      // Nothing new: wait for output or the end; a comment line every 15 s keeps proxies from closing the stream.
+      await d.commands.changed(id, offsets, 15_000, gone);
+      if (!gone.aborted) res.write(': keep-alive\n\n');
+    }
+  }
+  res.end();
+}
