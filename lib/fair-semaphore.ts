@@ -19,8 +19,11 @@ export class FairSemaphore {
   #perKey: number;
   #running = 0;
   readonly #runningByKey = new Map<string, number>();
-  /** Waiters by key; Map order is the round-robin order (a served key moves to the back). */
+  /** Waiters by key. */
   readonly #waiting = new Map<string, Waiter[]>();
+  /** When each key was last granted a slot: the key served least recently goes next (round-robin). */
+  readonly #lastGrant = new Map<string, number>();
+  #grants = 0;
   #waitingCount = 0;
 
   constructor(capacity: number, perKey = Number.POSITIVE_INFINITY) {
@@ -77,23 +80,28 @@ export class FairSemaphore {
 
   #dispatch(): void {
     while (this.#running < this.#capacity && this.#waitingCount > 0) {
-      let served = false;
-      for (const [key, list] of this.#waiting) {
+      let next: string | undefined;
+      let oldest = Number.POSITIVE_INFINITY;
+      for (const key of this.#waiting.keys()) {
         if ((this.#runningByKey.get(key) ?? 0) >= this.#perKey) continue;
-        const waiter = list.shift()!;
-        this.#waitingCount--;
-        this.#waiting.delete(key);
-        if (list.length > 0) this.#waiting.set(key, list); // to the back of the round
-        this.#grant(key, waiter);
-        served = true;
-        break;
+        const last = this.#lastGrant.get(key) ?? -1;
+        if (last < oldest) {
+          oldest = last;
+          next = key;
+        }
       }
-      if (!served) return; // every waiting key is at its per-key cap
+      if (next === undefined) return; // every waiting key is at its per-key cap
+      const list = this.#waiting.get(next)!;
+      const waiter = list.shift()!;
+      this.#waitingCount--;
+      if (list.length === 0) this.#waiting.delete(next);
+      this.#grant(next, waiter);
     }
   }
 
   #grant(key: string, waiter: Waiter): void {
     this.#running++;
+    this.#lastGrant.set(key, this.#grants++);
     this.#runningByKey.set(key, (this.#runningByKey.get(key) ?? 0) + 1);
     let released = false;
     waiter.grant(() => {
@@ -103,6 +111,8 @@ export class FairSemaphore {
       const n = (this.#runningByKey.get(key) ?? 1) - 1;
       if (n === 0) this.#runningByKey.delete(key);
       else this.#runningByKey.set(key, n);
+      // A key with nothing running or waiting needs no place in the round.
+      if (n === 0 && !this.#waiting.has(key)) this.#lastGrant.delete(key);
       this.#dispatch();
     });
   }

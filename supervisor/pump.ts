@@ -7,7 +7,7 @@
  *   -> running on the pool -> completed (the outcome goes back through the queue to the waiting request).
  * Waiting for a project or a lock holds no lane slot, so a slow extraction never starves other projects.
  */
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
 import type { ControlMessage } from '../handlers/context.js';
@@ -64,6 +64,8 @@ export class QueuePump extends EventEmitter<PumpEvents> {
   constructor(o: PumpOptions) {
     super();
     this.#o = o;
+    // Every job waiting for a lane slot listens on this signal; thousands may wait.
+    setMaxListeners(0, this.#stop.signal);
     const { commands, pool } = o.config;
     this.#lanes = {
       commands: new FairSemaphore(commands.maxConcurrent, commands.maxPerProject),
