@@ -41,6 +41,15 @@ export const configSchema = z.strictObject({
     killGraceS: nonNegativeInt().describe('Seconds between SIGTERM and SIGKILL when a command tree is killed.'),
     maxOutputBytes: positiveInt().describe('Bytes of stdout and of stderr in one response (half head, half tail).'),
     maxLogBytes: positiveInt().describe('Bytes of stdout and of stderr spooled to disk per command, readable by offset.'),
+    sandbox: z.enum(['none', 'bwrap', 'auto']).describe('"bwrap": bubblewrap sandbox (project read-write, rest read-only, private /tmp, own pid namespace); "auto": bwrap when installed.'),
+    network: z.boolean().describe('Whether sandboxed commands may use the network.'),
+    limits: z.strictObject({
+      addressSpaceBytes: nonNegativeInt().describe('RLIMIT_AS of each command process (0: unlimited).'),
+      cpuSeconds: nonNegativeInt().describe('RLIMIT_CPU of each command process (0: unlimited).'),
+      processes: nonNegativeInt().describe('Most processes of one command (pids cgroup where available, else RLIMIT_NPROC; 0: unlimited).'),
+      openFiles: nonNegativeInt().describe('RLIMIT_NOFILE of each command process (0: unlimited).'),
+      fileSizeBytes: nonNegativeInt().describe('RLIMIT_FSIZE: largest file a command may write (0: unlimited).'),
+    }),
   }),
   jobs: z.strictObject({
     retentionMinutes: positiveInt().describe('Finished command jobs and their logs are kept this long, then removed.'),

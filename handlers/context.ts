@@ -17,11 +17,13 @@ export interface HandlerContext {
   jobId: string;
   /** The project the job runs in. */
   projectId: string;
-  /**
-   * The job's control channel with the supervisor, for commands: it receives {@link ControlMessage}s and the
-   * handler posts {@link ProgressMessage}s on it.
-   */
+  /** The job's channel to the supervisor, for commands: the handler posts {@link ProgressMessage}s on it. */
   port?: MessagePort | undefined;
+  /**
+   * Delivers input sent to the job's stdin, including what arrived before the handler subscribed (the
+   * supervisor may forward input as soon as the job is handed to the thread).
+   */
+  onStdin?: ((sink: (m: { data: string; eof?: boolean | undefined }) => void) => void) | undefined;
 }
 
 /** A tool implementation: a plain async function from a validated request to a JSON-safe result. */

@@ -6,8 +6,10 @@ import { resolveInProject } from '../lib/paths.js';
 import { jobLogPaths, jobLogsDir } from '../lib/process/job-logs.js';
 import { LogSpool } from '../lib/process/log-spool.js';
 import { runCommand } from '../lib/process/run-command.js';
+import { createJobCgroup } from '../lib/process/cgroup.js';
+import { launchArgv, resolveSandbox } from '../lib/process/sandbox.js';
 import type { ExecuteRequest } from '../lib/schemas.js';
-import type { ControlMessage, Handler, HandlerContext, ProgressMessage } from './context.js';
+import type { Handler, HandlerContext, ProgressMessage } from './context.js';
 
 /** The JSON answer of /execute. */
 export interface ExecuteResult {
@@ -53,6 +55,18 @@ export const execute: Handler<ExecuteRequest, ExecuteResult> = async (req, ctx) 
     stderr: new LogSpool(paths.stderr, c.maxLogBytes, progress.notify),
   };
   progress.bind(logs);
+  const cgroup = c.limits.processes > 0 ? await createJobCgroup(ctx.jobId, c.limits.processes) : null;
+  const argv = launchArgv({
+    command: req.command,
+    cwd,
+    root: ctx.root,
+    home,
+    dataDir: ctx.config.dataDir,
+    limits: c.limits,
+    cgroupProcs: cgroup?.procsFile,
+    sandbox: sandbox(ctx),
+    network: c.network,
+  });
   const r = await runCommand({
     command: req.command,
     cwd,
@@ -65,14 +79,15 @@ export const execute: Handler<ExecuteRequest, ExecuteResult> = async (req, ctx) 
     signal: ctx.signal,
     stdin: req.stdin === 'pipe' ? 'pipe' : 'ignore',
     onStdin: (stdin) =>
-      ctx.port?.on('message', (m: ControlMessage) => {
-        if (m.t !== 'stdin') return;
+      ctx.onStdin?.((m) => {
         if (m.data) stdin.write(m.data);
         if (m.eof) stdin.end();
       }),
     logs,
+    argv,
+    extraPids: cgroup?.pids,
   }).finally(async () => {
-    await Promise.all([logs.stdout.close(), logs.stderr.close()]);
+    await Promise.all([logs.stdout.close(), logs.stderr.close(), cgroup?.remove()]);
     progress.flush();
   });
   return {
@@ -112,6 +127,13 @@ function throttledProgress(ctx: HandlerContext) {
       post();
     },
   };
+}
+
+let resolved: ReturnType<typeof resolveSandbox> | undefined;
+/** The sandbox of this thread's commands, resolved once. */
+function sandbox(ctx: HandlerContext): ReturnType<typeof resolveSandbox> {
+  resolved ??= resolveSandbox(ctx.config.commands.sandbox);
+  return resolved;
 }
 
 /** Longest delay between output reaching disk and the supervisor hearing of it. */

@@ -42,8 +42,12 @@ async function treeSize(dir: string): Promise<number> {
 
 async function runJob(task: Extract<PoolTask, { kind: 'job' }>): Promise<unknown> {
   const controller = new AbortController();
+  const early: ControlMessage[] = [];
+  let stdinSink: ((m: Extract<ControlMessage, { t: 'stdin' }>) => void) | undefined;
   task.cancelPort?.on('message', (m: ControlMessage) => {
     if (m.t === 'cancel') controller.abort(new ToolhostError('cancelled', 'the job was cancelled (shutdown or DELETE); its processes were stopped'));
+    else if (stdinSink) stdinSink(m);
+    else early.push(m);
   });
   try {
     const handler = HANDLERS[task.job.type] as (req: unknown, ctx: unknown) => Promise<unknown>;
@@ -54,6 +58,10 @@ async function runJob(task: Extract<PoolTask, { kind: 'job' }>): Promise<unknown
       jobId: task.job.id,
       projectId: task.job.projectId,
       port: task.cancelPort,
+      onStdin: (sink: NonNullable<typeof stdinSink>) => {
+        stdinSink = sink;
+        for (const m of early.splice(0)) if (m.t === 'stdin') sink(m);
+      },
     });
   } finally {
     task.cancelPort?.close();

@@ -40,6 +40,10 @@ export interface RunOptions {
   onStdin?: ((stdin: Writable) => void) | undefined;
   /** Spools the full output to disk as well (up to their caps). */
   logs?: { stdout: LogSpool; stderr: LogSpool } | undefined;
+  /** What to spawn (limits, cgroup, sandbox wrapped around the command); default `bash -c command`. */
+  argv?: { file: string; args: string[] } | undefined;
+  /** More pids of the job for the tree kill (its cgroup's members). */
+  extraPids?: (() => Promise<number[]>) | undefined;
 }
 
 /** The outcome of a command. */
@@ -76,7 +80,8 @@ export function runCommand(opts: RunOptions): Promise<RunResult> {
   const started = Date.now();
   const stdout = new OutputBuffer(opts.maxOutputBytes);
   const stderr = new OutputBuffer(opts.maxOutputBytes);
-  const child = spawn('bash', ['-c', opts.command], {
+  const argv = opts.argv ?? { file: 'bash', args: ['-c', opts.command] };
+  const child = spawn(argv.file, argv.args, {
     cwd: opts.cwd,
     env: commandEnv(opts),
     detached: true,
@@ -95,7 +100,7 @@ export function runCommand(opts: RunOptions): Promise<RunResult> {
   let killing: Promise<void> | undefined;
   const kill = (): Promise<void> => {
     if (child.pid === undefined) return Promise.resolve();
-    killing ??= killTree(child.pid, opts.jobId, opts.killGraceMs);
+    killing ??= killTree(child.pid, opts.jobId, opts.killGraceMs, opts.extraPids);
     return killing;
   };
   const timer = setTimeout(() => {
@@ -123,7 +128,7 @@ export function runCommand(opts: RunOptions): Promise<RunResult> {
       void (async () => {
         if (child.pid !== undefined) {
           // A leftover grandchild gets no TERM grace after its parent exits on its own: it holds the pipes.
-          killing ??= killTree(child.pid, opts.jobId, timedOut || cancelled ? opts.killGraceMs : 200);
+          killing ??= killTree(child.pid, opts.jobId, timedOut || cancelled ? opts.killGraceMs : 200, opts.extraPids);
           await killing;
         }
         await closedOrTimeout(child, 2000);
