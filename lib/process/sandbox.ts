@@ -3,7 +3,7 @@
  * an optional bubblewrap sandbox (the project read-write, the rest of the file system read-only, a private /tmp,
  * the data dir hidden, a pid namespace that dies with the command, no network unless allowed).
  */
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 /** Which sandbox commands run in. */
@@ -63,22 +63,47 @@ const KiB = 1024;
 /** The file and argv to spawn: bash sets limits and joins the cgroup, then execs bwrap (or bash) with the command. */
 export function launchArgv(spec: LaunchSpec): { file: string; args: string[] } {
   const l = spec.limits;
-  // Lower the limit to the configured value, never above the current hard limit (raising it needs privileges
-  // a container rarely has); 0 leaves the inherited limit alone.
-  const lim = (flag: string, v: number): string => (v > 0 ? `lim ${flag} ${v}` : 'true');
-  const define = 'lim() { local h; h=$(ulimit -H $1); if [ "$h" = unlimited ] || [ "$2" -lt "$h" ]; then ulimit -S -H $1 $2; else ulimit -S $1 "$h"; fi; }';
   const steps = [
-    lim('-v', Math.ceil(l.addressSpaceBytes / KiB)),
-    lim('-t', l.cpuSeconds),
-    lim('-u', l.processes),
-    lim('-n', l.openFiles),
-    lim('-f', Math.ceil(l.fileSizeBytes / KiB)),
-  ];
+    ulimit('-v', 'Max address space', l.addressSpaceBytes, KiB),
+    ulimit('-t', 'Max cpu time', l.cpuSeconds, 1),
+    ulimit('-u', 'Max processes', l.processes, 1),
+    ulimit('-n', 'Max open files', l.openFiles, 1),
+    ulimit('-f', 'Max file size', l.fileSizeBytes, KiB),
+  ].filter((x): x is string => x !== undefined);
   // Joining first means every process the command starts is counted and found, wherever it goes.
   if (spec.cgroupProcs) steps.unshift(`echo $$ > '${spec.cgroupProcs}'`);
   const inner = ['bash', '-c', spec.command];
   const argv = spec.sandbox.mode === 'bwrap' && spec.sandbox.bwrap ? [spec.sandbox.bwrap, ...bwrapArgs(spec), '--', ...inner] : inner;
-  return { file: 'bash', args: ['-c', `${define}\n${steps.join(' && ')} && exec "$@"`, 'toolhost', ...argv] };
+  return { file: 'bash', args: ['-c', [...steps, 'exec "$@"'].join(' && '), 'toolhost', ...argv] };
+}
+
+let hardLimits: Map<string, number> | undefined;
+
+/** This process's hard limits (children inherit them), from /proc/self/limits; Infinity for unlimited. */
+function hardLimit(name: string): number {
+  if (!hardLimits) {
+    hardLimits = new Map();
+    try {
+      for (const line of readFileSync('/proc/self/limits', 'utf8').split('\n').slice(1)) {
+        const m = /^(.+?)\s{2,}(\S+)\s+(\S+)/.exec(line);
+        if (m) hardLimits.set(m[1]!.trim(), m[3] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(m[3]));
+      }
+    } catch {
+      // not Linux: assume nothing is capped
+    }
+  }
+  return hardLimits.get(name) ?? Number.POSITIVE_INFINITY;
+}
+
+/**
+ * A `ulimit` that lowers one limit to `value` (in the limit's own unit, bytes or counts), never above the hard
+ * limit the supervisor has (raising it needs privileges a container rarely has); 0 leaves it alone. Computed
+ * here, not in the shell, so the prelude forks nothing.
+ */
+function ulimit(flag: string, name: string, value: number, unit: number): string | undefined {
+  if (value <= 0) return undefined;
+  const v = Math.min(value, hardLimit(name));
+  return Number.isFinite(v) ? `ulimit -S -H ${flag} ${Math.ceil(v / unit)}` : undefined;
 }
 
 function bwrapArgs(spec: LaunchSpec): string[] {
