@@ -36,6 +36,7 @@ export const ERROR_STATUS = {
   unsafe_archive_entry: 422,
   archive_too_large: 422,
   invalid_regex: 422,
+  invalid_config: 422,
   internal: 500,
   queue_full: 503,
   shutting_down: 503,

@@ -37,12 +37,14 @@ export interface Job {
   payload: Record<string, unknown>;
   /** Epoch ms when the job was accepted. */
   enqueuedAt: number;
+  /** X-Request-Id of the request that made the job, so its log line can be tied to the request's. */
+  requestId?: string | undefined;
 }
 
 /** The result of a job: its value, or the error it ended with. */
 export type JobOutcome = { ok: true; value: unknown } | { ok: false; error: SerializedError };
 
-/** Makes a new job with a fresh id. */
-export function newJob(type: JobType, projectId: string, payload: Record<string, unknown>): Job {
-  return { id: randomUUID(), type, projectId, payload, enqueuedAt: Date.now() };
+/** Makes a new job with a fresh id; `requestId` ties it to the request that made it (logs). */
+export function newJob(type: JobType, projectId: string, payload: Record<string, unknown>, requestId?: string): Job {
+  return { id: randomUUID(), type, projectId, payload, enqueuedAt: Date.now(), requestId };
 }

@@ -102,3 +102,8 @@ export const jobInputRequest = z.strictObject({
   eof: z.boolean().default(false).describe('Close stdin after writing.'),
 });
 export type JobInputRequest = z.infer<typeof jobInputRequest>;
+
+/** GET /tools: which LLM API's tool format to answer in. */
+export const toolsQuery = z.strictObject({
+  format: z.enum(['openai', 'anthropic']).default('openai').describe('Tool definition format: OpenAI function tools or Anthropic tools.'),
+});

@@ -1,6 +1,7 @@
 /**
  * Entry point (`npm start`). Loads the configuration, starts the supervisor and owns the signals: the first
- * SIGTERM/SIGINT drains gracefully, a second one forces. The only place that exits the process.
+ * SIGTERM/SIGINT drains gracefully, a second one forces; SIGHUP reloads the config file. The only place that exits
+ * the process.
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
@@ -8,9 +9,10 @@ import { startSupervisor } from './supervisor.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, strict: true });
+  const sources = { file: values.config ?? process.env.TOOLHOST_CONFIG, env: process.env };
   let config;
   try {
-    config = loadConfig({ file: values.config ?? process.env.TOOLHOST_CONFIG, env: process.env });
+    config = loadConfig(sources);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`toolhost: ${err.message}\n`);
@@ -18,7 +20,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const sup = await startSupervisor(config);
+  const sup = await startSupervisor(config, undefined, { sources });
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
     signals++;
@@ -33,6 +35,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // The reloader logs what it applied, or why it refused the file.
+  process.on('SIGHUP', () => void sup.reload().catch(() => {}));
 }
 
 main().catch((err: unknown) => {

@@ -13,29 +13,33 @@ import type { MessagePort } from 'node:worker_threads';
 // runs from dist/ with .js. Worker threads inherit the parent's --import=tsx.
 const WORKER_FILE = new URL(`../handlers/worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
 
+type Pool = Piscina<PoolTask, JobOutcome>;
+
 /** Both pools, sized from the configuration. */
 export class Pools {
-  readonly #pools: Record<Lane, Piscina<PoolTask, JobOutcome>>;
+  #pools: Record<Lane, Pool>;
+  /** Pools replaced by {@link Pools.reconfigure}, finishing what they run; settles when each has closed. */
+  readonly #retiring = new Map<Pool, { lane: Lane; closed: Promise<void> }>();
   readonly #busy: Record<Lane, number> = { files: 0, commands: 0 };
 
   constructor(config: Config) {
-    const workerData: PoolWorkerData = { config };
-    const common = { filename: WORKER_FILE, workerData, idleTimeout: config.pool.idleTimeoutS * 1000 };
-    const commandThreads = config.commands.threads;
-    this.#pools = {
-      files: new Piscina({
-        ...common,
-        minThreads: Math.min(2, config.pool.maxThreads),
-        maxThreads: config.pool.maxThreads,
-        concurrentTasksPerWorker: FILE_TASKS_PER_THREAD,
-      }),
-      commands: new Piscina({
-        ...common,
-        minThreads: commandThreads,
-        maxThreads: commandThreads,
-        concurrentTasksPerWorker: Math.ceil(config.commands.maxConcurrent / commandThreads),
-      }),
-    };
+    this.#pools = buildPools(config);
+  }
+
+  /**
+   * Applies a reloaded configuration (thread counts, command slots per thread, and the limits handlers read):
+   * Piscina cannot resize a pool in place, so new pools take every new task and the old ones retire once their
+   * running tasks end — a running command keeps its thread until it completes.
+   */
+  reconfigure(config: Config): void {
+    const old = this.#pools;
+    this.#pools = buildPools(config);
+    for (const lane of ['files', 'commands'] as const) {
+      const pool = old[lane];
+      // close() waits for running tasks (the closeTimeout of buildPools outlasts any command), then ends the threads.
+      const closed = pool.close().catch(() => {}).finally(() => this.#retiring.delete(pool));
+      this.#retiring.set(pool, { lane, closed });
+    }
   }
 
   /** Runs a task in the lane's pool; the cancel port, if any, is transferred to the thread. */
@@ -50,15 +54,43 @@ export class Pools {
 
   /** Threads alive and tasks running, per lane and in all. */
   stats(): { threads: number; busy: number; lanes: Record<Lane, { threads: number; busy: number }> } {
-    const lane = (l: Lane) => ({ threads: this.#pools[l].threads.length, busy: this.#busy[l] });
+    const retiring = (l: Lane): number => [...this.#retiring].reduce((n, [p, r]) => n + (r.lane === l ? p.threads.length : 0), 0);
+    const lane = (l: Lane) => ({ threads: this.#pools[l].threads.length + retiring(l), busy: this.#busy[l] });
     const lanes = { files: lane('files'), commands: lane('commands') };
     return { threads: lanes.files.threads + lanes.commands.threads, busy: lanes.files.busy + lanes.commands.busy, lanes };
   }
 
   /** Waits for running tasks and stops the threads. Callers cancel commands first; threads are never killed under a child. */
   async close(): Promise<void> {
-    await Promise.all([this.#pools.files.close(), this.#pools.commands.close()]);
+    await Promise.all([this.#pools.files.close(), this.#pools.commands.close(), ...[...this.#retiring.values()].map((r) => r.closed)]);
   }
+}
+
+function buildPools(config: Config): Record<Lane, Pool> {
+  const workerData: PoolWorkerData = { config };
+  const common = {
+    filename: WORKER_FILE,
+    workerData,
+    idleTimeout: config.pool.idleTimeoutS * 1000,
+    // Piscina's close() ends threads that are still busy after closeTimeout (30 s by default), which would kill a
+    // thread under a running command; wait out the longest command instead (capped at setTimeout's maximum).
+    closeTimeout: Math.min(2 ** 31 - 1, (config.commands.maxTimeoutS + config.commands.killGraceS + 60) * 1000),
+  };
+  const commandThreads = config.commands.threads;
+  return {
+    files: new Piscina({
+      ...common,
+      minThreads: Math.min(2, config.pool.maxThreads),
+      maxThreads: config.pool.maxThreads,
+      concurrentTasksPerWorker: FILE_TASKS_PER_THREAD,
+    }),
+    commands: new Piscina({
+      ...common,
+      minThreads: commandThreads,
+      maxThreads: commandThreads,
+      concurrentTasksPerWorker: Math.ceil(config.commands.maxConcurrent / commandThreads),
+    }),
+  };
 }
 
 /**

@@ -100,6 +100,17 @@ export class QueuePump extends EventEmitter<PumpEvents> {
     return { running, by_type: byType };
   }
 
+  /**
+   * Applies a reloaded configuration: the lanes take its sizes (commands.maxConcurrent and maxPerProject, the file
+   * lane from pool.maxThreads) and later reads (shutdown.graceS) see it. Jobs holding a slot keep it; when a lane
+   * shrinks, waiting jobs start as slots are given back.
+   */
+  resize(config: Config): void {
+    this.#o.config = config;
+    this.#lanes.commands.resize(config.commands.maxConcurrent, config.commands.maxPerProject);
+    this.#lanes.files.resize(config.pool.maxThreads * FILE_LANE_PER_THREAD);
+  }
+
   /** Asks a running command to stop; its handler kills the process tree. */
   cancel(jobId: string): boolean {
     const port = this.#cancels.get(jobId);
@@ -145,7 +156,7 @@ export class QueuePump extends EventEmitter<PumpEvents> {
     const durationMs = Date.now() - started;
     this.emit('job:end', job, outcome, durationMs);
     this.#o.log.info(
-      { job_id: job.id, project_id: job.projectId, type: job.type, outcome: outcome.ok ? 'ok' : outcome.error.code, duration_ms: durationMs },
+      { job_id: job.id, request_id: job.requestId, project_id: job.projectId, type: job.type, outcome: outcome.ok ? 'ok' : outcome.error.code, duration_ms: durationMs },
       'job',
     );
     try {

@@ -3,23 +3,35 @@
  * reverse. The only module that knows all the parts.
  */
 import { join } from 'node:path';
+import type { ConfigSources } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { MemoryQueue } from '../lib/queue/memory-queue.js';
+import { cgroupBase } from '../lib/process/cgroup.js';
+import { resolveSandbox } from '../lib/process/sandbox.js';
 import { LocalStore } from '../lib/store/local-store.js';
 import { CommandJobs } from './command-jobs.js';
-import { createApp } from './http/app.js';
+import { type AppDeps, createApp } from './http/app.js';
 import { HttpFront } from './http/server.js';
 import { createLogger, type Logger } from './logger.js';
+import { Metrics } from './metrics.js';
 import { Pools } from './pools.js';
 import { ProjectCache } from './projects.js';
 import { QueuePump } from './pump.js';
+import { ConfigReloader, type ReloadReport } from './reload.js';
 
 /** A running supervisor. */
 export interface Supervisor {
   /** Base URL of the HTTP front, e.g. http://127.0.0.1:8080. */
   url: string;
-  config: Config;
+  /** The configuration in effect (a reload replaces it). */
+  readonly config: Config;
   log: Logger;
+  /**
+   * Re-reads the configuration from the sources it was started with and applies what can change live (pool
+   * sizes, command slots, handler limits) without dropping in-flight jobs. Throws `invalid_config` and keeps the
+   * configuration in effect when the file is bad.
+   */
+  reload(): Promise<ReloadReport>;
   /**
    * Graceful shutdown: stop accepting, let in-flight jobs finish for up to shutdown.graceS, kill what is left,
    * release everything in reverse order. `force` skips the grace. A second call returns the first's promise
@@ -28,8 +40,14 @@ export interface Supervisor {
   close(opts?: { force?: boolean }): Promise<void>;
 }
 
+/** Options of {@link startSupervisor}. */
+export interface SupervisorOptions {
+  /** Where `config` was loaded from, for reloads; without it the supervisor cannot reload. */
+  sources?: ConfigSources | undefined;
+}
+
 /** Builds and starts every actor. */
-export async function startSupervisor(config: Config, log: Logger = createLogger(config.logLevel)): Promise<Supervisor> {
+export async function startSupervisor(config: Config, log: Logger = createLogger(config.logLevel), opts: SupervisorOptions = {}): Promise<Supervisor> {
   const releases: (() => Promise<void>)[] = [];
   let closing = false;
   let closed: Promise<void> | undefined;
@@ -62,7 +80,29 @@ export async function startSupervisor(config: Config, log: Logger = createLogger
     pump.start();
     const thePump = pump;
 
-    const app = createApp({ config, queue, pump, pools, projects, commands, log, startedAt: Date.now(), closing: () => closing });
+    const metrics = new Metrics({ queue, pump, pools, projects });
+    metrics.start();
+    releases.push(() => metrics.close());
+
+    const reloader = new ConfigReloader({
+      sources: opts.sources,
+      current: () => deps.config,
+      apply: (next) => {
+        if (next.logLevel !== deps.config.logLevel) log.level = next.logLevel;
+        deps.config = next;
+        thePump.resize(next);
+        pools.reconfigure(next);
+      },
+      closing: () => closing,
+      log,
+    });
+    const sandbox = {
+      mode: resolveSandbox(config.commands.sandbox).mode,
+      network: config.commands.network,
+      process_limit: cgroupBase() ? ('cgroup' as const) : ('rlimit' as const),
+    };
+    const deps: AppDeps = { config, queue, pump, pools, projects, commands, metrics, log, sandbox, startedAt: Date.now(), closing: () => closing, reload: () => reloader.reload() };
+    const app = createApp(deps);
     const http = new HttpFront(app, config.host, config.port);
     const address = await http.start();
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -78,8 +118,11 @@ export async function startSupervisor(config: Config, log: Logger = createLogger
     };
     return {
       url: `http://${host}:${address.port}`,
-      config,
+      get config() {
+        return deps.config;
+      },
       log,
+      reload: () => reloader.reload(),
       close(opts = {}) {
         if (opts.force && closed) void thePump.close({ force: true });
         closed ??= close(opts.force ?? false);

@@ -8,24 +8,35 @@ import { ToolhostError } from '../../lib/errors.js';
 import type { JobQueue } from '../../lib/queue/job-queue.js';
 import type { CommandJobs } from '../command-jobs.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
 import type { Pools } from '../pools.js';
 import type { ProjectCache } from '../projects.js';
 import type { QueuePump } from '../pump.js';
+import type { ReloadReport } from '../reload.js';
+import { adminRoutes } from './admin-routes.js';
+import { docsRoutes } from './docs-routes.js';
 import { sendError } from './errors.js';
 import { jobRoutes } from './job-routes.js';
+import { mcpRoutes } from './mcp-routes.js';
 import { projectRoutes } from './project-routes.js';
 import { toolRoutes } from './tool-routes.js';
 
 /** What the HTTP front needs from the rest of the supervisor. */
 export interface AppDeps {
+  /** The configuration in effect; a reload replaces it, so routes read it per request. */
   config: Config;
   queue: JobQueue;
   pump: QueuePump;
   pools: Pools;
   projects: ProjectCache;
   commands: CommandJobs;
+  metrics: Metrics;
   log: Logger;
   startedAt: number;
+  /** How commands are isolated here, for /health. */
+  sandbox: { mode: 'none' | 'bwrap'; network: boolean; process_limit: 'cgroup' | 'rlimit' };
+  /** Re-reads and applies the config file (POST /admin/reload). */
+  reload(): Promise<ReloadReport>;
   /** True once shutdown began: new work is refused with 503. */
   closing(): boolean;
 }
@@ -56,6 +67,7 @@ export function createApp(d: AppDeps): express.Express {
       queue: { depth: d.queue.depth() + d.pump.waiting() },
       pool: { threads: pool.threads, busy: pool.busy, lanes: pool.lanes },
       jobs: d.pump.running(),
+      sandbox: d.sandbox,
     });
   });
 
@@ -68,6 +80,9 @@ export function createApp(d: AppDeps): express.Express {
   app.use(toolRoutes(d));
   app.use(projectRoutes(d));
   app.use(jobRoutes(d));
+  app.use(docsRoutes(d));
+  app.use(mcpRoutes(d));
+  app.use(adminRoutes(d));
 
   app.use((req, res) => {
     sendError(res, new ToolhostError('not_found', `no route ${req.method} ${req.path}; see the README's API reference for the routes`));

@@ -28,7 +28,7 @@ export function toolRoutes(d: AppDeps): express.Router {
     router.post(route.path, json, async (req, res) => {
       try {
         const body = validate(route.schema, req.body, `POST ${route.path}`);
-        res.json(await submitTool(d, route.type, body, clientGone(res)));
+        res.json(await submitTool(d, route.type, body, clientGone(res), res.locals.requestId as string | undefined));
       } catch (err) {
         sendError(res, err);
       }
@@ -63,11 +63,12 @@ function checkLimits(type: JobType, body: Record<string, unknown>, config: Confi
  * Runs a tool request end to end, whatever the transport (HTTP route, MCP): checks config-dependent limits,
  * queues the job and waits for its outcome event. `signal` ends the wait early (the caller went away); the job
  * itself goes on. Commands answer after `wait_s` with a running snapshot if they are not done by then.
+ * `requestId` is carried on the job so its log line can be tied to the request's.
  */
-export async function submitTool(d: AppDeps, type: JobType, body: { project_id: string }, signal?: AbortSignal): Promise<unknown> {
+export async function submitTool(d: AppDeps, type: JobType, body: { project_id: string }, signal?: AbortSignal, requestId?: string): Promise<unknown> {
   const payload = body as Record<string, unknown>;
   checkLimits(type, payload, d.config);
-  const job = newJob(type, body.project_id, payload);
+  const job = newJob(type, body.project_id, payload, requestId);
   if (type === 'execute') return executeJob(d, job, body as schemas.ExecuteRequest, signal);
   const { outcome } = await enqueue(d, job, d.config.http.requestTimeoutS * 1000, signal);
   const result = await outcome;

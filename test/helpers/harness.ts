@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from '../../config/load.js';
+import type { Logger } from '../../supervisor/logger.js';
 import { startSupervisor, type Supervisor } from '../../supervisor/supervisor.js';
 
 const run = promisify(execFile);
@@ -65,13 +66,18 @@ export async function buildArchive(files: FileMap, format: 'tar.gz' | 'zip' = 't
   }
 }
 
-/** Starts a supervisor with test-friendly settings merged with `overrides`. */
-export async function startServer(overrides: Record<string, unknown> = {}): Promise<TestServer> {
+/**
+ * Starts a supervisor with test-friendly settings merged with `overrides` (over `how.configFile`, if given, which
+ * a reload then re-reads); `how.log` replaces the default logger (to capture its lines).
+ */
+export async function startServer(overrides: Record<string, unknown> = {}, how: { log?: Logger; configFile?: string } = {}): Promise<TestServer> {
   const dataDir = await tempDir('toolhost-data-');
-  const config = loadConfig({
+  const sources = {
+    file: how.configFile,
     overrides: { port: 0, host: '127.0.0.1', dataDir, logLevel: 'silent', shutdown: { graceS: 5 }, ...overrides },
-  });
-  const sup = await startSupervisor(config);
+  };
+  const config = loadConfig(sources);
+  const sup = await startSupervisor(config, how.log, { sources });
   const token = config.token;
   const api: TestServer['api'] = async (path, body, opts = {}) => {
     const method = opts.method ?? (body === undefined ? 'GET' : 'POST');

@@ -1,0 +1,34 @@
+/** Machine-readable descriptions of the API: LLM tool definitions (GET /tools) and OpenAPI (GET /openapi.json). */
+import express from 'express';
+import * as schemas from '../../lib/schemas.js';
+import { TOOL_CATALOG } from '../../lib/tool-catalog.js';
+import { toolDefinition } from '../../lib/tool-formats.js';
+import type { AppDeps } from './app.js';
+import { sendError } from './errors.js';
+import { openApiDocument } from './openapi.js';
+import { validate } from './validate.js';
+
+/** GET /tools?format=openai|anthropic, GET /openapi.json. Both read the configuration in effect. */
+export function docsRoutes(d: AppDeps): express.Router {
+  const router = express.Router();
+
+  router.get('/tools', (req, res) => {
+    try {
+      const { format } = validate(schemas.toolsQuery, { ...req.query }, 'GET /tools query');
+      res.json({
+        format,
+        tools: TOOL_CATALOG.map((t) => toolDefinition(t, d.config, format)),
+        // How to run a call over HTTP: `{field}` in a path takes that argument; the other arguments are the JSON
+        // body (POST) or the query string (GET, DELETE).
+        routes: Object.fromEntries(TOOL_CATALOG.map((t) => [t.name, t.route])),
+      });
+    } catch (err) {
+      sendError(res, err);
+    }
+  });
+
+  router.get('/openapi.json', (req, res) => {
+    res.json(openApiDocument(d.config, `${req.protocol}://${req.get('host') ?? `${d.config.host}:${d.config.port}`}`));
+  });
+  return router;
+}

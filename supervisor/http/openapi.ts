@@ -1,0 +1,250 @@
+/**
+ * The OpenAPI 3.1 document of the whole HTTP API (GET /openapi.json), generated from the same zod schemas the
+ * routes validate with: the tools come from the catalog, the other routes from the table below. Error responses
+ * are derived from the error codes each route can return and share one error body schema.
+ */
+import { z } from 'zod';
+import type { Config } from '../../config/schema.js';
+import { ERROR_STATUS, type ErrorCode } from '../../lib/errors.js';
+import * as schemas from '../../lib/schemas.js';
+import { COMMON_ERRORS, TOOL_CATALOG } from '../../lib/tool-catalog.js';
+import { inputJsonSchema, toolDescription, type JsonSchema } from '../../lib/tool-formats.js';
+import { VERSION } from '../../lib/version.js';
+
+/** A route that is not a tool. */
+interface RouteDoc {
+  method: 'get' | 'put' | 'post' | 'delete';
+  path: string;
+  operationId: string;
+  summary: string;
+  description?: string;
+  /** Path parameters, by name. */
+  pathParams?: Record<string, z.ZodType>;
+  query?: z.ZodObject;
+  body?: { contentType: string; schema: JsonSchema; description: string };
+  /** Success responses: status -> content type and description. */
+  ok: Record<string, { description: string; contentType?: string; schema?: JsonSchema }>;
+  errors: readonly ErrorCode[];
+  /** False for the one route without auth. */
+  auth?: boolean;
+}
+
+const object = (description: string): JsonSchema => ({ type: 'object', description });
+const ADMIN_ERRORS: readonly ErrorCode[] = ['shutting_down', 'internal'];
+
+/** Every route that is not a tool (tools come from the catalog). */
+const ROUTES: readonly RouteDoc[] = [
+  {
+    method: 'get', path: '/health', operationId: 'health', summary: 'Liveness, queue depth, pool and running jobs', auth: false,
+    ok: { '200': { description: 'The server is up.', schema: object('status, uptime_s, queue.depth, pool (threads, busy, per lane), jobs (running, by_type).') } },
+    errors: [],
+  },
+  {
+    method: 'get', path: '/projects', operationId: 'project_list', summary: 'List projects',
+    ok: { '200': { description: 'Every stored project.', schema: object('{"projects": [{project_id, format, archive_bytes, modified_at, cached}]}') } },
+    errors: ADMIN_ERRORS,
+  },
+  {
+    method: 'get', path: '/projects/{id}', operationId: 'project_info', summary: 'Show a project and its cached working copy',
+    pathParams: { id: schemas.projectId },
+    ok: { '200': { description: 'The project.', schema: object('project_id, format, archive_bytes, modified_at, cached, cache.') } },
+    errors: ['invalid_project_id', 'project_not_found', ...ADMIN_ERRORS],
+  },
+  {
+    method: 'put', path: '/projects/{id}', operationId: 'project_put', summary: 'Upload a project archive (zip or tar.gz)',
+    description: 'The body is the archive; it is extracted and checked before anything is stored.',
+    pathParams: { id: schemas.projectId },
+    query: z.strictObject({ replace: z.enum(['true', '1', 'false']).optional().describe('Replace an existing project.') }),
+    body: { contentType: 'application/octet-stream', schema: { type: 'string', contentMediaType: 'application/octet-stream' }, description: 'The archive bytes.' },
+    ok: {
+      '201': { description: 'Created.', schema: object('The project, as GET /projects/{id}.') },
+      '200': { description: 'Replaced.', schema: object('The project, as GET /projects/{id}.') },
+    },
+    errors: ['invalid_project_id', 'bad_request', 'project_exists', 'project_busy', 'payload_too_large', 'unsupported_media_type', 'bad_archive', 'unsafe_archive_entry', 'archive_too_large', 'no_space', ...ADMIN_ERRORS],
+  },
+  {
+    method: 'get', path: '/jobs/{job_id}/stream', operationId: 'job_stream', summary: 'Stream a command job\'s output (Server-Sent Events)',
+    description: 'Events `stdout` and `stderr` carry {text, offset, next_offset}; `end` carries the final status.',
+    pathParams: { job_id: schemas.jobId },
+    query: schemas.jobPollQuery.omit({ wait_s: true }),
+    ok: { '200': { description: 'The event stream.', contentType: 'text/event-stream', schema: { type: 'string' } } },
+    errors: ['job_not_found', 'bad_request', ...ADMIN_ERRORS],
+  },
+  {
+    method: 'get', path: '/tools', operationId: 'tools', summary: 'Tool definitions for LLM tool calling',
+    query: schemas.toolsQuery,
+    ok: { '200': { description: 'The tools.', schema: object('{"format", "tools": [...], "routes": {name: {method, path}}}') } },
+    errors: ['bad_request', 'unknown_field', ...ADMIN_ERRORS],
+  },
+  {
+    method: 'get', path: '/openapi.json', operationId: 'openapi', summary: 'This document',
+    ok: { '200': { description: 'OpenAPI 3.1.', schema: object('The OpenAPI document.') } },
+    errors: ADMIN_ERRORS,
+  },
+  {
+    method: 'post', path: '/mcp', operationId: 'mcp', summary: 'Model Context Protocol endpoint (Streamable HTTP, stateless)',
+    description: 'JSON-RPC messages of MCP; the tools are the same as GET /tools. Send Accept: application/json, text/event-stream.',
+    body: { contentType: 'application/json', schema: { type: ['object', 'array'] }, description: 'A JSON-RPC message or batch.' },
+    ok: { '200': { description: 'JSON-RPC responses as an event stream.', contentType: 'text/event-stream', schema: { type: 'string' } } },
+    errors: ['invalid_json', 'payload_too_large', ...ADMIN_ERRORS],
+  },
+  {
+    method: 'get', path: '/mcp', operationId: 'mcp_get', summary: 'Not supported in stateless mode (405)',
+    ok: { '405': { description: 'Method not allowed.', schema: object('A JSON-RPC error.') } },
+    errors: [],
+  },
+  {
+    method: 'delete', path: '/mcp', operationId: 'mcp_delete', summary: 'Not supported in stateless mode (405)',
+    ok: { '405': { description: 'Method not allowed.', schema: object('A JSON-RPC error.') } },
+    errors: [],
+  },
+  {
+    method: 'get', path: '/metrics', operationId: 'metrics', summary: 'Prometheus metrics',
+    ok: { '200': { description: 'Prometheus text exposition format.', contentType: 'text/plain', schema: { type: 'string' } } },
+    errors: ADMIN_ERRORS,
+  },
+  {
+    method: 'post', path: '/admin/reload', operationId: 'admin_reload', summary: 'Re-read the config file and apply it without a restart',
+    ok: {
+      '200': {
+        description: 'Applied.',
+        schema: {
+          type: 'object',
+          properties: {
+            file: { type: ['string', 'null'] },
+            applied: { type: 'array', items: { type: 'string' }, description: 'Options now in effect.' },
+            restart_required: { type: 'array', items: { type: 'string' }, description: 'Changed options that keep their old value until a restart.' },
+          },
+        },
+      },
+    },
+    errors: ['invalid_config', 'bad_request', ...ADMIN_ERRORS],
+  },
+];
+
+/** The OpenAPI document for the configuration in effect, served from `serverUrl`. */
+export function openApiDocument(config: Config, serverUrl: string): JsonSchema {
+  const paths: Record<string, Record<string, unknown>> = {};
+  const add = (path: string, method: string, op: Record<string, unknown>): void => {
+    (paths[path] ??= {})[method] = op;
+  };
+  const auth = config.token !== null;
+  for (const tool of TOOL_CATALOG) {
+    const method = tool.route.method.toLowerCase();
+    const input = inputJsonSchema(tool);
+    const pathFields = [...tool.route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
+    const properties = input.properties as Record<string, JsonSchema>;
+    const required = new Set((input.required ?? []) as string[]);
+    const parameters: unknown[] = pathFields.map((name) => parameter(name, 'path', properties[name]!, true));
+    const rest = Object.keys(properties).filter((k) => !pathFields.includes(k));
+    const op: Record<string, unknown> = {
+      operationId: tool.name,
+      summary: tool.title,
+      description: toolDescription(tool, config),
+      tags: ['tools'],
+    };
+    if (method === 'post') {
+      const body = { ...input, properties: pick(properties, rest), required: rest.filter((k) => required.has(k)) };
+      const example = Object.fromEntries(Object.entries(tool.examples[0] ?? {}).filter(([k]) => !pathFields.includes(k)));
+      op.requestBody = { required: true, content: { 'application/json': { schema: body, example } } };
+    } else {
+      parameters.push(...rest.map((name) => parameter(name, 'query', properties[name]!, required.has(name))));
+    }
+    if (parameters.length > 0) op.parameters = parameters;
+    op.responses = responses({ '200': { description: 'The tool\'s result.', schema: object('The result; see the description.') } }, [...tool.errors, ...COMMON_ERRORS], auth);
+    add(tool.route.path, method, op);
+  }
+  for (const r of ROUTES) {
+    const parameters = [
+      ...Object.entries(r.pathParams ?? {}).map(([name, s]) => parameter(name, 'path', jsonSchema(s), true)),
+      ...queryParameters(r.query),
+    ];
+    const op: Record<string, unknown> = { operationId: r.operationId, summary: r.summary, tags: [r.path.split('/')[1]!.replace('.json', '')] };
+    if (r.description) op.description = r.description;
+    if (parameters.length > 0) op.parameters = parameters;
+    if (r.body) op.requestBody = { required: true, description: r.body.description, content: { [r.body.contentType]: { schema: r.body.schema } } };
+    op.responses = responses(r.ok, r.errors, auth && r.auth !== false);
+    if (auth && r.auth === false) op.security = [];
+    add(r.path, r.method, op);
+  }
+  const doc: JsonSchema = {
+    openapi: '3.1.0',
+    info: {
+      title: 'toolhost',
+      version: VERSION,
+      description: 'Developer tools (shell, files, search) for coding LLM agents over many projects. Tools are also served as LLM tool definitions (GET /tools) and over MCP (POST /mcp).',
+    },
+    servers: [{ url: serverUrl }],
+    paths,
+    components: {
+      schemas: { Error: errorBodySchema() },
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The server\'s token (when it has one): Authorization: Bearer <token>.' } },
+    },
+  };
+  if (auth) doc.security = [{ bearer: [] }];
+  return doc;
+}
+
+/** `{"error": {"code", "message", ...details}}`. */
+function errorBodySchema(): JsonSchema {
+  return {
+    type: 'object',
+    required: ['error'],
+    properties: {
+      error: {
+        type: 'object',
+        required: ['code', 'message'],
+        properties: {
+          code: { type: 'string', enum: Object.keys(ERROR_STATUS), description: 'Stable error code.' },
+          message: { type: 'string', description: 'What went wrong and what to do next.' },
+        },
+        additionalProperties: true,
+        description: 'Further fields are details of the error (path, lines, counts...).',
+      },
+    },
+  };
+}
+
+function jsonSchema(s: z.ZodType): JsonSchema {
+  const out = z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+  delete out.$schema;
+  return out;
+}
+
+function parameter(name: string, where: 'path' | 'query', schema: JsonSchema, required: boolean): Record<string, unknown> {
+  const { description, ...rest } = schema;
+  const p: Record<string, unknown> = { name, in: where, required, schema: rest };
+  if (typeof description === 'string') p.description = description;
+  return p;
+}
+
+function queryParameters(query: z.ZodObject | undefined): unknown[] {
+  if (!query) return [];
+  const s = jsonSchema(query);
+  const required = new Set((s.required ?? []) as string[]);
+  return Object.entries((s.properties ?? {}) as Record<string, JsonSchema>).map(([name, p]) => parameter(name, 'query', p, required.has(name)));
+}
+
+function pick(o: Record<string, JsonSchema>, keys: string[]): Record<string, JsonSchema> {
+  return Object.fromEntries(keys.map((k) => [k, o[k]!]));
+}
+
+/** Success responses, then one error response per status the codes map to (401 with auth). */
+function responses(ok: RouteDoc['ok'], codes: readonly ErrorCode[], auth: boolean): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [status, r] of Object.entries(ok)) {
+    out[status] = { description: r.description, content: { [r.contentType ?? 'application/json']: { schema: r.schema ?? { type: 'object' } } } };
+  }
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of new Set<ErrorCode>([...codes, ...(auth ? (['unauthorized'] as const) : [])])) {
+    const status = ERROR_STATUS[code];
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  for (const [status, list] of [...byStatus].sort((a, b) => a[0] - b[0])) {
+    out[String(status)] = {
+      description: `Error: ${list.join(', ')}.`,
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+    };
+  }
+  return out;
+}

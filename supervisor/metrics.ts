@@ -1,0 +1,148 @@
+/**
+ * Prometheus metrics (prom-client) for GET /metrics. Each supervisor has its own registry, so several can run in
+ * one process (tests). Counters and histograms are fed by the pump's and the project cache's events; gauges are
+ * read when scraped. No hooks inside the parts: they only emit.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Job, JobOutcome, Lane } from '../lib/jobs.js';
+import type { JobQueue } from '../lib/queue/job-queue.js';
+import type { Pools } from './pools.js';
+import type { ProjectCache } from './projects.js';
+import type { QueuePump } from './pump.js';
+
+/** What the metrics observe. */
+export interface MetricsSources {
+  queue: JobQueue;
+  pump: QueuePump;
+  pools: Pools;
+  projects: ProjectCache;
+}
+
+/** Latency buckets in seconds: file tools take milliseconds, commands up to hours. */
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
+
+const LANES: readonly Lane[] = ['files', 'commands'];
+
+/** The supervisor's metrics. An actor: start() subscribes to the events, close() unsubscribes. */
+export class Metrics {
+  /** The registry GET /metrics renders. */
+  readonly registry = new Registry();
+  /** Working copies evicted from the project cache (the eviction policy increments it). */
+  readonly cacheEvictions: Counter;
+  /** Bytes of all working copies in the project cache (set by whoever measures it). */
+  readonly cacheBytes: Gauge;
+  /** Write-backs of a changed working copy to the project store that failed (the store backends increment it). */
+  readonly storeWriteBackFailures: Counter;
+
+  readonly #s: MetricsSources;
+  readonly #jobs: Counter<'type' | 'outcome'>;
+  readonly #durations: Histogram<'type'>;
+  readonly #cacheHits: Counter;
+  readonly #cacheMisses: Counter;
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(s: MetricsSources) {
+    this.#s = s;
+    const registers = [this.registry];
+    // prom-client has no way to stop these: their GC observer and event-loop monitor live as long as the process.
+    collectDefaultMetrics({ register: this.registry });
+    this.#jobs = new Counter({
+      name: 'toolhost_jobs_total',
+      help: 'Jobs that ended, by type and outcome ("ok" or the error code).',
+      labelNames: ['type', 'outcome'],
+      registers,
+    });
+    this.#durations = new Histogram({
+      name: 'toolhost_job_duration_seconds',
+      help: 'Time from a job\'s receipt by the pump to its end, by type.',
+      labelNames: ['type'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    new Gauge({
+      name: 'toolhost_queue_depth',
+      help: 'Jobs accepted and not yet running (queued, or waiting for a project, a lock or a slot).',
+      registers,
+      collect() {
+        this.set(s.queue.depth() + s.pump.waiting());
+      },
+    });
+    new Gauge({
+      name: 'toolhost_pool_threads',
+      help: 'Threads alive per pool lane (a pool retired by a reload counts until its last task ends).',
+      labelNames: ['lane'],
+      registers,
+      collect() {
+        const { lanes } = s.pools.stats();
+        for (const lane of LANES) this.set({ lane }, lanes[lane].threads);
+      },
+    });
+    new Gauge({
+      name: 'toolhost_pool_busy',
+      help: 'Tasks running per pool lane.',
+      labelNames: ['lane'],
+      registers,
+      collect() {
+        const { lanes } = s.pools.stats();
+        for (const lane of LANES) this.set({ lane }, lanes[lane].busy);
+      },
+    });
+    new Gauge({
+      name: 'toolhost_jobs_running',
+      help: 'Jobs running on a pool, by type.',
+      labelNames: ['type'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [type, n] of Object.entries(s.pump.running().by_type)) this.set({ type }, n);
+      },
+    });
+    new Gauge({
+      name: 'toolhost_commands_running',
+      help: 'Shell commands running.',
+      registers,
+      collect() {
+        this.set(s.pump.running().by_type.execute ?? 0);
+      },
+    });
+    this.#cacheHits = new Counter({ name: 'toolhost_cache_hits_total', help: 'Jobs whose project working copy was ready.', registers });
+    this.#cacheMisses = new Counter({ name: 'toolhost_cache_misses_total', help: 'Projects extracted from the store on first use.', registers });
+    this.cacheEvictions = new Counter({ name: 'toolhost_cache_evictions_total', help: 'Working copies evicted from the project cache.', registers });
+    this.cacheBytes = new Gauge({ name: 'toolhost_cache_bytes', help: 'Bytes of all working copies in the project cache.', registers });
+    this.storeWriteBackFailures = new Counter({
+      name: 'toolhost_store_writeback_failures_total',
+      help: 'Failed write-backs of working copies to the project store.',
+      registers,
+    });
+  }
+
+  /** Subscribes to the pump's and the cache's events. */
+  start(): void {
+    if (this.#unsubscribe) return;
+    const onEnd = (job: Job, outcome: JobOutcome, durationMs: number): void => {
+      this.#jobs.inc({ type: job.type, outcome: outcome.ok ? 'ok' : outcome.error.code });
+      this.#durations.observe({ type: job.type }, durationMs / 1000);
+    };
+    const onHit = (): void => this.#cacheHits.inc();
+    const onMiss = (): void => this.#cacheMisses.inc();
+    this.#s.pump.on('job:end', onEnd);
+    this.#s.projects.on('hit', onHit);
+    this.#s.projects.on('miss', onMiss);
+    this.#unsubscribe = () => {
+      this.#s.pump.off('job:end', onEnd);
+      this.#s.projects.off('hit', onHit);
+      this.#s.projects.off('miss', onMiss);
+    };
+  }
+
+  /** The exposition text and its content type. */
+  async render(): Promise<{ contentType: string; text: string }> {
+    return { contentType: this.registry.contentType, text: await this.registry.metrics() };
+  }
+
+  /** Unsubscribes; the registry keeps its last values. */
+  async close(): Promise<void> {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+  }
+}
