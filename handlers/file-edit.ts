@@ -3,7 +3,7 @@
  * nothing is written and the error says where the matches are, or which lines come closest. CRLF files stay
  * CRLF. Edits of one file are serialized by the pump, so concurrent edits never lose an update.
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import { ToolhostError } from '../lib/errors.js';
 import { projectRelative } from '../lib/paths.js';
@@ -80,11 +80,11 @@ const squash = (s: string): string => s.replace(/\s+/g, ' ').trim();
 
 export const fileEdit: Handler<EditRequest, EditResult> = async (req, ctx) => {
   const target = await writeTarget(ctx.root, req.path);
-  const st = await statFile(target, req.path);
+  const st = statFile(target, req.path);
   if (st.size > ctx.config.files.maxWriteBytes) {
     throw new ToolhostError('file_too_large', `"${req.path}" is ${st.size} bytes, more than files.maxWriteBytes; edit it with a command (e.g. sed) instead`);
   }
-  const raw = await readFile(target);
+  const raw = readFileSync(target);
   if (raw.subarray(0, 8000).includes(0)) {
     throw new ToolhostError('binary_file', `"${req.path}" is a binary file; it cannot be edited as text`, { path: req.path });
   }

@@ -5,7 +5,7 @@
  * Also home of {@link GitignoreRules}, the project's .gitignore semantics, which `search` reuses so that both
  * tools agree on what is ignored.
  */
-import { lstat, readdir, stat } from 'node:fs/promises';
+import { lstatSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ToolhostError, cancelled, errnoCode } from '../lib/errors.js';
 import { GitignoreRules } from '../lib/gitignore.js';
@@ -51,7 +51,7 @@ function compareTreeOrder(a: string, b: string): number {
 async function statFolder(abs: string, userPath: string): Promise<void> {
   let st;
   try {
-    st = await stat(abs);
+    st = statSync(abs);
   } catch (err) {
     const code = errnoCode(err);
     if (code === 'ENOENT' || code === 'ENOTDIR') {
@@ -121,7 +121,7 @@ async function listChildren(
 ): Promise<Entry[]> {
   let dirents;
   try {
-    dirents = await readdir(dir === '.' ? root : join(root, dir), { withFileTypes: true });
+    dirents = readdirSync(dir === '.' ? root : join(root, dir), { withFileTypes: true });
   } catch (err) {
     // The top folder was just checked; a subfolder that vanished or cannot be read is left out, not fatal.
     if (isTop) throw err;
@@ -147,7 +147,7 @@ async function fillSizes(root: string, entries: Entry[]): Promise<void> {
     await Promise.all(
       files.slice(i, i + BATCH).map(async (e) => {
         try {
-          e.size = (await lstat(join(root, e.path))).size;
+          e.size = lstatSync(join(root, e.path)).size;
         } catch {
           // Deleted between readdir and lstat: keep the entry with size 0 rather than fail the listing.
         }

@@ -1,5 +1,5 @@
 /** `POST /file/write`: creates or replaces a file atomically, creating parent folders. */
-import { realpath } from 'node:fs/promises';
+import { realpathSync } from 'node:fs';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import { ToolhostError } from '../lib/errors.js';
 import { projectRelative, resolveInProject } from '../lib/paths.js';
@@ -20,7 +20,7 @@ export interface WriteResult {
 export async function writeTarget(root: string, userPath: string): Promise<string> {
   const abs = await resolveInProject(root, userPath);
   try {
-    return await realpath(abs);
+    return realpathSync.native(abs);
   } catch {
     return abs;
   }

@@ -4,7 +4,7 @@
  * job never costs a thread. Cancellation arrives as a message on the task's own port; the handler then kills its
  * own process tree and returns, so the thread is never terminated while it owns children.
  */
-import { lstat, readdir } from 'node:fs/promises';
+import { lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import { workerData } from 'piscina';
@@ -31,11 +31,22 @@ const { config } = workerData as PoolWorkerData;
 
 async function treeSize(dir: string): Promise<number> {
   let total = 0;
-  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  let entries: import('node:fs').Dirent[] = [];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
   for (const e of entries) {
     const p = join(dir, e.name);
     if (e.isDirectory()) total += await treeSize(p);
-    else total += await lstat(p).then((s) => s.size, () => 0);
+    else {
+      try {
+        total += lstatSync(p).size;
+      } catch {
+        // gone meanwhile
+      }
+    }
   }
   return total;
 }

@@ -1,5 +1,5 @@
 /** Atomic file replacement: write a sibling temp file, then rename it over the target. */
-import { chmod, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmodSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { errnoCode } from './errors.js';
 import { tempSibling } from './paths.js';
@@ -7,22 +7,24 @@ import { tempSibling } from './paths.js';
 /**
  * Writes `data` to `file` so readers see the old content or the new, never a mix. Parent folders are created;
  * an existing file keeps its mode. Returns whether the file was created.
+ *
+ * Synchronous: it runs in pool threads, where direct syscalls beat queueing on libuv's shared file pool.
  */
-export async function writeFileAtomic(file: string, data: string | Buffer): Promise<{ created: boolean }> {
+export function writeFileAtomic(file: string, data: string | Buffer): { created: boolean } {
   let mode: number | undefined;
   try {
-    mode = (await stat(file)).mode & 0o7777;
+    mode = statSync(file).mode & 0o7777;
   } catch (err) {
     if (errnoCode(err) !== 'ENOENT') throw err;
   }
-  await mkdir(dirname(file), { recursive: true });
+  mkdirSync(dirname(file), { recursive: true });
   const tmp = tempSibling(file);
   try {
-    await writeFile(tmp, data, { flag: 'wx', mode: 0o644 });
-    if (mode !== undefined) await chmod(tmp, mode);
-    await rename(tmp, file);
+    writeFileSync(tmp, data, { flag: 'wx', mode: 0o644 });
+    if (mode !== undefined) chmodSync(tmp, mode);
+    renameSync(tmp, file);
   } catch (err) {
-    await rm(tmp, { force: true });
+    rmSync(tmp, { force: true });
     throw err;
   }
   return { created: mode === undefined };

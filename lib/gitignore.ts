@@ -1,5 +1,5 @@
 /** A project's .gitignore rules, as git applies them, for the list and search tools. */
-import { lstat, readFile } from 'node:fs/promises';
+import { lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ignore from 'ignore';
 import { errnoCode } from './errors.js';
@@ -53,9 +53,9 @@ export class GitignoreRules {
     const file = join(this.#root, dir, '.gitignore');
     try {
       // lstat: a .gitignore that is a symlink could point outside the project; git would not follow it either.
-      const st = await lstat(file);
+      const st = lstatSync(file);
       if (!st.isFile() || st.size > MAX_GITIGNORE_BYTES) return null;
-      return ignore().add(await readFile(file, 'utf8'));
+      return ignore().add(readFileSync(file, 'utf8'));
     } catch (err) {
       const code = errnoCode(err);
       if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EACCES') return null;
