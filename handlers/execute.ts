@@ -1,5 +1,5 @@
 /** `POST /execute`: one shell command in the project, as one child process with its own process group. */
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ToolhostError, errnoCode } from '../lib/errors.js';
 import { resolveInProject } from '../lib/paths.js';
@@ -31,9 +31,9 @@ export interface ExecuteResult {
 }
 
 export const execute: Handler<ExecuteRequest, ExecuteResult> = async (req, ctx) => {
-  const cwd = await resolveInProject(ctx.root, req.cwd ?? '.');
+  const cwd = resolveInProject(ctx.root, req.cwd ?? '.');
   try {
-    if (!(await stat(cwd)).isDirectory()) {
+    if (!statSync(cwd).isDirectory()) {
       throw new ToolhostError('not_a_directory', `cwd "${req.cwd}" is a file; pass a folder of the project`, { path: req.cwd });
     }
   } catch (err) {
@@ -45,8 +45,8 @@ export const execute: Handler<ExecuteRequest, ExecuteResult> = async (req, ctx) 
   // Each project gets its own HOME outside the working copy, so tool caches (~/.npm, ~/.cache) are not packed
   // into the project.
   const home = join(ctx.config.dataDir, 'homes', ctx.projectId);
-  await mkdir(home, { recursive: true });
-  await mkdir(jobLogsDir(ctx.config.dataDir), { recursive: true });
+  mkdirSync(home, { recursive: true });
+  mkdirSync(jobLogsDir(ctx.config.dataDir), { recursive: true });
   const c = ctx.config.commands;
   const paths = jobLogPaths(ctx.config.dataDir, ctx.jobId);
   const progress = throttledProgress(ctx);
@@ -55,7 +55,7 @@ export const execute: Handler<ExecuteRequest, ExecuteResult> = async (req, ctx) 
     stderr: new LogSpool(paths.stderr, c.maxLogBytes, progress.notify),
   };
   progress.bind(logs);
-  const cgroup = c.limits.processes > 0 ? await createJobCgroup(ctx.jobId, c.limits.processes) : null;
+  const cgroup = c.limits.processes > 0 ? createJobCgroup(ctx.jobId, c.limits.processes) : null;
   const argv = launchArgv({
     command: req.command,
     cwd,
@@ -85,7 +85,7 @@ export const execute: Handler<ExecuteRequest, ExecuteResult> = async (req, ctx) 
       }),
     logs,
     argv,
-    extraPids: cgroup?.pids,
+    treeMembers: cgroup?.pids,
   }).finally(async () => {
     await Promise.all([logs.stdout.close(), logs.stderr.close(), cgroup?.remove()]);
     progress.flush();

@@ -5,7 +5,7 @@
  * where neither is writable, commands fall back to RLIMIT_NPROC alone.
  */
 import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 let base: string | null | undefined;
@@ -58,24 +58,28 @@ export interface JobCgroup {
 }
 
 /** Makes the cgroup of one job with `pids.max`, or returns null when cgroups are not available here. */
-export async function createJobCgroup(jobId: string, maxPids: number): Promise<JobCgroup | null> {
+export function createJobCgroup(jobId: string, maxPids: number): JobCgroup | null {
   const root = cgroupBase();
   if (!root) return null;
   const dir = join(root, jobId);
   try {
-    await mkdir(dir);
-    await writeFile(join(dir, 'pids.max'), String(maxPids));
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'pids.max'), String(maxPids));
   } catch {
     return null;
   }
   const procsFile = join(dir, 'cgroup.procs');
   return {
     procsFile,
-    pids: async () =>
-      (await readFile(procsFile, 'utf8').catch(() => ''))
-        .split('\n')
-        .filter(Boolean)
-        .map(Number),
+    pids: async () => {
+      let text = '';
+      try {
+        text = readFileSync(procsFile, 'utf8');
+      } catch {
+        // removed already
+      }
+      return text.split('\n').filter(Boolean).map(Number);
+    },
     remove: async () => {
       for (let i = 0; i < 50; i++) {
         try {

@@ -2,8 +2,8 @@
  * Killing a command's whole process tree. A command runs as the leader of its own process group, so one
  * `kill(-pgid)` reaches everything that stayed in the group. Processes that left it (setsid, double fork) are
  * found by the marker variable every command carries in its environment, scanned from /proc, the way Jenkins'
- * ProcessTreeKiller does it. `extra` adds pids known otherwise (the members of the job's pids cgroup, which no
- * process can leave on its own). Without a cgroup, a process that scrubs its own environment can escape the
+ * ProcessTreeKiller does it. Where the command has a pids cgroup, its member list (`members`) replaces the scan:
+ * no process can leave the cgroup on its own. Without a cgroup, a process that scrubs its own environment can escape the
  * scan; the bwrap sandbox's pid namespace closes that gap too.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -16,10 +16,11 @@ export const JOB_MARKER_VAR = 'TOOLHOST_JOB_ID';
  * Pids of the live (non-zombie) processes of a job: members of process group `pgid`, and any process whose
  * environment carries `TOOLHOST_JOB_ID=<jobId>`.
  */
-export async function findTreeProcesses(pgid: number, jobId: string, extra?: () => Promise<number[]>): Promise<number[]> {
-  const found = scanProc(pgid, Buffer.from(`${JOB_MARKER_VAR}=${jobId}\0`));
-  if (!extra) return found;
-  return [...new Set([...found, ...(await extra())])];
+export async function findTreeProcesses(pgid: number, jobId: string, members?: () => Promise<number[]>): Promise<number[]> {
+  // A cgroup is authoritative (no process leaves it on its own), and listing it is far cheaper than scanning
+  // every process on the machine.
+  if (members) return members();
+  return scanProc(pgid, Buffer.from(`${JOB_MARKER_VAR}=${jobId}\0`));
 }
 
 // Synchronous on purpose: this runs in a pool thread, never on the supervisor's loop, and a few hundred tiny
@@ -66,10 +67,10 @@ function signalPid(pid: number, sig: NodeJS.Signals): boolean {
 }
 
 /** Sends `sig` to the process group `pgid` and to every live process of the job; returns how many it reached. */
-export async function signalTree(pgid: number, jobId: string, sig: NodeJS.Signals, extra?: () => Promise<number[]>): Promise<number> {
+export async function signalTree(pgid: number, jobId: string, sig: NodeJS.Signals, members?: () => Promise<number[]>): Promise<number> {
   signalPid(-pgid, sig);
   let hit = 0;
-  for (const pid of await findTreeProcesses(pgid, jobId, extra)) if (signalPid(pid, sig)) hit++;
+  for (const pid of await findTreeProcesses(pgid, jobId, members)) if (signalPid(pid, sig)) hit++;
   return hit;
 }
 
@@ -79,15 +80,15 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * Terminates a job's tree: SIGTERM, up to `graceMs` for it to go, then SIGKILL until nothing is left (a fork bomb
  * keeps spawning for a moment, so the KILL sweep repeats).
  */
-export async function killTree(pgid: number, jobId: string, graceMs: number, extra?: () => Promise<number[]>): Promise<void> {
-  if ((await signalTree(pgid, jobId, 'SIGTERM', extra)) === 0) return;
+export async function killTree(pgid: number, jobId: string, graceMs: number, members?: () => Promise<number[]>): Promise<void> {
+  if ((await signalTree(pgid, jobId, 'SIGTERM', members)) === 0) return;
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline) {
     await sleep(Math.min(50, Math.max(1, deadline - Date.now())));
-    if ((await findTreeProcesses(pgid, jobId, extra)).length === 0) return;
+    if ((await findTreeProcesses(pgid, jobId, members)).length === 0) return;
   }
   for (let sweep = 0; sweep < 100; sweep++) {
-    if ((await signalTree(pgid, jobId, 'SIGKILL', extra)) === 0) return;
+    if ((await signalTree(pgid, jobId, 'SIGKILL', members)) === 0) return;
     await sleep(20);
   }
 }

@@ -42,8 +42,8 @@ export interface RunOptions {
   logs?: { stdout: LogSpool; stderr: LogSpool } | undefined;
   /** What to spawn (limits, cgroup, sandbox wrapped around the command); default `bash -c command`. */
   argv?: { file: string; args: string[] } | undefined;
-  /** More pids of the job for the tree kill (its cgroup's members). */
-  extraPids?: (() => Promise<number[]>) | undefined;
+  /** Every pid of the job (its cgroup members); replaces the /proc scan of the tree kill. */
+  treeMembers?: (() => Promise<number[]>) | undefined;
 }
 
 /** The outcome of a command. */
@@ -100,7 +100,7 @@ export function runCommand(opts: RunOptions): Promise<RunResult> {
   let killing: Promise<void> | undefined;
   const kill = (): Promise<void> => {
     if (child.pid === undefined) return Promise.resolve();
-    killing ??= killTree(child.pid, opts.jobId, opts.killGraceMs, opts.extraPids);
+    killing ??= killTree(child.pid, opts.jobId, opts.killGraceMs, opts.treeMembers);
     return killing;
   };
   const timer = setTimeout(() => {
@@ -128,7 +128,7 @@ export function runCommand(opts: RunOptions): Promise<RunResult> {
       void (async () => {
         if (child.pid !== undefined) {
           // A leftover grandchild gets no TERM grace after its parent exits on its own: it holds the pipes.
-          killing ??= killTree(child.pid, opts.jobId, timedOut || cancelled ? opts.killGraceMs : 200, opts.extraPids);
+          killing ??= killTree(child.pid, opts.jobId, timedOut || cancelled ? opts.killGraceMs : 200, opts.treeMembers);
           await killing;
         }
         await closedOrTimeout(child, 2000);
