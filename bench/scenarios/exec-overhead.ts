@@ -1,0 +1,52 @@
+/** exec-overhead: the cost toolhost adds to running a trivial command. */
+import { launchBareServer } from '../lib/bare-server.js';
+import { JsonClient } from '../lib/http.js';
+import { pairPercentile, timeAlternately } from '../lib/pair.js';
+import { uploadFiles } from '../lib/project.js';
+import { launchSupervisor } from '../lib/supervisor.js';
+import type { Scenario } from '../lib/types.js';
+
+export const execOverhead: Scenario = {
+  name: 'exec-overhead',
+  description:
+    'POST /execute "true", one request at a time on a keep-alive connection, vs a bare Node HTTP server that runs spawn("bash", ["-c", "true"]) per request (raw spawn + keep-alive round trip). Also the HTTP floor: GET /health vs the bare server\'s POST /noop.',
+  async run(ctx) {
+    const n = ctx.smoke ? 20 : 300;
+    const warmup = ctx.smoke ? 5 : 30;
+    const sup = await launchSupervisor({ tmp: ctx.tmp });
+    const bare = await launchBareServer();
+    const th = new JsonClient(sup.url);
+    const bc = new JsonClient(bare.url);
+    try {
+      await uploadFiles(th, 'exec', { 'README.md': 'bench\n' }, ctx.tmp);
+      ctx.log(`${n} executes each side`);
+      const exec = await timeAlternately(
+        n,
+        warmup,
+        async () => {
+          const r = await th.post('/execute', { project_id: 'exec', command: 'true' });
+          if (r.body.exit_code !== 0) throw new Error(`/execute "true" exited ${r.body.exit_code}`);
+        },
+        async () => {
+          const r = await bc.post('/spawn', { command: 'true' });
+          if (r.body.exit_code !== 0) throw new Error(`bare spawn exited ${r.body.exit_code}`);
+        },
+      );
+      const floor = await timeAlternately(
+        n,
+        warmup,
+        () => th.get('/health'),
+        () => bc.post('/noop', { project_id: 'exec' }),
+      );
+      return [
+        { figure: 'p50 latency', unit: 'ms', ...pairPercentile(exec, 50), target: { of: 'ratio', op: '<=', limit: 1.3 } },
+        { figure: 'p99 latency', unit: 'ms', ...pairPercentile(exec, 99) },
+        { figure: 'p50 HTTP floor (GET /health vs bare /noop)', unit: 'ms', ...pairPercentile(floor, 50) },
+      ];
+    } finally {
+      th.close();
+      bc.close();
+      await Promise.all([sup.stop(), bare.stop()]);
+    }
+  },
+};

@@ -1,0 +1,13 @@
+/** Every scenario, in the order the issue lists them and the table shows them. */
+import type { Scenario } from '../lib/types.js';
+import { azureRoundtrip } from './azure-roundtrip.js';
+import { coldStart } from './cold-start.js';
+import { execOverhead } from './exec-overhead.js';
+import { isolation } from './isolation.js';
+import { outputFlood } from './output-flood.js';
+import { readOverhead } from './read-overhead.js';
+import { search } from './search.js';
+import { throughput } from './throughput.js';
+import { waiters } from './waiters.js';
+
+export const SCENARIOS: readonly Scenario[] = [execOverhead, readOverhead, isolation, throughput, waiters, coldStart, search, azureRoundtrip, outputFlood];
