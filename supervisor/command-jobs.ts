@@ -223,6 +223,22 @@ export class CommandJobs {
     });
   }
 
+  /**
+   * The next page of output past `since`: waits (up to `waitMs`) until there is text to return or the job ends.
+   * Bytes held back as an incomplete character do not count as news.
+   */
+  async nextPage(id: string, since: Record<Stream, number>, waitMs: number, signal?: AbortSignal): Promise<JobView> {
+    const end = Date.now() + waitMs;
+    let waitFrom = since;
+    for (;;) {
+      await this.changed(id, waitFrom, end - Date.now(), signal);
+      const view = await this.view(id, 'page', since);
+      const news = view.stdout.length > 0 || view.stderr.length > 0;
+      if (news || FINAL.has(view.status) || this.#closed || Date.now() >= end || signal?.aborted) return view;
+      waitFrom = { stdout: view.stdout_offset + view.more_bytes.stdout, stderr: view.stderr_offset + view.more_bytes.stderr };
+    }
+  }
+
   /** Resolves when the job reached a final state, or after `waitMs`. */
   async done(id: string, waitMs: number, signal?: AbortSignal): Promise<boolean> {
     const r = this.#get(id);
@@ -245,7 +261,7 @@ export class CommandJobs {
     const read = async (s: Stream): Promise<LogRead> => {
       const from = Math.min(offsets[s], r.sizes[s]);
       if (r.logsRemoved) return { text: '', next: r.sizes[s], omitted: 0, invalidUtf8: false };
-      return mode === 'page' ? readPage(paths[s], from, r.sizes[s], cap, final) : readHeadTail(paths[s], from, r.sizes[s], cap);
+      return mode === 'page' ? readPage(paths[s], from, r.sizes[s], cap, final) : readHeadTail(paths[s], from, r.sizes[s], cap, final);
     };
     const [out, err] = await Promise.all([read('stdout'), read('stderr')]);
     const res = r.result;

@@ -57,7 +57,7 @@ describe('POST /execute', () => {
     const marker = `toolhost-bg-${process.pid}-${Date.now()}`;
     const r = await s.api('/execute', {
       project_id: 'p1',
-      command: `bash -c 'exec -a ${marker} sleep 1000' & sleep 0.2; pgrep -f ${marker} > /dev/null && echo before; sleep 1000`,
+      command: `bash -c 'exec -a ${marker} sleep 1000' & sleep 0.2; pgrep -f '^${marker}' > /dev/null && echo before; sleep 1000`,
       timeout_s: 1,
     });
     expect(r.status).to.equal(200);

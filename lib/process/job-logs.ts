@@ -66,15 +66,20 @@ export async function readPage(file: string, from: number, size: number, cap: nu
   return { ...decode(buf), next: from + buf.length, omitted: 0 };
 }
 
-/** Bytes `from`..`size` of `file` as head and tail within `cap` bytes, with the omitted count. */
-export async function readHeadTail(file: string, from: number, size: number, cap: number): Promise<LogRead> {
+/**
+ * Bytes `from`..`size` of `file` as head and tail within `cap` bytes, with the omitted count. Unless `final`, a
+ * trailing partial character is left for the next read (and `next` stops before it).
+ */
+export async function readHeadTail(file: string, from: number, size: number, cap: number, final: boolean): Promise<LogRead> {
   const total = Math.max(0, size - from);
-  if (total <= cap) return readPage(file, from, size, cap, true).then((r) => ({ ...r, next: size }));
+  if (total <= cap) return readPage(file, from, size, cap, final);
   const half = Math.floor(cap / 2);
   let head = await readRange(file, from, half);
   head = head.subarray(0, utf8Boundary(head, head.length));
   let tail = await readRange(file, size - half, half);
-  tail = tail.subarray(utf8StartBoundary(tail));
+  const end = final ? tail.length : utf8Boundary(tail, tail.length);
+  size -= tail.length - end;
+  tail = tail.subarray(utf8StartBoundary(tail), end);
   const omitted = total - head.length - tail.length;
   const h = decode(head);
   const t = decode(tail);

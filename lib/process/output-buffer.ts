@@ -77,14 +77,19 @@ export class OutputBuffer {
   }
 }
 
-/** Largest index <= end that does not split a UTF-8 sequence. */
+/**
+ * Largest index <= end that does not split a UTF-8 sequence: an incomplete but so far valid sequence at the end
+ * is held back. Bytes that can never become valid (0xF8-0xFF, stray continuation bytes) are not held back, so
+ * binary output cannot stall a reader waiting for a character that will never complete.
+ */
 export function utf8Boundary(buf: Buffer, end: number): number {
   let i = end;
   // Step back over continuation bytes (10xxxxxx) to the lead byte, then drop the lead if its sequence is cut.
-  while (i > 0 && i > end - 4 && (buf[i - 1]! & 0xc0) === 0x80) i--;
+  while (i > 0 && i > end - 3 && (buf[i - 1]! & 0xc0) === 0x80) i--;
   if (i === 0) return end;
   const lead = buf[i - 1]!;
-  const need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+  if (lead < 0xc0 || lead >= 0xf8) return end;
+  const need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
   return end - (i - 1) >= need ? end : i - 1;
 }
 

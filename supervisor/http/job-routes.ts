@@ -43,9 +43,7 @@ export function jobRoutes(d: AppDeps): express.Router {
     route(async (req, res) => {
       const id = jobIdParam(req);
       const q = validate(schemas.jobPollQuery, { ...req.query }, 'GET /jobs/:id query');
-      const since = { stdout: q.stdout_offset, stderr: q.stderr_offset };
-      await d.commands.changed(id, since, q.wait_s * 1000, clientGone(res));
-      return d.commands.view(id, 'page', since);
+      return d.commands.nextPage(id, { stdout: q.stdout_offset, stderr: q.stderr_offset }, q.wait_s * 1000, clientGone(res));
     }),
   );
 
@@ -90,26 +88,33 @@ async function streamJob(d: AppDeps, id: string, from: { stdout: number; stderr:
   res.flushHeaders();
   const gone = clientGone(res);
   const offsets = { ...from };
-  const send = (event: string, data: unknown): void => {
-    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  // A slow reader makes us wait rather than buffer the whole log in memory.
+  const send = async (event: string, data: unknown): Promise<void> => {
+    if (!res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`) && !gone.aborted) {
+      await new Promise<void>((resolve) => {
+        res.once('drain', resolve);
+        gone.addEventListener('abort', () => resolve(), { once: true });
+      });
+    }
   };
   while (!gone.aborted) {
-    const view = await d.commands.view(id, 'page', offsets);
+    // Waits up to 15 s for news; an empty pass sends a comment line that keeps proxies from closing the stream.
+    const view = await d.commands.nextPage(id, offsets, 15_000, gone);
+    let sent = false;
     for (const s of ['stdout', 'stderr'] as const) {
-      if (view[s].length > 0) send(s, { text: view[s], offset: offsets[s], next_offset: view[`${s}_offset`] });
+      if (view[s].length > 0) {
+        await send(s, { text: view[s], offset: offsets[s], next_offset: view[`${s}_offset`] });
+        sent = true;
+      }
     }
     offsets.stdout = view.stdout_offset;
     offsets.stderr = view.stderr_offset;
     const final = view.status !== 'queued' && view.status !== 'running';
     if (final && view.more_bytes.stdout === 0 && view.more_bytes.stderr === 0) {
-      send('end', { status: view.status, exit_code: view.exit_code, signal: view.signal, duration_ms: view.duration_ms, error: view.error });
+      await send('end', { status: view.status, exit_code: view.exit_code, signal: view.signal, duration_ms: view.duration_ms, error: view.error });
       break;
     }
-    if (view.more_bytes.stdout === 0 && view.more_bytes.stderr === 0) {
-      // Nothing new: wait for output or the end; a comment line every 15 s keeps proxies from closing the stream.
-      await d.commands.changed(id, offsets, 15_000, gone);
-      if (!gone.aborted) res.write(': keep-alive\n\n');
-    }
+    if (!sent && !final) res.write(': keep-alive\n\n');
   }
   res.end();
 }
