@@ -1,57 +1,31 @@
-import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import type { HandlerContext } from '../handlers/context.js';
 import { fileList, type ListResult } from '../handlers/file-list.js';
-import { ToolhostError } from '../lib/errors.js';
 import { listRequest, type ListRequest } from '../lib/schemas.js';
+import { HandlerProject, failure } from './helpers/handler-project.js';
 
 describe('handlers/file-list', () => {
+  let project: HandlerProject;
   let outer: string;
   let root: string;
   let config: Config;
 
   beforeEach(async () => {
-    // The project sits one level down so a .gitignore above it can be planted (it must not apply).
-    outer = await realpath(await mkdtemp(join(tmpdir(), 'toolhost-list-')));
-    root = join(outer, 'project');
-    await mkdir(root);
-    config = loadConfig();
+    project = await HandlerProject.create('toolhost-list-');
+    ({ outer, root, config } = project);
   });
 
-  afterEach(async () => {
-    await rm(outer, { recursive: true, force: true });
-  });
+  afterEach(() => project.remove());
 
-  async function files(tree: Record<string, string>): Promise<void> {
-    for (const [rel, content] of Object.entries(tree)) {
-      if (rel.endsWith('/')) {
-        await mkdir(join(root, rel), { recursive: true });
-        continue;
-      }
-      await mkdir(dirname(join(root, rel)), { recursive: true });
-      await writeFile(join(root, rel), content);
-    }
-  }
+  const files = (tree: Record<string, string>): Promise<void> => project.files(tree);
 
   function run(req: Record<string, unknown> = {}, signal = new AbortController().signal): Promise<ListResult> {
     // Through the schema, as the HTTP front does, so defaults are the real ones.
     const parsed: ListRequest = listRequest.parse({ project_id: 'p', ...req });
-    const ctx: HandlerContext = { root, config, signal, jobId: 'test-job', projectId: 'p' };
-    return fileList(parsed, ctx);
-  }
-
-  async function failure(p: Promise<unknown>): Promise<ToolhostError> {
-    try {
-      await p;
-    } catch (err) {
-      expect(err).to.be.instanceOf(ToolhostError);
-      return err as ToolhostError;
-    }
-    expect.fail('expected the listing to fail');
+    return fileList(parsed, { ...project.ctx({ signal }), config });
   }
 
   const paths = (r: ListResult): string[] => r.entries.map((e) => e.path);

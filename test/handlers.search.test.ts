@@ -1,32 +1,29 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, readlink, realpath, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { readFile, readdir, readlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { HandlerContext } from '../handlers/context.js';
 import { MAX_LINE_CHARS, search, type SearchResult } from '../handlers/search.js';
-import { ToolhostError } from '../lib/errors.js';
 import { searchRequest, type SearchRequest } from '../lib/schemas.js';
+import { HandlerProject, failure } from './helpers/handler-project.js';
 
 describe('handlers/search', () => {
+  let project: HandlerProject;
   let outer: string;
   let root: string;
   let config: Config;
 
   beforeEach(async () => {
-    // The project sits one level down so a .gitignore above it can be planted (it must not apply).
-    outer = await realpath(await mkdtemp(join(tmpdir(), 'toolhost-search-')));
-    root = join(outer, 'project');
-    await mkdir(root);
-    config = loadConfig();
+    project = await HandlerProject.create('toolhost-search-');
+    ({ outer, root, config } = project);
   });
 
   afterEach(async () => {
     // A handler returns only once rg has exited: none may be left running in the project.
     const leaked = await rgProcessesIn(root);
-    await rm(outer, { recursive: true, force: true });
+    await project.remove();
     expect(leaked, 'rg processes left running').to.deep.equal([]);
   });
 
@@ -44,31 +41,13 @@ describe('handlers/search', () => {
     return found;
   }
 
-  async function files(tree: Record<string, string>, base = root): Promise<void> {
-    for (const [rel, content] of Object.entries(tree)) {
-      await mkdir(dirname(join(base, rel)), { recursive: true });
-      await writeFile(join(base, rel), content);
-    }
-  }
-
-  function ctx(overrides: Partial<HandlerContext> = {}): HandlerContext {
-    return { root, config, signal: new AbortController().signal, jobId: 'test-job', projectId: 'p', ...overrides };
-  }
+  const files = (tree: Record<string, string>, base = root): Promise<void> => project.files(tree, base);
+  const ctx = (overrides: Partial<HandlerContext> = {}): HandlerContext => ({ ...project.ctx(overrides), config: overrides.config ?? config });
 
   function run(req: Record<string, unknown>, c: HandlerContext = ctx()): Promise<SearchResult> {
     // Through the schema, as the HTTP front does, so defaults are the real ones.
     const parsed: SearchRequest = searchRequest.parse({ project_id: 'p', ...req });
     return search(parsed, c);
-  }
-
-  async function failure(p: Promise<unknown>): Promise<ToolhostError> {
-    try {
-      await p;
-    } catch (err) {
-      expect(err).to.be.instanceOf(ToolhostError);
-      return err as ToolhostError;
-    }
-    expect.fail('expected the search to fail');
   }
 
   const where = (r: SearchResult): string[] => r.matches.map((m) => `${m.path}:${m.line}`);
