@@ -14,23 +14,35 @@ export const execOverhead: Scenario = {
     const n = ctx.smoke ? 20 : 300;
     const warmup = ctx.smoke ? 5 : 30;
     const sup = await launchSupervisor({ tmp: ctx.tmp });
+    // The same without the sandbox: how much of the overhead is isolation rather than the queue and the pool.
+    const plain = await launchSupervisor({ tmp: ctx.tmp, name: 'plain', config: { commands: { sandbox: 'none' } } });
     const bare = await launchBareServer();
     const th = new JsonClient(sup.url);
+    const tp = new JsonClient(plain.url);
     const bc = new JsonClient(bare.url);
+    const executeTrue = async (client: JsonClient): Promise<void> => {
+      const r = await client.post('/execute', { project_id: 'exec', command: 'true' });
+      if (r.body.exit_code !== 0) throw new Error(`/execute "true" exited ${r.body.exit_code}`);
+    };
+    const spawnTrue = async (): Promise<void> => {
+      const r = await bc.post('/spawn', { command: 'true' });
+      if (r.body.exit_code !== 0) throw new Error(`bare spawn exited ${r.body.exit_code}`);
+    };
     try {
       await uploadFiles(th, 'exec', { 'README.md': 'bench\n' }, ctx.tmp);
+      await uploadFiles(tp, 'exec', { 'README.md': 'bench\n' }, ctx.tmp);
       ctx.log(`${n} executes each side`);
       const exec = await timeAlternately(
         n,
         warmup,
-        async () => {
-          const r = await th.post('/execute', { project_id: 'exec', command: 'true' });
-          if (r.body.exit_code !== 0) throw new Error(`/execute "true" exited ${r.body.exit_code}`);
-        },
-        async () => {
-          const r = await bc.post('/spawn', { command: 'true' });
-          if (r.body.exit_code !== 0) throw new Error(`bare spawn exited ${r.body.exit_code}`);
-        },
+        () => executeTrue(th),
+        spawnTrue,
+      );
+      const unsandboxed = await timeAlternately(
+        n,
+        warmup,
+        () => executeTrue(tp),
+        spawnTrue,
       );
       const floor = await timeAlternately(
         n,
@@ -41,12 +53,14 @@ export const execOverhead: Scenario = {
       return [
         { figure: 'p50 latency', unit: 'ms', ...pairPercentile(exec, 50), target: { of: 'ratio', op: '<=', limit: 1.3 } },
         { figure: 'p99 latency', unit: 'ms', ...pairPercentile(exec, 99) },
+        { figure: 'p50 latency with commands.sandbox "none"', unit: 'ms', ...pairPercentile(unsandboxed, 50) },
         { figure: 'p50 HTTP floor (GET /health vs bare /noop)', unit: 'ms', ...pairPercentile(floor, 50) },
       ];
     } finally {
       th.close();
+      tp.close();
       bc.close();
-      await Promise.all([sup.stop(), bare.stop()]);
+      await Promise.all([sup.stop(), plain.stop(), bare.stop()]);
     }
   },
 };

@@ -83,8 +83,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export async function killTree(pgid: number, jobId: string, graceMs: number, members?: () => Promise<number[]>): Promise<void> {
   if ((await signalTree(pgid, jobId, 'SIGTERM', members)) === 0) return;
   const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline) {
-    await sleep(Math.min(50, Math.max(1, deadline - Date.now())));
+  // Most trees go within milliseconds of TERM: look again soon, then less often.
+  for (let delay = 2; Date.now() < deadline; delay = Math.min(delay * 2, 50)) {
+    await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
     if ((await findTreeProcesses(pgid, jobId, members)).length === 0) return;
   }
   for (let sweep = 0; sweep < 100; sweep++) {
