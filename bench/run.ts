@@ -23,7 +23,7 @@ const BUDGET_S = 120;
 const HARD_LIMIT_S = { full: 300, smoke: 90 };
 
 const NOTES = [
-  'Every supervisor runs as a child process (`node --import tsx supervisor/main.ts`, from sources, logLevel info to a file) on 127.0.0.1 port 0 with config/default.json except shutdown.graceS = 2 and what a scenario states; RSS figures are that process\'s VmRSS/VmHWM from /proc.',
+  'Every supervisor runs as a child process from the compiled build (`node dist/supervisor/main.js`, what `npm start` runs; logLevel info to a file) on 127.0.0.1 port 0 with config/default.json except shutdown.graceS = 2 and what a scenario states; RSS figures are that process\'s VmRSS/VmHWM from /proc.',
   'Baselines run in their own processes too (a bare node:http server, or the system tools); the bench client and the servers share the machine\'s cores.',
 ];
 
