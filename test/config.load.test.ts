@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { availableParallelism } from 'node:os';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, loadConfig, readDefaults } from '../config/load.js';
@@ -18,6 +18,16 @@ function fails(fn: () => unknown): string {
 }
 
 describe('configuration', () => {
+  const dirs: string[] = [];
+  const scratch = async (): Promise<string> => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    return dir;
+  };
+  after(async () => {
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+  });
+
   it('loads the defaults, resolving pool.maxThreads "auto" to 2 x cores + 1', () => {
     const c = loadConfig();
     expect(c.pool.maxThreads).to.equal(2 * availableParallelism() + 1);
@@ -46,7 +56,7 @@ describe('configuration', () => {
   });
 
   it('applies a config file, then env overrides', async () => {
-    const dir = await tempDir();
+    const dir = await scratch();
     const file = join(dir, 'c.json');
     await writeFile(file, JSON.stringify({ port: 9999, commands: { maxConcurrent: 3 } }));
     const c = loadConfig({ file, env: { PORT: '1234', TOOLHOST_DATA_DIR: dir, TOOLHOST_TOKEN: 'a-token-of-16-chars!' } });
@@ -59,7 +69,7 @@ describe('configuration', () => {
 
   it('refuses an unreadable or invalid config file with its path', async () => {
     expect(fails(() => loadConfig({ file: '/nonexistent/toolhost.json' }))).to.include('/nonexistent/toolhost.json');
-    const dir = await tempDir();
+    const dir = await scratch();
     await writeFile(join(dir, 'bad.json'), '{ nope');
     expect(fails(() => loadConfig({ file: join(dir, 'bad.json') }))).to.include('not valid JSON');
   });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { readFile, readdir, symlink, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startServer, tempDir, type TestServer } from './helpers/harness.js';
 
@@ -26,7 +26,10 @@ describe('file tools', () => {
     await symlink(outside, join(root, 'escape'));
     await writeFile(join(root, 'bin.dat'), Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 3]));
   });
-  after(async () => s?.close());
+  after(async () => {
+    await s?.close();
+    await rm(outside, { recursive: true, force: true });
+  });
 
   describe('POST /file/read', () => {
     it('returns content with line counts', async () => {

@@ -1,6 +1,6 @@
 /** Runs the real entry point (supervisor/main.ts) as a child process, the way an operator runs `npm start`. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +32,7 @@ export async function startChild(config: Record<string, unknown>, env: Record<st
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
+  const listening = new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
         const entry = JSON.parse(line) as Record<string, unknown>;
@@ -44,5 +44,12 @@ export async function startChild(config: Record<string, unknown>, env: Record<st
     });
     void exited.then((code) => reject(new Error(`supervisor exited with ${code} before listening: ${stderr}`)));
   });
+  let url: string;
+  try {
+    url = await listening;
+  } catch (err) {
+    await rm(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   return { url, dataDir, child, logs, exited };
 }

@@ -71,7 +71,8 @@ export async function buildArchive(files: FileMap, format: 'tar.gz' | 'zip' = 't
  * a reload then re-reads); `how.log` replaces the default logger (to capture its lines).
  */
 export async function startServer(overrides: Record<string, unknown> = {}, how: { log?: Logger; configFile?: string } = {}): Promise<TestServer> {
-  const dataDir = await tempDir('toolhost-data-');
+  // A test that restarts a server on the same data passes its dataDir; otherwise each server gets a fresh one.
+  const dataDir = typeof overrides.dataDir === 'string' ? overrides.dataDir : await tempDir('toolhost-data-');
   const sources = {
     file: how.configFile,
     overrides: { port: 0, host: '127.0.0.1', dataDir, logLevel: 'silent', shutdown: { graceS: 5 }, ...overrides },
