@@ -18,6 +18,29 @@ function jobIdParam(req: Request): string {
   return parsed.data;
 }
 
+/**
+ * The jobs tools as plain operations on validated input, shared by the HTTP routes below and the MCP endpoint.
+ * `signal` ends a wait early (the caller went away).
+ */
+export const JOB_OPERATIONS = {
+  job_list: async (d: AppDeps, q: { project_id?: string | undefined }, _signal?: AbortSignal) => ({ jobs: d.commands.list(q.project_id) }),
+  job_status: async (d: AppDeps, q: schemas.JobPollQuery & { job_id: string }, signal?: AbortSignal) =>
+    d.commands.nextPage(q.job_id, { stdout: q.stdout_offset, stderr: q.stderr_offset }, q.wait_s * 1000, signal),
+  job_input: async (d: AppDeps, q: schemas.JobInputRequest & { job_id: string }, _signal?: AbortSignal) => {
+    d.commands.input(q.job_id, q.data, q.eof);
+    return { job_id: q.job_id, bytes: Buffer.byteLength(q.data), eof: q.eof };
+  },
+  job_cancel: async (d: AppDeps, q: { job_id: string }, _signal?: AbortSignal) => {
+    d.commands.cancel(q.job_id);
+    // The handler kills the tree (TERM, then KILL after the grace) and reports; wait for that.
+    await d.commands.done(q.job_id, (d.config.commands.killGraceS + 10) * 1000);
+    return d.commands.view(q.job_id, 'snapshot');
+  },
+} as const;
+
+/** The name of a jobs tool. */
+export type JobOperation = keyof typeof JOB_OPERATIONS;
+
 /** GET /jobs, GET /jobs/:id, GET /jobs/:id/stream, POST /jobs/:id/input, DELETE /jobs/:id. */
 export function jobRoutes(d: AppDeps): express.Router {
   const router = express.Router();
@@ -30,20 +53,13 @@ export function jobRoutes(d: AppDeps): express.Router {
     }
   };
 
-  router.get(
-    '/jobs',
-    route(async (req) => {
-      const q = validate(schemas.jobListQuery, { ...req.query }, 'GET /jobs query');
-      return { jobs: d.commands.list(q.project_id) };
-    }),
-  );
+  router.get('/jobs', route(async (req, res) => JOB_OPERATIONS.job_list(d, validate(schemas.jobListQuery, { ...req.query }, 'GET /jobs query'), clientGone(res))));
 
   router.get(
     '/jobs/:id',
     route(async (req, res) => {
-      const id = jobIdParam(req);
       const q = validate(schemas.jobPollQuery, { ...req.query }, 'GET /jobs/:id query');
-      return d.commands.nextPage(id, { stdout: q.stdout_offset, stderr: q.stderr_offset }, q.wait_s * 1000, clientGone(res));
+      return JOB_OPERATIONS.job_status(d, { ...q, job_id: jobIdParam(req) }, clientGone(res));
     }),
   );
 
@@ -61,24 +77,13 @@ export function jobRoutes(d: AppDeps): express.Router {
   router.post(
     '/jobs/:id/input',
     express.json({ limit: d.config.http.maxBodyBytes, strict: true, type: () => true }),
-    route(async (req) => {
-      const id = jobIdParam(req);
+    route(async (req, res) => {
       const body = validate(schemas.jobInputRequest, req.body, 'POST /jobs/:id/input');
-      d.commands.input(id, body.data, body.eof);
-      return { job_id: id, bytes: Buffer.byteLength(body.data), eof: body.eof };
+      return JOB_OPERATIONS.job_input(d, { ...body, job_id: jobIdParam(req) }, clientGone(res));
     }),
   );
 
-  router.delete(
-    '/jobs/:id',
-    route(async (req) => {
-      const id = jobIdParam(req);
-      d.commands.cancel(id);
-      // The handler kills the tree (TERM, then KILL after the grace) and reports; wait for that.
-      await d.commands.done(id, (d.config.commands.killGraceS + 10) * 1000);
-      return d.commands.view(id, 'snapshot');
-    }),
-  );
+  router.delete('/jobs/:id', route(async (req, res) => JOB_OPERATIONS.job_cancel(d, { job_id: jobIdParam(req) }, clientGone(res))));
   return router;
 }
 

@@ -2,20 +2,19 @@
  * The MCP endpoint (Model Context Protocol over Streamable HTTP, stateless: a new server and transport per
  * request). It serves the catalog's tools with the HTTP API's own validation and errors: a tool that fails answers
  * with a result flagged isError whose text is the JSON error body, never with a protocol error. Tools that queue a
- * job go through the tool routes' submission path; the other tools (the jobs API) are called on this server's own
- * HTTP route, so their behaviour is the route's by construction. Auth is the app's bearer check in front of it.
+ * job go through the tool routes' submission path; the jobs tools run the same operations as the /jobs routes. Auth is the app's bearer check in front of it.
  */
-import type { IncomingMessage } from 'node:http';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { CallToolRequestSchema, ErrorCode as RpcErrorCode, ListToolsRequestSchema, McpError, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import express, { type Request, type Response } from 'express';
-import { type ErrorCode, fromSerialized, toToolhostError } from '../../lib/errors.js';
+import { toToolhostError } from '../../lib/errors.js';
 import { TOOL_CATALOG, findTool, type ToolSpec } from '../../lib/tool-catalog.js';
 import { inputJsonSchema, toolDescription } from '../../lib/tool-formats.js';
 import { VERSION } from '../../lib/version.js';
 import type { AppDeps } from './app.js';
 import { sendError } from './errors.js';
+import { JOB_OPERATIONS, type JobOperation } from './job-routes.js';
 import { submitTool } from './tool-routes.js';
 import { validate } from './validate.js';
 
@@ -29,7 +28,7 @@ export function mcpRoutes(d: AppDeps): express.Router {
   const router = express.Router();
   const json = express.json({ limit: d.config.http.maxBodyBytes, strict: true, type: () => true });
   router.post('/mcp', json, async (req, res) => {
-    const server = mcpServer(d, req, res);
+    const server = mcpServer(d, res);
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
     res.on('close', () => {
       void transport.close();
@@ -54,19 +53,14 @@ export function mcpRoutes(d: AppDeps): express.Router {
  * One MCP server for one HTTP request. The low-level Server (not McpServer) because the tools carry our own JSON
  * Schemas and validation: McpServer would validate arguments itself and answer with its own errors.
  */
-function mcpServer(d: AppDeps, req: Request, res: Response): Server {
+function mcpServer(d: AppDeps, res: Response): Server {
   const server = new Server({ name: 'toolhost', version: VERSION }, { capabilities: { tools: {} }, instructions: INSTRUCTIONS });
   server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: TOOL_CATALOG.map((t) => mcpTool(t, d)) }));
   server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
     const tool = findTool(request.params.name);
     if (!tool) throw new McpError(RpcErrorCode.InvalidParams, `unknown tool "${request.params.name}"; tools/list names the tools`);
     try {
-      const value = await callTool(d, tool, request.params.arguments ?? {}, {
-        signal: extra.signal,
-        requestId: res.locals.requestId as string | undefined,
-        self: selfUrl(req),
-        authorization: req.get('authorization'),
-      });
+      const value = await callTool(d, tool, request.params.arguments ?? {}, extra.signal, res.locals.requestId as string | undefined);
       const result: CallToolResult = { content: [{ type: 'text', text: JSON.stringify(value) }] };
       if (typeof value === 'object' && value !== null && !Array.isArray(value)) result.structuredContent = value as Record<string, unknown>;
       return result;
@@ -88,45 +82,11 @@ function mcpTool(t: ToolSpec, d: AppDeps): Tool {
   };
 }
 
-interface CallContext {
-  signal: AbortSignal;
-  requestId: string | undefined;
-  /** Base URL of this server, as the MCP request reached it. */
-  self: string;
-  authorization: string | undefined;
-}
-
 /** Validates the arguments with the tool's schema, then runs the tool; throws the tool's error. */
-async function callTool(d: AppDeps, tool: ToolSpec, args: Record<string, unknown>, ctx: CallContext): Promise<unknown> {
+async function callTool(d: AppDeps, tool: ToolSpec, args: Record<string, unknown>, signal: AbortSignal, requestId?: string): Promise<unknown> {
   const body = validate(tool.input(), args, `tool ${tool.name}`);
-  if (tool.jobType) return submitTool(d, tool.jobType, body as { project_id: string }, ctx.signal, ctx.requestId);
-  return callRoute(tool, args, ctx);
-}
-
-/** Calls the tool's HTTP route on this server, with the caller's credentials and request id. */
-async function callRoute(tool: ToolSpec, args: Record<string, unknown>, ctx: CallContext): Promise<unknown> {
-  const rest = { ...args };
-  const path = tool.route.path.replace(/\{(\w+)\}/g, (_m, field: string) => {
-    const value = String(rest[field]);
-    delete rest[field];
-    return encodeURIComponent(value);
-  });
-  const url = new URL(path, ctx.self);
-  const isPost = tool.route.method === 'POST';
-  if (!isPost) for (const [k, v] of Object.entries(rest)) url.searchParams.set(k, String(v));
-  const headers: Record<string, string> = { accept: 'application/json' };
-  if (isPost) headers['content-type'] = 'application/json';
-  if (ctx.authorization) headers.authorization = ctx.authorization;
-  if (ctx.requestId) headers['x-request-id'] = ctx.requestId;
-  const res = await fetch(url, { method: tool.route.method, headers, body: isPost ? JSON.stringify(rest) : null, signal: ctx.signal });
-  const body = (await res.json()) as { error?: { code: string; message: string } & Record<string, unknown> };
-  if (res.ok) return body;
-  const { code, message, ...details } = body.error ?? { code: 'internal', message: `HTTP ${res.status}` };
-  throw fromSerialized({ code: code as ErrorCode, message, details });
-}
-
-function selfUrl(req: IncomingMessage): string {
-  const { localAddress, localPort } = req.socket;
-  const host = localAddress?.includes(':') ? `[${localAddress}]` : (localAddress ?? '127.0.0.1');
-  return `http://${host}:${localPort}`;
+  if (tool.jobType) return submitTool(d, tool.jobType, body as { project_id: string }, signal, requestId);
+  if (!(tool.name in JOB_OPERATIONS)) throw new Error(`tool ${tool.name} has neither a job type nor an operation`);
+  const op = JOB_OPERATIONS[tool.name as JobOperation] as (d: AppDeps, q: unknown, signal?: AbortSignal) => Promise<unknown>;
+  return op(d, body, signal);
 }
