@@ -94,7 +94,8 @@ function buildPools(config: Config): Record<Lane, Pool> {
 }
 
 /**
- * Concurrent tasks per file-pool thread. File handlers are asynchronous I/O, so a thread interleaves a few; the
+ * Concurrent tasks per file-pool thread. Handlers do their file system calls synchronously, but still await
+ * ripgrep, stream large files and yield between extraction chunks, so a thread interleaves a few; the
  * pump's file lane admits at most `threads x FILE_LANE_PER_THREAD` jobs plus extractions, which stays within
  * `threads x FILE_TASKS_PER_THREAD`, so Piscina's own queue stays empty.
  */

@@ -181,7 +181,13 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
           throw new ToolhostError('project_busy', `project "${id}" has jobs queued or running; retry the upload once they finish`, { project_id: id });
         }
         const staging = await this.#extract(id, upload, format);
-        const stored = await this.#o.store.put(id, format, upload);
+        let stored: StoredProject;
+        try {
+          stored = await this.#o.store.put(id, format, upload);
+        } catch (err) {
+          await rm(staging, { recursive: true, force: true });
+          throw err;
+        }
         await this.#swapIn(id, staging, stored.etag);
         return { created: !existing, info: await this.info(id) };
       });
