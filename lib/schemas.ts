@@ -13,14 +13,19 @@ export const projectId = z
   .regex(PROJECT_ID_PATTERN, 'must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$ (letters, digits, ".", "_", "-")')
   .describe('Project identifier.');
 
+/** A process argument or environment value cannot hold a NUL byte; refuse it up front rather than fail to spawn. */
+function noNul(s: z.ZodString) {
+  return s.refine((v) => !v.includes('\0'), 'must not contain NUL bytes');
+}
+
 const relPath = z.string().min(1).max(4096).describe('Path relative to the project root.');
 
 export const executeRequest = z.strictObject({
   project_id: projectId,
-  command: z.string().min(1).max(1_000_000).describe('Shell command, run as `bash -c command`.'),
+  command: noNul(z.string().min(1).max(1_000_000)).describe('Shell command, run as `bash -c command`.'),
   cwd: relPath.optional().describe('Working directory relative to the project root (default: the root).'),
   env: z
-    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names must match ^[A-Za-z_][A-Za-z0-9_]*$'), z.string())
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names must match ^[A-Za-z_][A-Za-z0-9_]*$'), noNul(z.string()))
     .optional()
     .describe('Extra environment variables for the command.'),
   timeout_s: z.number().positive().optional().describe('Kill the command tree after this many seconds.'),

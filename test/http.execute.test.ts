@@ -111,6 +111,17 @@ describe('POST /execute', () => {
     expect(r.body.error.message).to.include('maximum');
   });
 
+  it('refuses NUL bytes in the command and in env values with 400 instead of failing to spawn', async () => {
+    for (const body of [
+      { project_id: 'p1', command: 'echo a\u0000b' },
+      { project_id: 'p1', command: 'true', env: { A: 'x\u0000y' } },
+    ]) {
+      const r = await s.api('/execute', body);
+      expect(r.status).to.equal(400);
+      expect(r.body.error.message).to.include('NUL');
+    }
+  });
+
   it('rejects bad env names and unknown fields', async () => {
     const bad = await s.api('/execute', { project_id: 'p1', command: 'true', env: { 'A B': 'x' } });
     expect(bad.status).to.equal(400);

@@ -80,6 +80,9 @@ describe('projects', () => {
     expect(again.status).to.equal(409);
     expect(again.body.error.code).to.equal('project_exists');
     expect(again.body.error.message).to.include('replace=true');
+    const unclear = await s.api('/projects/p?replace=yes', await buildArchive({ 'v.txt': '2' }), { method: 'PUT' });
+    expect(unclear.status).to.equal(400);
+    expect(unclear.body.error.message).to.include('replace');
     expect((await s.api('/file/read', { project_id: 'p', path: 'v.txt' })).body.content).to.equal('1');
     const replaced = await s.api('/projects/p?replace=true', await buildArchive({ 'w.txt': '3' }, 'zip'), { method: 'PUT' });
     expect(replaced.status).to.equal(200);

@@ -10,6 +10,7 @@ import * as schemas from '../../lib/schemas.js';
 import { COMMON_ERRORS, TOOL_CATALOG } from '../../lib/tool-catalog.js';
 import { inputJsonSchema, toolDescription, type JsonSchema } from '../../lib/tool-formats.js';
 import { VERSION } from '../../lib/version.js';
+import { putProjectQuery } from './project-routes.js';
 
 /** A route that is not a tool. */
 interface RouteDoc {
@@ -54,7 +55,7 @@ const ROUTES: readonly RouteDoc[] = [
     method: 'put', path: '/projects/{id}', operationId: 'project_put', summary: 'Upload a project archive (zip or tar.gz)',
     description: 'The body is the archive; it is extracted and checked before anything is stored.',
     pathParams: { id: schemas.projectId },
-    query: z.strictObject({ replace: z.enum(['true', '1', 'false']).optional().describe('Replace an existing project.') }),
+    query: putProjectQuery,
     body: { contentType: 'application/octet-stream', schema: { type: 'string', contentMediaType: 'application/octet-stream' }, description: 'The archive bytes.' },
     ok: {
       '201': { description: 'Created.', schema: object('The project, as GET /projects/{id}.') },

@@ -6,10 +6,17 @@ import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import express, { type Request } from 'express';
+import { z } from 'zod';
 import { ToolhostError } from '../../lib/errors.js';
 import { PROJECT_ID_PATTERN } from '../../lib/schemas.js';
 import type { AppDeps } from './app.js';
 import { sendError } from './errors.js';
+import { validate } from './validate.js';
+
+/** The query of PUT /projects/:id (also documented in the OpenAPI description). */
+export const putProjectQuery = z.strictObject({
+  replace: z.enum(['true', 'false']).default('false').describe('Replace an existing project (its working copy is discarded).'),
+});
 
 /** PUT /projects/:id, GET /projects, GET /projects/:id. */
 export function projectRoutes(d: AppDeps): express.Router {
@@ -17,7 +24,8 @@ export function projectRoutes(d: AppDeps): express.Router {
   router.put('/projects/:id', async (req, res) => {
     try {
       const id = projectIdParam(req.params.id);
-      const replace = req.query.replace === 'true' || req.query.replace === '1';
+      const q = validate(putProjectQuery, { ...req.query }, `PUT /projects/${id} query`);
+      const replace = q.replace === 'true';
       const upload = await receiveUpload(req, d);
       const { created, info } = await d.projects.put(id, upload, { replace });
       res.status(created ? 201 : 200).json(info);
