@@ -8,6 +8,7 @@
  * Waiting for a project or a lock holds no lane slot, so a slow extraction never starves other projects.
  */
 import { EventEmitter, setMaxListeners } from 'node:events';
+import { resolve } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
 import type { ControlMessage } from '../handlers/context.js';
@@ -168,7 +169,8 @@ export class QueuePump extends EventEmitter<PumpEvents> {
 
   async #run(job: Job): Promise<JobOutcome> {
     const root = await this.#o.projects.ensure(job.projectId);
-    const lockKey = job.type === 'file.write' || job.type === 'file.edit' ? `${job.projectId}\0${String(job.payload.path)}` : undefined;
+    // Keyed by the resolved path, so "a.txt", "./a.txt" and "dir/../a.txt" share one lock.
+    const lockKey = job.type === 'file.write' || job.type === 'file.edit' ? resolve(root, String(job.payload.path)) : undefined;
     const unlock = lockKey ? await this.#fileLocks.lock(lockKey) : undefined;
     try {
       const lane = laneOf(job.type);

@@ -185,7 +185,10 @@ describe('file tools', () => {
       const lines = Array.from({ length: n }, (_, i) => `slot ${i}: empty`);
       await s.api('/file/write', { project_id: 'f', path: 'race.txt', content: `${lines.join('\n')}\n` });
       const results = await Promise.all(
-        lines.map((_, i) => s.api('/file/edit', { project_id: 'f', path: 'race.txt', old_str: `slot ${i}: empty`, new_str: `slot ${i}: done` })),
+        // Spelled three ways: the lock must be per file, not per string.
+        lines.map((_, i) =>
+          s.api('/file/edit', { project_id: 'f', path: ['race.txt', './race.txt', 'dir/../race.txt'][i % 3], old_str: `slot ${i}: empty`, new_str: `slot ${i}: done` }),
+        ),
       );
       expect(results.map((r) => r.status)).to.deep.equal(Array(n).fill(200));
       const final = await readFile(join(root, 'race.txt'), 'utf8');
