@@ -1,8 +1,14 @@
 /**
- * Where projects live as archives: the source of truth behind the local working copies. The embedded backend is
- * a local folder (local-store.ts); an object-storage backend plugs in behind the same interface.
+ * Where projects live as archives: the source of truth behind the local working copies. Two backends sit behind
+ * this interface: a local folder (local-store.ts, the embedded default) and Azure Blob Storage (azure-store.ts).
+ * `openStore` (create-store.ts) picks one from the configuration; nothing else knows which is in use. Both name
+ * their archives the same way (`<id>.zip`, `<id>.tar.gz`, conflict copies `<id>.conflict-<stamp><ext>`), with the
+ * helpers at the end of this file.
  */
-import type { ArchiveFormat } from '../archive/format.js';
+import type { Readable } from 'node:stream';
+import { archiveExtension, type ArchiveFormat } from '../archive/format.js';
+import { ToolhostError } from '../errors.js';
+import { PROJECT_ID_PATTERN } from '../schemas.js';
 
 /** A project as the store holds it. */
 export interface StoredProject {
@@ -25,14 +31,105 @@ export interface FetchedArchive {
   release(): Promise<void>;
 }
 
-/** A backend that stores project archives. */
+/** A project's archive as a byte stream, with the version it belongs to. */
+export interface OpenedArchive {
+  stream: Readable;
+  format: ArchiveFormat;
+  /** The ETag of exactly the bytes the stream yields. */
+  etag: string;
+  size: number;
+}
+
+/**
+ * The condition of a write:
+ * - `{ ifMatch: etag }`: only if the archive of that format is still at that version;
+ * - `{ ifNoneMatch: '*' }`: only if the project does not exist yet (no archive of either format);
+ * - none: unconditionally.
+ * A write whose condition fails throws `save_conflict` and leaves the file in place.
+ */
+export type PutCondition = { ifMatch: string } | { ifNoneMatch: '*' };
+
+/** A backend that stores project archives. Safe to use from several threads and processes at once. */
 export interface ProjectStore {
-  /** Every stored project. */
+  /** Every stored project (conflict copies are not projects and are not listed). */
   list(): Promise<StoredProject[]>;
   /** One project, or null when unknown. */
   stat(id: string): Promise<StoredProject | null>;
-  /** A local file of the project's archive; throws `project_not_found` when unknown. */
+  /** A local file of the project's archive (made in `scratchDir` if needed); throws `project_not_found`. */
   fetch(id: string, scratchDir: string): Promise<FetchedArchive>;
-  /** Stores `file` (consumed) as the project's archive, replacing any archive of the other format. */
-  put(id: string, format: ArchiveFormat, file: string): Promise<StoredProject>;
+  /** The project's archive as a stream; throws `project_not_found`. */
+  open(id: string): Promise<OpenedArchive>;
+  /**
+   * Stores `file` as the project's archive in `format`. On success the file is consumed (moved or deleted) and,
+   * for an unconditional write, an archive of the other format is removed. Throws `save_conflict` when
+   * `condition` fails, leaving `file` in place.
+   */
+  put(id: string, format: ArchiveFormat, file: string, condition?: PutCondition): Promise<StoredProject>;
+  /**
+   * Stores `file` beside the project as `<id>.conflict-<stamp><ext>` (consumed on success) and returns the name
+   * the store holds it under (file name in the folder; blob name, prefix included, in the container). Used when
+   * a save lost a race with another writer, so neither version is lost.
+   */
+  putConflict(id: string, format: ArchiveFormat, file: string, stamp: string): Promise<string>;
+}
+
+/** Both archive formats, in the order a store looks for them. */
+export const ARCHIVE_FORMATS: readonly ArchiveFormat[] = ['zip', 'tar.gz'];
+
+/** The error for a project the store does not hold. */
+export function notFound(id: string): ToolhostError {
+  return new ToolhostError('project_not_found', `project "${id}" does not exist; upload it first with PUT /projects/${id} (a zip or tar.gz body)`, {
+    project_id: id,
+  });
+}
+
+/** The error of a write whose {@link PutCondition} failed. */
+export function saveConflict(id: string, condition: PutCondition): ToolhostError {
+  const message = 'ifMatch' in condition
+    ? `the stored archive of project "${id}" is no longer at version ${condition.ifMatch} (another writer saved it); nothing was overwritten: download the current version, reapply the changes and save again`
+    : `project "${id}" already exists in the store (another writer created it); nothing was overwritten: replace it explicitly or pick another project id`;
+  return new ToolhostError('save_conflict', message, { project_id: id });
+}
+
+/** The name of a project's archive: `<id>.zip` or `<id>.tar.gz`. Refuses an id that could escape the store. */
+export function archiveName(id: string, format: ArchiveFormat): string {
+  return checkedId(id) + archiveExtension(format);
+}
+
+function checkedId(id: string): string {
+  // Ids are validated at the HTTP front already; this guards file and blob names against a caller that forgot,
+  // since "../x" would otherwise name a file outside the store folder.
+  if (PROJECT_ID_PATTERN.test(id)) return id;
+  throw new ToolhostError('invalid_project_id', `"${id}" is not a valid project id (letters, digits, ".", "_", "-"; at most 128)`, { project_id: id });
+}
+
+const STAMP_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+const CONFLICT_SUFFIX = /\.conflict-[A-Za-z0-9._-]+$/;
+
+/** The name of a conflict copy: `<id>.conflict-<stamp><ext>`. */
+export function conflictName(id: string, format: ArchiveFormat, stamp: string): string {
+  if (!STAMP_PATTERN.test(stamp)) throw new ToolhostError('internal', `internal error: conflict stamp "${stamp}" is not 1-64 letters, digits, ".", "_" or "-"`);
+  return `${checkedId(id)}.conflict-${stamp}${archiveExtension(format)}`;
+}
+
+/**
+ * The project an archive name (a file name, or a blob name without the store's prefix) belongs to, or null when
+ * it is not a project archive: a conflict copy, a temp file, or anything else that happens to sit there.
+ * Because ids may contain dots, an id ending in `.conflict-<something>` reads as a conflict copy and is not listed.
+ */
+export function parseArchiveName(name: string): { id: string; format: ArchiveFormat } | null {
+  const format = ARCHIVE_FORMATS.find((f) => name.endsWith(archiveExtension(f)));
+  if (!format) return null;
+  const id = name.slice(0, -archiveExtension(format).length);
+  if (!PROJECT_ID_PATTERN.test(id) || CONFLICT_SUFFIX.test(id)) return null;
+  return { id, format };
+}
+
+/**
+ * The newer of two archives of one project: both exist for a moment while an unconditional write switches
+ * formats (the new one is stored before the old one is removed). A tie keeps `a`.
+ */
+export function newest(a: StoredProject | null, b: StoredProject | null): StoredProject | null {
+  if (!a || !b) return a ?? b;
+  return b.modifiedAt > a.modifiedAt ? b : a;
 }

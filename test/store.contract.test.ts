@@ -1,0 +1,396 @@
+/**
+ * The ProjectStore contract, run against both backends as the rest of toolhost uses them (built by openStore
+ * from a configuration): a LocalStore on a temp folder, and an AzureBlobStore on a real Azurite (one emulator
+ * for the suite, a fresh container per test). Then what only one backend has: lock files and copies across file
+ * systems for the local store; prefixes and unreachable endpoints for Azure.
+ */
+import { randomBytes } from 'node:crypto';
+import { access, mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { expect } from 'chai';
+import { loadConfig } from '../config/load.js';
+import type { ToolhostError } from '../lib/errors.js';
+import { AzureBlobStore } from '../lib/store/azure-store.js';
+import { openStore } from '../lib/store/create-store.js';
+import { LocalStore } from '../lib/store/local-store.js';
+import type { ProjectStore } from '../lib/store/project-store.js';
+import { containerClient, startAzurite, uniqueContainerName, type Azurite } from './helpers/azurite.js';
+
+/** One backend's store for one test. */
+interface Fixture {
+  store: ProjectStore;
+  /** Another client of the same storage, as another pool thread or machine has. */
+  another(): Promise<ProjectStore>;
+  /** Every file of the folder / blob of the container, sorted: conflict copies and leftovers included. */
+  names(): Promise<string[]>;
+}
+
+interface Backend {
+  name: string;
+  fixture(): Promise<Fixture>;
+}
+
+/** Per-test folder of input archives, scratch folders and the local store. */
+let work: string;
+let inputs = 0;
+/** One emulator for the whole file; every test gets its own container. */
+let azurite: Azurite;
+
+/** Distinct archive bytes (the store never looks inside, so they need not be a real archive). */
+function content(tag: string, size = 4096): Buffer {
+  return Buffer.concat([Buffer.from(`${tag}:`), randomBytes(size)]);
+}
+
+async function inputFile(data: Buffer, dir = work): Promise<string> {
+  const file = join(dir, `input-${inputs++}`);
+  await writeFile(file, data);
+  return file;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false);
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  return Buffer.concat((await stream.toArray()) as Buffer[]);
+}
+
+async function rejection(promise: Promise<unknown>): Promise<ToolhostError> {
+  const err = await promise.then(() => undefined, (e: unknown) => e);
+  // By name, not instanceof: under tsx the tests run as CommonJS while openStore's `await import()` of the Azure
+  // store loads ES modules, so that store's ToolhostError is a second copy of the class.
+  expect(err, 'expected the call to fail with a ToolhostError').to.be.instanceOf(Error).and.have.property('name', 'ToolhostError');
+  return err as ToolhostError;
+}
+
+async function fetchBytes(store: ProjectStore, id: string): Promise<Buffer> {
+  const fetched = await store.fetch(id, join(work, 'scratch'));
+  try {
+    return await readFile(fetched.file);
+  } finally {
+    await fetched.release();
+  }
+}
+
+const local: Backend = {
+  name: 'LocalStore',
+  async fixture() {
+    const config = loadConfig({ overrides: { dataDir: work } });
+    const dir = join(work, 'store');
+    return {
+      store: await openStore(config),
+      another: () => openStore(config),
+      names: async () => (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name).sort(),
+    };
+  },
+};
+
+const azure: Backend = {
+  name: 'AzureBlobStore',
+  async fixture() {
+    const container = uniqueContainerName('contract');
+    const config = loadConfig({ overrides: { dataDir: work, store: { backend: 'azure', azure: { connectionString: azurite.connectionString, container } } } });
+    return {
+      store: await openStore(config),
+      another: () => openStore(config),
+      names: () => blobNames(containerClient(azurite, container)),
+    };
+  },
+};
+
+async function blobNames(client: ReturnType<typeof containerClient>): Promise<string[]> {
+  const names: string[] = [];
+  for await (const blob of client.listBlobsFlat()) names.push(blob.name);
+  return names.sort();
+}
+
+describe('project store', () => {
+  before(async () => {
+    azurite = await startAzurite();
+  });
+  after(async () => {
+    await azurite?.stop();
+  });
+  beforeEach(async () => {
+    work = await mkdtemp(join(tmpdir(), 'toolhost-store-'));
+  });
+  afterEach(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  for (const backend of [local, azure]) {
+    describe(`contract: ${backend.name}`, () => {
+
+      it('stores, lists, fetches and streams archives of both formats', async () => {
+        const { store } = await backend.fixture();
+        const zip = content('zip');
+        const tgz = content('tgz', 10_000);
+        const zipFile = await inputFile(zip);
+        const alpha = await store.put('alpha', 'zip', zipFile);
+        const beta = await store.put('beta', 'tar.gz', await inputFile(tgz));
+        expect(alpha).to.include({ id: 'alpha', format: 'zip', size: zip.length });
+        expect(beta).to.include({ id: 'beta', format: 'tar.gz', size: tgz.length });
+        expect(new Date(alpha.modifiedAt).toISOString()).to.equal(alpha.modifiedAt);
+        expect(await exists(zipFile), 'the input file is consumed').to.equal(false);
+        expect(await store.stat('alpha')).to.deep.equal(alpha);
+        expect(await store.stat('beta')).to.deep.equal(beta);
+        expect(await store.list()).to.deep.equal([alpha, beta]);
+
+        const scratch = join(work, 'scratch');
+        const fetched = await store.fetch('beta', scratch);
+        expect(fetched).to.include({ format: 'tar.gz', etag: beta.etag });
+        expect(await readFile(fetched.file)).to.deep.equal(tgz);
+        await fetched.release();
+        expect(await readdir(scratch), 'release removes the local copy').to.deep.equal([]);
+
+        const opened = await store.open('alpha');
+        expect(opened).to.include({ format: 'zip', etag: alpha.etag, size: zip.length });
+        expect(await readAll(opened.stream)).to.deep.equal(zip);
+      });
+
+      it('an unconditional put of the other format replaces the first', async () => {
+        const { store, names } = await backend.fixture();
+        await store.put('alpha', 'zip', await inputFile(content('zip')));
+        const tgz = content('tgz');
+        const stored = await store.put('alpha', 'tar.gz', await inputFile(tgz));
+        expect(await store.stat('alpha')).to.deep.equal(stored);
+        expect(await names()).to.deep.equal(['alpha.tar.gz']);
+        expect(await store.list()).to.deep.equal([stored]);
+        expect(await fetchBytes(store, 'alpha')).to.deep.equal(tgz);
+      });
+
+      it('ifNoneMatch "*" refuses a project that exists in either format', async () => {
+        const { store, names } = await backend.fixture();
+        const first = await store.put('alpha', 'zip', await inputFile(content('first')));
+        for (const format of ['zip', 'tar.gz'] as const) {
+          const data = content(`again-${format}`);
+          const file = await inputFile(data);
+          const err = await rejection(store.put('alpha', format, file, { ifNoneMatch: '*' }));
+          expect(err.code).to.equal('save_conflict');
+          expect(err.details).to.deep.equal({ project_id: 'alpha' });
+          expect(await readFile(file), 'the refused file stays in place').to.deep.equal(data);
+        }
+        expect(await store.stat('alpha')).to.deep.equal(first);
+        expect(await names()).to.deep.equal(['alpha.zip']);
+        const created = await store.put('gamma', 'tar.gz', await inputFile(content('new')), { ifNoneMatch: '*' });
+        expect(await store.stat('gamma')).to.deep.equal(created);
+      });
+
+      it('ifMatch with the current etag replaces the archive under a new etag', async () => {
+        const { store } = await backend.fixture();
+        const v1 = await store.put('alpha', 'zip', await inputFile(content('v1')));
+        const data = content('v2');
+        const v2 = await store.put('alpha', 'zip', await inputFile(data), { ifMatch: v1.etag });
+        expect(v2.etag).to.not.equal(v1.etag);
+        expect(await store.stat('alpha')).to.deep.equal(v2);
+        expect(await fetchBytes(store, 'alpha')).to.deep.equal(data);
+        const v3 = await store.put('alpha', 'zip', await inputFile(content('v3')), { ifMatch: v2.etag });
+        expect(v3.etag).to.not.be.oneOf([v1.etag, v2.etag]);
+      });
+
+      it('ifMatch with a stale etag is a save_conflict that changes nothing', async () => {
+        const { store, names } = await backend.fixture();
+        const v1 = await store.put('alpha', 'zip', await inputFile(content('v1')));
+        const current = content('v2');
+        const v2 = await store.put('alpha', 'zip', await inputFile(current));
+        const mine = content('mine');
+        const file = await inputFile(mine);
+        const err = await rejection(store.put('alpha', 'zip', file, { ifMatch: v1.etag }));
+        expect(err.code).to.equal('save_conflict');
+        expect(err.details).to.deep.equal({ project_id: 'alpha' });
+        expect(await readFile(file)).to.deep.equal(mine);
+        expect(await store.stat('alpha')).to.deep.equal(v2);
+        expect(await fetchBytes(store, 'alpha')).to.deep.equal(current);
+        expect(await names(), 'no temp file or partial upload is left').to.deep.equal(['alpha.zip']);
+      });
+
+      it('a large archive goes up in blocks and still honours its condition', async () => {
+        const { store } = await backend.fixture();
+        const big = content('big', 20 * 1024 * 1024); // beyond the Azure store's 8 MiB single-request limit
+        const v1 = await store.put('alpha', 'tar.gz', await inputFile(big), { ifNoneMatch: '*' });
+        expect(v1.size).to.equal(big.length);
+        expect(await fetchBytes(store, 'alpha')).to.deep.equal(big);
+        const stale = await rejection(store.put('alpha', 'tar.gz', await inputFile(content('late', 20 * 1024 * 1024)), { ifMatch: '"stale"' }));
+        expect(stale.code).to.equal('save_conflict');
+        expect(await store.stat('alpha')).to.deep.equal(v1);
+      });
+
+      it('of concurrent writers holding the same etag, exactly one wins', async () => {
+        const fixture = await backend.fixture();
+        const v1 = await fixture.store.put('alpha', 'zip', await inputFile(content('v1')));
+        // One client per writer, as pool threads each have their own: nothing in-memory can serialize them.
+        const stores = await Promise.all(Array.from({ length: 8 }, () => fixture.another()));
+        const datas = stores.map((_, i) => content(`writer-${i}`));
+        const files = await Promise.all(datas.map((d) => inputFile(d)));
+        const results = await Promise.allSettled(files.map((f, i) => stores[i]!.put('alpha', 'zip', f, { ifMatch: v1.etag })));
+        const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [{ i, stored: r.value }] : []));
+        expect(won, 'winners').to.have.length(1);
+        for (const r of results) if (r.status === 'rejected') expect((r.reason as ToolhostError).code).to.equal('save_conflict');
+        expect(await fixture.store.stat('alpha')).to.deep.equal(won[0]!.stored);
+        expect(await fetchBytes(fixture.store, 'alpha')).to.deep.equal(datas[won[0]!.i]);
+      });
+
+      it('putConflict keeps a copy beside the project that no listing shows', async () => {
+        const { store, names } = await backend.fixture();
+        const v1 = await store.put('alpha', 'zip', await inputFile(content('v1')));
+        const file = await inputFile(content('lost race'));
+        const name = await store.putConflict('alpha', 'zip', file, '20260101T000000000Z');
+        expect(name).to.equal('alpha.conflict-20260101T000000000Z.zip');
+        expect(await exists(file)).to.equal(false);
+        await store.putConflict('ghost', 'tar.gz', await inputFile(content('orphan')), '20260101T000000000Z');
+        expect(await names()).to.deep.equal(['alpha.conflict-20260101T000000000Z.zip', 'alpha.zip', 'ghost.conflict-20260101T000000000Z.tar.gz']);
+        expect(await store.list()).to.deep.equal([v1]);
+        expect(await store.stat('alpha')).to.deep.equal(v1);
+        expect(await store.stat('ghost')).to.equal(null);
+      });
+
+      it('an unknown project is null to stat and project_not_found to fetch and open', async () => {
+        const { store } = await backend.fixture();
+        expect(await store.stat('nobody')).to.equal(null);
+        for (const call of [() => store.fetch('nobody', join(work, 'scratch')), () => store.open('nobody')]) {
+          const err = await rejection(call());
+          expect(err.code).to.equal('project_not_found');
+          expect(err.details).to.deep.equal({ project_id: 'nobody' });
+        }
+        expect(await store.list()).to.deep.equal([]);
+      });
+    });
+  }
+
+  describe('LocalStore', () => {
+    it('copies in a file from another file system, leaving nothing behind', async function () {
+      const shm = '/dev/shm';
+      if (!(await exists(shm))) this.skip();
+      const elsewhere = await mkdtemp(join(shm, 'toolhost-store-'));
+      try {
+        const store = new LocalStore(join(work, 'store'));
+        await store.init();
+        const data = content('far');
+        const file = await inputFile(data, elsewhere);
+        const stored = await store.put('alpha', 'zip', file);
+        expect(await exists(file)).to.equal(false);
+        expect(await fetchBytes(store, 'alpha')).to.deep.equal(data);
+        // And the other way: a fetch into another file system copies out, with the etag of what it copied.
+        const fetched = await store.fetch('alpha', elsewhere);
+        expect(fetched.etag).to.equal(stored.etag);
+        expect(await readFile(fetched.file)).to.deep.equal(data);
+        await fetched.release();
+        expect(await readdir(elsewhere)).to.deep.equal([]);
+      } finally {
+        await rm(elsewhere, { recursive: true, force: true });
+      }
+    });
+
+    it('a conditional put waits for a live lock and takes over a stale one', async () => {
+      const dir = join(work, 'store');
+      const store = new LocalStore(dir);
+      await store.init();
+      const v1 = await store.put('alpha', 'zip', await inputFile(content('v1')));
+      const lock = join(dir, '.locks', 'alpha.lock');
+
+      await writeFile(lock, '1\n'); // held by a live writer of another thread
+      let settled = false;
+      const waiting = store.put('alpha', 'zip', await inputFile(content('v2')), { ifMatch: v1.etag }).finally(() => (settled = true));
+      await sleep(300);
+      expect(settled, 'the put ran while another writer held the lock').to.equal(false);
+      await rm(lock);
+      const v2 = await waiting;
+
+      await writeFile(lock, '1\n'); // left by a writer that crashed a minute ago
+      const past = new Date(Date.now() - 60_000);
+      await utimes(lock, past, past);
+      const v3 = await store.put('alpha', 'zip', await inputFile(content('v3')), { ifMatch: v2.etag });
+      expect(await store.stat('alpha')).to.deep.equal(v3);
+      expect(await exists(lock), 'the lock is released').to.equal(false);
+    });
+  });
+
+  describe('AzureBlobStore', () => {
+    /** Retries cut short so an unreachable store is reported in milliseconds rather than production's ~11 s. */
+    const quickRetries = { maxTries: 2, retryDelayInMs: 10, maxRetryDelayInMs: 10 };
+
+    it('keeps its archives under its prefix and lists no others', async () => {
+      const container = uniqueContainerName('prefix');
+      const team = new AzureBlobStore({ connectionString: azurite.connectionString, container, prefix: 'team-a/' });
+      await team.init();
+      const client = containerClient(azurite, container);
+      for (const planted of ['beta.zip', 'other/gamma.zip', 'team-a/nested/delta.zip']) {
+        await client.getBlockBlobClient(planted).uploadData(content(planted));
+      }
+      const alpha = await team.put('alpha', 'zip', await inputFile(content('alpha')));
+      const conflict = await team.putConflict('alpha', 'zip', await inputFile(content('lost')), '20260101T000000000Z');
+      expect(conflict).to.equal('team-a/alpha.conflict-20260101T000000000Z.zip');
+      expect(await blobNames(client)).to.include.members(['team-a/alpha.zip', conflict]);
+      expect(await team.list()).to.deep.equal([alpha]);
+      expect(await team.stat('beta')).to.equal(null);
+
+      const root = new AzureBlobStore({ connectionString: azurite.connectionString, container });
+      await root.init();
+      expect((await root.list()).map((p) => p.id)).to.deep.equal(['beta']);
+      expect(await root.stat('alpha')).to.equal(null);
+    });
+
+    it('an endpoint nobody listens on is store_unavailable, without the account key in the message', async function () {
+      this.timeout(15_000); // a few seconds at most; production retries alone would take ~11 s
+      const port = await closedPort();
+      const connectionString = azurite.connectionString.replace(/BlobEndpoint=http:\/\/127\.0\.0\.1:\d+/, `BlobEndpoint=http://127.0.0.1:${port}`);
+      const store = new AzureBlobStore({ connectionString, container: uniqueContainerName('down'), retryOptions: quickRetries });
+      const err = await rejection(store.init());
+      expect(err.code).to.equal('store_unavailable');
+      expect(err.message).to.include('store.azure').and.include('ECONNREFUSED');
+      expect(err.message).to.not.include('Eby8vdM02xNOcqF');
+    });
+
+    it('a store whose service goes away is store_unavailable and keeps the file to upload', async function () {
+      this.timeout(30_000);
+      const own = await startAzurite();
+      const store = new AzureBlobStore({ connectionString: own.connectionString, container: uniqueContainerName('gone'), retryOptions: quickRetries });
+      try {
+        await store.init();
+        await store.put('alpha', 'zip', await inputFile(content('v1')));
+      } finally {
+        await own.stop();
+      }
+      expect((await rejection(store.stat('alpha'))).code).to.equal('store_unavailable');
+      expect((await rejection(store.list())).code).to.equal('store_unavailable');
+      expect((await rejection(store.fetch('alpha', join(work, 'scratch')))).code).to.equal('store_unavailable');
+      const file = await inputFile(content('v2'));
+      expect((await rejection(store.put('alpha', 'zip', file))).code).to.equal('store_unavailable');
+      expect(await exists(file)).to.equal(true);
+    });
+
+    it('an account URL whose credential or endpoint fails is store_unavailable', async function () {
+      this.timeout(30_000); // DefaultAzureCredential tries each credential of its chain in turn
+      const store = new AzureBlobStore({ accountUrl: `https://127.0.0.1:${await closedPort()}`, container: 'projects', retryOptions: quickRetries });
+      const err = await rejection(store.init());
+      expect(err.code).to.equal('store_unavailable');
+      expect(err.message).to.include('store.azure');
+    });
+
+    it('settings without a usable way in are invalid_config', async () => {
+      const none = await rejection(new AzureBlobStore({ connectionString: null, accountUrl: null, container: 'projects' }).init());
+      expect(none.code).to.equal('invalid_config');
+      expect(none.message).to.include('store.azure.connectionString').and.include('store.azure.accountUrl');
+      const plain = await rejection(new AzureBlobStore({ accountUrl: azurite.blobUrl, container: 'projects' }).init());
+      expect(plain.code).to.equal('invalid_config');
+      expect(plain.message).to.include('https://');
+      const garbled = await rejection(new AzureBlobStore({ connectionString: 'AccountName=x;AccountKey=c2VjcmV0;Nonsense', container: 'projects' }).init());
+      expect(garbled.code).to.equal('invalid_config');
+      expect(garbled.message).to.not.include('c2VjcmV0');
+    });
+  });
+
+});
+
+/** A port of 127.0.0.1 that was free a moment ago and has no listener now. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
