@@ -1,0 +1,330 @@
+/**
+ * Packing a project's working copy back into an archive (zip or tar.gz), for write-back to the store: the mirror
+ * of `extract.ts`. The tree is walked in sorted order and never followed through a symlink; the archive is
+ * written to a new file, which is removed again on any failure, so a caller sees a complete archive or none.
+ *
+ * Commands may still be running in the project while it is packed, so the walk tolerates change: whatever
+ * vanishes between listing and reading is left out, and a file is packed as far as it was read.
+ *
+ * Meant for a pool thread, like extraction: every file system call and every compression is synchronous, because
+ * libuv's four-thread pool is shared by all threads of the process and queueing thousands of small reads on it
+ * costs several times the reads themselves. The thread turns its event loop over every few milliseconds so it
+ * still hears its messages. This file is the front and the walk; the formats are in `zip-writer.ts` and
+ * `tar-writer.ts`.
+ */
+import { type Stats, closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, readlinkSync, statSync, unlinkSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import ignore from 'ignore';
+import { ToolhostError, errnoCode, toToolhostError } from '../errors.js';
+import type { ArchiveFormat } from './format.js';
+import { TarGzWriter } from './tar-writer.js';
+import { ZipWriter } from './zip-writer.js';
+
+/** What {@link packTree} packs, and where to. */
+export interface PackOptions {
+  /** The folder to pack; its contents become the archive's top level. */
+  root: string;
+  /** The archive format to write. */
+  format: ArchiveFormat;
+  /** The archive file to create; it must not exist yet. */
+  out: string;
+  /** gitignore-style patterns, relative to `root`, of what to leave out; an excluded folder is not entered. */
+  exclude: readonly string[];
+}
+
+/** What a pack produced. */
+export interface PackResult {
+  /** Entries written (folders, files and symlinks), counted as extraction counts them. */
+  entries: number;
+  /** Bytes of file content packed. */
+  bytes: number;
+  /** Size of the archive file. */
+  archiveBytes: number;
+}
+
+/** What every entry tells the archive writers. */
+export interface EntryMeta {
+  /** Root-relative name, "/"-separated, without a trailing "/". */
+  name: string;
+  /** The full st_mode (type and permission bits). */
+  mode: number;
+  mtimeMs: number;
+}
+
+/** One thing found by {@link walkTree}. */
+export type TreeEntry = EntryMeta & { path: string } & (
+  | { kind: 'dir' }
+  | { kind: 'file'; size: number }
+  | { kind: 'symlink'; target: string }
+);
+
+/** The content of one file going into an archive. */
+export interface FileSink {
+  /** Adds the next chunk; the caller may reuse the chunk's memory once this returns. */
+  write(chunk: Buffer): void;
+  /** Completes the entry once its content is written (even when fewer bytes came than announced). */
+  end(): void;
+}
+
+/** An archive format being written to an open file, one entry at a time. */
+export interface ArchiveWriter {
+  directory(entry: EntryMeta): void;
+  symlink(entry: EntryMeta, target: string): void;
+  /** Starts a file whose content will be at most `size` bytes. */
+  file(entry: EntryMeta, size: number): FileSink;
+  /** Writes the archive's closing records; returns the archive's size in bytes. */
+  finish(): number;
+}
+
+/**
+ * Files up to this size are read in one call, which fixes their size before their header is written; larger ones
+ * are streamed, announced at the size they had when opened.
+ */
+const WHOLE_FILE_BYTES = 32 * 1024 * 1024;
+/** Content is handed to the writers in chunks of this size, with a chance to turn the event loop between them. */
+const CHUNK_BYTES = 1024 * 1024;
+/** Longest run of synchronous work before the thread turns its event loop over (as in `zip-reader.ts`). */
+const SLICE_MS = 10;
+/**
+ * O_NOFOLLOW: a file swapped for a symlink since the walk saw it is not followed out of the project.
+ * O_NONBLOCK: a file swapped for a fifo would otherwise block the open until a writer appears.
+ */
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+/** Errors that mean the path changed under us since it was listed: it is left out, not a failure. */
+const VANISHED = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'EINVAL']);
+
+/**
+ * Packs the tree under `opts.root` into the new file `opts.out` (created with `wx`, its parent folder too when
+ * missing). Folders (empty ones too), regular files with their mode bits and symlinks with their target text go
+ * in, in sorted order; sockets, fifos and devices are left out, as is whatever matches `opts.exclude`. Entries
+ * that vanish while the tree is walked are left out too. A file larger than 32 MiB that shrinks while it is
+ * read is packed as read (a zip) or padded with zeros to its announced size (a tar, as GNU tar does).
+ *
+ * @throws ToolhostError `internal` when `out` already exists (it is left alone) or `root` is not a folder;
+ *   `permission_denied` naming a file or folder that cannot be read; `no_space` when the disk fills. In every
+ *   case but the first, `out` has been removed.
+ */
+export async function packTree(opts: PackOptions): Promise<PackResult> {
+  const out = resolve(opts.out);
+  let fd: number;
+  try {
+    mkdirSync(dirname(out), { recursive: true });
+    fd = openSync(out, 'wx', 0o644);
+  } catch (err) {
+    if (errnoCode(err) !== 'EEXIST') throw toToolhostError(err);
+    throw new ToolhostError('internal', `pack target ${out} already exists; pack into a path that does not exist yet`);
+  }
+  try {
+    const result = await packInto(fd, resolve(opts.root), opts);
+    closeSync(fd);
+    return result;
+  } catch (err) {
+    const failure = toToolhostError(err);
+    try {
+      closeSync(fd);
+    } catch {
+      // Already closed by the success path, whose close was what failed.
+    }
+    try {
+      unlinkSync(out);
+    } catch (rmErr) {
+      if (errnoCode(rmErr) !== 'ENOENT') throw new ToolhostError('internal', `${failure.message}; and ${out} could not be removed: ${String(rmErr)}`);
+    }
+    throw failure;
+  }
+}
+
+async function packInto(fd: number, root: string, opts: PackOptions): Promise<PackResult> {
+  const rootStat = projectFolder(root);
+
+  const writer: ArchiveWriter = opts.format === 'zip' ? new ZipWriter(fd) : new TarGzWriter(fd);
+  const slice = new Slice();
+  let entries = 0;
+  let bytes = 0;
+  for (const entry of walkTree(root, opts.exclude)) {
+    if (entry.kind === 'dir') writer.directory(entry);
+    else if (entry.kind === 'symlink') writer.symlink(entry, entry.target);
+    else {
+      const packed = await packFile(writer, entry, slice);
+      if (packed === null) continue;
+      bytes += packed;
+    }
+    entries += 1;
+    await slice.pause();
+  }
+  // A project folder removed (or replaced) while it was packed yields a partial archive, which must never be
+  // written back over the stored project.
+  const after = projectFolder(root);
+  if (after.ino !== rootStat.ino || after.dev !== rootStat.dev) {
+    throw new ToolhostError('internal', `cannot pack ${root}: the folder was replaced while it was packed; pack it again`);
+  }
+  return { entries, bytes, archiveBytes: writer.finish() };
+}
+
+/** The stat of the folder to pack; `internal` when it is missing or not a folder. */
+function projectFolder(root: string): Stats {
+  let st: Stats;
+  try {
+    st = statSync(root);
+  } catch (err) {
+    throw new ToolhostError('internal', `cannot pack ${root}: ${errnoCode(err) ?? String(err)}; pack an existing project folder`);
+  }
+  if (!st.isDirectory()) throw new ToolhostError('internal', `cannot pack ${root}: not a folder; pack a project folder`);
+  return st;
+}
+
+/** Packs one file; its content bytes, or null when it vanished or stopped being a file since the walk saw it. */
+async function packFile(writer: ArchiveWriter, entry: TreeEntry, slice: Slice): Promise<number | null> {
+  let fd: number;
+  try {
+    fd = openSync(entry.path, READ_FLAGS);
+  } catch (err) {
+    if (VANISHED.has(errnoCode(err) ?? '')) return null;
+    throw unreadable(entry.name, err);
+  }
+  try {
+    // The open file's own stat: the walk's lstat may be stale by now.
+    const st = fstatSync(fd);
+    if (!st.isFile()) return null;
+    const meta: EntryMeta = { name: entry.name, mode: st.mode, mtimeMs: st.mtimeMs };
+    if (st.size <= WHOLE_FILE_BYTES) {
+      const data = readAt(fd, Buffer.allocUnsafe(st.size), 0, entry.name);
+      const sink = writer.file(meta, data.length);
+      for (let at = 0; at < data.length; at += CHUNK_BYTES) {
+        sink.write(data.subarray(at, at + CHUNK_BYTES));
+        await slice.pause();
+      }
+      sink.end();
+      return data.length;
+    }
+    // Never past the size announced in the header: a file that grows while read is packed at its opening size.
+    const sink = writer.file(meta, st.size);
+    const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+    let done = 0;
+    while (done < st.size) {
+      const chunk = readAt(fd, buffer.subarray(0, Math.min(CHUNK_BYTES, st.size - done)), done, entry.name);
+      if (chunk.length === 0) break;
+      sink.write(chunk);
+      done += chunk.length;
+      await slice.pause();
+    }
+    sink.end();
+    return done;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The entries of the tree under `root` (an absolute path to a folder), depth first, each folder's names sorted,
+ * a folder before its contents. Symlinks are reported, never followed; sockets, fifos and devices are skipped,
+ * and so is whatever vanishes between being listed and being looked at. `exclude` holds gitignore-style
+ * patterns relative to `root`; an excluded folder is not entered.
+ *
+ * Lazy: each folder is listed only when the walk reaches it, so it sees the tree as it is at that moment.
+ */
+export function* walkTree(root: string, exclude: readonly string[]): Generator<TreeEntry> {
+  // Case-sensitive, as git is on Linux: "Build/" must not leave out "build/".
+  const rules = exclude.length === 0 ? null : ignore({ ignoreCase: false }).add([...exclude]);
+  const top = listDir(root, '.');
+  // The root itself missing is not a change to tolerate: an empty archive would stand for a lost project.
+  if (top === null) throw new ToolhostError('internal', `cannot pack ${root}: ENOENT; pack an existing project folder`);
+  const stack: { rel: string; names: string[]; next: number }[] = [{ rel: '', names: top, next: 0 }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const base = top.names[top.next++];
+    if (base === undefined) {
+      stack.pop();
+      continue;
+    }
+    const name = top.rel === '' ? base : `${top.rel}/${base}`;
+    const path = `${root}/${name}`;
+    const st = lookAt(path, name);
+    if (st === null) continue;
+    if (st.isDirectory()) {
+      if (rules?.ignores(`${name}/`) === true) continue;
+      yield { kind: 'dir', name, path, mode: st.mode, mtimeMs: st.mtimeMs };
+      const names = listDir(path, name);
+      if (names !== null) stack.push({ rel: name, names, next: 0 });
+    } else if (st.isFile()) {
+      if (rules?.ignores(name) === true) continue;
+      yield { kind: 'file', name, path, mode: st.mode, mtimeMs: st.mtimeMs, size: st.size };
+    } else if (st.isSymbolicLink()) {
+      if (rules?.ignores(name) === true) continue;
+      const target = readLink(path, name);
+      if (target !== null) yield { kind: 'symlink', name, path, mode: st.mode, mtimeMs: st.mtimeMs, target };
+    }
+    // Sockets, fifos and devices are not project content, and extraction would refuse them.
+  }
+}
+
+/** lstat, or null when the path vanished (or its parent stopped being a folder). */
+function lookAt(path: string, name: string): Stats | null {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false }) ?? null;
+  } catch (err) {
+    if (VANISHED.has(errnoCode(err) ?? '')) return null;
+    throw unreadable(name, err);
+  }
+}
+
+/** A folder's names, sorted; null when it vanished. */
+function listDir(path: string, name: string): string[] | null {
+  try {
+    // libuv's scandir already sorts (by bytes), which Node does not promise; on sorted input the sort is linear.
+    return readdirSync(path).sort();
+  } catch (err) {
+    if (VANISHED.has(errnoCode(err) ?? '')) return null;
+    throw unreadable(name, err);
+  }
+}
+
+/** A symlink's target text; null when it vanished or is no longer a symlink (EINVAL). */
+function readLink(path: string, name: string): string | null {
+  try {
+    return readlinkSync(path);
+  } catch (err) {
+    if (VANISHED.has(errnoCode(err) ?? '')) return null;
+    throw unreadable(name, err);
+  }
+}
+
+/**
+ * Reads into `buffer` from `position` until it is full or the file ends; the part filled. A read error names the
+ * file (errors of writing the archive pass through elsewhere, as what they are).
+ */
+function readAt(fd: number, buffer: Buffer, position: number, name: string): Buffer {
+  let n = 0;
+  try {
+    while (n < buffer.length) {
+      const got = readSync(fd, buffer, n, buffer.length - n, position + n);
+      if (got === 0) break;
+      n += got;
+    }
+  } catch (err) {
+    throw unreadable(name, err);
+  }
+  return buffer.subarray(0, n);
+}
+
+/** A file system error on a path of the project, naming it. */
+function unreadable(name: string, err: unknown): ToolhostError {
+  const code = errnoCode(err);
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new ToolhostError('permission_denied', `cannot read ${JSON.stringify(name)} to pack the project (${code}); make it readable (chmod) or leave it out with an exclude pattern`, { path: name });
+  }
+  const why = err instanceof Error ? err.message : String(err);
+  return new ToolhostError('internal', `cannot read ${JSON.stringify(name)} to pack the project: ${why}`, { path: name });
+}
+
+/** Measures runs of synchronous work and turns the event loop over when one has lasted long enough. */
+class Slice {
+  #start = performance.now();
+
+  async pause(): Promise<void> {
+    if (performance.now() - this.#start <= SLICE_MS) return;
+    await nextTurn();
+    this.#start = performance.now();
+  }
+}
