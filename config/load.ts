@@ -1,6 +1,6 @@
 /**
  * Loads the configuration: config/default.json, then a config file (`--config FILE` or TOOLHOST_CONFIG), then
- * environment overrides (PORT, TOOLHOST_DATA_DIR, TOOLHOST_TOKEN). Validated once; the result is frozen.
+ * environment overrides (PORT, TOOLHOST_DATA_DIR, TOOLHOST_TOKEN, TOOLHOST_STORE, AZURE_STORAGE_CONNECTION_STRING). Validated once; the result is frozen.
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -31,7 +31,7 @@ export interface ConfigSources {
   file?: string | undefined;
   /** An object merged over the file (tests use it). */
   overrides?: Record<string, unknown> | undefined;
-  /** Environment to read PORT, TOOLHOST_DATA_DIR and TOOLHOST_TOKEN from. */
+  /** Environment to read PORT, TOOLHOST_DATA_DIR, TOOLHOST_TOKEN, TOOLHOST_STORE and AZURE_STORAGE_CONNECTION_STRING from. */
   env?: NodeJS.ProcessEnv | undefined;
 }
 
@@ -78,6 +78,9 @@ export function validateConfig(raw: unknown): Config {
   if (c.commands.defaultTimeoutS > c.commands.maxTimeoutS) {
     throw new ConfigError('commands.defaultTimeoutS: must not exceed commands.maxTimeoutS');
   }
+  if (c.store.backend === 'azure' && !c.store.azure.connectionString && !c.store.azure.accountUrl) {
+    throw new ConfigError('store.azure: the azure store needs connectionString (or AZURE_STORAGE_CONNECTION_STRING) or accountUrl');
+  }
   const maxThreads = c.pool.maxThreads === 'auto' ? 2 * availableParallelism() + 1 : c.pool.maxThreads;
   return deepFreeze({ ...c, dataDir: resolve(c.dataDir), pool: { ...c.pool, maxThreads } });
 }
@@ -91,6 +94,10 @@ function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
   }
   if (env.TOOLHOST_DATA_DIR) out.dataDir = env.TOOLHOST_DATA_DIR;
   if (env.TOOLHOST_TOKEN) out.token = env.TOOLHOST_TOKEN;
+  const store: Record<string, unknown> = {};
+  if (env.TOOLHOST_STORE) store.backend = env.TOOLHOST_STORE;
+  if (env.AZURE_STORAGE_CONNECTION_STRING) store.azure = { connectionString: env.AZURE_STORAGE_CONNECTION_STRING };
+  if (Object.keys(store).length > 0) out.store = store;
   return out;
 }
 

@@ -73,7 +73,20 @@ export const configSchema = z.strictObject({
     maxRatio: positiveInt().describe('Largest expanded/compressed size ratio before an archive counts as a bomb.'),
   }),
   store: z.strictObject({
-    backend: z.enum(['local']).describe('Project store: "local" keeps archives in the store/ folder of dataDir.'),
+    backend: z.enum(['local', 'azure']).describe('Project store: "local" keeps archives in the store/ folder of dataDir; "azure" in Azure Blob Storage (env TOOLHOST_STORE).'),
+    exclude: z.array(z.string().min(1)).describe('gitignore-style patterns left out when a working copy is packed and saved (.git is kept unless listed).'),
+    azure: z.strictObject({
+      connectionString: z.string().min(1).nullable().describe('Storage account connection string (env AZURE_STORAGE_CONNECTION_STRING); or set accountUrl.'),
+      accountUrl: z.string().url().nullable().describe('Blob endpoint, e.g. https://<account>.blob.core.windows.net, authenticated with DefaultAzureCredential.'),
+      container: z.string().regex(/^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/, 'must be a valid container name (3-63 lowercase letters, digits and single hyphens)').describe('Container holding <project_id>.zip / <project_id>.tar.gz blobs (created when missing).'),
+      prefix: z.string().regex(/^(?:[A-Za-z0-9._-]+\/)*$/, 'must be empty or end with "/" (e.g. "team-a/")').describe('Blob name prefix of every project, e.g. "team-a/" (empty: none).'),
+    }),
+  }),
+  cache: z.strictObject({
+    ttlHours: z.number().positive().describe('A cached working copy idle this long is written back (if dirty) and evicted.'),
+    maxBytes: nonNegativeInt().describe('Disk budget of all working copies; beyond it the least recently used idle ones are evicted (0: no budget).'),
+    janitorIntervalS: positiveInt().describe('Mean seconds between janitor runs (jittered +-20%).'),
+    retryS: positiveInt().describe('Seconds before a failed write-back is tried again.'),
   }),
   shutdown: z.strictObject({
     graceS: nonNegativeInt().describe('On SIGTERM, seconds in-flight jobs get to finish before their processes are killed.'),

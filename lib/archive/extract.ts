@@ -8,13 +8,14 @@
  * This file is the front; the work is split between `tree-writer.ts` (the file system side and every safety
  * rule about names, links and limits), `zip-reader.ts` and `tar-reader.ts` (the formats).
  */
-import { chmodSync, mkdirSync, realpathSync, statSync } from 'node:fs';
+import { chmodSync, createReadStream, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
 import { ToolhostError, errnoCode, toToolhostError } from '../errors.js';
 import type { ArchiveFormat } from './format.js';
 import { corrupt } from './refusals.js';
-import { readTarGz } from './tar-reader.js';
+import { READ_CHUNK_BYTES, readTarGz } from './tar-reader.js';
 import { TreeWriter } from './tree-writer.js';
 import { readZip } from './zip-reader.js';
 
@@ -30,8 +31,13 @@ export interface ArchiveLimits {
 
 /** What {@link extractArchive} extracts, and where to. */
 export interface ExtractOptions {
-  /** The archive file. */
-  file: string;
+  /** The archive file; or, for tar.gz only, `stream`. */
+  file?: string;
+  /**
+   * The archive as a stream (tar.gz only: a zip's directory is at its end, so it needs a file) and its size in
+   * bytes, for the ratio limit. Lets a download flow straight into extraction.
+   */
+  stream?: { body: Readable; size: number };
   /** Its format, usually from `sniffFile`. */
   format: ArchiveFormat;
   /** The folder to create and fill; it must not exist yet. */
@@ -62,30 +68,35 @@ export interface ExtractResult {
  */
 export async function extractArchive(opts: ExtractOptions): Promise<ExtractResult> {
   const dest = resolve(opts.dest);
+  const source = archiveSource(opts);
   let archiveBytes: number;
   try {
-    archiveBytes = statSync(opts.file).size;
+    archiveBytes = opts.stream ? opts.stream.size : statSync(opts.file!).size;
   } catch (err) {
+    source.destroy();
     throw corrupt(err);
   }
   try {
     mkdirSync(dirname(dest), { recursive: true });
   } catch (err) {
+    source.destroy();
     throw toToolhostError(err);
   }
   try {
     mkdirSync(dest, { mode: 0o755 });
   } catch (err) {
+    source.destroy();
     if (errnoCode(err) !== 'EEXIST') throw toToolhostError(err);
     throw new ToolhostError('internal', `extraction target ${dest} already exists; extract into a path that does not exist yet`);
   }
   try {
     chmodSync(dest, 0o755);
     const out = new TreeWriter(realpathSync.native(dest), opts.limits, archiveBytes);
-    await (opts.format === 'zip' ? readZip(opts.file, out) : readTarGz(opts.file, out));
+    await (opts.format === 'zip' ? readZip(opts.file!, out) : readTarGz(source.open(), out));
     out.verifyLinks();
     return { entries: out.entries, bytes: out.bytes };
   } catch (err) {
+    source.destroy();
     const failure = toToolhostError(err);
     try {
       await rm(dest, { recursive: true, force: true });
@@ -94,4 +105,16 @@ export async function extractArchive(opts: ExtractOptions): Promise<ExtractResul
     }
     throw failure;
   }
+}
+
+/** The input of an extraction: opened lazily, and destroyed if the extraction fails before or while reading it. */
+function archiveSource(opts: ExtractOptions): { open(): Readable; destroy(): void } {
+  if (opts.stream && opts.file !== undefined) throw new ToolhostError('internal', 'extractArchive takes a file or a stream, not both');
+  if (opts.stream && opts.format === 'zip') throw new ToolhostError('internal', 'a zip archive can only be extracted from a file');
+  if (!opts.stream && opts.file === undefined) throw new ToolhostError('internal', 'extractArchive needs a file or a stream');
+  let stream = opts.stream?.body;
+  return {
+    open: () => (stream ??= createReadStream(opts.file!, { highWaterMark: READ_CHUNK_BYTES })),
+    destroy: () => stream?.destroy(),
+  };
 }

@@ -3,8 +3,7 @@
  * this thread's writes), parsed by tar-stream, and each entry's content written as it streams by. The raw tar
  * stream is bounded as well as the content, so a gzip of padding or zero blocks cannot run on unchecked.
  */
-import { createReadStream } from 'node:fs';
-import { Transform, type TransformCallback } from 'node:stream';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import tar, { type ExtractEvents, type Header } from 'tar-stream';
@@ -18,8 +17,8 @@ import type { FileSink, TreeWriter } from './tree-writer.js';
  */
 const TAR_OVERHEAD_PER_ENTRY = 3 * 1024;
 const TAR_SLACK_BYTES = 1024 * 1024;
-/** Bytes read from the archive at once. */
-const READ_CHUNK_BYTES = 1024 * 1024;
+/** Bytes read from an archive file at once. */
+export const READ_CHUNK_BYTES = 1024 * 1024;
 /**
  * Bytes gunzip produces per call. Each call is a round trip to libuv's pool; at zlib's default of 16 KiB a
  * 100 MiB project costs thousands of them.
@@ -29,8 +28,8 @@ const GUNZIP_CHUNK_BYTES = 256 * 1024;
 /** The content stream of one tar entry. */
 type TarContent = ExtractEvents['entry'][1];
 
-/** Extracts the tar.gz `file` into `out`. */
-export async function readTarGz(file: string, out: TreeWriter): Promise<void> {
+/** Extracts the tar.gz bytes of `input` (a file or a download) into `out`. */
+export async function readTarGz(input: Readable, out: TreeWriter): Promise<void> {
   const guard = new InflateGuard(() => out.contentLimit + TAR_OVERHEAD_PER_ENTRY * (out.entries + 1) + TAR_SLACK_BYTES);
   const extract = tar.extract();
   /** The first error of an entry (a refusal, a failed write): the cause, whatever the pipeline then reports. */
@@ -99,7 +98,7 @@ export async function readTarGz(file: string, out: TreeWriter): Promise<void> {
   });
 
   try {
-    await pipeline(createReadStream(file, { highWaterMark: READ_CHUNK_BYTES }), createGunzip({ chunkSize: GUNZIP_CHUNK_BYTES }), guard, extract);
+    await pipeline(input, createGunzip({ chunkSize: GUNZIP_CHUNK_BYTES }), guard, extract);
   } catch (err) {
     // The cast undoes a narrowing to null: TypeScript does not see the assignments in the handlers above.
     const broken = current as { name: string; content: TarContent } | null;
