@@ -13,12 +13,13 @@
  * `tar-writer.ts`.
  */
 import { type Stats, closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, readlinkSync, statSync, unlinkSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, posix, resolve } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import ignore from 'ignore';
 import { ToolhostError, errnoCode, toToolhostError } from '../errors.js';
 import type { ArchiveFormat } from './format.js';
 import { TarGzWriter } from './tar-writer.js';
+import { MAX_LINK_TARGET } from './tree-writer.js';
 import { ZipWriter } from './zip-writer.js';
 
 /** What {@link packTree} packs, and where to. */
@@ -41,7 +42,15 @@ export interface PackResult {
   bytes: number;
   /** Size of the archive file. */
   archiveBytes: number;
+  /**
+   * What was left out because extraction would refuse it (the archive must load again): symlinks leading outside
+   * the project or absolute, names with a backslash. At most {@link MAX_SKIPPED_REPORTED} names, each with why.
+   */
+  skipped: { name: string; reason: string }[];
 }
+
+/** Most skipped entries a {@link PackResult} names. */
+export const MAX_SKIPPED_REPORTED = 100;
 
 /** What every entry tells the archive writers. */
 export interface EntryMeta {
@@ -142,7 +151,13 @@ async function packInto(fd: number, root: string, opts: PackOptions): Promise<Pa
   const slice = new Slice();
   let entries = 0;
   let bytes = 0;
+  const skipped: PackResult['skipped'] = [];
   for (const entry of walkTree(root, opts.exclude)) {
+    const refused = refusedByExtraction(entry);
+    if (refused !== null) {
+      if (skipped.length < MAX_SKIPPED_REPORTED) skipped.push({ name: entry.name, reason: refused });
+      continue;
+    }
     if (entry.kind === 'dir') writer.directory(entry);
     else if (entry.kind === 'symlink') writer.symlink(entry, entry.target);
     else {
@@ -159,7 +174,23 @@ async function packInto(fd: number, root: string, opts: PackOptions): Promise<Pa
   if (after.ino !== rootStat.ino || after.dev !== rootStat.dev) {
     throw new ToolhostError('internal', `cannot pack ${root}: the folder was replaced while it was packed; pack it again`);
   }
-  return { entries, bytes, archiveBytes: writer.finish() };
+  return { entries, bytes, archiveBytes: writer.finish(), skipped };
+}
+
+/**
+ * Why extraction would refuse an entry (see tree-writer.ts), or null. Such an entry is left out of the archive:
+ * one refused entry would make the whole saved project impossible to load again. An agent can make these with a
+ * command (a virtualenv's `bin/python -> /usr/bin/python3`); they are regenerated, not project content.
+ */
+function refusedByExtraction(entry: TreeEntry): string | null {
+  if (entry.name.includes('\\')) return 'its name contains a backslash';
+  if (entry.kind !== 'symlink') return null;
+  const target = entry.target;
+  if (target.includes('\\')) return 'its target contains a backslash';
+  if (target.length > MAX_LINK_TARGET) return `its target is longer than ${MAX_LINK_TARGET} characters`;
+  if (isAbsolute(target) || /^[A-Za-z]:/.test(target)) return `it is a symlink to an absolute path (${target})`;
+  if (posix.normalize(posix.join(posix.dirname(entry.name), target)).split('/')[0] === '..') return `it is a symlink leading outside the project (${target})`;
+  return null;
 }
 
 /** The stat of the folder to pack; `internal` when it is missing or not a folder. */

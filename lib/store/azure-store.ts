@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { BlobServiceClient, type BlobClient, type ContainerClient, type StorageRetryOptions } from '@azure/storage-blob';
+import type { BlobClient, BlobServiceClient, ContainerClient, StorageRetryOptions } from '@azure/storage-blob';
 import { archiveExtension, type ArchiveFormat } from '../archive/format.js';
 import { ToolhostError, errnoCode } from '../errors.js';
 import {
@@ -72,6 +72,9 @@ export class AzureBlobStore implements ProjectStore {
   async init(): Promise<void> {
     const { connectionString, accountUrl, container } = this.#options;
     const pipeline = { retryOptions: this.#options.retryOptions ?? DEFAULT_RETRY_OPTIONS };
+    // Loaded here, not at the top: the SDK takes ~0.4 s to load, which pool threads of a local-store deployment
+    // should not pay (and a dynamic import is all tsx lets pool threads load lazily in tests).
+    const { BlobServiceClient } = await import('@azure/storage-blob');
     let service: BlobServiceClient;
     if (connectionString) {
       try {

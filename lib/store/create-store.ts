@@ -1,6 +1,7 @@
 /** Builds the project store the configuration names; the only place that knows which backends exist. */
 import { join } from 'node:path';
 import type { Config } from '../../config/schema.js';
+import { AzureBlobStore } from './azure-store.js';
 import { LocalStore } from './local-store.js';
 import type { ProjectStore } from './project-store.js';
 
@@ -12,9 +13,6 @@ import type { ProjectStore } from './project-store.js';
  */
 export async function openStore(config: Config): Promise<ProjectStore> {
   if (config.store.backend === 'azure') {
-    // Imported on demand: the Azure SDK takes ~0.4 s to load, which a local-store deployment should not pay in
-    // every pool thread it starts.
-    const { AzureBlobStore } = await import('./azure-store.js');
     const store = new AzureBlobStore(config.store.azure);
     await store.init();
     return store;
