@@ -1,18 +1,21 @@
 /**
  * The Piscina worker entry: every pool thread loads this file. It runs tool jobs and project chores (archive
- * extraction, size) and never lets an exception escape as anything but a serialized ToolhostError, so a failed
+ * extraction, download and extraction from the store, packing and upload to it, size) and never lets an exception escape as anything but a serialized ToolhostError, so a failed
  * job never costs a thread. Cancellation arrives as a message on the task's own port; the handler then kills its
  * own process tree and returns, so the thread is never terminated while it owns children.
  */
-import { lstatSync, readdirSync } from 'node:fs';
+import { lstatSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import { workerData } from 'piscina';
 import type { Config } from '../config/schema.js';
 import type { ArchiveFormat } from '../lib/archive/format.js';
 import { extractArchive } from '../lib/archive/extract.js';
+import { type PackResult, packTree } from '../lib/archive/pack.js';
 import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import type { Job, JobOutcome } from '../lib/jobs.js';
+import { openStore } from '../lib/store/create-store.js';
+import { type ProjectStore, type PutCondition, type StoredProject, notFound } from '../lib/store/project-store.js';
 import type { ControlMessage } from './context.js';
 import { HANDLERS } from './index.js';
 
@@ -25,9 +28,77 @@ export interface PoolWorkerData {
 export type PoolTask =
   | { kind: 'job'; job: Job; root: string; cancelPort?: MessagePort }
   | { kind: 'extract'; file: string; format: ArchiveFormat; dest: string }
+  | { kind: 'materialize'; id: string; dest: string; scratch: string }
+  | { kind: 'save'; id: string; root: string; format: ArchiveFormat; exclude: string[]; scratch: string; condition: PutCondition; stamp: string }
   | { kind: 'size'; root: string };
 
+/** What a `materialize` task produced: the working copy's format, the ETag it came from, bytes of content. */
+export interface MaterializeResult {
+  format: ArchiveFormat;
+  etag: string;
+  bytes: number;
+}
+
+/**
+ * What a `save` task produced: the stored archive, or (the condition failed: someone else wrote the project)
+ * the name of the conflict copy and the stored version it lost to.
+ */
+export type SaveResult = ({ stored: StoredProject; bytes: number } | { conflict: string; currentEtag: string | null }) & { skipped: PackResult['skipped'] };
+
 const { config } = workerData as PoolWorkerData;
+
+/** This thread's client of the project store, made on first use. */
+let store: Promise<ProjectStore> | undefined;
+function theStore(): Promise<ProjectStore> {
+  const opened = (store ??= openStore(config).catch((err: unknown) => {
+    store = undefined; // the next task tries again: the store may be back
+    throw err;
+  }));
+  return opened;
+}
+
+/**
+ * Downloads and extracts a project into `dest`. A tar.gz flows from the download straight into extraction; a
+ * zip (its directory is at its end) lands in a scratch file first.
+ */
+async function materialize(task: Extract<PoolTask, { kind: 'materialize' }>): Promise<MaterializeResult> {
+  const s = await theStore();
+  const stored = await s.stat(task.id);
+  if (!stored) throw notFound(task.id);
+  if (stored.format === 'tar.gz') {
+    const opened = await s.open(task.id);
+    if (opened.format === 'tar.gz') {
+      const done = await extractArchive({ stream: { body: opened.stream, size: opened.size }, format: 'tar.gz', dest: task.dest, limits: config.archive });
+      return { format: 'tar.gz', etag: opened.etag, bytes: done.bytes };
+    }
+    opened.stream.destroy(); // replaced by a zip between the two calls
+  }
+  const fetched = await s.fetch(task.id, task.scratch);
+  try {
+    const done = await extractArchive({ file: fetched.file, format: fetched.format, dest: task.dest, limits: config.archive });
+    return { format: fetched.format, etag: fetched.etag, bytes: done.bytes };
+  } finally {
+    await fetched.release();
+  }
+}
+
+/** Packs a working copy and uploads it on condition; a lost race stores it as a conflict copy instead. */
+async function save(task: Extract<PoolTask, { kind: 'save' }>): Promise<SaveResult> {
+  const s = await theStore();
+  const out = join(task.scratch, `save-${task.id}-${task.stamp}-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  try {
+    const packed = await packTree({ root: task.root, format: task.format, out, exclude: task.exclude });
+    try {
+      return { stored: await s.put(task.id, task.format, out, task.condition), bytes: packed.bytes, skipped: packed.skipped };
+    } catch (err) {
+      if (toToolhostError(err).code !== 'save_conflict') throw err;
+    }
+    const conflict = await s.putConflict(task.id, task.format, out, task.stamp);
+    return { conflict, currentEtag: (await s.stat(task.id))?.etag ?? null, skipped: packed.skipped };
+  } finally {
+    rmSync(out, { force: true });
+  }
+}
 
 async function treeSize(dir: string): Promise<number> {
   let total = 0;
@@ -87,6 +158,10 @@ export default async function run(task: PoolTask): Promise<JobOutcome> {
         return { ok: true, value: await runJob(task) };
       case 'extract':
         return { ok: true, value: await extractArchive({ file: task.file, format: task.format, dest: task.dest, limits: config.archive }) };
+      case 'materialize':
+        return { ok: true, value: await materialize(task) };
+      case 'save':
+        return { ok: true, value: await save(task) };
       case 'size':
         return { ok: true, value: await treeSize(task.root) };
     }

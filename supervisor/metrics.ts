@@ -27,18 +27,14 @@ const LANES: readonly Lane[] = ['files', 'commands'];
 export class Metrics {
   /** The registry GET /metrics renders. */
   readonly registry = new Registry();
-  /** Working copies evicted from the project cache (the eviction policy increments it). */
-  readonly cacheEvictions: Counter;
-  /** Bytes of all working copies in the project cache (set by whoever measures it). */
-  readonly cacheBytes: Gauge;
-  /** Write-backs of a changed working copy to the project store that failed (the store backends increment it). */
-  readonly storeWriteBackFailures: Counter;
-
   readonly #s: MetricsSources;
   readonly #jobs: Counter<'type' | 'outcome'>;
   readonly #durations: Histogram<'type'>;
   readonly #cacheHits: Counter;
   readonly #cacheMisses: Counter;
+  readonly #evictions: Counter;
+  readonly #saves: Counter;
+  readonly #writebackFailures: Counter;
   #unsubscribe: (() => void) | undefined;
 
   constructor(s: MetricsSources) {
@@ -107,12 +103,24 @@ export class Metrics {
     });
     this.#cacheHits = new Counter({ name: 'toolhost_cache_hits_total', help: 'Jobs whose project working copy was ready.', registers });
     this.#cacheMisses = new Counter({ name: 'toolhost_cache_misses_total', help: 'Projects extracted from the store on first use.', registers });
-    this.cacheEvictions = new Counter({ name: 'toolhost_cache_evictions_total', help: 'Working copies evicted from the project cache.', registers });
-    this.cacheBytes = new Gauge({ name: 'toolhost_cache_bytes', help: 'Bytes of all working copies in the project cache.', registers });
-    this.storeWriteBackFailures = new Counter({
-      name: 'toolhost_store_writeback_failures_total',
-      help: 'Failed write-backs of working copies to the project store.',
+    this.#evictions = new Counter({ name: 'toolhost_cache_evictions_total', help: 'Working copies evicted from the project cache.', registers });
+    this.#saves = new Counter({ name: 'toolhost_store_writebacks_total', help: 'Working copies written back to the project store.', registers });
+    this.#writebackFailures = new Counter({ name: 'toolhost_store_writeback_failures_total', help: 'Failed write-backs of working copies to the project store.', registers });
+    new Gauge({
+      name: 'toolhost_cache_bytes',
+      help: 'Bytes of all working copies in the project cache (as last measured).',
       registers,
+      collect() {
+        this.set(s.projects.cachedBytes());
+      },
+    });
+    new Gauge({
+      name: 'toolhost_store_writeback_failing',
+      help: 'Working copies whose last write-back failed (kept, retried by the janitor).',
+      registers,
+      collect() {
+        this.set(s.projects.failures().length);
+      },
     });
   }
 
@@ -125,13 +133,15 @@ export class Metrics {
     };
     const onHit = (): void => this.#cacheHits.inc();
     const onMiss = (): void => this.#cacheMisses.inc();
-    this.#s.pump.on('job:end', onEnd);
-    this.#s.projects.on('hit', onHit);
-    this.#s.projects.on('miss', onMiss);
+    const onEvicted = (): void => this.#evictions.inc();
+    const onSaved = (): void => this.#saves.inc();
+    const onFailed = (): void => this.#writebackFailures.inc();
+    const { pump, projects } = this.#s;
+    pump.on('job:end', onEnd);
+    projects.on('hit', onHit).on('miss', onMiss).on('evicted', onEvicted).on('saved', onSaved).on('writeback:failed', onFailed);
     this.#unsubscribe = () => {
-      this.#s.pump.off('job:end', onEnd);
-      this.#s.projects.off('hit', onHit);
-      this.#s.projects.off('miss', onMiss);
+      pump.off('job:end', onEnd);
+      projects.off('hit', onHit).off('miss', onMiss).off('evicted', onEvicted).off('saved', onSaved).off('writeback:failed', onFailed);
     };
   }
 

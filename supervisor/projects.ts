@@ -1,37 +1,86 @@
 /**
- * The local cache of project working copies. A project is extracted from the store on first use into
- * `<dataDir>/projects/<id>/` (via a temp folder renamed into place, so nothing is ever half-extracted in the
- * cache) and served from there. Concurrent first uses share one extraction; extraction runs on the pool, never
- * on the supervisor's event loop.
+ * The local cache of project working copies. The store holds the truth; a working copy is extracted from it on
+ * first use into `<dataDir>/projects/<id>/` (through a temp folder renamed into place, so nothing is ever
+ * half-extracted in the cache), used by every job on the project, written back when asked, when evicted and at
+ * shutdown, and recorded in a persisted index (cache-index.ts) so a restart forgets nothing.
+ *
+ * A working copy's states:
+ *   absent -> materializing (one download and extraction, shared by every request that waits for it)
+ *   -> clean -> dirty (a write, an edit or any command started on it; recorded on disk before the job runs)
+ *   -> saving (packed on the pool and uploaded on condition of the ETag it came from) -> clean, or still dirty if a
+ *      change started meanwhile; a save that lost a race leaves a conflict copy beside the blob and changes nothing
+ *   -> evicting (idle: saved first if dirty, then removed) -> absent.
+ * Downloads, extraction and packing run on the pool, never on the supervisor's event loop. Materialization,
+ * uploads, saves and evictions of one project hold its lock, so they run one at a time; jobs do not take it.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdir, readdir, realpath, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sniffFile } from '../lib/archive/format.js';
-import { ToolhostError, fromSerialized } from '../lib/errors.js';
+import { type ArchiveFormat, archiveExtension, sniffFile } from '../lib/archive/format.js';
+import { ToolhostError, type SerializedError, fromSerialized, toToolhostError } from '../lib/errors.js';
 import { FairSemaphore } from '../lib/fair-semaphore.js';
 import { KeyedMutex } from '../lib/keyed-mutex.js';
-import type { ProjectStore, StoredProject } from '../lib/store/project-store.js';
-import { notFound } from '../lib/store/local-store.js';
+import { type ProjectStore, type StoredProject, notFound } from '../lib/store/project-store.js';
+import type { MaterializeResult, SaveResult } from '../handlers/worker.js';
+import { CacheIndex, type IndexedProject } from './cache-index.js';
 import type { Pools } from './pools.js';
 
+/** A failed write-back, kept until a later one succeeds (reported by /health and GET /projects/:id). */
+export interface WritebackFailure {
+  project_id: string;
+  error: SerializedError;
+  /** ISO time of the first failure of this run of failures. */
+  since: string;
+  attempts: number;
+  /** Epoch ms of the latest attempt. */
+  lastAttempt: number;
+}
+
 /** What the cache knows of one working copy. */
-interface CacheEntry {
+interface CacheEntry extends IndexedProject {
   root: string;
-  sourceEtag: string;
-  materializedAt: number;
-  lastAccess: number;
+  /** Bumped by every mutating job that starts: a save is clean only if no change started while it ran. */
+  generation: number;
+  /** Mutating jobs running now. */
+  mutating: number;
+  evicting: boolean;
+  failure: WritebackFailure | null;
 }
 
 /** The JSON view of a project (GET /projects/:id). */
 export interface ProjectInfo {
   project_id: string;
+  /** Format of the stored archive (or of the working copy when the store has none). */
   format: string;
-  archive_bytes: number;
-  modified_at: string;
+  /** Stored archive: size, last write and version; null when the store has no archive of the project. */
+  archive_bytes: number | null;
+  modified_at: string | null;
+  etag: string | null;
   cached: boolean;
-  cache: { size_bytes: number; last_access: string; materialized_at: string; source_etag: string } | null;
+  /** The working copy may hold changes the store does not have yet. */
+  dirty: boolean;
+  cache: {
+    size_bytes: number;
+    last_access: string;
+    materialized_at: string;
+    source_etag: string | null;
+    last_save: string | null;
+    writeback_error: (SerializedError & { since: string; attempts: number }) | null;
+  } | null;
+}
+
+/** The outcome of a save (POST /projects/:id/save). */
+export interface SaveOutcome {
+  project_id: string;
+  /** Whether an archive was uploaded (false: not cached, or nothing changed since the last save). */
+  saved: boolean;
+  etag: string | null;
+  archive_bytes: number | null;
+  dirty: boolean;
+  last_save: string | null;
+  /** Left out of the archive because it could not be extracted again (escaping symlinks, backslash names). */
+  skipped: { name: string; reason: string }[];
 }
 
 /** Dependencies of the cache. */
@@ -41,8 +90,12 @@ export interface ProjectCacheOptions {
   pools: Pools;
   /** Most extractions running at once (they share the file pool with file jobs). */
   maxExtractions: number;
-  /** Jobs queued or running for a project; a project with any is never replaced under them. */
+  /** Jobs queued or running for a project; a project with any is never replaced or evicted under them. */
   activeJobs(id: string): number;
+  /** gitignore-style patterns left out of saved archives (read at each save, so a reload applies). */
+  exclude(): readonly string[];
+  /** The clock (epoch ms); tests move it to age projects. */
+  now?: () => number;
 }
 
 /** Events of the cache, for metrics and observers. */
@@ -51,13 +104,21 @@ export interface ProjectCacheEvents {
   hit: [id: string];
   /** A job's project had to be extracted first (emitted once per extraction). */
   miss: [id: string];
+  /** A working copy was written back to the store; `skipped` was left out (it could not be extracted again). */
+  saved: [id: string, skipped: SaveOutcome['skipped']];
+  /** A write-back failed (the copy stays cached and dirty). */
+  'writeback:failed': [id: string, error: ToolhostError];
+  /** A working copy was removed from the cache. */
+  evicted: [id: string];
 }
 
 /** Local working copies of stored projects. */
 export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
   readonly #o: ProjectCacheOptions;
+  readonly #now: () => number;
   readonly #projectsDir: string;
   readonly #tmpDir: string;
+  readonly #index: CacheIndex;
   readonly #entries = new Map<string, CacheEntry>();
   readonly #inflight = new Map<string, Promise<string>>();
   readonly #locks = new KeyedMutex();
@@ -66,8 +127,17 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
   constructor(o: ProjectCacheOptions) {
     super();
     this.#o = o;
+    this.#now = o.now ?? Date.now;
     this.#projectsDir = join(o.dataDir, 'projects');
     this.#tmpDir = join(o.dataDir, 'tmp');
+    this.#index = new CacheIndex(o.dataDir);
+    this.#index.source(() => {
+      const out: Record<string, IndexedProject> = {};
+      for (const [id, e] of this.#entries) {
+        out[id] = { format: e.format, sourceEtag: e.sourceEtag, materializedAt: e.materializedAt, lastAccess: e.lastAccess, dirty: e.dirty, lastSave: e.lastSave, sizeBytes: e.sizeBytes };
+      }
+      return out;
+    });
     this.#extractions = new FairSemaphore(o.maxExtractions);
   }
 
@@ -76,78 +146,113 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     return this.#tmpDir;
   }
 
-  /** Creates the folders, drops half-done work of an earlier run and learns which projects are cached. */
+  /**
+   * Creates the folders, drops half-done work of an earlier run and learns what is cached from the index. A
+   * working copy the index does not know (a crash between its extraction and the index write) is kept as dirty
+   * with an unknown source: saving it never overwrites the store, at worst it becomes a conflict copy.
+   */
   async start(): Promise<void> {
     await rm(this.#tmpDir, { recursive: true, force: true });
     await mkdir(this.#tmpDir, { recursive: true });
     await mkdir(this.#projectsDir, { recursive: true });
-    const now = Date.now();
+    const indexed = await this.#index.load();
+    const now = this.#now();
     for (const id of await readdir(this.#projectsDir)) {
-      const stored = await this.#o.store.stat(id);
-      if (!stored) continue;
       const root = await realpath(join(this.#projectsDir, id));
-      this.#entries.set(id, { root, sourceEtag: stored.etag, materializedAt: now, lastAccess: now });
+      const known = indexed.get(id);
+      const stored = known ? null : await this.#o.store.stat(id).catch(() => null);
+      const base: IndexedProject = known ?? {
+        format: stored?.format ?? 'tar.gz',
+        sourceEtag: null,
+        materializedAt: now,
+        lastAccess: now,
+        dirty: true,
+        lastSave: null,
+        sizeBytes: 0,
+      };
+      this.#entries.set(id, { ...base, root, generation: 0, mutating: 0, evicting: false, failure: null });
     }
+    await this.#index.flush();
+  }
+
+  /** Writes the index out (shutdown, after the last write-backs). */
+  async close(): Promise<void> {
+    await this.#index.close();
   }
 
   /** The working copy's root, extracting the project first if needed. Throws `project_not_found`. */
   ensure(id: string): Promise<string> {
     const entry = this.#entries.get(id);
-    if (entry) {
-      entry.lastAccess = Date.now();
+    if (entry && !entry.evicting) {
+      entry.lastAccess = this.#now();
       this.emit('hit', id);
       return Promise.resolve(entry.root);
     }
     let flight = this.#inflight.get(id);
     if (!flight) {
-      this.emit('miss', id);
+      if (!entry) this.emit('miss', id);
       flight = this.#locks.run(id, () => this.#materialize(id)).finally(() => this.#inflight.delete(id));
       this.#inflight.set(id, flight);
     }
     return flight;
   }
 
-  async #materialize(id: string): Promise<string> {
-    const cached = this.#entries.get(id);
-    if (cached) return cached.root; // a PUT finished while we waited for the lock
-    const fetched = await this.#o.store.fetch(id, this.#tmpDir);
-    try {
-      return await this.#install(id, fetched.file, fetched.format, fetched.etag);
-    } finally {
-      await fetched.release();
+  /**
+   * Marks a job's start on a project (after {@link ensure}); a mutating one (write, edit, command) makes the
+   * copy dirty, on disk, before it runs. Returns the function to call when the job ends.
+   */
+  async begin(id: string, mutating: boolean): Promise<() => void> {
+    const entry = this.#entries.get(id);
+    if (!entry) throw new ToolhostError('internal', `project "${id}" left the cache while a job was starting on it; retry`);
+    entry.lastAccess = this.#now();
+    if (mutating) {
+      entry.mutating++;
+      entry.generation++;
+      if (!entry.dirty) {
+        entry.dirty = true;
+        await this.#index.flush();
+      }
     }
+    return () => {
+      entry.lastAccess = this.#now();
+      if (mutating) entry.mutating--;
+      this.#index.flushSoon();
+    };
   }
 
-  /** Extracts `file` on the pool into a fresh temp folder; on failure the folder is gone and the error thrown. */
-  async #extract(id: string, file: string, format: StoredProject['format']): Promise<string> {
+  async #materialize(id: string): Promise<string> {
+    const cached = this.#entries.get(id);
+    if (cached) return cached.root; // a PUT finished, or an eviction was called off, while we waited for the lock
     const staging = join(this.#tmpDir, `extract-${id}-${randomUUID()}`);
+    const got = await this.#onPool<MaterializeResult>({ kind: 'materialize', id, dest: staging, scratch: this.#tmpDir });
+    return this.#swapIn(id, staging, got.format, got.etag, got.bytes);
+  }
+
+  /** Runs an extraction-sized task on the file pool, within the extraction slots. */
+  async #onPool<T>(task: Parameters<Pools['run']>[1]): Promise<T> {
     const release = await this.#extractions.acquire('extract');
-    let outcome;
     try {
-      outcome = await this.#o.pools.run('files', { kind: 'extract', file, format, dest: staging });
+      const outcome = await this.#o.pools.run('files', task);
+      if (!outcome.ok) throw fromSerialized(outcome.error);
+      return outcome.value as T;
     } finally {
       release();
     }
-    if (!outcome.ok) {
-      await rm(staging, { recursive: true, force: true });
-      throw fromSerialized(outcome.error);
-    }
-    return staging;
   }
 
-  /** Replaces the project's working copy with an extracted folder. */
-  async #swapIn(id: string, staging: string, etag: string): Promise<string> {
+  /** Replaces the project's working copy with an extracted folder and records it, clean, in the index. */
+  async #swapIn(id: string, staging: string, format: ArchiveFormat, etag: string, bytes: number): Promise<string> {
     await this.#discard(id);
     const dest = join(this.#projectsDir, id);
     await rename(staging, dest);
     const root = await realpath(dest);
-    const now = Date.now();
-    this.#entries.set(id, { root, sourceEtag: etag, materializedAt: now, lastAccess: now });
+    const now = this.#now();
+    this.#entries.set(id, {
+      root, format, sourceEtag: etag, materializedAt: now, lastAccess: now, dirty: false, lastSave: null, sizeBytes: bytes,
+      generation: 0, mutating: 0, evicting: false, failure: null,
+    });
+    await this.#index.flush();
     return root;
-  }
-
-  async #install(id: string, file: string, format: StoredProject['format'], etag: string): Promise<string> {
-    return this.#swapIn(id, await this.#extract(id, file, format), etag);
   }
 
   /** Moves a working copy out of the way and deletes it. */
@@ -164,7 +269,8 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
 
   /**
    * Stores an uploaded archive as project `id` (the upload file is consumed). The archive is extracted first, so
-   * an unsafe or corrupt one is refused (422) before anything reaches the store.
+   * an unsafe or corrupt one is refused (422) before anything reaches the store. A working copy with unsaved
+   * changes is never replaced: save it (or let it be evicted) first.
    */
   async put(id: string, upload: string, opts: { replace: boolean }): Promise<{ created: boolean; info: ProjectInfo }> {
     try {
@@ -177,18 +283,24 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
         if (existing && !opts.replace) {
           throw new ToolhostError('project_exists', `project "${id}" already exists; pass ?replace=true to replace it (its working copy is discarded)`, { project_id: id });
         }
-        if (existing && this.#o.activeJobs(id) > 0) {
+        if (this.#o.activeJobs(id) > 0) {
           throw new ToolhostError('project_busy', `project "${id}" has jobs queued or running; retry the upload once they finish`, { project_id: id });
         }
-        const staging = await this.#extract(id, upload, format);
+        if (this.#entries.get(id)?.dirty) {
+          throw new ToolhostError('project_busy', `project "${id}" has unsaved changes in its working copy; POST /projects/${id}/save first (or DELETE /projects/${id}/cache), then replace it`, { project_id: id });
+        }
+        const staging = join(this.#tmpDir, `extract-${id}-${randomUUID()}`);
+        const extracted = await this.#onPool<{ bytes: number }>({ kind: 'extract', file: upload, format, dest: staging });
         let stored: StoredProject;
         try {
-          stored = await this.#o.store.put(id, format, upload);
+          stored = await this.#o.store.put(id, format, upload, existing ? undefined : { ifNoneMatch: '*' });
         } catch (err) {
           await rm(staging, { recursive: true, force: true });
-          throw err;
+          throw toToolhostError(err).code === 'save_conflict'
+            ? new ToolhostError('project_exists', `project "${id}" was created by someone else meanwhile; pass ?replace=true to replace it`, { project_id: id })
+            : err;
         }
-        await this.#swapIn(id, staging, stored.etag);
+        await this.#swapIn(id, staging, format, stored.etag, extracted.bytes);
         return { created: !existing, info: await this.info(id) };
       });
     } finally {
@@ -196,30 +308,204 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     }
   }
 
+  /**
+   * Writes the working copy back to the store if it may hold changes. The upload is conditional on the ETag the
+   * copy came from: if the stored archive changed meanwhile, nothing is overwritten, the copy is stored beside it
+   * as a conflict copy and `save_conflict` (409) names both. Any other failure is recorded (health, project
+   * info) and thrown; the copy stays dirty.
+   */
+  save(id: string): Promise<SaveOutcome> {
+    return this.#locks.run(id, () => this.#save(id));
+  }
+
+  async #save(id: string): Promise<SaveOutcome> {
+    const entry = this.#entries.get(id);
+    if (!entry) {
+      if (!(await this.#o.store.stat(id))) throw notFound(id);
+      return { project_id: id, saved: false, etag: null, archive_bytes: null, dirty: false, last_save: null, skipped: [] };
+    }
+    if (!entry.dirty) return this.#saveOutcome(id, entry, null, []);
+    const generation = entry.generation;
+    const busy = entry.mutating > 0;
+    const now = this.#now();
+    let result: SaveResult;
+    try {
+      result = await this.#onPool<SaveResult>({
+        kind: 'save',
+        id,
+        root: entry.root,
+        format: entry.format,
+        exclude: [...this.#o.exclude()],
+        scratch: this.#tmpDir,
+        condition: entry.sourceEtag ? { ifMatch: entry.sourceEtag } : { ifNoneMatch: '*' },
+        stamp: conflictStamp(now),
+      });
+    } catch (err) {
+      const error = toToolhostError(err);
+      entry.failure = { project_id: id, error: error.toJSON(), since: entry.failure?.since ?? new Date(now).toISOString(), attempts: (entry.failure?.attempts ?? 0) + 1, lastAttempt: now };
+      this.emit('writeback:failed', id, error);
+      throw error;
+    }
+    entry.failure = null;
+    if ('conflict' in result) {
+      // The agent's work is safe in the conflict copy; the store's own version stays as the other writer left it.
+      const blob = id + archiveExtension(entry.format);
+      throw new ToolhostError(
+        'save_conflict',
+        `the stored archive ${blob} changed since this working copy was downloaded (another writer); nothing was overwritten: the working copy was saved as ${result.conflict}. Compare the two and upload the merged result with PUT /projects/${id}?replace=true`,
+        { project_id: id, blob, conflict_blob: result.conflict, source_etag: entry.sourceEtag, current_etag: result.currentEtag, skipped: result.skipped },
+      );
+    }
+    entry.sourceEtag = result.stored.etag;
+    entry.lastSave = now;
+    entry.sizeBytes = result.bytes;
+    // Clean only if no change started while packing: otherwise the archive may miss it.
+    if (!busy && entry.mutating === 0 && entry.generation === generation) entry.dirty = false;
+    await this.#index.flush();
+    this.emit('saved', id, result.skipped);
+    return this.#saveOutcome(id, entry, result.stored, result.skipped);
+  }
+
+  #saveOutcome(id: string, entry: CacheEntry, stored: StoredProject | null, skipped: SaveOutcome['skipped']): SaveOutcome {
+    return {
+      project_id: id,
+      saved: stored !== null,
+      etag: entry.sourceEtag,
+      archive_bytes: stored?.size ?? null,
+      dirty: entry.dirty,
+      last_save: entry.lastSave === null ? null : new Date(entry.lastSave).toISOString(),
+      skipped,
+    };
+  }
+
+  /**
+   * Evicts a working copy: written back first if dirty (a conflict copy counts: the work is in the store), then
+   * removed. Refused with `project_busy` while the project has jobs; a failed write-back keeps the copy (thrown).
+   * Resolves false when the project was not cached.
+   */
+  evict(id: string): Promise<boolean> {
+    return this.#locks.run(id, async () => {
+      const entry = this.#entries.get(id);
+      if (!entry) return false;
+      const busy = (): ToolhostError =>
+        new ToolhostError('project_busy', `project "${id}" has jobs queued or running; its working copy is evicted once they finish (retry then)`, { project_id: id });
+      // Flagged first, so a job that arrives from now on waits for this lock instead of using the copy.
+      entry.evicting = true;
+      try {
+        if (this.#o.activeJobs(id) > 0) throw busy();
+        if (entry.dirty) {
+          try {
+            await this.#save(id);
+          } catch (err) {
+            const error = toToolhostError(err);
+            // A conflict stored the copy beside the blob: the work is safe, eviction goes on.
+            if (error.code !== 'save_conflict') {
+              throw new ToolhostError(error.code, `could not write project "${id}" back before evicting it: ${error.message}; the working copy stays cached and dirty, and the janitor tries again`, error.details);
+            }
+          }
+        }
+        if (this.#o.activeJobs(id) > 0) throw busy();
+      } catch (err) {
+        entry.evicting = false;
+        throw err;
+      }
+      await this.#discard(id);
+      await this.#index.flush();
+      this.emit('evicted', id);
+      return true;
+    });
+  }
+
+  /** Writes back every dirty copy (shutdown). Failures are returned; those copies stay dirty for the next start. */
+  async saveAll(): Promise<{ id: string; error: ToolhostError }[]> {
+    const failed: { id: string; error: ToolhostError }[] = [];
+    const dirty = [...this.#entries].filter(([, e]) => e.dirty).map(([id]) => id);
+    await Promise.all(
+      dirty.map((id) =>
+        this.save(id).catch((err: unknown) => {
+          const error = toToolhostError(err);
+          if (error.code !== 'save_conflict') failed.push({ id, error });
+        }),
+      ),
+    );
+    return failed;
+  }
+
+  /** The working copies, for the janitor: idle time, size, dirtiness, whether jobs use them, failures. */
+  snapshot(): { id: string; lastAccess: number; sizeBytes: number; dirty: boolean; busy: boolean; failure: WritebackFailure | null }[] {
+    return [...this.#entries].map(([id, e]) => ({
+      id,
+      lastAccess: e.lastAccess,
+      sizeBytes: e.sizeBytes,
+      dirty: e.dirty,
+      busy: this.#o.activeJobs(id) > 0 || e.mutating > 0,
+      failure: e.failure,
+    }));
+  }
+
+  /** Re-measures the size of dirty working copies (they may have grown) on the pool. */
+  async measureDirty(): Promise<void> {
+    for (const [, e] of this.#entries) {
+      if (!e.dirty) continue;
+      const size = await this.#o.pools.run('files', { kind: 'size', root: e.root });
+      if (size.ok) e.sizeBytes = size.value as number;
+    }
+  }
+
+  /** Write-backs failing now, oldest first. */
+  failures(): WritebackFailure[] {
+    return [...this.#entries.values()].flatMap((e) => (e.failure ? [e.failure] : [])).sort((a, b) => a.since.localeCompare(b.since));
+  }
+
+  /** Counts for /health. */
+  summary(): { projects: number; dirty: number; bytes: number } {
+    let dirty = 0;
+    for (const e of this.#entries.values()) if (e.dirty) dirty++;
+    return { projects: this.#entries.size, dirty, bytes: this.cachedBytes() };
+  }
+
+  /** Bytes of all working copies, as last measured. */
+  cachedBytes(): number {
+    let total = 0;
+    for (const e of this.#entries.values()) total += e.sizeBytes;
+    return total;
+  }
+
   /** Every stored project with its cache state (sizes of working copies are not computed here). */
   async list(): Promise<Omit<ProjectInfo, 'cache'>[]> {
-    return (await this.#o.store.list()).map((p) => ({ ...this.#view(p), cached: this.#entries.has(p.id) }));
+    return (await this.#o.store.list()).map((p) => {
+      const entry = this.#entries.get(p.id);
+      return { ...this.#view(p.id, p, entry), cached: entry !== undefined, dirty: entry?.dirty ?? false };
+    });
   }
 
   /** One project with its cache state and working-copy size. Throws `project_not_found`. */
   async info(id: string): Promise<ProjectInfo> {
     const stored = await this.#o.store.stat(id);
-    if (!stored) throw notFound(id);
     const entry = this.#entries.get(id);
+    if (!stored && !entry) throw notFound(id);
     let cache: ProjectInfo['cache'] = null;
     if (entry) {
       const size = await this.#o.pools.run('files', { kind: 'size', root: entry.root });
+      if (size.ok) entry.sizeBytes = size.value as number;
       cache = {
-        size_bytes: size.ok ? (size.value as number) : 0,
+        size_bytes: entry.sizeBytes,
         last_access: new Date(entry.lastAccess).toISOString(),
         materialized_at: new Date(entry.materializedAt).toISOString(),
         source_etag: entry.sourceEtag,
+        last_save: entry.lastSave === null ? null : new Date(entry.lastSave).toISOString(),
+        writeback_error: entry.failure ? { ...entry.failure.error, since: entry.failure.since, attempts: entry.failure.attempts } : null,
       };
     }
-    return { ...this.#view(stored), cached: entry !== undefined, cache };
+    return { ...this.#view(id, stored, entry), cached: entry !== undefined, dirty: entry?.dirty ?? false, cache };
   }
 
-  #view(p: StoredProject): Omit<ProjectInfo, 'cached' | 'cache'> {
-    return { project_id: p.id, format: p.format, archive_bytes: p.size, modified_at: p.modifiedAt };
+  #view(id: string, p: StoredProject | null, entry: CacheEntry | undefined): Pick<ProjectInfo, 'project_id' | 'format' | 'archive_bytes' | 'modified_at' | 'etag'> {
+    return { project_id: id, format: p?.format ?? entry!.format, archive_bytes: p?.size ?? null, modified_at: p?.modifiedAt ?? null, etag: p?.etag ?? null };
   }
+}
+
+/** A compact UTC timestamp for conflict copies: 20261124T101010123Z. */
+function conflictStamp(ms: number): string {
+  return new Date(ms).toISOString().replace(/[-:.]/g, '');
 }

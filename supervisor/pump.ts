@@ -4,7 +4,7 @@
  * A job's way through the pump:
  *   received -> project ready (extracted on first use) -> file lock (write/edit of one file run one at a time)
  *   -> lane slot (commands: global and per-project caps, round-robin across projects; files: their own slots)
- *   -> running on the pool -> completed (the outcome goes back through the queue to the waiting request).
+ *   -> begun (a write, edit or command marks the working copy dirty, on disk, first) -> running on the pool -> completed (the outcome goes back through the queue to the waiting request).
  * Waiting for a project or a lock holds no lane slot, so a slow extraction never starves other projects.
  */
 import { EventEmitter, setMaxListeners } from 'node:events';
@@ -14,7 +14,7 @@ import type { Config } from '../config/schema.js';
 import type { ControlMessage } from '../handlers/context.js';
 import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import { FairSemaphore } from '../lib/fair-semaphore.js';
-import { type Job, type JobOutcome, type JobType, type Lane, laneOf } from '../lib/jobs.js';
+import { type Job, type JobOutcome, type JobType, type Lane, isMutating, laneOf } from '../lib/jobs.js';
 import { KeyedMutex } from '../lib/keyed-mutex.js';
 import type { JobQueue } from '../lib/queue/job-queue.js';
 import type { CommandJobs } from './command-jobs.js';
@@ -179,6 +179,13 @@ export class QueuePump extends EventEmitter<PumpEvents> {
         release();
         return { ok: false, error: new ToolhostError('cancelled', 'the command was cancelled before it started').toJSON() };
       }
+      let end: () => void;
+      try {
+        end = await this.#o.projects.begin(job.projectId, isMutating(job.type));
+      } catch (err) {
+        release();
+        throw err;
+      }
       this.#runningByType.set(job.type, (this.#runningByType.get(job.type) ?? 0) + 1);
       this.emit('job:start', job);
       const channel = lane === 'commands' ? new MessageChannel() : undefined;
@@ -192,6 +199,7 @@ export class QueuePump extends EventEmitter<PumpEvents> {
         channel?.port1.close();
         this.#cancels.delete(job.id);
         this.#runningByType.set(job.type, this.#runningByType.get(job.type)! - 1);
+        end();
         release();
       }
     } finally {

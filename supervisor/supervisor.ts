@@ -2,16 +2,16 @@
  * The composition root: builds every part from the configuration, starts them in order and closes them in
  * reverse. The only module that knows all the parts.
  */
-import { join } from 'node:path';
 import type { ConfigSources } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { MemoryQueue } from '../lib/queue/memory-queue.js';
 import { cgroupBase } from '../lib/process/cgroup.js';
 import { resolveSandbox } from '../lib/process/sandbox.js';
-import { LocalStore } from '../lib/store/local-store.js';
+import { openStore } from '../lib/store/create-store.js';
 import { CommandJobs } from './command-jobs.js';
 import { type AppDeps, createApp } from './http/app.js';
 import { HttpFront } from './http/server.js';
+import { Janitor, type JanitorReport } from './janitor.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { Pools } from './pools.js';
@@ -32,6 +32,8 @@ export interface Supervisor {
    * configuration in effect when the file is bad.
    */
   reload(): Promise<ReloadReport>;
+  /** Runs the janitor's eviction policy now (it also runs on its own schedule). */
+  runJanitor(): Promise<JanitorReport>;
   /**
    * Graceful shutdown: stop accepting, let in-flight jobs finish for up to shutdown.graceS, kill what is left,
    * release everything in reverse order. `force` skips the grace. A second call returns the first's promise
@@ -44,6 +46,8 @@ export interface Supervisor {
 export interface SupervisorOptions {
   /** Where `config` was loaded from, for reloads; without it the supervisor cannot reload. */
   sources?: ConfigSources | undefined;
+  /** The clock of the cache and the janitor (epoch ms); tests move it to age projects. */
+  now?: () => number;
 }
 
 /** Builds and starts every actor. */
@@ -52,8 +56,7 @@ export async function startSupervisor(config: Config, log: Logger = createLogger
   let closing = false;
   let closed: Promise<void> | undefined;
   try {
-    const store = new LocalStore(join(config.dataDir, 'store'));
-    await store.init();
+    const store = await openStore(config);
     const queue = new MemoryQueue(config.queue.maxDepth);
     await queue.start();
     releases.push(() => queue.close());
@@ -69,8 +72,20 @@ export async function startSupervisor(config: Config, log: Logger = createLogger
       pools,
       maxExtractions: Math.max(1, Math.floor(config.pool.maxThreads / 2)),
       activeJobs: (id) => pump?.activeJobs(id) ?? 0,
+      exclude: () => deps.config.store.exclude,
+      now: opts.now,
     });
     await projects.start();
+    projects.on('saved', (id, skipped) => {
+      if (skipped.length > 0) log.warn({ project_id: id, skipped }, 'saved without entries that could not be extracted again');
+    });
+    // Runs before the pools close (releases run in reverse): dirty copies are packed on the pool.
+    releases.push(async () => {
+      for (const { id, error } of await projects.saveAll()) {
+        log.error({ project_id: id, code: error.code, err: error.message }, 'write-back at shutdown failed; the copy stays dirty and is saved after the next start');
+      }
+      await projects.close();
+    });
 
     const commands = new CommandJobs(config, log);
     await commands.start();
@@ -79,6 +94,9 @@ export async function startSupervisor(config: Config, log: Logger = createLogger
     pump = new QueuePump({ config, queue, pools, projects, commands, log });
     pump.start();
     const thePump = pump;
+
+    const janitor = new Janitor({ projects, config: () => deps.config, log, now: opts.now });
+    releases.push(() => janitor.close());
 
     const metrics = new Metrics({ queue, pump, pools, projects });
     metrics.start();
@@ -102,6 +120,7 @@ export async function startSupervisor(config: Config, log: Logger = createLogger
       process_limit: cgroupBase() ? ('cgroup' as const) : ('rlimit' as const),
     };
     const deps: AppDeps = { config, queue, pump, pools, projects, commands, metrics, log, sandbox, startedAt: Date.now(), closing: () => closing, reload: () => reloader.reload() };
+    janitor.start();
     const app = createApp(deps);
     const http = new HttpFront(app, config.host, config.port);
     const address = await http.start();
@@ -123,6 +142,7 @@ export async function startSupervisor(config: Config, log: Logger = createLogger
       },
       log,
       reload: () => reloader.reload(),
+      runJanitor: () => janitor.runOnce(),
       close(opts = {}) {
         if (opts.force && closed) void thePump.close({ force: true });
         closed ??= close(opts.force ?? false);

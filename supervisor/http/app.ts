@@ -61,12 +61,15 @@ export function createApp(d: AppDeps): express.Express {
 
   app.get('/health', (_req, res) => {
     const pool = d.pools.stats();
+    const failing = d.projects.failures().map(({ lastAttempt: _, ...f }) => f);
     res.json({
-      status: d.closing() ? 'shutting_down' : 'ok',
+      status: d.closing() ? 'shutting_down' : failing.length > 0 ? 'degraded' : 'ok',
       uptime_s: Math.round((Date.now() - d.startedAt) / 1000),
       queue: { depth: d.queue.depth() + d.pump.waiting() },
       pool: { threads: pool.threads, busy: pool.busy, lanes: pool.lanes },
       jobs: d.pump.running(),
+      cache: d.projects.summary(),
+      writeback: { failing },
       sandbox: d.sandbox,
     });
   });

@@ -37,19 +37,32 @@ const ADMIN_ERRORS: readonly ErrorCode[] = ['shutting_down', 'internal'];
 const ROUTES: readonly RouteDoc[] = [
   {
     method: 'get', path: '/health', operationId: 'health', summary: 'Liveness, queue depth, pool and running jobs', auth: false,
-    ok: { '200': { description: 'The server is up.', schema: object('status, uptime_s, queue.depth, pool (threads, busy, per lane), jobs (running, by_type).') } },
+    ok: { '200': { description: 'The server is up (status "degraded" while write-backs fail: the server keeps serving, the copies stay cached).', schema: object('status, uptime_s, queue.depth, pool (threads, busy, per lane), jobs (running, by_type), cache (projects, dirty, bytes), writeback (failing: [{project_id, error, since, attempts}]).') } },
     errors: [],
   },
   {
     method: 'get', path: '/projects', operationId: 'project_list', summary: 'List projects',
-    ok: { '200': { description: 'Every stored project.', schema: object('{"projects": [{project_id, format, archive_bytes, modified_at, cached}]}') } },
+    ok: { '200': { description: 'Every stored project.', schema: object('{"projects": [{project_id, format, archive_bytes, modified_at, etag, cached, dirty}]}') } },
     errors: ADMIN_ERRORS,
   },
   {
     method: 'get', path: '/projects/{id}', operationId: 'project_info', summary: 'Show a project and its cached working copy',
     pathParams: { id: schemas.projectId },
-    ok: { '200': { description: 'The project.', schema: object('project_id, format, archive_bytes, modified_at, cached, cache.') } },
-    errors: ['invalid_project_id', 'project_not_found', ...ADMIN_ERRORS],
+    ok: { '200': { description: 'The project.', schema: object('project_id, format, archive_bytes, modified_at, etag, cached, dirty, cache (size_bytes, last_access, materialized_at, source_etag, last_save, writeback_error) or null.') } },
+    errors: ['invalid_project_id', 'project_not_found', 'store_unavailable', ...ADMIN_ERRORS],
+  },
+  {
+    method: 'post', path: '/projects/{id}/save', operationId: 'project_save', summary: 'Write the working copy back to the store',
+    description: 'Packs the cached working copy and uploads it on condition of the ETag it came from. If the stored archive changed meanwhile, nothing is overwritten: the copy is stored beside it as <id>.conflict-<timestamp>.<ext> and the answer is 409 save_conflict naming both.',
+    pathParams: { id: schemas.projectId },
+    ok: { '200': { description: 'Saved, or nothing to save (saved: false).', schema: object('project_id, saved, etag, archive_bytes, dirty, last_save.') } },
+    errors: ['invalid_project_id', 'project_not_found', 'save_conflict', 'store_unavailable', 'no_space', ...ADMIN_ERRORS],
+  },
+  {
+    method: 'delete', path: '/projects/{id}/cache', operationId: 'project_evict', summary: 'Evict the working copy now (written back first if changed)',
+    pathParams: { id: schemas.projectId },
+    ok: { '200': { description: 'Evicted (or was not cached: evicted false).', schema: object('project_id, evicted.') } },
+    errors: ['invalid_project_id', 'project_not_found', 'project_busy', 'store_unavailable', 'no_space', ...ADMIN_ERRORS],
   },
   {
     method: 'put', path: '/projects/{id}', operationId: 'project_put', summary: 'Upload a project archive (zip or tar.gz)',

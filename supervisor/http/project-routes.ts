@@ -1,4 +1,4 @@
-/** Project routes: upload an archive, list projects, show one. */
+/** Project routes: upload an archive, list projects, show one, save its working copy, evict it. */
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -18,7 +18,7 @@ export const putProjectQuery = z.strictObject({
   replace: z.enum(['true', 'false']).default('false').describe('Replace an existing project (its working copy is discarded).'),
 });
 
-/** PUT /projects/:id, GET /projects, GET /projects/:id. */
+/** PUT /projects/:id, GET /projects, GET /projects/:id, POST /projects/:id/save, DELETE /projects/:id/cache. */
 export function projectRoutes(d: AppDeps): express.Router {
   const router = express.Router();
   router.put('/projects/:id', async (req, res) => {
@@ -45,6 +45,25 @@ export function projectRoutes(d: AppDeps): express.Router {
   router.get('/projects/:id', async (req, res) => {
     try {
       res.json(await d.projects.info(projectIdParam(req.params.id)));
+    } catch (err) {
+      sendError(res, err);
+    }
+  });
+
+  router.post('/projects/:id/save', async (req, res) => {
+    try {
+      res.json(await d.projects.save(projectIdParam(req.params.id)));
+    } catch (err) {
+      sendError(res, err);
+    }
+  });
+
+  router.delete('/projects/:id/cache', async (req, res) => {
+    try {
+      const id = projectIdParam(req.params.id);
+      const evicted = await d.projects.evict(id);
+      if (!evicted) await d.projects.info(id); // 404 for a project that does not exist at all
+      res.json({ project_id: id, evicted });
     } catch (err) {
       sendError(res, err);
     }

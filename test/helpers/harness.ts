@@ -68,9 +68,10 @@ export async function buildArchive(files: FileMap, format: 'tar.gz' | 'zip' = 't
 
 /**
  * Starts a supervisor with test-friendly settings merged with `overrides` (over `how.configFile`, if given, which
- * a reload then re-reads); `how.log` replaces the default logger (to capture its lines).
+ * a reload then re-reads); `how.log` replaces the default logger (to capture its lines); `how.now` is the clock of
+ * the project cache and the janitor.
  */
-export async function startServer(overrides: Record<string, unknown> = {}, how: { log?: Logger; configFile?: string } = {}): Promise<TestServer> {
+export async function startServer(overrides: Record<string, unknown> = {}, how: { log?: Logger; configFile?: string; now?: () => number } = {}): Promise<TestServer> {
   // A test that restarts a server on the same data passes its dataDir; otherwise each server gets a fresh one.
   const dataDir = typeof overrides.dataDir === 'string' ? overrides.dataDir : await tempDir('toolhost-data-');
   const sources = {
@@ -78,7 +79,7 @@ export async function startServer(overrides: Record<string, unknown> = {}, how: 
     overrides: { port: 0, host: '127.0.0.1', dataDir, logLevel: 'silent', shutdown: { graceS: 5 }, ...overrides },
   };
   const config = loadConfig(sources);
-  const sup = await startSupervisor(config, how.log, { sources });
+  const sup = await startSupervisor(config, how.log, { sources, now: how.now });
   const token = config.token;
   const api: TestServer['api'] = async (path, body, opts = {}) => {
     const method = opts.method ?? (body === undefined ? 'GET' : 'POST');

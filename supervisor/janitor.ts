@@ -1,0 +1,113 @@
+/**
+ * The janitor: the actor that evicts working copies from the project cache. It wakes on a jittered schedule
+ * (`cache.janitorIntervalS` +-20%, rescheduled after each run so runs never overlap) and evicts, least recently
+ * used first:
+ *   1. every copy idle longer than `cache.ttlHours`;
+ *   2. when `cache.maxBytes` is set and the cache is larger, idle copies until it fits.
+ * A copy with queued or running jobs is never evicted. A dirty copy is written back first (ProjectCache.evict);
+ * if that fails the copy stays, the failure shows on /health, and it is tried again after `cache.retryS`.
+ */
+import type { Config } from '../config/schema.js';
+import { toToolhostError } from '../lib/errors.js';
+import type { Logger } from './logger.js';
+import type { ProjectCache } from './projects.js';
+
+/** Dependencies of the janitor. */
+export interface JanitorOptions {
+  projects: ProjectCache;
+  /** The configuration in effect (read at each run, so a reload applies). */
+  config(): Config;
+  log: Logger;
+  /** The clock (epoch ms); tests move it to age projects. */
+  now?: () => number;
+}
+
+/** What one run did. */
+export interface JanitorReport {
+  /** Evicted, in order. */
+  evicted: string[];
+  /** Whose write-back failed (kept, retried later). */
+  failed: { project_id: string; code: string; message: string }[];
+  /** Due for eviction but kept: jobs arrived, or a failed write-back waits for its retry time. */
+  kept: string[];
+}
+
+/** Evicts idle working copies. An actor: start(), close(). */
+export class Janitor {
+  readonly #o: JanitorOptions;
+  readonly #now: () => number;
+  #timer: NodeJS.Timeout | null = null;
+  #running: Promise<JanitorReport> | null = null;
+  #closed = false;
+
+  constructor(o: JanitorOptions) {
+    this.#o = o;
+    this.#now = o.now ?? Date.now;
+  }
+
+  start(): void {
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    const mean = this.#o.config().cache.janitorIntervalS * 1000;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.runOnce()
+        .catch((err: unknown) => this.#o.log.error({ err: toToolhostError(err).message }, 'janitor run failed'))
+        .finally(() => this.#schedule());
+    }, mean * (0.8 + Math.random() * 0.4));
+    this.#timer.unref();
+  }
+
+  /** Runs the eviction policy now (or joins the run in progress). */
+  runOnce(): Promise<JanitorReport> {
+    this.#running ??= this.#run().finally(() => (this.#running = null));
+    return this.#running;
+  }
+
+  async #run(): Promise<JanitorReport> {
+    const { cache } = this.#o.config();
+    const report: JanitorReport = { evicted: [], failed: [], kept: [] };
+    await this.#o.projects.measureDirty();
+    const now = this.#now();
+    const copies = this.#o.projects.snapshot().sort((a, b) => a.lastAccess - b.lastAccess);
+    let total = copies.reduce((n, c) => n + c.sizeBytes, 0);
+    const ttlMs = cache.ttlHours * 3_600_000;
+    for (const copy of copies) {
+      if (this.#closed) break;
+      const expired = now - copy.lastAccess > ttlMs;
+      const overBudget = cache.maxBytes > 0 && total > cache.maxBytes;
+      if (!expired && !overBudget) continue;
+      if (copy.busy || (copy.failure && now - copy.failure.lastAttempt < cache.retryS * 1000)) {
+        report.kept.push(copy.id);
+        continue;
+      }
+      try {
+        if (await this.#o.projects.evict(copy.id)) {
+          report.evicted.push(copy.id);
+          total -= copy.sizeBytes;
+          this.#o.log.info({ project_id: copy.id, reason: expired ? 'idle' : 'cache.maxBytes', idle_s: Math.round((now - copy.lastAccess) / 1000) }, 'evicted working copy');
+        }
+      } catch (err) {
+        const error = toToolhostError(err);
+        if (error.code === 'project_busy') {
+          report.kept.push(copy.id);
+          continue;
+        }
+        report.failed.push({ project_id: copy.id, code: error.code, message: error.message });
+        this.#o.log.warn({ project_id: copy.id, err: error.message, code: error.code }, 'write-back failed; working copy kept, retried later');
+      }
+    }
+    return report;
+  }
+
+  /** Stops the schedule and waits for a run in progress. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    await this.#running?.catch(() => {});
+  }
+}

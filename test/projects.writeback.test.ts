@@ -1,0 +1,314 @@
+/**
+ * Write-back: working copies go back to the store on save, eviction and shutdown, conditionally on the ETag they
+ * came from, and nothing an agent wrote is lost. Against Azurite (the real Blob API) and the local store.
+ */
+import { expect } from 'chai';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import { extractArchive } from '../lib/archive/extract.js';
+import { buildArchive, startServer, tempDir, type TestServer } from './helpers/harness.js';
+import { startAzurite, type Azurite } from './helpers/azurite.js';
+
+const LIMITS = { maxEntries: 10_000, maxTotalBytes: 2 ** 30, maxRatio: 1000 };
+
+/** Extracts an archive file into a temp folder and reads one file of it (null when absent). */
+async function readFromArchive(file: string, format: 'zip' | 'tar.gz', path: string): Promise<string | null> {
+  const dir = await tempDir('toolhost-check-');
+  try {
+    await extractArchive({ file, format, dest: join(dir, 'x'), limits: LIMITS });
+    return await readFile(join(dir, 'x', path), 'utf8').catch(() => null);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+describe('projects: write-back to Azure Blob Storage (Azurite)', function () {
+  this.timeout(60_000);
+  let azurite: Azurite;
+  let service: BlobServiceClient;
+  let seq = 0;
+  const servers: TestServer[] = [];
+
+  before(async () => {
+    azurite = await startAzurite();
+    service = BlobServiceClient.fromConnectionString(azurite.connectionString);
+  });
+  after(async () => {
+    await azurite?.stop();
+  });
+  afterEach(async () => {
+    for (const s of servers.splice(0)) await s.close({ force: true });
+  });
+
+  /** A server on a fresh container; returns it and the container. */
+  async function azureServer(extra: Record<string, unknown> = {}): Promise<{ s: TestServer; container: ContainerClient }> {
+    const name = `wb-${process.pid}-${++seq}`;
+    const s = await startServer({
+      store: { backend: 'azure', azure: { connectionString: azurite.connectionString, container: name }, ...((extra.store as object) ?? {}) },
+      cache: { janitorIntervalS: 3600 },
+      ...Object.fromEntries(Object.entries(extra).filter(([k]) => k !== 'store')),
+    });
+    servers.push(s);
+    return { s, container: service.getContainerClient(name) };
+  }
+
+  /** Downloads a blob and reads one file out of it. */
+  async function blobFile(container: ContainerClient, blob: string, path: string): Promise<string | null> {
+    const dir = await tempDir('toolhost-blob-');
+    try {
+      const file = join(dir, blob);
+      await container.getBlobClient(blob).downloadToFile(file);
+      return await readFromArchive(file, blob.endsWith('.zip') ? 'zip' : 'tar.gz', path);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async function blobNames(container: ContainerClient): Promise<string[]> {
+    const names: string[] = [];
+    for await (const b of container.listBlobsFlat()) names.push(b.name);
+    return names.sort();
+  }
+
+  for (const format of ['tar.gz', 'zip'] as const) {
+    it(`an edit survives eviction: the next request re-materializes from Blob and shows it (${format})`, async () => {
+      const { s, container } = await azureServer();
+      expect((await s.putProject('p', { 'src/a.txt': 'one\n', 'b.txt': 'keep\n' }, format)).status).to.equal(201);
+      const uploaded = (await s.api('/projects/p')).body;
+      expect(uploaded).to.include({ cached: true, dirty: false });
+
+      const edit = await s.api('/file/edit', { project_id: 'p', path: 'src/a.txt', old_str: 'one', new_str: 'two' });
+      expect(edit.status, JSON.stringify(edit.body)).to.equal(200);
+      expect((await s.api('/projects/p')).body.dirty).to.equal(true);
+
+      const evicted = await s.api('/projects/p/cache', undefined, { method: 'DELETE' });
+      expect(evicted.status, JSON.stringify(evicted.body)).to.equal(200);
+      expect(evicted.body).to.deep.equal({ project_id: 'p', evicted: true });
+      const after = (await s.api('/projects/p')).body;
+      expect(after).to.include({ cached: false, dirty: false, format });
+      expect(after.etag).to.not.equal(uploaded.etag);
+      expect(await blobNames(container)).to.deep.equal([`p.${format}`]);
+      expect(await blobFile(container, `p.${format}`, 'src/a.txt')).to.equal('two\n');
+
+      const read = await s.api('/file/read', { project_id: 'p', path: 'src/a.txt' });
+      expect(read.status).to.equal(200);
+      expect(read.body.content).to.equal('two\n');
+      const again = (await s.api('/projects/p')).body;
+      expect(again).to.include({ cached: true, dirty: false });
+      expect(again.cache.source_etag).to.equal(after.etag);
+    });
+  }
+
+  it('a save that lost a race overwrites nothing: 409 names the blob and the conflict copy, both exist', async () => {
+    const { s, container } = await azureServer();
+    await s.putProject('p', { 'a.txt': 'base\n' });
+    await s.api('/file/write', { project_id: 'p', path: 'a.txt', content: 'mine\n' });
+    // Another writer replaces the blob behind this server's back.
+    const theirs = await buildArchive({ 'a.txt': 'theirs\n' });
+    const put = await container.getBlockBlobClient('p.tar.gz').uploadData(theirs);
+
+    const saved = await s.api('/projects/p/save', {});
+    expect(saved.status, JSON.stringify(saved.body)).to.equal(409);
+    const { error } = saved.body;
+    expect(error.code).to.equal('save_conflict');
+    expect(error.blob).to.equal('p.tar.gz');
+    expect(error.conflict_blob).to.match(/^p\.conflict-\d{8}T\d{9}Z\.tar\.gz$/);
+    expect(error.current_etag).to.equal(put.etag);
+    expect(error.message).to.include(error.conflict_blob);
+
+    expect(await blobNames(container)).to.deep.equal([error.conflict_blob, 'p.tar.gz']);
+    expect(await blobFile(container, 'p.tar.gz', 'a.txt')).to.equal('theirs\n');
+    expect(await blobFile(container, error.conflict_blob, 'a.txt')).to.equal('mine\n');
+    // The conflict copy is not a project of its own.
+    expect((await s.api('/projects')).body.projects.map((p: { project_id: string }) => p.project_id)).to.deep.equal(['p']);
+  });
+
+  it('GET /projects/:id reports cached, dirty, size, last access, source ETag and last save; a clean save uploads nothing', async () => {
+    const { s } = await azureServer();
+    await s.putProject('p', { 'a.txt': 'hello\n' });
+    const clean = await s.api('/projects/p/save', {});
+    expect(clean.status).to.equal(200);
+    expect(clean.body).to.include({ project_id: 'p', saved: false, dirty: false, last_save: null });
+
+    await s.api('/execute', { project_id: 'p', command: 'echo more >> a.txt' });
+    const dirty = (await s.api('/projects/p')).body;
+    expect(dirty).to.include({ cached: true, dirty: true });
+    expect(dirty.cache).to.include({ size_bytes: 11, last_save: null, writeback_error: null });
+    expect(Date.parse(dirty.cache.last_access)).to.be.a('number').and.not.NaN;
+    expect(dirty.cache.source_etag).to.equal(dirty.etag);
+
+    const saved = await s.api('/projects/p/save', {});
+    expect(saved.status, JSON.stringify(saved.body)).to.equal(200);
+    expect(saved.body).to.include({ saved: true, dirty: false });
+    const now = (await s.api('/projects/p')).body;
+    expect(now.etag).to.equal(saved.body.etag).and.not.equal(dirty.etag);
+    expect(now.cache.source_etag).to.equal(saved.body.etag);
+    expect(now.cache.last_save).to.equal(saved.body.last_save);
+    expect(now.dirty).to.equal(false);
+  });
+
+  it('packing leaves out store.exclude patterns and keeps .git', async () => {
+    const { s, container } = await azureServer({ store: { exclude: ['node_modules/', '*.log'] } });
+    await s.putProject('p', { 'a.txt': 'x\n', '.git/HEAD': 'ref: refs/heads/main\n' });
+    await s.api('/execute', { project_id: 'p', command: 'mkdir -p node_modules/m && echo m > node_modules/m/i.js && echo l > build.log && echo y > b.txt' });
+    expect((await s.api('/projects/p/save', {})).status).to.equal(200);
+    expect(await blobFile(container, 'p.tar.gz', 'b.txt')).to.equal('y\n');
+    expect(await blobFile(container, 'p.tar.gz', '.git/HEAD')).to.equal('ref: refs/heads/main\n');
+    expect(await blobFile(container, 'p.tar.gz', 'node_modules/m/i.js')).to.equal(null);
+    expect(await blobFile(container, 'p.tar.gz', 'build.log')).to.equal(null);
+  });
+
+  it('a symlink leading outside the project is left out of the save (named in the answer), so the project still loads', async () => {
+    const { s, container } = await azureServer();
+    await s.putProject('p', { 'a.txt': 'x\n' });
+    await s.api('/execute', { project_id: 'p', command: 'mkdir venv && ln -s /usr/bin/env venv/python && ln -s ../../x venv/up && ln -s ../a.txt venv/ok' });
+    const saved = await s.api('/projects/p/save', {});
+    expect(saved.status, JSON.stringify(saved.body)).to.equal(200);
+    expect(saved.body.skipped.map((e: { name: string }) => e.name)).to.deep.equal(['venv/python', 'venv/up']);
+    expect((await s.api('/projects/p/cache', undefined, { method: 'DELETE' })).body.evicted).to.equal(true);
+    const listed = await s.api('/file/list', { project_id: 'p', path: 'venv' });
+    expect(listed.status, JSON.stringify(listed.body)).to.equal(200);
+    expect(listed.body.entries.map((e: { path: string }) => e.path)).to.deep.equal(['venv/ok']);
+    expect(await blobFile(container, 'p.tar.gz', 'venv/ok')).to.equal('x\n');
+  });
+
+  it('graceful shutdown writes dirty projects back', async () => {
+    const { s, container } = await azureServer();
+    await s.putProject('p', { 'a.txt': 'before\n' });
+    await s.api('/file/write', { project_id: 'p', path: 'a.txt', content: 'after\n' });
+    servers.splice(servers.indexOf(s), 1);
+    await s.close();
+    expect(await blobFile(container, 'p.tar.gz', 'a.txt')).to.equal('after\n');
+  });
+
+  it('save and evict answer 404 for an unknown project and 400 for a bad id', async () => {
+    const { s } = await azureServer();
+    expect((await s.api('/projects/nope/save', {})).body.error.code).to.equal('project_not_found');
+    expect((await s.api('/projects/nope/cache', undefined, { method: 'DELETE' })).status).to.equal(404);
+    expect((await s.api('/projects/..%2Fx/save', {})).status).to.equal(400);
+  });
+});
+
+describe('projects: the janitor (local store, controlled clock)', function () {
+  this.timeout(60_000);
+  const HOUR = 3_600_000;
+  let clock = Date.now();
+  const servers: TestServer[] = [];
+  afterEach(async () => {
+    for (const s of servers.splice(0)) await s.close({ force: true });
+  });
+
+  async function server(cache: Record<string, unknown> = {}): Promise<TestServer> {
+    clock = Date.now();
+    const s = await startServer({ cache: { janitorIntervalS: 3600, ...cache } }, { now: () => clock });
+    servers.push(s);
+    return s;
+  }
+
+  it('evicts projects idle past ttlHours, keeps recently used and busy ones, and writes dirty ones back first', async () => {
+    const s = await server({ ttlHours: 24 });
+    for (const id of ['idle', 'recent', 'busy']) await s.putProject(id, { 'a.txt': `${id}\n` });
+    await s.api('/file/write', { project_id: 'idle', path: 'a.txt', content: 'changed\n' });
+    const job = await s.api('/execute', { project_id: 'busy', command: 'sleep 30', background: true });
+    expect(job.body.status).to.be.oneOf(['queued', 'running']);
+
+    clock += 25 * HOUR;
+    await s.api('/file/read', { project_id: 'recent', path: 'a.txt' });
+    const report = await s.sup.runJanitor();
+    expect(report.evicted).to.deep.equal(['idle']);
+    expect(report.kept).to.deep.equal(['busy']);
+    expect(report.failed).to.deep.equal([]);
+
+    const cached = Object.fromEntries(((await s.api('/projects')).body.projects as { project_id: string; cached: boolean }[]).map((p) => [p.project_id, p.cached]));
+    expect(cached).to.deep.equal({ busy: true, idle: false, recent: true });
+    expect(await readFromArchive(join(s.dataDir, 'store', 'idle.tar.gz'), 'tar.gz', 'a.txt')).to.equal('changed\n');
+    await s.api(`/jobs/${job.body.job_id}`, undefined, { method: 'DELETE' });
+  });
+
+  it('evicts the least recently used copies beyond cache.maxBytes', async () => {
+    const s = await server({ maxBytes: 2500 });
+    for (const id of ['a', 'b', 'c']) {
+      await s.putProject(id, { 'f.txt': 'x'.repeat(1000) });
+      clock += 1000;
+    }
+    await s.api('/file/read', { project_id: 'a', path: 'f.txt' });
+    const report = await s.sup.runJanitor();
+    expect(report.evicted).to.deep.equal(['b']);
+    expect((await s.api('/health')).body.cache).to.include({ projects: 2, bytes: 2000 });
+  });
+
+  it('a failing write-back keeps the project, shows on /health, and is retried after cache.retryS', async () => {
+    const s = await server({ ttlHours: 1, retryS: 5 * 3600 });
+    await s.putProject('p', { 'a.txt': 'v1\n' });
+    await s.api('/file/write', { project_id: 'p', path: 'a.txt', content: 'v2\n' });
+    // The store folder turns into a file: every write to it fails, as with a full or read-only disk.
+    const store = join(s.dataDir, 'store');
+    await rename(store, `${store}.away`);
+    await writeFile(store, 'not a folder');
+
+    clock += 2 * HOUR;
+    const first = await s.sup.runJanitor();
+    expect(first.evicted).to.deep.equal([]);
+    expect(first.failed.map((f) => f.project_id)).to.deep.equal(['p']);
+    const health = (await s.api('/health')).body;
+    expect(health.status).to.equal('degraded');
+    expect(health.writeback.failing).to.have.length(1);
+    expect(health.writeback.failing[0]).to.include({ project_id: 'p', attempts: 1 });
+    const read = await s.api('/file/read', { project_id: 'p', path: 'a.txt' });
+    expect(read.body.content).to.equal('v2\n');
+
+    // Not retried before retryS, even though it is still idle and dirty.
+    await rm(store);
+    await rename(`${store}.away`, store);
+    clock += 2 * HOUR;
+    expect((await s.sup.runJanitor()).kept).to.deep.equal(['p']);
+
+    clock += 3 * HOUR + 1000;
+    const retried = await s.sup.runJanitor();
+    expect(retried.evicted).to.deep.equal(['p']);
+    expect((await s.api('/health')).body).to.deep.include({ status: 'ok', writeback: { failing: [] } });
+    expect(await readFromArchive(join(store, 'p.tar.gz'), 'tar.gz', 'a.txt')).to.equal('v2\n');
+  });
+
+  it('DELETE /projects/:id/cache refuses a project with running jobs (409 project_busy) and keeps it', async () => {
+    const s = await server();
+    await s.putProject('p', { 'a.txt': 'x\n' });
+    const job = await s.api('/execute', { project_id: 'p', command: 'sleep 30', background: true });
+    const res = await s.api('/projects/p/cache', undefined, { method: 'DELETE' });
+    expect(res.status).to.equal(409);
+    expect(res.body.error.code).to.equal('project_busy');
+    expect((await s.api('/projects/p')).body.cached).to.equal(true);
+    await s.api(`/jobs/${job.body.job_id}`, undefined, { method: 'DELETE' });
+  });
+
+  it('the cache index survives a restart: a dirty copy is still known dirty and then saved, not lost', async () => {
+    const dataDir = await tempDir('toolhost-restart-');
+    try {
+      const first = await startServer({ dataDir, cache: { janitorIntervalS: 3600 } });
+      await first.putProject('p', { 'a.txt': 'v1\n' });
+      await first.api('/file/write', { project_id: 'p', path: 'a.txt', content: 'v2\n' });
+      // The store is unwritable while the supervisor stops, so its shutdown write-back fails.
+      await rename(join(dataDir, 'store'), join(dataDir, 'store.away'));
+      await writeFile(join(dataDir, 'store'), 'not a folder');
+      await first.sup.close();
+      await rm(join(dataDir, 'store'));
+      await rename(join(dataDir, 'store.away'), join(dataDir, 'store'));
+
+      const second = await startServer({ dataDir, cache: { janitorIntervalS: 3600 } });
+      try {
+        const info = (await second.api('/projects/p')).body;
+        expect(info).to.include({ cached: true, dirty: true });
+        expect((await second.api('/file/read', { project_id: 'p', path: 'a.txt' })).body.content).to.equal('v2\n');
+        const saved = await second.api('/projects/p/save', {});
+        expect(saved.status, JSON.stringify(saved.body)).to.equal(200);
+        expect(saved.body).to.include({ saved: true, dirty: false });
+        expect(await readFromArchive(join(dataDir, 'store', 'p.tar.gz'), 'tar.gz', 'a.txt')).to.equal('v2\n');
+      } finally {
+        await second.sup.close();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
