@@ -31,10 +31,10 @@ describe('projects', () => {
 
   /** Nothing of a refused upload may remain: no store archive, no working copy, no temp files, nothing outside. */
   async function expectNothingLeft(id: string): Promise<void> {
-    expect(await readdir(join(s.dataDir, 'store'))).to.deep.equal([]);
+    expect(await storedArchives(s.dataDir)).to.deep.equal([]);
     expect(await readdir(join(s.dataDir, 'projects'))).to.deep.equal([]);
     expect(await readdir(join(s.dataDir, 'tmp'))).to.deep.equal([]);
-    expect((await readdir(s.dataDir)).sort()).to.deep.equal(['jobs', 'projects', 'store', 'tmp']);
+    expect((await readdir(s.dataDir)).sort()).to.deep.equal(['cache-index.json', 'jobs', 'projects', 'store', 'tmp']);
     const get = await s.api(`/projects/${id}`);
     expect(get.status).to.equal(404);
   }
@@ -89,7 +89,7 @@ describe('projects', () => {
     expect(replaced.body.format).to.equal('zip');
     expect((await s.api('/file/read', { project_id: 'p', path: 'w.txt' })).body.content).to.equal('3');
     expect((await s.api('/file/read', { project_id: 'p', path: 'v.txt' })).status).to.equal(404);
-    expect(await readdir(join(s.dataDir, 'store'))).to.deep.equal(['p.zip']);
+    expect(await storedArchives(s.dataDir)).to.deep.equal(['p.zip']);
   });
 
   it('refuses an invalid project id', async () => {
@@ -153,3 +153,8 @@ describe('projects', () => {
     expect(r.body.error.code).to.equal('project_not_found');
   });
 });
+
+/** The files of the local store, without its lock folder. */
+async function storedArchives(dataDir: string): Promise<string[]> {
+  return (await readdir(join(dataDir, 'store'))).filter((n) => n !== '.locks').sort();
+}
