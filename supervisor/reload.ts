@@ -16,11 +16,12 @@ import type { Logger } from './logger.js';
  *   they run on.
  * - files.*, search.*, list.*, archive.*: handler limits, and the HTTP front's checks read the current config.
  * - http.requestTimeoutS, http.maxArchiveBytes: read per request. shutdown.graceS: read by the pump at close.
- * Not live: host, port, dataDir, token, queue.*, store.* (bound or built at start), http.maxBodyBytes (body
+ * - cache.*: read by the janitor at each run; store.exclude: read at each save.
+ * Not live: host, port, dataDir, token, queue.*, store.* but exclude (bound or built at start), http.maxBodyBytes (body
  * parsers are built at start), jobs.* and commands.maxOutputBytes (the command-job registry reads them at start),
  * commands.sandbox and commands.network (resolved at start for /health; isolation never changes under a report).
  */
-const LIVE = ['logLevel', 'http.requestTimeoutS', 'http.maxArchiveBytes', 'pool', 'commands', 'files', 'search', 'list', 'archive', 'shutdown'];
+const LIVE = ['logLevel', 'http.requestTimeoutS', 'http.maxArchiveBytes', 'pool', 'commands', 'files', 'search', 'list', 'archive', 'shutdown', 'cache', 'store.exclude'];
 const NOT_LIVE = ['commands.maxOutputBytes', 'commands.sandbox', 'commands.network'];
 
 function isLive(path: string): boolean {
