@@ -59,8 +59,15 @@ export class CacheIndex {
       if (errnoCode(err) === 'ENOENT') return new Map();
       throw err;
     }
-    const parsed = JSON.parse(text) as { version: number; projects: Record<string, IndexedProject> };
-    if (parsed.version !== VERSION) throw new Error(`${this.#file}: unknown index version ${parsed.version}`);
+    let parsed: { version?: unknown; projects?: Record<string, IndexedProject> };
+    try {
+      parsed = JSON.parse(text) as typeof parsed;
+    } catch (err) {
+      throw new Error(`${this.#file} is not valid JSON (${(err as Error).message}); it records which working copies hold unsaved work: repair it, or move it away and every cached copy is then kept as dirty with an unknown source (saved as a conflict copy if the store has the project)`);
+    }
+    if (parsed.version !== VERSION || typeof parsed.projects !== 'object' || parsed.projects === null) {
+      throw new Error(`${this.#file}: not a cache index of version ${VERSION}; move it away to start (cached copies are then kept as dirty)`);
+    }
     return new Map(Object.entries(parsed.projects));
   }
 

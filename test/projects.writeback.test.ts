@@ -282,6 +282,21 @@ describe('projects: the janitor (local store, controlled clock)', function () {
     await s.api(`/jobs/${job.body.job_id}`, undefined, { method: 'DELETE' });
   });
 
+  it('a corrupt cache index stops the start with a message naming the file and what to do', async () => {
+    const dataDir = await tempDir('toolhost-badindex-');
+    try {
+      await writeFile(join(dataDir, 'cache-index.json'), '{"version":1,"projects":');
+      let failure: Error | undefined;
+      await startServer({ dataDir }).then(
+        (s) => s.close(),
+        (err: Error) => (failure = err),
+      );
+      expect(failure?.message).to.include(join(dataDir, 'cache-index.json')).and.include('move it away');
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('the cache index survives a restart: a dirty copy is still known dirty and then saved, not lost', async () => {
     const dataDir = await tempDir('toolhost-restart-');
     try {
