@@ -1,7 +1,7 @@
 /**
- * The Piscina worker entry: every pool thread loads this file. It runs tool jobs and project chores (archive
- * extraction, download and extraction from the store, packing and upload to it, size) and never lets an exception escape as anything but a serialized ToolhostError, so a failed
- * job never costs a thread. Cancellation arrives as a message on the task's own port; the handler then kills its
+ * The Piscina worker entry: every pool thread loads this file. It runs tool jobs and project chores (extraction
+ * of uploads, download and extraction from the store, packing and upload to it, tree sizes) and never lets an
+ * exception escape as anything but a serialized ToolhostError, so a failed job never costs a thread. Cancellation arrives as a message on the task's own port; the handler then kills its
  * own process tree and returns, so the thread is never terminated while it owns children.
  */
 import { lstatSync, readdirSync, rmSync } from 'node:fs';
