@@ -468,7 +468,6 @@ describe('projects: materializing from Azure Blob Storage (Azurite)', function (
         ),
       ]);
 
-      // By name, not instanceof: the Azure store is imported lazily, so its ToolhostError may be a second copy of the class.
       expect(inProcess, 'the supervisor should refuse to start').to.be.instanceOf(Error).and.have.property('name', 'ToolhostError');
       expect(inProcess!.code).to.equal('store_unavailable');
       expect(inProcess!.message).to.include('could not be reached').and.include('ECONNREFUSED').and.include('check store.azure');
@@ -477,7 +476,7 @@ describe('projects: materializing from Azure Blob Storage (Azurite)', function (
       // What an operator sees: the process exits before listening, saying why on stderr.
       expect(child, 'the child should exit before listening').to.be.instanceOf(Error);
       expect(child!.message).to.match(/exited with 1 before listening/);
-      expect(child!.message).to.include('could not be reached').and.include('check store.azure');
+      expect(child!.message).to.include('toolhost: failed to start: store_unavailable: ').and.include('could not be reached').and.include('check store.azure');
       expect(child!.message).to.not.include(ACCOUNT_KEY_START);
     });
   });
