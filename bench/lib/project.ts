@@ -2,7 +2,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { buildArchive } from './dataset.js';
-import type { JsonClient } from './http.js';
+import { JsonClient } from './http.js';
 
 /** Writes `files` (path -> content) under `dir`. */
 export async function writeFiles(dir: string, files: Record<string, string | Buffer>): Promise<void> {
@@ -33,5 +33,23 @@ export async function uploadFiles(client: JsonClient, id: string, files: Record<
     await uploadDir(client, id, dir, tmp, { format });
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Warms a supervisor up before a project's cold start is timed, so the figure is a project's cold start on a
+ * running service rather than the service's own: `threads` tiny projects are uploaded (extraction code), evicted
+ * and read at once on as many connections, so each file-pool thread extracts one from the store (with the Azure
+ * store, each loads the SDK and connects, which a thread of a busy service has done long before).
+ */
+export async function warmUp(url: string, tmp: string, format: 'zip' | 'tar.gz', threads = 2): Promise<void> {
+  const client = new JsonClient(url, threads);
+  try {
+    const ids = Array.from({ length: threads }, (_, i) => `warm-${i}`);
+    for (const id of ids) await uploadFiles(client, id, { 'README.md': `${id}\n` }, tmp, format);
+    for (const id of ids) await client.send('DELETE', `/projects/${id}/cache`);
+    await Promise.all(ids.map((id) => client.post('/file/read', { project_id: id, path: 'README.md' })));
+  } finally {
+    client.close();
   }
 }

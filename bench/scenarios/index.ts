@@ -6,8 +6,9 @@ import { execOverhead } from './exec-overhead.js';
 import { isolation } from './isolation.js';
 import { outputFlood } from './output-flood.js';
 import { readOverhead } from './read-overhead.js';
+import { save } from './save.js';
 import { search } from './search.js';
 import { throughput } from './throughput.js';
 import { waiters } from './waiters.js';
 
-export const SCENARIOS: readonly Scenario[] = [execOverhead, readOverhead, isolation, throughput, waiters, coldStart, search, azureRoundtrip, outputFlood];
+export const SCENARIOS: readonly Scenario[] = [execOverhead, readOverhead, isolation, throughput, waiters, coldStart, save, search, azureRoundtrip, outputFlood];
