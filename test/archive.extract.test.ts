@@ -4,39 +4,15 @@ import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, realpath, rm, stat,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import tar, { type Header } from 'tar-stream';
 import { extractArchive, type ArchiveLimits, type ExtractResult } from '../lib/archive/extract.js';
 import { archiveExtension, detectFormat, sniffFile, type ArchiveFormat } from '../lib/archive/format.js';
 import { ToolhostError } from '../lib/errors.js';
+import { buildTarGz, type TarSpec } from './helpers/tar-writer.js';
 import { buildZip, zipDir, zipFile, zipSymlink, type ZipEntrySpec } from './helpers/zip-writer.js';
 
 const MiB = 1024 * 1024;
 const LIMITS: ArchiveLimits = { maxEntries: 1000, maxTotalBytes: 256 * MiB, maxRatio: 200 };
 
-/** One entry of a crafted tar: any name, any type. */
-interface TarSpec {
-  name: string;
-  type?: Header['type'];
-  data?: string | Buffer;
-  mode?: number;
-  linkname?: string;
-}
-
-async function buildTarGz(entries: TarSpec[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const collected = (async () => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of pack) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
-  })();
-  for (const e of entries) {
-    const header = { name: e.name, type: e.type ?? 'file', ...(e.mode === undefined ? {} : { mode: e.mode }), ...(e.linkname === undefined ? {} : { linkname: e.linkname }) };
-    if (header.type === 'file') pack.entry(header, e.data ?? '');
-    else pack.entry(header);
-  }
-  pack.finalize();
-  return gzipSync(await collected);
-}
 
 /** The same project in both formats' terms. */
 type Spec =

@@ -8,13 +8,11 @@ import { randomBytes } from 'node:crypto';
 import { createServer, request, Agent, type IncomingMessage, type Server } from 'node:http';
 import { lstat, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import type { ContainerClient } from '@azure/storage-blob';
-import tar, { type Header } from 'tar-stream';
-import { extractArchive } from '../lib/archive/extract.js';
-import { startAzurite, containerClient, uniqueContainerName, type Azurite } from './helpers/azurite.js';
+import { blobFile, startAzurite, containerClient, uniqueContainerName, type Azurite } from './helpers/azurite.js';
 import { startChild, type ChildServer } from './helpers/child-server.js';
 import { buildArchive, startServer, tempDir, type TestServer } from './helpers/harness.js';
+import { buildTarGz } from './helpers/tar-writer.js';
 import { buildZip, zipFile, zipSymlink } from './helpers/zip-writer.js';
 
 const MiB = 1024 * 1024;
@@ -27,30 +25,6 @@ const ACCOUNT_KEY_START = 'Eby8vdM02xNOcqF';
  */
 const SMALL = { cache: { janitorIntervalS: 3600 }, pool: { maxThreads: 2 }, commands: { threads: 1 } };
 
-/** One entry of a crafted tar: any name, any type. */
-interface TarSpec {
-  name: string;
-  type?: Header['type'];
-  data?: string | Buffer;
-  linkname?: string;
-}
-
-/** A tar.gz holding exactly `entries`, whatever they say (a real tar would refuse to write most of these). */
-async function buildTarGz(entries: TarSpec[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const collected = (async () => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of pack) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
-  })();
-  for (const e of entries) {
-    const header = { name: e.name, type: e.type ?? 'file', mode: e.type === 'directory' ? 0o755 : 0o644, ...(e.linkname === undefined ? {} : { linkname: e.linkname }) };
-    if (header.type === 'file') pack.entry(header, e.data ?? '');
-    else pack.entry(header);
-  }
-  pack.finalize();
-  return gzipSync(await collected);
-}
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -73,19 +47,6 @@ async function call(base: string, path: string, body?: unknown, method?: string)
     return { status: res.status, body: JSON.parse(text) };
   } catch {
     return { status: res.status, body: text };
-  }
-}
-
-/** Downloads a blob and reads one file out of it (null when the archive lacks it). */
-async function blobFile(container: ContainerClient, blob: string, path: string): Promise<string | null> {
-  const dir = await tempDir('toolhost-blob-');
-  try {
-    const file = join(dir, blob);
-    await container.getBlobClient(blob).downloadToFile(file);
-    await extractArchive({ file, format: blob.endsWith('.zip') ? 'zip' : 'tar.gz', dest: join(dir, 'x'), limits: { maxEntries: 10_000, maxTotalBytes: 2 ** 30, maxRatio: 1000 } });
-    return await readFile(join(dir, 'x', path), 'utf8').catch(() => null);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
   }
 }
 

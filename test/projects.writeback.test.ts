@@ -3,25 +3,11 @@
  * came from, and nothing an agent wrote is lost. Against Azurite (the real Blob API) and the local store.
  */
 import { expect } from 'chai';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
-import { extractArchive } from '../lib/archive/extract.js';
-import { buildArchive, startServer, tempDir, type TestServer } from './helpers/harness.js';
-import { startAzurite, type Azurite } from './helpers/azurite.js';
-
-const LIMITS = { maxEntries: 10_000, maxTotalBytes: 2 ** 30, maxRatio: 1000 };
-
-/** Extracts an archive file into a temp folder and reads one file of it (null when absent). */
-async function readFromArchive(file: string, format: 'zip' | 'tar.gz', path: string): Promise<string | null> {
-  const dir = await tempDir('toolhost-check-');
-  try {
-    await extractArchive({ file, format, dest: join(dir, 'x'), limits: LIMITS });
-    return await readFile(join(dir, 'x', path), 'utf8').catch(() => null);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+import { blobFile, startAzurite, type Azurite } from './helpers/azurite.js';
+import { buildArchive, readFromArchive, startServer, tempDir, type TestServer } from './helpers/harness.js';
 
 describe('projects: write-back to Azure Blob Storage (Azurite)', function () {
   this.timeout(60_000);
@@ -51,18 +37,6 @@ describe('projects: write-back to Azure Blob Storage (Azurite)', function () {
     });
     servers.push(s);
     return { s, container: service.getContainerClient(name) };
-  }
-
-  /** Downloads a blob and reads one file out of it. */
-  async function blobFile(container: ContainerClient, blob: string, path: string): Promise<string | null> {
-    const dir = await tempDir('toolhost-blob-');
-    try {
-      const file = join(dir, blob);
-      await container.getBlobClient(blob).downloadToFile(file);
-      return await readFromArchive(file, blob.endsWith('.zip') ? 'zip' : 'tar.gz', path);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
   }
 
   async function blobNames(container: ContainerClient): Promise<string[]> {
@@ -222,7 +196,7 @@ describe('projects: the janitor (local store, controlled clock)', function () {
 
     const cached = Object.fromEntries(((await s.api('/projects')).body.projects as { project_id: string; cached: boolean }[]).map((p) => [p.project_id, p.cached]));
     expect(cached).to.deep.equal({ busy: true, idle: false, recent: true });
-    expect(await readFromArchive(join(s.dataDir, 'store', 'idle.tar.gz'), 'tar.gz', 'a.txt')).to.equal('changed\n');
+    expect(await readFromArchive(join(s.dataDir, 'store', 'idle.tar.gz'), 'a.txt')).to.equal('changed\n');
     await s.api(`/jobs/${job.body.job_id}`, undefined, { method: 'DELETE' });
   });
 
@@ -268,7 +242,7 @@ describe('projects: the janitor (local store, controlled clock)', function () {
     const retried = await s.sup.runJanitor();
     expect(retried.evicted).to.deep.equal(['p']);
     expect((await s.api('/health')).body).to.deep.include({ status: 'ok', writeback: { failing: [] } });
-    expect(await readFromArchive(join(store, 'p.tar.gz'), 'tar.gz', 'a.txt')).to.equal('v2\n');
+    expect(await readFromArchive(join(store, 'p.tar.gz'), 'a.txt')).to.equal('v2\n');
   });
 
   it('DELETE /projects/:id/cache refuses a project with running jobs (409 project_busy) and keeps it', async () => {
@@ -318,7 +292,7 @@ describe('projects: the janitor (local store, controlled clock)', function () {
         const saved = await second.api('/projects/p/save', {});
         expect(saved.status, JSON.stringify(saved.body)).to.equal(200);
         expect(saved.body).to.include({ saved: true, dirty: false });
-        expect(await readFromArchive(join(dataDir, 'store', 'p.tar.gz'), 'tar.gz', 'a.txt')).to.equal('v2\n');
+        expect(await readFromArchive(join(dataDir, 'store', 'p.tar.gz'), 'a.txt')).to.equal('v2\n');
       } finally {
         await second.sup.close();
       }

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import { readFromArchive, tempDir } from './harness.js';
 
 /** A running Azurite. */
 export interface Azurite {
@@ -134,5 +135,17 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
     process.kill(-child.pid!, signal);
   } catch {
     // already gone
+  }
+}
+
+/** Downloads a blob and reads one file out of the archive it holds (null when the archive lacks it). */
+export async function blobFile(container: ContainerClient, blob: string, path: string): Promise<string | null> {
+  const dir = await tempDir('toolhost-blob-');
+  try {
+    const file = join(dir, blob.replaceAll('/', '_'));
+    await container.getBlobClient(blob).downloadToFile(file);
+    return await readFromArchive(file, path);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from '../../config/load.js';
+import { extractArchive } from '../../lib/archive/extract.js';
 import type { Logger } from '../../supervisor/logger.js';
 import { startSupervisor, type Supervisor } from '../../supervisor/supervisor.js';
 
@@ -112,4 +113,16 @@ export async function startServer(overrides: Record<string, unknown> = {}, how: 
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Extracts an archive file (with toolhost's own extractor) into a temp folder and reads one file of it; null when absent. */
+export async function readFromArchive(file: string, path: string): Promise<string | null> {
+  const dir = await tempDir('toolhost-check-');
+  try {
+    const format = file.endsWith('.zip') ? 'zip' : 'tar.gz';
+    await extractArchive({ file, format, dest: join(dir, 'x'), limits: { maxEntries: 100_000, maxTotalBytes: 2 ** 32, maxRatio: 1000 } });
+    return await readFile(join(dir, 'x', path), 'utf8').catch(() => null);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
