@@ -11,6 +11,7 @@ import { workerData } from 'piscina';
 import type { Config } from '../config/schema.js';
 import type { ArchiveFormat } from '../lib/archive/format.js';
 import { extractArchive } from '../lib/archive/extract.js';
+import { RATIO_FLOOR_BYTES } from '../lib/archive/tree-writer.js';
 import { type PackResult, packTree } from '../lib/archive/pack.js';
 import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import type { Job, JobOutcome } from '../lib/jobs.js';
@@ -88,6 +89,7 @@ async function save(task: Extract<PoolTask, { kind: 'save' }>): Promise<SaveResu
   const out = join(task.scratch, `save-${task.id}-${task.stamp}-${process.pid}-${Math.random().toString(36).slice(2)}`);
   try {
     const packed = await packTree({ root: task.root, format: task.format, out, exclude: task.exclude });
+    refuseUnloadable(task.id, packed);
     try {
       return { stored: await s.put(task.id, task.format, out, task.condition), bytes: packed.bytes, skipped: packed.skipped };
     } catch (err) {
@@ -147,6 +149,29 @@ async function runJob(task: Extract<PoolTask, { kind: 'job' }>): Promise<unknown
     });
   } finally {
     task.cancelPort?.close();
+  }
+}
+
+/**
+ * Refuses a save that would lose a file or could not be loaded again: a file or folder left out (its name has a
+ * backslash), or an archive past the extraction limits (`archive.*`). The copy then stays cached and dirty, and
+ * the error says what to change. Left-out symlinks (absolute or leading outside) are not refused: they are
+ * pointers to outside the project, named in the answer.
+ */
+function refuseUnloadable(id: string, packed: PackResult): void {
+  const lost = packed.skipped.filter((e) => e.kind !== 'symlink');
+  if (lost.length > 0) {
+    throw new ToolhostError('unsafe_archive_entry', `project "${id}" was not saved: ${lost.map((e) => `"${e.name}" (${e.reason})`).join(', ')} could not be extracted again; rename it, then save again`, { project_id: id, entry: lost[0]!.name });
+  }
+  const { maxEntries, maxTotalBytes, maxRatio } = config.archive;
+  const ratioLimit = Math.max(maxRatio * packed.archiveBytes, RATIO_FLOOR_BYTES);
+  const over =
+    packed.entries > maxEntries ? `${packed.entries} entries (archive.maxEntries is ${maxEntries})`
+    : packed.bytes > maxTotalBytes ? `${packed.bytes} bytes of content (archive.maxTotalBytes is ${maxTotalBytes})`
+    : packed.bytes > ratioLimit ? `${packed.bytes} bytes in a ${packed.archiveBytes}-byte archive, past archive.maxRatio (${maxRatio}), like a bomb`
+    : null;
+  if (over !== null) {
+    throw new ToolhostError('archive_too_large', `project "${id}" was not saved: its archive would hold ${over} and could not be loaded again; delete large generated files (or list them in store.exclude), or raise the limit`, { project_id: id });
   }
 }
 

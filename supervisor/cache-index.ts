@@ -4,13 +4,13 @@
  * `<dataDir>/cache-index.json` and survives a restart, so a restarted supervisor still knows what is dirty and
  * saves it rather than losing it.
  *
- * Writes are atomic (temp file, then rename) and serialized; a change that guards unsaved work (a project turning
+ * Writes are atomic (temp file, then rename), synced and serialized; a change that guards unsaved work (a project turning
  * dirty, a save, an eviction) is written before the caller goes on, while last-access times are written lazily
  * (losing a few seconds of them in a crash costs nothing but an earlier eviction).
  */
 import { randomUUID } from 'node:crypto';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open, readFile, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { ArchiveFormat } from '../lib/archive/format.js';
 import { errnoCode } from '../lib/errors.js';
 
@@ -114,8 +114,21 @@ export class CacheIndex {
   async #write(): Promise<void> {
     const tmp = `${this.#file}.${randomUUID()}.tmp`;
     try {
-      await writeFile(tmp, JSON.stringify({ version: VERSION, projects: this.#snapshot() }));
+      // Synced, file then folder: "dirty" must outlive a power cut, not only a crash of this process.
+      const handle = await open(tmp, 'wx');
+      try {
+        await handle.writeFile(JSON.stringify({ version: VERSION, projects: this.#snapshot() }));
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
       await rename(tmp, this.#file);
+      const dir = await open(dirname(this.#file), 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;

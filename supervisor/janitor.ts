@@ -5,7 +5,8 @@
  *   1. every copy idle longer than `cache.ttlHours`;
  *   2. when `cache.maxBytes` is set and the cache is larger, idle copies until it fits.
  * A copy with queued or running jobs is never evicted. A dirty copy is written back first (ProjectCache.evict);
- * if that fails the copy stays, the failure shows on /health, and it is tried again after `cache.retryS`.
+ * if that fails the copy stays, the failure shows on /health, and it is tried again after `cache.retryS` — as is
+ * any other failed save (POST /projects/:id/save) of a copy that is not due for eviction yet.
  */
 import type { Config } from '../config/schema.js';
 import { toToolhostError } from '../lib/errors.js';
@@ -85,10 +86,12 @@ export class Janitor {
         continue;
       }
       try {
-        if (await this.#o.projects.evict(copy.id)) {
+        if (await this.#o.projects.evict(copy.id, { unusedSince: copy.lastAccess })) {
           report.evicted.push(copy.id);
           total -= copy.sizeBytes;
           this.#o.log.info({ project_id: copy.id, reason: expired ? 'idle' : 'cache.maxBytes', idle_s: Math.round((now - copy.lastAccess) / 1000) }, 'evicted working copy');
+        } else {
+          report.kept.push(copy.id);
         }
       } catch (err) {
         const error = toToolhostError(err);
@@ -100,7 +103,26 @@ export class Janitor {
         this.#o.log.warn({ project_id: copy.id, err: error.message, code: error.code }, 'write-back failed; working copy kept, retried later');
       }
     }
+    await this.#retrySaves(report, now, cache.retryS * 1000);
     return report;
+  }
+
+  /** Tries again the saves that failed at least `retryMs` ago on copies that stay (a failed POST /save included). */
+  async #retrySaves(report: JanitorReport, now: number, retryMs: number): Promise<void> {
+    const done = new Set([...report.evicted, ...report.failed.map((f) => f.project_id)]);
+    for (const copy of this.#o.projects.snapshot()) {
+      if (this.#closed) return;
+      if (!copy.failure || done.has(copy.id) || now - copy.failure.lastAttempt < retryMs) continue;
+      try {
+        await this.#o.projects.save(copy.id);
+        this.#o.log.info({ project_id: copy.id }, 'write-back succeeded on retry');
+      } catch (err) {
+        const error = toToolhostError(err);
+        if (error.code === 'save_conflict') continue; // saved as a conflict copy: logged where it happened
+        report.failed.push({ project_id: copy.id, code: error.code, message: error.message });
+        this.#o.log.warn({ project_id: copy.id, err: error.message, code: error.code }, 'write-back failed again; retried later');
+      }
+    }
   }
 
   /** Stops the schedule and waits for a run in progress. */

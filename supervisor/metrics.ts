@@ -35,6 +35,7 @@ export class Metrics {
   readonly #evictions: Counter;
   readonly #saves: Counter;
   readonly #writebackFailures: Counter;
+  readonly #conflicts: Counter;
   #unsubscribe: (() => void) | undefined;
 
   constructor(s: MetricsSources) {
@@ -114,6 +115,7 @@ export class Metrics {
         this.set(s.projects.cachedBytes());
       },
     });
+    this.#conflicts = new Counter({ name: 'toolhost_store_conflicts_total', help: 'Saves that found the stored project changed by another writer and left a conflict copy.', registers });
     new Gauge({
       name: 'toolhost_store_writeback_failing',
       help: 'Working copies whose last write-back failed (kept, retried by the janitor).',
@@ -136,12 +138,13 @@ export class Metrics {
     const onEvicted = (): void => this.#evictions.inc();
     const onSaved = (): void => this.#saves.inc();
     const onFailed = (): void => this.#writebackFailures.inc();
+    const onConflict = (): void => this.#conflicts.inc();
     const { pump, projects } = this.#s;
     pump.on('job:end', onEnd);
-    projects.on('hit', onHit).on('miss', onMiss).on('evicted', onEvicted).on('saved', onSaved).on('writeback:failed', onFailed);
+    projects.on('hit', onHit).on('miss', onMiss).on('evicted', onEvicted).on('saved', onSaved).on('writeback:failed', onFailed).on('conflict', onConflict);
     this.#unsubscribe = () => {
       pump.off('job:end', onEnd);
-      projects.off('hit', onHit).off('miss', onMiss).off('evicted', onEvicted).off('saved', onSaved).off('writeback:failed', onFailed);
+      projects.off('hit', onHit).off('miss', onMiss).off('evicted', onEvicted).off('saved', onSaved).off('writeback:failed', onFailed).off('conflict', onConflict);
     };
   }
 

@@ -18,7 +18,7 @@ import { EventEmitter } from 'node:events';
 import { mkdir, readdir, realpath, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ArchiveFormat, archiveExtension, sniffFile } from '../lib/archive/format.js';
-import { ToolhostError, type SerializedError, fromSerialized, toToolhostError } from '../lib/errors.js';
+import { ToolhostError, type SerializedError, errnoCode, fromSerialized, toToolhostError } from '../lib/errors.js';
 import { FairSemaphore } from '../lib/fair-semaphore.js';
 import { KeyedMutex } from '../lib/keyed-mutex.js';
 import { type ProjectStore, type StoredProject, notFound } from '../lib/store/project-store.js';
@@ -44,8 +44,13 @@ interface CacheEntry extends IndexedProject {
   generation: number;
   /** Mutating jobs running now. */
   mutating: number;
+  /** Set while the copy is being evicted or replaced: new jobs wait for the project's lock instead of using it. */
   evicting: boolean;
   failure: WritebackFailure | null;
+  /** The index write that records this copy as dirty, until it is on disk; mutating jobs wait for it. */
+  persisting: Promise<void> | null;
+  /** The latest save that lost a race and left a conflict copy. */
+  conflict: { blob: string; at: number } | null;
 }
 
 /** The JSON view of a project (GET /projects/:id). */
@@ -67,7 +72,11 @@ export interface ProjectInfo {
     source_etag: string | null;
     last_save: string | null;
     writeback_error: (SerializedError & { since: string; attempts: number }) | null;
+    /** The latest save that found the stored archive changed by another writer, and where the copy went. */
+    last_conflict: { conflict_blob: string; at: string } | null;
   } | null;
+  /** Set when the store could not be asked (the archive fields are then null): the cache fields still show. */
+  store_error?: SerializedError;
 }
 
 /** The outcome of a save (POST /projects/:id/save). */
@@ -106,11 +115,16 @@ export interface ProjectCacheEvents {
   miss: [id: string];
   /** A working copy was written back to the store; `skipped` was left out (it could not be extracted again). */
   saved: [id: string, skipped: SaveOutcome['skipped']];
+  /** A save lost a race with another writer; the copy was stored as `conflictBlob`. */
+  conflict: [id: string, conflictBlob: string];
   /** A write-back failed (the copy stays cached and dirty). */
   'writeback:failed': [id: string, error: ToolhostError];
   /** A working copy was removed from the cache. */
   evicted: [id: string];
 }
+
+/** The in-memory state of a copy just extracted or found at start-up. */
+const FRESH = { generation: 0, mutating: 0, evicting: false, failure: null, persisting: null, conflict: null } as const;
 
 /** Local working copies of stored projects. */
 export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
@@ -170,7 +184,7 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
         lastSave: null,
         sizeBytes: 0,
       };
-      this.#entries.set(id, { ...base, root, generation: 0, mutating: 0, evicting: false, failure: null });
+      this.#entries.set(id, { ...base, root, ...FRESH });
     }
     await this.#index.flush();
   }
@@ -206,12 +220,15 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     if (!entry) throw new ToolhostError('internal', `project "${id}" left the cache while a job was starting on it; retry`);
     entry.lastAccess = this.#now();
     if (mutating) {
-      entry.mutating++;
-      entry.generation++;
       if (!entry.dirty) {
         entry.dirty = true;
-        await this.#index.flush();
+        entry.persisting = this.#index.flush().finally(() => (entry.persisting = null));
       }
+      // No change may start before "dirty" is on disk: after a crash the copy must still be known dirty. A failed
+      // write fails the job (it never ran); the copy stays dirty in memory, so nothing treats it as clean.
+      if (entry.persisting) await entry.persisting;
+      entry.mutating++;
+      entry.generation++;
     }
     return () => {
       entry.lastAccess = this.#now();
@@ -249,7 +266,7 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     const now = this.#now();
     this.#entries.set(id, {
       root, format, sourceEtag: etag, materializedAt: now, lastAccess: now, dirty: false, lastSave: null, sizeBytes: bytes,
-      generation: 0, mutating: 0, evicting: false, failure: null,
+      ...FRESH,
     });
     await this.#index.flush();
     return root;
@@ -261,8 +278,9 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     const trash = join(this.#tmpDir, `trash-${id}-${randomUUID()}`);
     try {
       await rename(join(this.#projectsDir, id), trash);
-    } catch {
-      return; // nothing cached
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return; // nothing cached
+      throw err;
     }
     await rm(trash, { recursive: true, force: true });
   }
@@ -279,33 +297,46 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
         throw new ToolhostError('unsupported_media_type', 'the body is neither a zip nor a gzip-compressed tar archive; send a .zip or .tar.gz file as the request body');
       }
       return await this.#locks.run(id, async () => {
-        const existing = await this.#o.store.stat(id);
-        if (existing && !opts.replace) {
-          throw new ToolhostError('project_exists', `project "${id}" already exists; pass ?replace=true to replace it (its working copy is discarded)`, { project_id: id });
-        }
-        if (this.#o.activeJobs(id) > 0) {
-          throw new ToolhostError('project_busy', `project "${id}" has jobs queued or running; retry the upload once they finish`, { project_id: id });
-        }
-        if (this.#entries.get(id)?.dirty) {
-          throw new ToolhostError('project_busy', `project "${id}" has unsaved changes in its working copy; POST /projects/${id}/save first (or DELETE /projects/${id}/cache), then replace it`, { project_id: id });
-        }
-        const staging = join(this.#tmpDir, `extract-${id}-${randomUUID()}`);
-        const extracted = await this.#onPool<{ bytes: number }>({ kind: 'extract', file: upload, format, dest: staging });
-        let stored: StoredProject;
+        // Flagged before the checks, as for an eviction: a job arriving from now on waits for the new copy
+        // instead of working in the old one, which the swap below deletes.
+        const cached = this.#entries.get(id);
+        if (cached) cached.evicting = true;
         try {
-          stored = await this.#o.store.put(id, format, upload, existing ? undefined : { ifNoneMatch: '*' });
-        } catch (err) {
-          await rm(staging, { recursive: true, force: true });
-          throw toToolhostError(err).code === 'save_conflict'
-            ? new ToolhostError('project_exists', `project "${id}" was created by someone else meanwhile; pass ?replace=true to replace it`, { project_id: id })
-            : err;
+          return await this.#replace(id, upload, format, opts.replace);
+        } finally {
+          if (cached && this.#entries.get(id) === cached) cached.evicting = false;
         }
-        await this.#swapIn(id, staging, format, stored.etag, extracted.bytes);
-        return { created: !existing, info: await this.info(id) };
       });
     } finally {
       await rm(upload, { force: true });
     }
+  }
+
+  /** Checks, extracts, stores and swaps in an upload; the caller holds the project's lock. */
+  async #replace(id: string, upload: string, format: ArchiveFormat, replace: boolean): Promise<{ created: boolean; info: ProjectInfo }> {
+    const existing = await this.#o.store.stat(id);
+    if (existing && !replace) {
+      throw new ToolhostError('project_exists', `project "${id}" already exists; pass ?replace=true to replace it (its working copy is discarded)`, { project_id: id });
+    }
+    if (this.#o.activeJobs(id) > 0) {
+      throw new ToolhostError('project_busy', `project "${id}" has jobs queued or running; retry the upload once they finish`, { project_id: id });
+    }
+    if (this.#entries.get(id)?.dirty) {
+      throw new ToolhostError('project_busy', `project "${id}" has unsaved changes in its working copy; POST /projects/${id}/save first (or DELETE /projects/${id}/cache), then replace it`, { project_id: id });
+    }
+    const staging = join(this.#tmpDir, `extract-${id}-${randomUUID()}`);
+    const extracted = await this.#onPool<{ bytes: number }>({ kind: 'extract', file: upload, format, dest: staging });
+    let stored: StoredProject;
+    try {
+      stored = await this.#o.store.put(id, format, upload, existing ? undefined : { ifNoneMatch: '*' });
+    } catch (err) {
+      await rm(staging, { recursive: true, force: true });
+      throw toToolhostError(err).code === 'save_conflict'
+        ? new ToolhostError('project_exists', `project "${id}" was created by someone else meanwhile; pass ?replace=true to replace it`, { project_id: id })
+        : err;
+    }
+    await this.#swapIn(id, staging, format, stored.etag, extracted.bytes);
+    return { created: !existing, info: await this.info(id) };
   }
 
   /**
@@ -347,9 +378,17 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
       throw error;
     }
     entry.failure = null;
+    // Unchanged since packing: what the store now holds (as the archive or the conflict copy) is this copy.
+    const unchanged = !busy && entry.mutating === 0 && entry.generation === generation;
     if ('conflict' in result) {
       // The agent's work is safe in the conflict copy; the store's own version stays as the other writer left it.
+      // The copy counts as saved (so it may be replaced or evicted); its source ETag stays, so saving it again
+      // after another change makes another conflict copy rather than overwriting the other writer.
       const blob = id + archiveExtension(entry.format);
+      entry.conflict = { blob: result.conflict, at: now };
+      if (unchanged) entry.dirty = false;
+      await this.#index.flush();
+      this.emit('conflict', id, result.conflict);
       throw new ToolhostError(
         'save_conflict',
         `the stored archive ${blob} changed since this working copy was downloaded (another writer); nothing was overwritten: the working copy was saved as ${result.conflict}. Compare the two and upload the merged result with PUT /projects/${id}?replace=true`,
@@ -358,10 +397,11 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     }
     entry.sourceEtag = result.stored.etag;
     entry.lastSave = now;
-    entry.sizeBytes = result.bytes;
+    entry.conflict = null;
     // Clean only if no change started while packing: otherwise the archive may miss it.
-    if (!busy && entry.mutating === 0 && entry.generation === generation) entry.dirty = false;
+    if (unchanged) entry.dirty = false;
     await this.#index.flush();
+    await this.#measure(entry);
     this.emit('saved', id, result.skipped);
     return this.#saveOutcome(id, entry, result.stored, result.skipped);
   }
@@ -381,12 +421,14 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
   /**
    * Evicts a working copy: written back first if dirty (a conflict copy counts: the work is in the store), then
    * removed. Refused with `project_busy` while the project has jobs; a failed write-back keeps the copy (thrown).
-   * Resolves false when the project was not cached.
+   * Resolves false when the project was not cached, or (with `unusedSince`) was used after that time.
    */
-  evict(id: string): Promise<boolean> {
+  evict(id: string, opts: { unusedSince?: number } = {}): Promise<boolean> {
     return this.#locks.run(id, async () => {
       const entry = this.#entries.get(id);
       if (!entry) return false;
+      // The janitor decided on a snapshot, maybe minutes ago (saves before this one take time): used since, kept.
+      if (opts.unusedSince !== undefined && entry.lastAccess > opts.unusedSince) return false;
       const busy = (): ToolhostError =>
         new ToolhostError('project_busy', `project "${id}" has jobs queued or running; its working copy is evicted once they finish (retry then)`, { project_id: id });
       // Flagged first, so a job that arrives from now on waits for this lock instead of using the copy.
@@ -445,11 +487,13 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
 
   /** Re-measures the size of dirty working copies (they may have grown) on the pool. */
   async measureDirty(): Promise<void> {
-    for (const [, e] of this.#entries) {
-      if (!e.dirty) continue;
-      const size = await this.#o.pools.run('files', { kind: 'size', root: e.root });
-      if (size.ok) e.sizeBytes = size.value as number;
-    }
+    for (const e of this.#entries.values()) if (e.dirty) await this.#measure(e);
+  }
+
+  /** Measures a working copy on the pool (everything on disk, excluded paths too: they take disk all the same). */
+  async #measure(entry: CacheEntry): Promise<void> {
+    const size = await this.#o.pools.run('files', { kind: 'size', root: entry.root });
+    if (size.ok) entry.sizeBytes = size.value as number;
   }
 
   /** Write-backs failing now, oldest first. */
@@ -481,13 +525,20 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
 
   /** One project with its cache state and working-copy size. Throws `project_not_found`. */
   async info(id: string): Promise<ProjectInfo> {
-    const stored = await this.#o.store.stat(id);
     const entry = this.#entries.get(id);
+    let stored: StoredProject | null = null;
+    let storeError: SerializedError | undefined;
+    try {
+      stored = await this.#o.store.stat(id);
+    } catch (err) {
+      // During a store outage the cache state (dirty, the failing write-back) is what an operator needs to see.
+      if (!entry) throw err;
+      storeError = toToolhostError(err).toJSON();
+    }
     if (!stored && !entry) throw notFound(id);
     let cache: ProjectInfo['cache'] = null;
     if (entry) {
-      const size = await this.#o.pools.run('files', { kind: 'size', root: entry.root });
-      if (size.ok) entry.sizeBytes = size.value as number;
+      await this.#measure(entry);
       cache = {
         size_bytes: entry.sizeBytes,
         last_access: new Date(entry.lastAccess).toISOString(),
@@ -495,9 +546,12 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
         source_etag: entry.sourceEtag,
         last_save: entry.lastSave === null ? null : new Date(entry.lastSave).toISOString(),
         writeback_error: entry.failure ? { ...entry.failure.error, since: entry.failure.since, attempts: entry.failure.attempts } : null,
+        last_conflict: entry.conflict ? { conflict_blob: entry.conflict.blob, at: new Date(entry.conflict.at).toISOString() } : null,
       };
     }
-    return { ...this.#view(id, stored, entry), cached: entry !== undefined, dirty: entry?.dirty ?? false, cache };
+    const info: ProjectInfo = { ...this.#view(id, stored, entry), cached: entry !== undefined, dirty: entry?.dirty ?? false, cache };
+    if (storeError) info.store_error = storeError;
+    return info;
   }
 
   #view(id: string, p: StoredProject | null, entry: CacheEntry | undefined): Pick<ProjectInfo, 'project_id' | 'format' | 'archive_bytes' | 'modified_at' | 'etag'> {

@@ -77,7 +77,10 @@ export async function startSupervisor(config: Config, log: Logger = createLogger
     });
     await projects.start();
     projects.on('saved', (id, skipped) => {
-      if (skipped.length > 0) log.warn({ project_id: id, skipped }, 'saved without entries that could not be extracted again');
+      if (skipped.length > 0) log.warn({ project_id: id, skipped }, 'saved without symlinks that lead outside the project');
+    });
+    projects.on('conflict', (id, conflictBlob) => {
+      log.warn({ project_id: id, conflict_blob: conflictBlob }, 'the stored project changed under its working copy (another writer); the copy was saved beside it');
     });
     // Runs before the pools close (releases run in reverse): dirty copies are packed on the pool.
     releases.push(async () => {

@@ -96,6 +96,14 @@ describe('projects: write-back to Azure Blob Storage (Azurite)', function () {
     expect(await blobFile(container, error.conflict_blob, 'a.txt')).to.equal('mine\n');
     // The conflict copy is not a project of its own.
     expect((await s.api('/projects')).body.projects.map((p: { project_id: string }) => p.project_id)).to.deep.equal(['p']);
+    // The work is in the store (as the conflict copy), so the copy counts as saved: it says so, and the merged
+    // result can be uploaded over it as the message advises.
+    const info = (await s.api('/projects/p')).body;
+    expect(info.dirty).to.equal(false);
+    expect(info.cache.last_conflict.conflict_blob).to.equal(error.conflict_blob);
+    const merged = await s.api('/projects/p?replace=true', await buildArchive({ 'a.txt': 'merged\n' }), { method: 'PUT' });
+    expect(merged.status, JSON.stringify(merged.body)).to.equal(200);
+    expect((await s.api('/file/read', { project_id: 'p', path: 'a.txt' })).body.content).to.equal('merged\n');
   });
 
   it('GET /projects/:id reports cached, dirty, size, last access, source ETag and last save; a clean save uploads nothing', async () => {
@@ -145,6 +153,28 @@ describe('projects: write-back to Azure Blob Storage (Azurite)', function () {
     expect(listed.status, JSON.stringify(listed.body)).to.equal(200);
     expect(listed.body.entries.map((e: { path: string }) => e.path)).to.deep.equal(['venv/ok']);
     expect(await blobFile(container, 'p.tar.gz', 'venv/ok')).to.equal('x\n');
+  });
+
+  it('refuses a save that could not be loaded again (a bomb-like file, a name with a backslash): 422, the copy stays dirty', async () => {
+    const { s, container } = await azureServer({ archive: { maxRatio: 10 } });
+    await s.putProject('p', { 'a.txt': 'x\n' });
+    await s.api('/execute', { project_id: 'p', command: 'head -c 4194304 /dev/zero > zeros.bin' });
+    const bomb = await s.api('/projects/p/save', {});
+    expect(bomb.status, JSON.stringify(bomb.body)).to.equal(422);
+    expect(bomb.body.error.code).to.equal('archive_too_large');
+    expect(bomb.body.error.message).to.include('store.exclude');
+    const info = (await s.api('/projects/p')).body;
+    expect(info.dirty).to.equal(true);
+    expect(info.cache.writeback_error.code).to.equal('archive_too_large');
+
+    await s.api('/execute', { project_id: 'p', command: "rm zeros.bin && echo y > 'back\\slash.txt'" });
+    const named = await s.api('/projects/p/save', {});
+    expect(named.status, JSON.stringify(named.body)).to.equal(422);
+    expect(named.body.error.code).to.equal('unsafe_archive_entry');
+    expect(named.body.error.message).to.include('back\\slash.txt');
+    expect((await s.api('/projects/p/cache', undefined, { method: 'DELETE' })).status).to.equal(422);
+    expect((await s.api('/projects/p')).body).to.include({ cached: true, dirty: true });
+    expect(await blobFile(container, 'p.tar.gz', 'a.txt')).to.equal('x\n');
   });
 
   it('graceful shutdown writes dirty projects back', async () => {
@@ -231,6 +261,12 @@ describe('projects: the janitor (local store, controlled clock)', function () {
     expect(health.writeback.failing[0]).to.include({ project_id: 'p', attempts: 1 });
     const read = await s.api('/file/read', { project_id: 'p', path: 'a.txt' });
     expect(read.body.content).to.equal('v2\n');
+    // The store cannot even be asked, yet the project's cache state shows.
+    const info = await s.api('/projects/p');
+    expect(info.status, JSON.stringify(info.body)).to.equal(200);
+    expect(info.body).to.include({ cached: true, dirty: true, archive_bytes: null });
+    expect(info.body.store_error.code).to.be.a('string');
+    expect(info.body.cache.writeback_error.attempts).to.equal(1);
 
     // Not retried before retryS, even though it is still idle and dirty.
     await rm(store);
@@ -243,6 +279,26 @@ describe('projects: the janitor (local store, controlled clock)', function () {
     expect(retried.evicted).to.deep.equal(['p']);
     expect((await s.api('/health')).body).to.deep.include({ status: 'ok', writeback: { failing: [] } });
     expect(await readFromArchive(join(store, 'p.tar.gz'), 'a.txt')).to.equal('v2\n');
+  });
+
+  it('a command that arrives while the project is being replaced never works in the copy the replacement deletes', async () => {
+    const s = await server();
+    const many: Record<string, string> = {};
+    for (let i = 0; i < 3000; i++) many[`d${i % 30}/f${i}.txt`] = `${i}\n`;
+    const archive = await buildArchive(many);
+    await s.putProject('p', { 'a.txt': 'x\n' });
+    for (let round = 0; round < 4; round++) {
+      const put = s.api('/projects/p?replace=true', archive, { method: 'PUT' });
+      await new Promise((r) => setTimeout(r, 20 * round));
+      const exec = await s.api('/execute', { project_id: 'p', command: `echo work > w${round}.txt` });
+      const replaced = await put;
+      expect(exec.status, JSON.stringify(exec.body)).to.equal(200);
+      expect([200, 409]).to.include(replaced.status);
+      // Whichever came first, the command's file is in the copy the project now has.
+      const read = await s.api('/file/read', { project_id: 'p', path: `w${round}.txt` });
+      expect(read.status, `round ${round}: PUT ${replaced.status}, ${JSON.stringify(read.body)}`).to.equal(200);
+      await s.api('/projects/p/save', {});
+    }
   });
 
   it('DELETE /projects/:id/cache refuses a project with running jobs (409 project_busy) and keeps it', async () => {

@@ -46,7 +46,7 @@ export interface PackResult {
    * What was left out because extraction would refuse it (the archive must load again): symlinks leading outside
    * the project or absolute, names with a backslash. At most {@link MAX_SKIPPED_REPORTED} names, each with why.
    */
-  skipped: { name: string; reason: string }[];
+  skipped: { name: string; kind: TreeEntry['kind']; reason: string }[];
 }
 
 /** Most skipped entries a {@link PackResult} names. */
@@ -155,7 +155,7 @@ async function packInto(fd: number, root: string, opts: PackOptions): Promise<Pa
   for (const entry of walkTree(root, opts.exclude)) {
     const refused = refusedByExtraction(entry);
     if (refused !== null) {
-      if (skipped.length < MAX_SKIPPED_REPORTED) skipped.push({ name: entry.name, reason: refused });
+      if (skipped.length < MAX_SKIPPED_REPORTED) skipped.push({ name: entry.name, kind: entry.kind, reason: refused });
       continue;
     }
     if (entry.kind === 'dir') writer.directory(entry);

@@ -21,7 +21,7 @@ export const MAX_LINK_TARGET = 4095;
  * Expansion an archive is always allowed, whatever its ratio: a small archive of repetitive text legitimately
  * compresses better than `maxRatio`, and a bomb this small is harmless.
  */
-const RATIO_FLOOR_BYTES = 1024 * 1024;
+export const RATIO_FLOOR_BYTES = 1024 * 1024;
 
 /** O_EXCL: never an existing file; O_NOFOLLOW: never through a link in the last component. */
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;

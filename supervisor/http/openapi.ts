@@ -43,26 +43,26 @@ const ROUTES: readonly RouteDoc[] = [
   {
     method: 'get', path: '/projects', operationId: 'project_list', summary: 'List projects',
     ok: { '200': { description: 'Every stored project.', schema: object('{"projects": [{project_id, format, archive_bytes, modified_at, etag, cached, dirty}]}') } },
-    errors: ADMIN_ERRORS,
+    errors: ['store_unavailable', ...ADMIN_ERRORS],
   },
   {
     method: 'get', path: '/projects/{id}', operationId: 'project_info', summary: 'Show a project and its cached working copy',
     pathParams: { id: schemas.projectId },
-    ok: { '200': { description: 'The project.', schema: object('project_id, format, archive_bytes, modified_at, etag, cached, dirty, cache (size_bytes, last_access, materialized_at, source_etag, last_save, writeback_error) or null.') } },
+    ok: { '200': { description: 'The project.', schema: object('project_id, format, archive_bytes, modified_at, etag, cached, dirty, cache (size_bytes, last_access, materialized_at, source_etag, last_save, writeback_error, last_conflict) or null; store_error when the store could not be asked.') } },
     errors: ['invalid_project_id', 'project_not_found', 'store_unavailable', ...ADMIN_ERRORS],
   },
   {
     method: 'post', path: '/projects/{id}/save', operationId: 'project_save', summary: 'Write the working copy back to the store',
     description: 'Packs the cached working copy and uploads it on condition of the ETag it came from. If the stored archive changed meanwhile, nothing is overwritten: the copy is stored beside it as <id>.conflict-<timestamp>.<ext> and the answer is 409 save_conflict naming both.',
     pathParams: { id: schemas.projectId },
-    ok: { '200': { description: 'Saved, or nothing to save (saved: false).', schema: object('project_id, saved, etag, archive_bytes, dirty, last_save.') } },
-    errors: ['invalid_project_id', 'project_not_found', 'save_conflict', 'store_unavailable', 'no_space', ...ADMIN_ERRORS],
+    ok: { '200': { description: 'Saved, or nothing to save (saved: false).', schema: object('project_id, saved, etag, archive_bytes, dirty, last_save, skipped (symlinks left out: [{name, kind, reason}]).') } },
+    errors: ['invalid_project_id', 'project_not_found', 'save_conflict', 'archive_too_large', 'unsafe_archive_entry', 'store_unavailable', 'no_space', ...ADMIN_ERRORS],
   },
   {
     method: 'delete', path: '/projects/{id}/cache', operationId: 'project_evict', summary: 'Evict the working copy now (written back first if changed)',
     pathParams: { id: schemas.projectId },
     ok: { '200': { description: 'Evicted (or was not cached: evicted false).', schema: object('project_id, evicted.') } },
-    errors: ['invalid_project_id', 'project_not_found', 'project_busy', 'store_unavailable', 'no_space', ...ADMIN_ERRORS],
+    errors: ['invalid_project_id', 'project_not_found', 'project_busy', 'archive_too_large', 'unsafe_archive_entry', 'store_unavailable', 'no_space', ...ADMIN_ERRORS],
   },
   {
     method: 'put', path: '/projects/{id}', operationId: 'project_put', summary: 'Upload a project archive (zip or tar.gz)',
@@ -74,7 +74,7 @@ const ROUTES: readonly RouteDoc[] = [
       '201': { description: 'Created.', schema: object('The project, as GET /projects/{id}.') },
       '200': { description: 'Replaced.', schema: object('The project, as GET /projects/{id}.') },
     },
-    errors: ['invalid_project_id', 'bad_request', 'project_exists', 'project_busy', 'payload_too_large', 'unsupported_media_type', 'bad_archive', 'unsafe_archive_entry', 'archive_too_large', 'no_space', ...ADMIN_ERRORS],
+    errors: ['invalid_project_id', 'bad_request', 'project_exists', 'project_busy', 'payload_too_large', 'unsupported_media_type', 'bad_archive', 'unsafe_archive_entry', 'archive_too_large', 'no_space', 'store_unavailable', ...ADMIN_ERRORS],
   },
   {
     method: 'get', path: '/jobs/{job_id}/stream', operationId: 'job_stream', summary: 'Stream a command job\'s output (Server-Sent Events)',
