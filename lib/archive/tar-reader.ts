@@ -98,7 +98,7 @@ export async function readTarGz(input: Readable, out: TreeWriter): Promise<void>
   });
 
   try {
-    await pipeline(input, createGunzip({ chunkSize: GUNZIP_CHUNK_BYTES }), guard, extract);
+    await pipeline(input, new Coalesce(READ_CHUNK_BYTES), createGunzip({ chunkSize: GUNZIP_CHUNK_BYTES }), guard, extract);
   } catch (err) {
     // The cast undoes a narrowing to null: TypeScript does not see the assignments in the handlers above.
     const broken = current as { name: string; content: TarContent } | null;
@@ -158,5 +158,43 @@ class InflateGuard extends Transform {
       { limit },
     );
     callback(this.error);
+  }
+}
+
+/**
+ * Gathers small chunks (a socket's or a default file stream's 64 KiB) into chunks of `size` bytes: each chunk
+ * written to gunzip is a round trip to libuv's pool, and a 100 MiB download in 64 KiB pieces made a tar.gz
+ * cold start 1.5x slower than in 1 MiB pieces.
+ */
+class Coalesce extends Transform {
+  readonly #size: number;
+  #parts: Buffer[] = [];
+  #bytes = 0;
+
+  constructor(size: number) {
+    super();
+    this.#size = size;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.#bytes === 0 && chunk.length >= this.#size) {
+      callback(null, chunk);
+      return;
+    }
+    this.#parts.push(chunk);
+    this.#bytes += chunk.length;
+    if (this.#bytes >= this.#size) this.#release();
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.#bytes > 0) this.#release();
+    callback();
+  }
+
+  #release(): void {
+    this.push(Buffer.concat(this.#parts, this.#bytes));
+    this.#parts = [];
+    this.#bytes = 0;
   }
 }

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { archiveExtension, type ArchiveFormat } from '../archive/format.js';
+import { READ_CHUNK_BYTES } from '../archive/tar-reader.js';
 import { errnoCode } from '../errors.js';
 import { KeyedMutex } from '../keyed-mutex.js';
 import {
@@ -92,7 +93,7 @@ export class LocalStore implements ProjectStore {
       const fh = await open(source, 'r');
       try {
         const st = await fh.stat();
-        return { stream: fh.createReadStream(), format, etag: etagOf(st), size: st.size };
+        return { stream: fh.createReadStream({ highWaterMark: READ_CHUNK_BYTES }), format, etag: etagOf(st), size: st.size };
       } catch (err) {
         await fh.close();
         throw err;
