@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, readlink, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -9,10 +9,10 @@ import { archiveExtension, detectFormat, sniffFile, type ArchiveFormat } from '.
 import { ToolhostError } from '../lib/errors.js';
 import { buildTarGz, type TarSpec } from './helpers/tar-writer.js';
 import { buildZip, zipDir, zipFile, zipSymlink, type ZipEntrySpec } from './helpers/zip-writer.js';
+import { exists } from './helpers/probes.js';
 
 const MiB = 1024 * 1024;
 const LIMITS: ArchiveLimits = { maxEntries: 1000, maxTotalBytes: 256 * MiB, maxRatio: 200 };
-
 
 /** The same project in both formats' terms. */
 type Spec =
@@ -37,15 +37,6 @@ async function build(format: ArchiveFormat, specs: Spec[]): Promise<Buffer> {
       return { name: s.name, type: 'symlink', linkname: s.target };
     }),
   );
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('archive extraction', () => {

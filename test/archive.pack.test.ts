@@ -10,6 +10,7 @@ import { extractArchive, type ArchiveLimits } from '../lib/archive/extract.js';
 import { archiveExtension, sniffFile, type ArchiveFormat } from '../lib/archive/format.js';
 import { packTree, walkTree, type PackResult } from '../lib/archive/pack.js';
 import { ToolhostError } from '../lib/errors.js';
+import { exists } from './helpers/probes.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -98,15 +99,6 @@ async function snapshot(root: string, modes: 'exact' | 'exec'): Promise<Record<s
   };
   await walk('');
   return out;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Files under `dir` this process holds open: a pack must close every one it opens, on success and failure. */

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { createServer, request, Agent, type IncomingMessage, type Server } from 'node:http';
-import { lstat, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { ContainerClient } from '@azure/storage-blob';
 import { blobFile, startAzurite, containerClient, uniqueContainerName, type Azurite } from './helpers/azurite.js';
@@ -14,6 +14,7 @@ import { startChild, type ChildServer } from './helpers/child-server.js';
 import { buildArchive, startServer, tempDir, type TestServer } from './helpers/harness.js';
 import { buildTarGz } from './helpers/tar-writer.js';
 import { buildZip, zipFile, zipSymlink } from './helpers/zip-writer.js';
+import { closedPort, exists } from './helpers/probes.js';
 
 const MiB = 1024 * 1024;
 /** The emulator's public development key (not a secret); an error message must never quote it. */
@@ -24,16 +25,6 @@ const ACCOUNT_KEY_START = 'Eby8vdM02xNOcqF';
  * free while the other downloads.
  */
 const SMALL = { cache: { janitorIntervalS: 3600 }, pool: { maxThreads: 2 }, commands: { threads: 1 } };
-
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A small JSON client for a server in another process. */
 async function call(base: string, path: string, body?: unknown, method?: string): Promise<{ status: number; body: any }> {
@@ -48,15 +39,6 @@ async function call(base: string, path: string, body?: unknown, method?: string)
   } catch {
     return { status: res.status, body: text };
   }
-}
-
-/** A port nothing listens on (bound, then released). */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** An HTTP proxy in front of Azurite's blob endpoint that counts blob downloads and can hold them back. */

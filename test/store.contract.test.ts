@@ -5,8 +5,7 @@
  * systems for the local store; prefixes and unreachable endpoints for Azure.
  */
 import { randomBytes } from 'node:crypto';
-import { access, mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -19,6 +18,7 @@ import { openStore } from '../lib/store/create-store.js';
 import { LocalStore } from '../lib/store/local-store.js';
 import type { ProjectStore } from '../lib/store/project-store.js';
 import { containerClient, startAzurite, uniqueContainerName, type Azurite } from './helpers/azurite.js';
+import { closedPort, exists } from './helpers/probes.js';
 
 /** One backend's store for one test. */
 interface Fixture {
@@ -49,10 +49,6 @@ async function inputFile(data: Buffer, dir = work): Promise<string> {
   const file = join(dir, `input-${inputs++}`);
   await writeFile(file, data);
   return file;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
 }
 
 async function readAll(stream: Readable): Promise<Buffer> {
@@ -386,11 +382,3 @@ describe('project store', () => {
 
 });
 
-/** A port of 127.0.0.1 that was free a moment ago and has no listener now. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}

@@ -7,7 +7,7 @@ import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type Azurite, type BenchContainer, freshContainer, plantArchive, startAzurite } from '../lib/azurite.js';
-import { buildArchive, generateTree } from '../lib/dataset.js';
+import { benchProject, buildArchive, generateTree } from '../lib/dataset.js';
 import { JsonClient } from '../lib/http.js';
 import { warmUp } from '../lib/project.js';
 import { RssSampler } from '../lib/rss.js';
@@ -25,11 +25,11 @@ export const coldStart: Scenario = {
   description:
     'A 100 MiB / 10,000-file project (80% source-like text, 20% random bytes) is in the store before the supervisor starts: copied into <dataDir>/store/, or uploaded as a blob to a container on Azurite (in memory, 127.0.0.1) for the "from Azurite" rows. Once the supervisor is warm (two tiny projects uploaded, evicted and read back at once, so each file-pool thread has extracted from the store), the time of the first POST /file/read (which downloads and extracts it) vs `unzip -q` / `tar xzf` of the same archive from local disk (best of 2 for each, page cache warm, `sync` before each; every extracted tree is kept until the timings are done, so no timed extraction follows the deletion of another). Peak RSS of the supervisor process during that first request (VmHWM reset just before).',
   async run(ctx) {
-    const spec = ctx.smoke ? { files: 200, totalBytes: 2 * 2 ** 20 } : { files: 10_000, totalBytes: 100 * 2 ** 20 };
+    const spec = benchProject(ctx.smoke);
     // Best of 2 rather than a median of more: each round writes 100 MiB three times, and the scenario must fit in 2 minutes.
     const reps = ctx.smoke ? 1 : 2;
     ctx.log(`generating ${spec.files} files, ${mib(spec.totalBytes).toFixed(0)} MiB`);
-    const tree = await generateTree(join(ctx.tmp, 'src'), { ...spec, seed: 6, binaryShare: 0.2 });
+    const tree = await generateTree(join(ctx.tmp, 'src'), spec);
     const firstText = tree.files.find((f) => f.endsWith('.ts'))!;
     const azurite = await startAzurite();
     const stores: Store[] = [{ kind: 'local' }, { kind: 'azure', azurite }];

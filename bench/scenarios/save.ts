@@ -7,7 +7,7 @@ import { copyFile, mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freshContainer, plantArchive, startAzurite } from '../lib/azurite.js';
-import { buildArchive, generateTree, sourceFile } from '../lib/dataset.js';
+import { benchProject, buildArchive, generateTree, sourceFile } from '../lib/dataset.js';
 import { JsonClient } from '../lib/http.js';
 import { warmUp } from '../lib/project.js';
 import { RssSampler } from '../lib/rss.js';
@@ -37,11 +37,11 @@ export const save: Scenario = {
   description:
     'The project of cold-start (100 MiB / 10,000 files, same seed) is in the store and extracted into its working copy (one supervisor for both formats, on the local store, then on Azurite); each round a POST /file/write of one 2 KiB file makes it dirty, then POST /projects/:id/save (pack into the scratch folder, then a rename into <dataDir>/store/, or a block upload to Azurite) is timed, alternating with `zip -qr` / `tar czf` of the same working copy into a new file (best of 3 on the local store and of 2 on Azurite, page cache warm, `sync` before each). Peak RSS growth of the supervisor process over each save (VmHWM reset just before, minus VmRSS before).',
   async run(ctx) {
-    const spec = ctx.smoke ? { files: 200, totalBytes: 2 * 2 ** 20 } : { files: 10_000, totalBytes: 100 * 2 ** 20 };
+    const spec = benchProject(ctx.smoke);
     // Each round packs 100 MiB twice (a few seconds each side): best of a few, to stay within 2 minutes.
     const reps = { local: ctx.smoke ? 1 : 3, azure: ctx.smoke ? 1 : 2 };
     ctx.log(`generating ${spec.files} files, ${mib(spec.totalBytes).toFixed(0)} MiB`);
-    const tree = await generateTree(join(ctx.tmp, 'src'), { ...spec, seed: 6, binaryShare: 0.2 });
+    const tree = await generateTree(join(ctx.tmp, 'src'), spec);
     const archives = {} as Record<Format, string>;
     for (const format of FORMATS) {
       archives[format] = join(ctx.tmp, `project.${format}`);
