@@ -30,6 +30,7 @@ export type PoolTask =
   | { kind: 'job'; job: Job; root: string; cancelPort?: MessagePort }
   | { kind: 'extract'; file: string; format: ArchiveFormat; dest: string }
   | { kind: 'materialize'; id: string; dest: string; scratch: string }
+  | { kind: 'put'; id: string; format: ArchiveFormat; file: string; condition?: PutCondition }
   | { kind: 'save'; id: string; root: string; format: ArchiveFormat; exclude: string[]; scratch: string; condition: PutCondition; stamp: string }
   | { kind: 'size'; root: string };
 
@@ -187,6 +188,8 @@ export default async function run(task: PoolTask): Promise<JobOutcome> {
         return { ok: true, value: await materialize(task) };
       case 'save':
         return { ok: true, value: await save(task) };
+      case 'put':
+        return { ok: true, value: await (await theStore()).put(task.id, task.format, task.file, task.condition) };
       case 'size':
         return { ok: true, value: await treeSize(task.root) };
     }

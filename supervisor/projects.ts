@@ -328,7 +328,8 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     const extracted = await this.#onPool<{ bytes: number }>({ kind: 'extract', file: upload, format, dest: staging });
     let stored: StoredProject;
     try {
-      stored = await this.#o.store.put(id, format, upload, existing ? undefined : { ifNoneMatch: '*' });
+      // On the pool: an upload of gigabytes to Blob Storage (TLS, reads) would otherwise run on this event loop.
+      stored = await this.#onPool<StoredProject>({ kind: 'put', id, format, file: upload, ...(existing ? {} : { condition: { ifNoneMatch: '*' } }) });
     } catch (err) {
       await rm(staging, { recursive: true, force: true });
       throw toToolhostError(err).code === 'save_conflict'
