@@ -74,7 +74,7 @@ export const configSchema = z.strictObject({
   }),
   store: z.strictObject({
     backend: z.enum(['local', 'azure']).describe('Project store: "local" keeps archives in the store/ folder of dataDir; "azure" in Azure Blob Storage (env TOOLHOST_STORE).'),
-    exclude: z.array(z.string().min(1)).describe('gitignore-style patterns left out when a working copy is packed and saved (.git is kept unless listed).'),
+    exclude: z.array(z.string().min(1)).describe('gitignore-style patterns left out when a working copy is saved (.git is kept unless listed); what they match is not written back and is gone once the copy is evicted.'),
     azure: z.strictObject({
       connectionString: z.string().min(1).nullable().describe('Storage account connection string (env AZURE_STORAGE_CONNECTION_STRING); or set accountUrl.'),
       accountUrl: z.string().url().nullable().describe('Blob endpoint, e.g. https://<account>.blob.core.windows.net, authenticated with DefaultAzureCredential.'),

@@ -5,13 +5,19 @@
  */
 import { z } from 'zod';
 
-/** `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`: safe as a file name and a blob name. */
-export const PROJECT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** The suffix of a conflict copy's name (`<id>.conflict-<stamp>`), kept beside a project's archive in the store. */
+export const CONFLICT_SUFFIX = /\.conflict-[A-Za-z0-9._-]+$/;
 
-export const projectId = z
-  .string()
-  .regex(PROJECT_ID_PATTERN, 'must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$ (letters, digits, ".", "_", "-")')
-  .describe('Project identifier.');
+/**
+ * `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`, safe as a file name and a blob name, and not ending like a conflict copy
+ * (such a project would be hidden from listings and mistaken for another project's conflict copy).
+ */
+export const PROJECT_ID_PATTERN = /^(?!.*\.conflict-[A-Za-z0-9._-]+$)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** What a valid project id is, for error messages. */
+export const PROJECT_ID_RULE = '1-128 letters, digits, ".", "_" or "-", starting with a letter or digit, and not ending in ".conflict-<anything>" (reserved for conflict copies)';
+
+export const projectId = z.string().regex(PROJECT_ID_PATTERN, `must be ${PROJECT_ID_RULE}`).describe('Project identifier.');
 
 /** A process argument or environment value cannot hold a NUL byte; refuse it up front rather than fail to spawn. */
 function noNul(s: z.ZodString) {

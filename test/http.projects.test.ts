@@ -98,6 +98,14 @@ describe('projects', () => {
     expect(r.body.error.code).to.equal('invalid_project_id');
     const t = await s.api('/file/read', { project_id: '../etc', path: 'passwd' });
     expect(t.status).to.equal(400);
+    // Names of conflict copies are reserved: such a project would be hidden and mistaken for one.
+    const c = await s.api('/projects/app.conflict-20261124T101010123Z', await buildArchive({ a: 'a' }), { method: 'PUT' });
+    expect(c.status).to.equal(400);
+    expect(c.body.error.message).to.include('conflict');
+    const u = await s.api('/file/read', { project_id: 'app.conflict-x', path: 'a' });
+    expect(u.status).to.equal(400);
+    expect(u.body.error.message).to.include('reserved for conflict copies');
+    expect(await storedArchives(s.dataDir)).to.deep.equal([]);
   });
 
   it('refuses a body that is not an archive, and an empty body', async () => {

@@ -8,7 +8,7 @@
 import type { Readable } from 'node:stream';
 import { archiveExtension, type ArchiveFormat } from '../archive/format.js';
 import { ToolhostError } from '../errors.js';
-import { PROJECT_ID_PATTERN } from '../schemas.js';
+import { PROJECT_ID_PATTERN, PROJECT_ID_RULE } from '../schemas.js';
 
 /** A project as the store holds it. */
 export interface StoredProject {
@@ -100,11 +100,10 @@ function checkedId(id: string): string {
   // Ids are validated at the HTTP front already; this guards file and blob names against a caller that forgot,
   // since "../x" would otherwise name a file outside the store folder.
   if (PROJECT_ID_PATTERN.test(id)) return id;
-  throw new ToolhostError('invalid_project_id', `"${id}" is not a valid project id (letters, digits, ".", "_", "-"; at most 128)`, { project_id: id });
+  throw new ToolhostError('invalid_project_id', `"${id}" is not a valid project id: it must be ${PROJECT_ID_RULE}`, { project_id: id });
 }
 
 const STAMP_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
-const CONFLICT_SUFFIX = /\.conflict-[A-Za-z0-9._-]+$/;
 
 /** The name of a conflict copy: `<id>.conflict-<stamp><ext>`. */
 export function conflictName(id: string, format: ArchiveFormat, stamp: string): string {
@@ -115,13 +114,13 @@ export function conflictName(id: string, format: ArchiveFormat, stamp: string): 
 /**
  * The project an archive name (a file name, or a blob name without the store's prefix) belongs to, or null when
  * it is not a project archive: a conflict copy, a temp file, or anything else that happens to sit there.
- * Because ids may contain dots, an id ending in `.conflict-<something>` reads as a conflict copy and is not listed.
+ * Project ids never end in `.conflict-<something>` (PROJECT_ID_PATTERN), so the two cannot be confused.
  */
 export function parseArchiveName(name: string): { id: string; format: ArchiveFormat } | null {
   const format = ARCHIVE_FORMATS.find((f) => name.endsWith(archiveExtension(f)));
   if (!format) return null;
   const id = name.slice(0, -archiveExtension(format).length);
-  if (!PROJECT_ID_PATTERN.test(id) || CONFLICT_SUFFIX.test(id)) return null;
+  if (!PROJECT_ID_PATTERN.test(id)) return null;
   return { id, format };
 }
 

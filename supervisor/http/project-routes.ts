@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import express, { type Request } from 'express';
 import { z } from 'zod';
 import { ToolhostError } from '../../lib/errors.js';
-import { PROJECT_ID_PATTERN } from '../../lib/schemas.js';
+import { PROJECT_ID_PATTERN, PROJECT_ID_RULE } from '../../lib/schemas.js';
 import type { AppDeps } from './app.js';
 import { sendError } from './errors.js';
 import { validate } from './validate.js';
@@ -74,7 +74,7 @@ export function projectRoutes(d: AppDeps): express.Router {
 /** Validates a project id from the URL. */
 export function projectIdParam(id: string | undefined): string {
   if (!id || !PROJECT_ID_PATTERN.test(id)) {
-    throw new ToolhostError('invalid_project_id', `project id "${id}" is invalid; it must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`);
+    throw new ToolhostError('invalid_project_id', `project id "${id}" is invalid; it must be ${PROJECT_ID_RULE}`);
   }
   return id;
 }
