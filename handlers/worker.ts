@@ -16,7 +16,7 @@ import { type PackResult, packTree } from '../lib/archive/pack.js';
 import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import type { Job, JobOutcome } from '../lib/jobs.js';
 import { openStore } from '../lib/store/create-store.js';
-import { type ProjectStore, type PutCondition, type StoredProject, notFound } from '../lib/store/project-store.js';
+import type { ProjectStore, PutCondition, StoredProject } from '../lib/store/project-store.js';
 import type { ControlMessage } from './context.js';
 import { HANDLERS } from './index.js';
 
@@ -64,23 +64,16 @@ function theStore(): Promise<ProjectStore> {
  * zip (its directory is at its end) lands in a scratch file first.
  */
 async function materialize(task: Extract<PoolTask, { kind: 'materialize' }>): Promise<MaterializeResult> {
-  const s = await theStore();
-  const stored = await s.stat(task.id);
-  if (!stored) throw notFound(task.id);
-  if (stored.format === 'tar.gz') {
-    const opened = await s.open(task.id);
-    if (opened.format === 'tar.gz') {
-      const done = await extractArchive({ stream: { body: opened.stream, size: opened.size }, format: 'tar.gz', dest: task.dest, limits: config.archive });
-      return { format: 'tar.gz', etag: opened.etag, bytes: done.bytes };
-    }
-    opened.stream.destroy(); // replaced by a zip between the two calls
+  const loaded = await (await theStore()).load(task.id, task.scratch);
+  if (loaded.kind === 'stream') {
+    const done = await extractArchive({ stream: { body: loaded.stream, size: loaded.size }, format: loaded.format, dest: task.dest, limits: config.archive });
+    return { format: loaded.format, etag: loaded.etag, bytes: done.bytes };
   }
-  const fetched = await s.fetch(task.id, task.scratch);
   try {
-    const done = await extractArchive({ file: fetched.file, format: fetched.format, dest: task.dest, limits: config.archive });
-    return { format: fetched.format, etag: fetched.etag, bytes: done.bytes };
+    const done = await extractArchive({ file: loaded.file, format: loaded.format, dest: task.dest, limits: config.archive });
+    return { format: loaded.format, etag: loaded.etag, bytes: done.bytes };
   } finally {
-    await fetched.release();
+    await loaded.release();
   }
 }
 

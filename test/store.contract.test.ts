@@ -146,6 +146,18 @@ describe('project store', () => {
         const opened = await store.open('alpha');
         expect(opened).to.include({ format: 'zip', etag: alpha.etag, size: zip.length });
         expect(await readAll(opened.stream)).to.deep.equal(zip);
+
+        // load: what extraction wants, a tar.gz as a stream and a zip as a local file.
+        const streamed = await store.load('beta', scratch);
+        expect(streamed).to.include({ kind: 'stream', format: 'tar.gz', etag: beta.etag, size: tgz.length });
+        if (streamed.kind === 'stream') expect(await readAll(streamed.stream)).to.deep.equal(tgz);
+        const filed = await store.load('alpha', scratch);
+        expect(filed).to.include({ kind: 'file', format: 'zip', etag: alpha.etag });
+        if (filed.kind === 'file') {
+          expect(await readFile(filed.file)).to.deep.equal(zip);
+          await filed.release();
+        }
+        expect(await readdir(scratch)).to.deep.equal([]);
       });
 
       it('an unconditional put of the other format replaces the first', async () => {
@@ -244,10 +256,10 @@ describe('project store', () => {
         expect(await store.stat('ghost')).to.equal(null);
       });
 
-      it('an unknown project is null to stat and project_not_found to fetch and open', async () => {
+      it('an unknown project is null to stat and project_not_found to fetch, open and load', async () => {
         const { store } = await backend.fixture();
         expect(await store.stat('nobody')).to.equal(null);
-        for (const call of [() => store.fetch('nobody', join(work, 'scratch')), () => store.open('nobody')]) {
+        for (const call of [() => store.fetch('nobody', join(work, 'scratch')), () => store.open('nobody'), () => store.load('nobody', join(work, 'scratch'))]) {
           const err = await rejection(call());
           expect(err.code).to.equal('project_not_found');
           expect(err.details).to.deep.equal({ project_id: 'nobody' });

@@ -19,6 +19,7 @@ import {
   parseArchiveName,
   saveConflict,
   type FetchedArchive,
+  type LoadedArchive,
   type OpenedArchive,
   type ProjectStore,
   type PutCondition,
@@ -131,26 +132,39 @@ export class AzureBlobStore implements ProjectStore {
 
   async fetch(id: string, scratchDir: string): Promise<FetchedArchive> {
     await mkdir(scratchDir, { recursive: true });
-    return this.#withCurrent(id, async (blob, format) => {
-      const file = join(scratchDir, `fetch-${randomUUID()}${archiveExtension(format)}`);
-      try {
-        // One GET (resumed on the same ETag if the connection drops): its ETag is that of the bytes on disk.
-        const res = await blob.downloadToFile(file, 0, undefined, { maxRetryRequests: DOWNLOAD_RESUMES });
-        return { file, format, etag: quoted(res.etag), release: () => rm(file, { force: true }) };
-      } catch (err) {
-        await rm(file, { force: true });
-        throw err;
-      }
-    });
+    return this.#withCurrent(id, (blob, format) => this.#download(blob, format, scratchDir));
   }
 
   async open(id: string): Promise<OpenedArchive> {
-    return this.#withCurrent(id, async (blob, format) => {
-      const res = await blob.download(0, undefined, { maxRetryRequests: DOWNLOAD_RESUMES });
-      const body = res.readableStreamBody;
-      if (!body) throw new ToolhostError('internal', `internal error: the download of ${blob.name} returned no body`);
-      return { stream: body instanceof Readable ? body : Readable.from(body), format, etag: quoted(res.etag), size: res.contentLength ?? 0 };
-    });
+    return this.#withCurrent(id, (blob, format) => this.#stream(blob, format));
+  }
+
+  async load(id: string, scratchDir: string): Promise<LoadedArchive> {
+    await mkdir(scratchDir, { recursive: true });
+    return this.#withCurrent(id, async (blob, format): Promise<LoadedArchive> =>
+      format === 'zip' ? { kind: 'file', ...(await this.#download(blob, format, scratchDir)) } : { kind: 'stream', ...(await this.#stream(blob, format)) },
+    );
+  }
+
+  /** Downloads a blob into a new file of `scratchDir`. */
+  async #download(blob: BlobClient, format: ArchiveFormat, scratchDir: string): Promise<FetchedArchive> {
+    const file = join(scratchDir, `fetch-${randomUUID()}${archiveExtension(format)}`);
+    try {
+      // One GET (resumed on the same ETag if the connection drops): its ETag is that of the bytes on disk.
+      const res = await blob.downloadToFile(file, 0, undefined, { maxRetryRequests: DOWNLOAD_RESUMES });
+      return { file, format, etag: quoted(res.etag), release: () => rm(file, { force: true }) };
+    } catch (err) {
+      await rm(file, { force: true });
+      throw err;
+    }
+  }
+
+  /** Starts the download of a blob as a stream. */
+  async #stream(blob: BlobClient, format: ArchiveFormat): Promise<OpenedArchive> {
+    const res = await blob.download(0, undefined, { maxRetryRequests: DOWNLOAD_RESUMES });
+    const body = res.readableStreamBody;
+    if (!body) throw new ToolhostError('internal', `internal error: the download of ${blob.name} returned no body`);
+    return { stream: body instanceof Readable ? body : Readable.from(body), format, etag: quoted(res.etag), size: res.contentLength ?? 0 };
   }
 
   async put(id: string, format: ArchiveFormat, file: string, condition?: PutCondition): Promise<StoredProject> {

@@ -22,6 +22,7 @@ import {
   parseArchiveName,
   saveConflict,
   type FetchedArchive,
+  type LoadedArchive,
   type OpenedArchive,
   type ProjectStore,
   type PutCondition,
@@ -73,32 +74,18 @@ export class LocalStore implements ProjectStore {
 
   async fetch(id: string, scratchDir: string): Promise<FetchedArchive> {
     await mkdir(scratchDir, { recursive: true });
-    // A hard link pins the version: a later write renames a new file over the store's name, the link keeps the
-    // bytes it was made from (and their etag). Extraction only reads it; writing to it would alter the store.
-    return this.#withCurrent(id, async (source, format) => {
-      const file = join(scratchDir, `fetch-${randomUUID()}${archiveExtension(format)}`);
-      try {
-        const etag = await pinnedCopy(source, file);
-        return { file, format, etag, release: () => rm(file, { force: true }) };
-      } catch (err) {
-        await rm(file, { force: true });
-        throw err;
-      }
-    });
+    return this.#withCurrent(id, (source, format) => pinned(source, format, scratchDir));
   }
 
   async open(id: string): Promise<OpenedArchive> {
-    return this.#withCurrent(id, async (source, format) => {
-      // fstat on the open descriptor: the etag is that of the bytes read, even if the name is replaced meanwhile.
-      const fh = await open(source, 'r');
-      try {
-        const st = await fh.stat();
-        return { stream: fh.createReadStream({ highWaterMark: READ_CHUNK_BYTES }), format, etag: etagOf(st), size: st.size };
-      } catch (err) {
-        await fh.close();
-        throw err;
-      }
-    });
+    return this.#withCurrent(id, opened);
+  }
+
+  async load(id: string, scratchDir: string): Promise<LoadedArchive> {
+    await mkdir(scratchDir, { recursive: true });
+    return this.#withCurrent(id, async (source, format): Promise<LoadedArchive> =>
+      format === 'zip' ? { kind: 'file', ...(await pinned(source, format, scratchDir)) } : { kind: 'stream', ...(await opened(source, format)) },
+    );
   }
 
   async put(id: string, format: ArchiveFormat, file: string, condition?: PutCondition): Promise<StoredProject> {
@@ -207,6 +194,34 @@ function etagOf(st: Stats): string {
 
 function toStored(id: string, format: ArchiveFormat, st: Stats): StoredProject {
   return { id, format, size: st.size, modifiedAt: st.mtime.toISOString(), etag: etagOf(st) };
+}
+
+/**
+ * A file of `scratchDir` holding the archive at `source` as it is now. A hard link pins the version: a later write
+ * renames a new file over the store's name, the link keeps the bytes it was made from (and their etag).
+ * Extraction only reads it; writing to it would alter the store.
+ */
+async function pinned(source: string, format: ArchiveFormat, scratchDir: string): Promise<FetchedArchive> {
+  const file = join(scratchDir, `fetch-${randomUUID()}${archiveExtension(format)}`);
+  try {
+    const etag = await pinnedCopy(source, file);
+    return { file, format, etag, release: () => rm(file, { force: true }) };
+  } catch (err) {
+    await rm(file, { force: true });
+    throw err;
+  }
+}
+
+/** The archive at `source` as a stream; fstat on the open descriptor, so the etag is that of the bytes read. */
+async function opened(source: string, format: ArchiveFormat): Promise<OpenedArchive> {
+  const fh = await open(source, 'r');
+  try {
+    const st = await fh.stat();
+    return { stream: fh.createReadStream({ highWaterMark: READ_CHUNK_BYTES }), format, etag: etagOf(st), size: st.size };
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
 }
 
 /** Makes `dest` hold exactly the bytes of `source` as they are now, and returns their etag. */

@@ -41,6 +41,12 @@ export interface OpenedArchive {
 }
 
 /**
+ * A project's archive in the form extraction wants it: a tar.gz as a stream (the download flows straight into
+ * extraction), a zip as a local file (its directory is at its end, so it cannot be read front to back).
+ */
+export type LoadedArchive = ({ kind: 'stream' } & OpenedArchive) | ({ kind: 'file' } & FetchedArchive);
+
+/**
  * The condition of a write:
  * - `{ ifMatch: etag }`: only if the archive of that format is still at that version;
  * - `{ ifNoneMatch: '*' }`: only if the project does not exist yet (no archive of either format);
@@ -59,6 +65,11 @@ export interface ProjectStore {
   fetch(id: string, scratchDir: string): Promise<FetchedArchive>;
   /** The project's archive as a stream; throws `project_not_found`. */
   open(id: string): Promise<OpenedArchive>;
+  /**
+   * The project's archive for extraction, found with one lookup: {@link open} for a tar.gz, {@link fetch} (into
+   * `scratchDir`) for a zip. Throws `project_not_found`.
+   */
+  load(id: string, scratchDir: string): Promise<LoadedArchive>;
   /**
    * Stores `file` as the project's archive in `format`. On success the file is consumed (moved or deleted) and,
    * for an unconditional write, an archive of the other format is removed. Throws `save_conflict` when
