@@ -57,18 +57,17 @@ async function readAll(stream: Readable): Promise<Buffer> {
 
 async function rejection(promise: Promise<unknown>): Promise<ToolhostError> {
   const err = await promise.then(() => undefined, (e: unknown) => e);
-  // By name, not instanceof: under tsx the tests run as CommonJS while openStore's `await import()` of the Azure
-  // store loads ES modules, so that store's ToolhostError is a second copy of the class.
   expect(err, 'expected the call to fail with a ToolhostError').to.be.instanceOf(Error).and.have.property('name', 'ToolhostError');
   return err as ToolhostError;
 }
 
 async function fetchBytes(store: ProjectStore, id: string): Promise<Buffer> {
-  const fetched = await store.fetch(id, join(work, 'scratch'));
+  const loaded = await store.load(id, join(work, 'scratch'));
+  if (loaded.kind === 'stream') return readAll(loaded.stream);
   try {
-    return await readFile(fetched.file);
+    return await readFile(loaded.file);
   } finally {
-    await fetched.release();
+    await loaded.release();
   }
 }
 
@@ -121,7 +120,7 @@ describe('project store', () => {
   for (const backend of [local, azure]) {
     describe(`contract: ${backend.name}`, () => {
 
-      it('stores, lists, fetches and streams archives of both formats', async () => {
+      it('stores, lists and loads archives of both formats', async () => {
         const { store } = await backend.fixture();
         const zip = content('zip');
         const tgz = content('tgz', 10_000);
@@ -136,18 +135,8 @@ describe('project store', () => {
         expect(await store.stat('beta')).to.deep.equal(beta);
         expect(await store.list()).to.deep.equal([alpha, beta]);
 
+        // What extraction wants: a tar.gz as a stream and a zip as a local file.
         const scratch = join(work, 'scratch');
-        const fetched = await store.fetch('beta', scratch);
-        expect(fetched).to.include({ format: 'tar.gz', etag: beta.etag });
-        expect(await readFile(fetched.file)).to.deep.equal(tgz);
-        await fetched.release();
-        expect(await readdir(scratch), 'release removes the local copy').to.deep.equal([]);
-
-        const opened = await store.open('alpha');
-        expect(opened).to.include({ format: 'zip', etag: alpha.etag, size: zip.length });
-        expect(await readAll(opened.stream)).to.deep.equal(zip);
-
-        // load: what extraction wants, a tar.gz as a stream and a zip as a local file.
         const streamed = await store.load('beta', scratch);
         expect(streamed).to.include({ kind: 'stream', format: 'tar.gz', etag: beta.etag, size: tgz.length });
         if (streamed.kind === 'stream') expect(await readAll(streamed.stream)).to.deep.equal(tgz);
@@ -157,7 +146,7 @@ describe('project store', () => {
           expect(await readFile(filed.file)).to.deep.equal(zip);
           await filed.release();
         }
-        expect(await readdir(scratch)).to.deep.equal([]);
+        expect(await readdir(scratch), 'release removes the local copy').to.deep.equal([]);
       });
 
       it('an unconditional put of the other format replaces the first', async () => {
@@ -256,11 +245,11 @@ describe('project store', () => {
         expect(await store.stat('ghost')).to.equal(null);
       });
 
-      it('an unknown project is null to stat and project_not_found to fetch, open and load', async () => {
+      it('an unknown project is null to stat and project_not_found to load', async () => {
         const { store } = await backend.fixture();
         expect(await store.stat('nobody')).to.equal(null);
-        for (const call of [() => store.fetch('nobody', join(work, 'scratch')), () => store.open('nobody'), () => store.load('nobody', join(work, 'scratch'))]) {
-          const err = await rejection(call());
+        {
+          const err = await rejection(store.load('nobody', join(work, 'scratch')));
           expect(err.code).to.equal('project_not_found');
           expect(err.details).to.deep.equal({ project_id: 'nobody' });
         }
@@ -282,11 +271,11 @@ describe('project store', () => {
         const stored = await store.put('alpha', 'zip', file);
         expect(await exists(file)).to.equal(false);
         expect(await fetchBytes(store, 'alpha')).to.deep.equal(data);
-        // And the other way: a fetch into another file system copies out, with the etag of what it copied.
-        const fetched = await store.fetch('alpha', elsewhere);
+        // And the other way: a load into another file system copies out, with the etag of what it copied.
+        const fetched = await store.load('alpha', elsewhere);
         expect(fetched.etag).to.equal(stored.etag);
-        expect(await readFile(fetched.file)).to.deep.equal(data);
-        await fetched.release();
+        expect(fetched.kind === 'file' && (await readFile(fetched.file))).to.deep.equal(data);
+        if (fetched.kind === 'file') await fetched.release();
         expect(await readdir(elsewhere)).to.deep.equal([]);
       } finally {
         await rm(elsewhere, { recursive: true, force: true });
@@ -365,7 +354,7 @@ describe('project store', () => {
       }
       expect((await rejection(store.stat('alpha'))).code).to.equal('store_unavailable');
       expect((await rejection(store.list())).code).to.equal('store_unavailable');
-      expect((await rejection(store.fetch('alpha', join(work, 'scratch')))).code).to.equal('store_unavailable');
+      expect((await rejection(store.load('alpha', join(work, 'scratch')))).code).to.equal('store_unavailable');
       const file = await inputFile(content('v2'));
       expect((await rejection(store.put('alpha', 'zip', file))).code).to.equal('store_unavailable');
       expect(await exists(file)).to.equal(true);

@@ -130,15 +130,6 @@ export class AzureBlobStore implements ProjectStore {
     return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  async fetch(id: string, scratchDir: string): Promise<FetchedArchive> {
-    await mkdir(scratchDir, { recursive: true });
-    return this.#withCurrent(id, (blob, format) => this.#download(blob, format, scratchDir));
-  }
-
-  async open(id: string): Promise<OpenedArchive> {
-    return this.#withCurrent(id, (blob, format) => this.#stream(blob, format));
-  }
-
   async load(id: string, scratchDir: string): Promise<LoadedArchive> {
     await mkdir(scratchDir, { recursive: true });
     return this.#withCurrent(id, async (blob, format): Promise<LoadedArchive> =>

@@ -72,15 +72,6 @@ export class LocalStore implements ProjectStore {
     return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  async fetch(id: string, scratchDir: string): Promise<FetchedArchive> {
-    await mkdir(scratchDir, { recursive: true });
-    return this.#withCurrent(id, (source, format) => pinned(source, format, scratchDir));
-  }
-
-  async open(id: string): Promise<OpenedArchive> {
-    return this.#withCurrent(id, opened);
-  }
-
   async load(id: string, scratchDir: string): Promise<LoadedArchive> {
     await mkdir(scratchDir, { recursive: true });
     return this.#withCurrent(id, async (source, format): Promise<LoadedArchive> =>

@@ -61,13 +61,9 @@ export interface ProjectStore {
   list(): Promise<StoredProject[]>;
   /** One project, or null when unknown. */
   stat(id: string): Promise<StoredProject | null>;
-  /** A local file of the project's archive (made in `scratchDir` if needed); throws `project_not_found`. */
-  fetch(id: string, scratchDir: string): Promise<FetchedArchive>;
-  /** The project's archive as a stream; throws `project_not_found`. */
-  open(id: string): Promise<OpenedArchive>;
   /**
-   * The project's archive for extraction, found with one lookup: {@link open} for a tar.gz, {@link fetch} (into
-   * `scratchDir`) for a zip. Throws `project_not_found`.
+   * The project's archive for extraction, found with one lookup: a tar.gz as a stream, a zip as a local file made
+   * in `scratchDir`. Throws `project_not_found`.
    */
   load(id: string, scratchDir: string): Promise<LoadedArchive>;
   /**
