@@ -1,18 +1,18 @@
 /**
  * The Piscina worker entry: every pool thread loads this file. It runs tool jobs and project chores (extraction
  * of uploads, download and extraction from the store, packing and upload to it, tree sizes) and never lets an
- * exception escape as anything but a serialized ToolhostError, so a failed job never costs a thread. Cancellation arrives as a message on the task's own port; the handler then kills its
- * own process tree and returns, so the thread is never terminated while it owns children.
+ * exception escape as anything but a serialized ToolhostError, so a failed job never costs a thread.
+ * Cancellation arrives as a message on the task's own port; the handler then kills its own process tree and
+ * returns, so the thread is never terminated while it owns children.
  */
-import { lstatSync, readdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import { workerData } from 'piscina';
 import type { Config } from '../config/schema.js';
 import type { ArchiveFormat } from '../lib/archive/format.js';
 import { extractArchive } from '../lib/archive/extract.js';
-import { RATIO_FLOOR_BYTES } from '../lib/archive/tree-writer.js';
-import { type PackResult, packTree } from '../lib/archive/pack.js';
+import { type PackResult, packTree, walkTree } from '../lib/archive/pack.js';
 import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import type { Job, JobOutcome } from '../lib/jobs.js';
 import { openStore } from '../lib/store/create-store.js';
@@ -82,8 +82,7 @@ async function save(task: Extract<PoolTask, { kind: 'save' }>): Promise<SaveResu
   const s = await theStore();
   const out = join(task.scratch, `save-${task.id}-${task.stamp}-${process.pid}-${Math.random().toString(36).slice(2)}`);
   try {
-    const packed = await packTree({ root: task.root, format: task.format, out, exclude: task.exclude });
-    refuseUnloadable(task.id, packed);
+    const packed = await packTree({ root: task.root, format: task.format, out, exclude: task.exclude, limits: config.archive });
     try {
       return { stored: await s.put(task.id, task.format, out, task.condition), bytes: packed.bytes, skipped: packed.skipped };
     } catch (err) {
@@ -96,24 +95,13 @@ async function save(task: Extract<PoolTask, { kind: 'save' }>): Promise<SaveResu
   }
 }
 
-async function treeSize(dir: string): Promise<number> {
+/** Bytes of the files under `root` (0 when it is gone): the same walk as packing, so the two never disagree. */
+function treeSize(root: string): number {
   let total = 0;
-  let entries: import('node:fs').Dirent[] = [];
   try {
-    entries = readdirSync(dir, { withFileTypes: true });
+    for (const entry of walkTree(root, [])) if (entry.kind === 'file') total += entry.size;
   } catch {
-    return 0;
-  }
-  for (const e of entries) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) total += await treeSize(p);
-    else {
-      try {
-        total += lstatSync(p).size;
-      } catch {
-        // gone meanwhile
-      }
-    }
+    return total;
   }
   return total;
 }
@@ -146,29 +134,6 @@ async function runJob(task: Extract<PoolTask, { kind: 'job' }>): Promise<unknown
   }
 }
 
-/**
- * Refuses a save that would lose a file or could not be loaded again: a file or folder left out (its name has a
- * backslash), or an archive past the extraction limits (`archive.*`). The copy then stays cached and dirty, and
- * the error says what to change. Left-out symlinks (absolute or leading outside) are not refused: they are
- * pointers to outside the project, named in the answer.
- */
-function refuseUnloadable(id: string, packed: PackResult): void {
-  const lost = packed.skipped.filter((e) => e.kind !== 'symlink');
-  if (lost.length > 0) {
-    throw new ToolhostError('unsafe_archive_entry', `project "${id}" was not saved: ${lost.map((e) => `"${e.name}" (${e.reason})`).join(', ')} could not be extracted again; rename it, then save again`, { project_id: id, entry: lost[0]!.name });
-  }
-  const { maxEntries, maxTotalBytes, maxRatio } = config.archive;
-  const ratioLimit = Math.max(maxRatio * packed.archiveBytes, RATIO_FLOOR_BYTES);
-  const over =
-    packed.entries > maxEntries ? `${packed.entries} entries (archive.maxEntries is ${maxEntries})`
-    : packed.bytes > maxTotalBytes ? `${packed.bytes} bytes of content (archive.maxTotalBytes is ${maxTotalBytes})`
-    : packed.bytes > ratioLimit ? `${packed.bytes} bytes in a ${packed.archiveBytes}-byte archive, past archive.maxRatio (${maxRatio}), like a bomb`
-    : null;
-  if (over !== null) {
-    throw new ToolhostError('archive_too_large', `project "${id}" was not saved: its archive would hold ${over} and could not be loaded again; delete large generated files (or list them in store.exclude), or raise the limit`, { project_id: id });
-  }
-}
-
 /** Runs one task; always resolves with a {@link JobOutcome}. */
 export default async function run(task: PoolTask): Promise<JobOutcome> {
   try {
@@ -184,7 +149,7 @@ export default async function run(task: PoolTask): Promise<JobOutcome> {
       case 'put':
         return { ok: true, value: await (await theStore()).put(task.id, task.format, task.file, task.condition) };
       case 'size':
-        return { ok: true, value: await treeSize(task.root) };
+        return { ok: true, value: treeSize(task.root) };
     }
   } catch (err) {
     return { ok: false, error: toToolhostError(err).toJSON() };

@@ -252,6 +252,17 @@ describe('archive packing', () => {
         expect(await readdir(dest)).to.deep.equal([]);
       });
 
+      it('with limits, refuses what extraction would refuse or lose, and removes out; without them packs it', async () => {
+        await writeFile(join(root, 'zeros.bin'), Buffer.alloc(4 * 1024 * 1024));
+        const tight = { ...LIMITS, maxRatio: 10 };
+        await expectFailure(packTree({ root, format, out: out(), exclude: [], limits: tight }), 'archive_too_large', ['archive.maxRatio', 'store.exclude'], out());
+        await expectFailure(packTree({ root, format, out: out(), exclude: [], limits: { ...LIMITS, maxEntries: 0 } }), 'archive_too_large', ['archive.maxEntries'], out());
+        await rm(join(root, 'zeros.bin'));
+        await writeFile(join(root, 'back\\slash.txt'), 'x');
+        await expectFailure(packTree({ root, format, out: out(), exclude: [], limits: LIMITS }), 'unsafe_archive_entry', ['back\\slash.txt', 'backslash'], out());
+        expect((await pack(format)).skipped.map((e) => e.name)).to.deep.equal(['back\\slash.txt']);
+      });
+
       it('fails when the root does not exist, and removes out', async () => {
         await rm(root, { recursive: true });
         await expectFailure(pack(format), 'internal', [root, 'ENOENT'], out());

@@ -19,7 +19,8 @@ import ignore from 'ignore';
 import { ToolhostError, errnoCode, toToolhostError } from '../errors.js';
 import type { ArchiveFormat } from './format.js';
 import { TarGzWriter } from './tar-writer.js';
-import { MAX_LINK_TARGET } from './tree-writer.js';
+import type { ArchiveLimits } from './extract.js';
+import { MAX_LINK_TARGET, ratioLimit } from './tree-writer.js';
 import { ZipWriter } from './zip-writer.js';
 
 /** What {@link packTree} packs, and where to. */
@@ -32,6 +33,11 @@ export interface PackOptions {
   out: string;
   /** gitignore-style patterns, relative to `root`, of what to leave out; an excluded folder is not entered. */
   exclude: readonly string[];
+  /**
+   * The extraction limits the archive must pass: when given, packing fails rather than produce an archive that
+   * extraction would refuse (too many entries, too many bytes, a bomb-like ratio) or that would lose a file.
+   */
+  limits?: ArchiveLimits;
 }
 
 /** What a pack produced. */
@@ -174,7 +180,28 @@ async function packInto(fd: number, root: string, opts: PackOptions): Promise<Pa
   if (after.ino !== rootStat.ino || after.dev !== rootStat.dev) {
     throw new ToolhostError('internal', `cannot pack ${root}: the folder was replaced while it was packed; pack it again`);
   }
-  return { entries, bytes, archiveBytes: writer.finish(), skipped };
+  const result = { entries, bytes, archiveBytes: writer.finish(), skipped };
+  if (opts.limits) refuseUnloadable(result, opts.limits);
+  return result;
+}
+
+/**
+ * Refuses a pack that would lose a file or could not be extracted again under `limits`. Left-out symlinks
+ * (absolute, or leading outside) are not refused: they point outside the project and are named in `skipped`.
+ */
+function refuseUnloadable(packed: PackResult, limits: ArchiveLimits): void {
+  const lost = packed.skipped.filter((e) => e.kind !== 'symlink');
+  if (lost.length > 0) {
+    throw new ToolhostError('unsafe_archive_entry', `not saved: ${lost.map((e) => `"${e.name}" (${e.reason})`).join(', ')} could not be extracted again; rename it, then save again`, { entry: lost[0]!.name });
+  }
+  const over =
+    packed.entries > limits.maxEntries ? `${packed.entries} entries (archive.maxEntries is ${limits.maxEntries})`
+    : packed.bytes > limits.maxTotalBytes ? `${packed.bytes} bytes of content (archive.maxTotalBytes is ${limits.maxTotalBytes})`
+    : packed.bytes > ratioLimit(limits, packed.archiveBytes) ? `${packed.bytes} bytes in a ${packed.archiveBytes}-byte archive, past archive.maxRatio (${limits.maxRatio}), like a bomb`
+    : null;
+  if (over !== null) {
+    throw new ToolhostError('archive_too_large', `not saved: the archive would hold ${over} and could not be loaded again; delete large generated files (or leave them out with store.exclude), or raise the limit`);
+  }
 }
 
 /**

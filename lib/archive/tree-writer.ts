@@ -21,7 +21,7 @@ export const MAX_LINK_TARGET = 4095;
  * Expansion an archive is always allowed, whatever its ratio: a small archive of repetitive text legitimately
  * compresses better than `maxRatio`, and a bomb this small is harmless.
  */
-export const RATIO_FLOOR_BYTES = 1024 * 1024;
+const RATIO_FLOOR_BYTES = 1024 * 1024;
 
 /** O_EXCL: never an existing file; O_NOFOLLOW: never through a link in the last component. */
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
@@ -55,7 +55,7 @@ export class TreeWriter {
   constructor(root: string, limits: ArchiveLimits, archiveBytes: number) {
     this.#root = root;
     this.#limits = limits;
-    this.#ratioLimit = Math.max(limits.maxRatio * archiveBytes, RATIO_FLOOR_BYTES);
+    this.#ratioLimit = ratioLimit(limits, archiveBytes);
   }
 
   /** Most entries the archive may hold. */
@@ -260,6 +260,11 @@ export class TreeWriter {
       throw err;
     }
   }
+}
+
+/** Most content bytes an archive of `archiveBytes` may expand to under `limits.maxRatio` (not counting maxTotalBytes). */
+export function ratioLimit(limits: ArchiveLimits, archiveBytes: number): number {
+  return Math.max(limits.maxRatio * archiveBytes, RATIO_FLOOR_BYTES);
 }
 
 /** Why an archive name (or a hard link target) is unsafe, or null. */
