@@ -45,7 +45,7 @@ interface CacheEntry extends IndexedProject {
   /** Mutating jobs running now. */
   mutating: number;
   /** Set while the copy is being evicted or replaced: new jobs wait for the project's lock instead of using it. */
-  evicting: boolean;
+  withdrawn: boolean;
   failure: WritebackFailure | null;
   /** The index write that records this copy as dirty, until it is on disk; mutating jobs wait for it. */
   persisting: Promise<void> | null;
@@ -124,7 +124,7 @@ export interface ProjectCacheEvents {
 }
 
 /** The in-memory state of a copy just extracted or found at start-up. */
-const FRESH = { generation: 0, mutating: 0, evicting: false, failure: null, persisting: null, conflict: null } as const;
+const FRESH = { generation: 0, mutating: 0, withdrawn: false, failure: null, persisting: null, conflict: null } as const;
 
 /** Local working copies of stored projects. */
 export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
@@ -197,7 +197,7 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
   /** The working copy's root, extracting the project first if needed. Throws `project_not_found`. */
   ensure(id: string): Promise<string> {
     const entry = this.#entries.get(id);
-    if (entry && !entry.evicting) {
+    if (entry && !entry.withdrawn) {
       entry.lastAccess = this.#now();
       this.emit('hit', id);
       return Promise.resolve(entry.root);
@@ -300,11 +300,11 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
         // Flagged before the checks, as for an eviction: a job arriving from now on waits for the new copy
         // instead of working in the old one, which the swap below deletes.
         const cached = this.#entries.get(id);
-        if (cached) cached.evicting = true;
+        if (cached) cached.withdrawn = true;
         try {
           return await this.#replace(id, upload, format, opts.replace);
         } finally {
-          if (cached && this.#entries.get(id) === cached) cached.evicting = false;
+          if (cached && this.#entries.get(id) === cached) cached.withdrawn = false;
         }
       });
     } finally {
@@ -433,7 +433,7 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
       const busy = (): ToolhostError =>
         new ToolhostError('project_busy', `project "${id}" has jobs queued or running; its working copy is evicted once they finish (retry then)`, { project_id: id });
       // Flagged first, so a job that arrives from now on waits for this lock instead of using the copy.
-      entry.evicting = true;
+      entry.withdrawn = true;
       try {
         if (this.#o.activeJobs(id) > 0) throw busy();
         if (entry.dirty) {
@@ -449,7 +449,7 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
         }
         if (this.#o.activeJobs(id) > 0) throw busy();
       } catch (err) {
-        entry.evicting = false;
+        entry.withdrawn = false;
         throw err;
       }
       await this.#discard(id);
