@@ -1,6 +1,7 @@
 /**
  * Loads the configuration: config/default.json, then a config file (`--config FILE` or TOOLHOST_CONFIG), then
- * environment overrides (PORT, TOOLHOST_DATA_DIR, TOOLHOST_TOKEN, TOOLHOST_STORE, AZURE_STORAGE_CONNECTION_STRING). Validated once; the result is frozen.
+ * environment overrides (PORT, TOOLHOST_DATA_DIR, TOOLHOST_TOKEN, TOOLHOST_STORE, TOOLHOST_QUEUE, TOOLHOST_ROLE,
+ * TOOLHOST_NODE_ID, AZURE_STORAGE_CONNECTION_STRING). Validated once; the result is frozen.
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -31,7 +32,7 @@ export interface ConfigSources {
   file?: string | undefined;
   /** An object merged over the file (tests use it). */
   overrides?: Record<string, unknown> | undefined;
-  /** Environment to read PORT, TOOLHOST_DATA_DIR, TOOLHOST_TOKEN, TOOLHOST_STORE and AZURE_STORAGE_CONNECTION_STRING from. */
+  /** Environment to read PORT, TOOLHOST_DATA_DIR, TOOLHOST_TOKEN, TOOLHOST_STORE, TOOLHOST_QUEUE, TOOLHOST_ROLE, TOOLHOST_NODE_ID and AZURE_STORAGE_CONNECTION_STRING from. */
   env?: NodeJS.ProcessEnv | undefined;
 }
 
@@ -81,6 +82,17 @@ export function validateConfig(raw: unknown): Config {
   if (c.store.backend === 'azure' && !c.store.azure.connectionString && !c.store.azure.accountUrl) {
     throw new ConfigError('store.azure: the azure store needs connectionString (or AZURE_STORAGE_CONNECTION_STRING) or accountUrl');
   }
+  if (c.queue.backend === 'azure') {
+    if (!c.queue.azure.connectionString) {
+      throw new ConfigError('queue.azure.connectionString: the azure queue needs a connection string (or AZURE_STORAGE_CONNECTION_STRING)');
+    }
+    if (c.store.backend !== 'azure') {
+      throw new ConfigError('store.backend: the azure queue needs the azure store (TOOLHOST_STORE=azure), so every worker sees the same projects');
+    }
+    if (c.queue.azure.pollMinMs > c.queue.azure.pollMaxMs) throw new ConfigError('queue.azure.pollMinMs: must not exceed queue.azure.pollMaxMs');
+  } else if (c.role !== 'all') {
+    throw new ConfigError(`role: "${c.role}" needs queue.backend "azure" (TOOLHOST_QUEUE=azure): api and worker processes meet only through a shared queue`);
+  }
   const maxThreads = c.pool.maxThreads === 'auto' ? 2 * availableParallelism() + 1 : c.pool.maxThreads;
   return deepFreeze({ ...c, dataDir: resolve(c.dataDir), pool: { ...c.pool, maxThreads } });
 }
@@ -98,6 +110,12 @@ function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
   if (env.TOOLHOST_STORE) store.backend = env.TOOLHOST_STORE;
   if (env.AZURE_STORAGE_CONNECTION_STRING) store.azure = { connectionString: env.AZURE_STORAGE_CONNECTION_STRING };
   if (Object.keys(store).length > 0) out.store = store;
+  const queue: Record<string, unknown> = {};
+  if (env.TOOLHOST_QUEUE) queue.backend = env.TOOLHOST_QUEUE;
+  if (env.AZURE_STORAGE_CONNECTION_STRING) queue.azure = { connectionString: env.AZURE_STORAGE_CONNECTION_STRING };
+  if (Object.keys(queue).length > 0) out.queue = queue;
+  if (env.TOOLHOST_ROLE) out.role = env.TOOLHOST_ROLE;
+  if (env.TOOLHOST_NODE_ID) out.nodeId = env.TOOLHOST_NODE_ID;
   return out;
 }
 

@@ -18,14 +18,25 @@ export const configSchema = z.strictObject({
   dataDir: z.string().min(1).describe('Folder for the project store, project caches and homes.'),
   token: z.string().min(16).nullable().describe('Bearer token required on every route but /health (null: no auth; at least 16 characters).'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).describe('pino log level.'),
+  role: z.enum(['all', 'api', 'worker']).describe('"all": one machine does everything; "api": HTTP front that enqueues; "worker": pump, pools, cache and janitor (env TOOLHOST_ROLE; api and worker need queue.backend "azure").'),
+  nodeId: z.string().regex(/^[A-Za-z0-9._-]{1,40}$/, 'must be 1-40 letters, digits, ".", "_" or "-"').nullable().describe('Name of this process among its peers (env TOOLHOST_NODE_ID; null: hostname-pid). A worker restarted with the same nodeId takes back its project leases at once.'),
   http: z.strictObject({
     maxBodyBytes: positiveInt().describe('Largest JSON request body; larger bodies get 413.'),
     maxArchiveBytes: positiveInt().describe('Largest archive accepted by PUT /projects/:id; larger gets 413.'),
     requestTimeoutS: positiveInt().describe('How long a request waits for a non-command job before 504 job_deadline.'),
   }),
   queue: z.strictObject({
-    backend: z.enum(['memory']).describe('Job queue backend: "memory" (embedded, in-process).'),
-    maxDepth: positiveInt().describe('Most jobs accepted and not yet finished; beyond it requests get 503 queue_full with Retry-After.'),
+    backend: z.enum(['memory', 'azure']).describe('Job queue backend: "memory" (embedded, in-process) or "azure" (Azure Queue Storage; env TOOLHOST_QUEUE; needs store.backend "azure").'),
+    maxDepth: positiveInt().describe('Most jobs accepted and not yet finished (per API process); beyond it requests get 503 queue_full with Retry-After.'),
+    maxDequeueCount: positiveInt().describe('A job delivered this many times (its thread crashed each time) goes to the <queue>-poison queue and its caller gets 500 job_poisoned.'),
+    azure: z.strictObject({
+      connectionString: z.string().min(1).nullable().describe('Storage account connection string for queues and coordination blobs (env AZURE_STORAGE_CONNECTION_STRING).'),
+      prefix: z.string().regex(/^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,19}$/, 'must be 3-20 lowercase letters, digits and single hyphens').describe('Name prefix of every queue (<prefix>-jobs, <prefix>-replies-<nodeId>...) and of the <prefix>-state container.'),
+      visibilityS: z.number().int().min(5).max(600).describe('Seconds a received job stays invisible; renewed every third of it while the job runs, so a dead worker\'s jobs reappear this long after it died.'),
+      leaseS: z.number().int().min(15).max(60).describe('Seconds of a project (and worker) lease; renewed every third of it, so a dead worker\'s projects are taken over this long after it died.'),
+      pollMinMs: positiveInt().describe('Delay between polls while messages flow (doubles on every empty poll, with jitter).'),
+      pollMaxMs: positiveInt().describe('Longest delay between polls of an idle queue: the idle cost is at most one request per pollMaxMs per process.'),
+    }),
   }),
   pool: z.strictObject({
     maxThreads: z.union([z.literal('auto'), positiveInt()]).describe('Threads of the file-tool pool; "auto" is (2 x cores) + 1.'),
@@ -87,6 +98,7 @@ export const configSchema = z.strictObject({
     maxBytes: nonNegativeInt().describe('Disk budget of all working copies; beyond it the least recently used idle ones are evicted (0: no budget).'),
     janitorIntervalS: positiveInt().describe('Mean seconds between janitor runs (jittered +-20%).'),
     retryS: positiveInt().describe('Seconds before a failed write-back is tried again.'),
+    autosaveMinutes: z.number().nonnegative().describe('A dirty working copy is written back this often even while in use, bounding what a dead worker can lose (0: only on eviction, save and shutdown).'),
   }),
   shutdown: z.strictObject({
     graceS: nonNegativeInt().describe('On SIGTERM, seconds in-flight jobs get to finish before their processes are killed.'),

@@ -49,6 +49,20 @@ export type SaveResult = ({ stored: StoredProject; bytes: number } | { conflict:
 
 const { config } = workerData as PoolWorkerData;
 
+/**
+ * Fault injection for tests of delivery (never set in production): TOOLHOST_TEST_FAULTS is JSON; a job whose
+ * `path` is `crashPath` ends its thread as a native crash would, one whose `path` is `slowPath` waits `slowMs`
+ * before it runs.
+ */
+const FAULTS = JSON.parse(process.env.TOOLHOST_TEST_FAULTS || '{}') as { crashPath?: string; slowPath?: string; slowMs?: number };
+
+async function injectFaults(job: Job): Promise<void> {
+  const path = job.payload.path;
+  if (path === undefined) return;
+  if (path === FAULTS.crashPath) process.exit(70);
+  if (path === FAULTS.slowPath) await new Promise((r) => setTimeout(r, FAULTS.slowMs ?? 5_000));
+}
+
 /** This thread's client of the project store, made on first use. */
 let store: Promise<ProjectStore> | undefined;
 function theStore(): Promise<ProjectStore> {
@@ -116,6 +130,7 @@ async function runJob(task: Extract<PoolTask, { kind: 'job' }>): Promise<unknown
     else early.push(m);
   });
   try {
+    await injectFaults(task.job);
     const handler = HANDLERS[task.job.type] as (req: unknown, ctx: unknown) => Promise<unknown>;
     return await handler(task.job.payload, {
       root: task.root,

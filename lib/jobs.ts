@@ -42,7 +42,10 @@ export interface Job {
 }
 
 /** The result of a job: its value, or the error it ended with. */
-export type JobOutcome = { ok: true; value: unknown } | { ok: false; error: SerializedError };
+export type JobOutcome = ({ ok: true; value: unknown } | { ok: false; error: SerializedError }) & {
+  /** The worker process that ran it (the distributed queue fills it in; the X-Toolhost-Worker header shows it). */
+  worker?: string;
+};
 
 /** Makes a new job with a fresh id; `requestId` ties it to the request that made it (logs). */
 export function newJob(type: JobType, projectId: string, payload: Record<string, unknown>, requestId?: string): Job {

@@ -76,6 +76,9 @@ export interface JobView {
   error?: SerializedError;
 }
 
+/** A line of GET /jobs. */
+export type JobListItem = Pick<JobView, 'job_id' | 'project_id' | 'command' | 'status' | 'exit_code' | 'created_at' | 'finished_at'>;
+
 const FINAL: ReadonlySet<CommandStatus> = new Set(['completed', 'timed_out', 'cancelled', 'failed']);
 
 /** The registry; an actor with start() and close(). */
@@ -294,7 +297,7 @@ export class CommandJobs {
   }
 
   /** Running and recent command jobs, newest first. */
-  list(projectId?: string): Pick<JobView, 'job_id' | 'project_id' | 'command' | 'status' | 'exit_code' | 'created_at' | 'finished_at'>[] {
+  list(projectId?: string): JobListItem[] {
     return [...this.#records.values()]
       .filter((r) => !projectId || r.projectId === projectId)
       .sort((a, b) => b.createdAt - a.createdAt)

@@ -7,6 +7,8 @@
  * A copy with queued or running jobs is never evicted. A dirty copy is written back first (ProjectCache.evict);
  * if that fails the copy stays, the failure shows on /health, and it is tried again after `cache.retryS` — as is
  * any other failed save (POST /projects/:id/save) of a copy that is not due for eviction yet.
+ * Every run also saves dirty copies last saved more than `cache.autosaveMinutes` ago, in use or not, so a worker
+ * that dies loses at most that much work.
  */
 import type { Config } from '../config/schema.js';
 import { toToolhostError } from '../lib/errors.js';
@@ -31,6 +33,8 @@ export interface JanitorReport {
   failed: { project_id: string; code: string; message: string }[];
   /** Due for eviction but kept: jobs arrived, or a failed write-back waits for its retry time. */
   kept: string[];
+  /** Saved because their last save was more than cache.autosaveMinutes ago. */
+  autosaved: string[];
 }
 
 /** Evicts idle working copies. An actor: start(), close(). */
@@ -70,7 +74,7 @@ export class Janitor {
 
   async #run(): Promise<JanitorReport> {
     const { cache } = this.#o.config();
-    const report: JanitorReport = { evicted: [], failed: [], kept: [] };
+    const report: JanitorReport = { evicted: [], failed: [], kept: [], autosaved: [] };
     await this.#o.projects.measureDirty();
     const now = this.#now();
     const copies = this.#o.projects.snapshot().sort((a, b) => a.lastAccess - b.lastAccess);
@@ -104,7 +108,25 @@ export class Janitor {
       }
     }
     await this.#retrySaves(report, now, cache.retryS * 1000);
+    if (cache.autosaveMinutes > 0) await this.#autosave(report, now, cache.autosaveMinutes * 60_000);
     return report;
+  }
+
+  /** Saves dirty copies whose last save is older than `everyMs` (failing ones wait for their retry instead). */
+  async #autosave(report: JanitorReport, now: number, everyMs: number): Promise<void> {
+    for (const copy of this.#o.projects.snapshot()) {
+      if (this.#closed) return;
+      if (!copy.dirty || copy.failure || now - copy.lastSave < everyMs) continue;
+      try {
+        await this.#o.projects.save(copy.id);
+        report.autosaved.push(copy.id);
+      } catch (err) {
+        const error = toToolhostError(err);
+        if (error.code === 'save_conflict') continue;
+        report.failed.push({ project_id: copy.id, code: error.code, message: error.message });
+        this.#o.log.warn({ project_id: copy.id, err: error.message, code: error.code }, 'autosave failed; retried later');
+      }
+    }
   }
 
   /** Tries again the saves that failed at least `retryMs` ago on copies that stay (a failed POST /save included). */

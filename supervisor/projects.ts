@@ -475,10 +475,12 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
   }
 
   /** The working copies, for the janitor: idle time, size, dirtiness, whether jobs use them, failures. */
-  snapshot(): { id: string; lastAccess: number; sizeBytes: number; dirty: boolean; busy: boolean; failure: WritebackFailure | null }[] {
+  snapshot(): { id: string; lastAccess: number; lastSave: number; sizeBytes: number; dirty: boolean; busy: boolean; failure: WritebackFailure | null }[] {
     return [...this.#entries].map(([id, e]) => ({
       id,
       lastAccess: e.lastAccess,
+      /** The last save, or when the copy came from the store. */
+      lastSave: e.lastSave ?? e.materializedAt,
       sizeBytes: e.sizeBytes,
       dirty: e.dirty,
       busy: this.#o.activeJobs(id) > 0 || e.mutating > 0,

@@ -17,6 +17,7 @@ import { FairSemaphore } from '../lib/fair-semaphore.js';
 import { type Job, type JobOutcome, type JobType, type Lane, isMutating, laneOf } from '../lib/jobs.js';
 import { KeyedMutex } from '../lib/keyed-mutex.js';
 import type { JobQueue } from '../lib/queue/job-queue.js';
+import type { ExecuteRequest } from '../lib/schemas.js';
 import type { CommandJobs } from './command-jobs.js';
 import type { Logger } from './logger.js';
 import { FILE_LANE_PER_THREAD, type Pools } from './pools.js';
@@ -31,13 +32,27 @@ export interface PumpOptions {
   /** The registry of command jobs (status, output sizes, stdin, cancel). */
   commands: CommandJobs;
   log: Logger;
+  /**
+   * Most jobs received and not finished. The embedded queue hands every job over at once (Infinity); a shared
+   * queue must not be drained by one worker while others idle, so a worker takes only what it can soon run.
+   */
+  maxInflight?: number;
 }
 
 /** Most jobs taken off the queue in one receive. */
 const RECEIVE_BATCH = 64;
 
+/** The pool thread running a job died (out of memory, a native crash, process.exit in a handler). */
+class ThreadCrash extends ToolhostError {
+  constructor(cause: unknown) {
+    super('internal', `the worker thread running the job died: ${(cause as Error)?.message ?? String(cause)}`);
+  }
+}
+
 /** Events of the pump, for metrics and observers. */
 export interface PumpEvents {
+  /** A job was taken off the queue. */
+  'job:received': [job: Job];
   /** A job got its lane slot and starts on the pool. */
   'job:start': [job: Job];
   /** A job ended (any outcome); `durationMs` counts from receipt. */
@@ -121,10 +136,15 @@ export class QueuePump extends EventEmitter<PumpEvents> {
 
   async #receiveLoop(): Promise<void> {
     const signal = this.#intake.signal;
+    const max = this.#o.maxInflight ?? Number.POSITIVE_INFINITY;
     while (!signal.aborted) {
+      if (this.#inflight.size >= max) {
+        await Promise.race([...[...this.#inflight.values()].map((f) => f.done), new Promise((r) => signal.addEventListener('abort', r, { once: true }))]);
+        continue;
+      }
       let jobs: Job[];
       try {
-        jobs = await this.#o.queue.receive(RECEIVE_BATCH, signal);
+        jobs = await this.#o.queue.receive(Math.min(RECEIVE_BATCH, max - this.#inflight.size), signal);
       } catch (err) {
         this.#o.log.error({ err: toToolhostError(err).message }, 'queue receive failed; retrying');
         await new Promise((r) => setTimeout(r, 500 + Math.random() * 500));
@@ -135,6 +155,9 @@ export class QueuePump extends EventEmitter<PumpEvents> {
   }
 
   #track(job: Job): void {
+    // A command from another process's API: this worker's registry keeps its status, output and stdin.
+    if (job.type === 'execute' && !this.#o.commands.has(job.id)) this.#o.commands.create(job, job.payload as unknown as ExecuteRequest);
+    this.emit('job:received', job);
     this.#activeByProject.set(job.projectId, this.activeJobs(job.projectId) + 1);
     const done = this.#process(job).finally(() => {
       this.#inflight.delete(job.id);
@@ -148,12 +171,25 @@ export class QueuePump extends EventEmitter<PumpEvents> {
   async #process(job: Job): Promise<void> {
     const started = Date.now();
     let outcome: JobOutcome;
+    let crashed: ThreadCrash | undefined;
     try {
       outcome = await this.#run(job);
     } catch (err) {
+      if (err instanceof ThreadCrash) crashed = err;
       outcome = { ok: false, error: toToolhostError(err).toJSON() };
     }
-    if (job.type === 'execute') this.#o.commands.finished(job.id, outcome);
+    if (crashed && this.#o.queue.release) {
+      // Its thread died under it: the queue delivers it again, or to the poison queue after too many tries.
+      if (job.type === 'execute') this.#o.commands.drop(job.id);
+      this.emit('job:end', job, outcome, Date.now() - started);
+      this.#o.log.error({ job_id: job.id, project_id: job.projectId, type: job.type, err: crashed.message }, 'job crashed its thread; handed back to the queue');
+      await this.#o.queue.release(job, crashed.message).catch((err: unknown) => this.#o.log.error({ job_id: job.id, err: toToolhostError(err).message }, 'could not hand a crashed job back'));
+      return;
+    }
+    if (job.type === 'execute') {
+      this.#o.commands.finished(job.id, outcome);
+      if (outcome.ok) outcome = { ok: true, value: { ...(outcome.value as object), status: this.#o.commands.status(job.id) } };
+    }
     const durationMs = Date.now() - started;
     this.emit('job:end', job, outcome, durationMs);
     this.#o.log.info(
@@ -194,7 +230,12 @@ export class QueuePump extends EventEmitter<PumpEvents> {
         this.#o.commands.started(job.id, channel.port1);
       }
       try {
-        return await this.#o.pools.run(lane, { kind: 'job', job, root, cancelPort: channel?.port2 }, channel?.port2);
+        try {
+          return await this.#o.pools.run(lane, { kind: 'job', job, root, cancelPort: channel?.port2 }, channel?.port2);
+        } catch (err) {
+          // The worker file turns every handler error into an outcome: a rejection means the thread itself died.
+          throw new ThreadCrash(err);
+        }
       } finally {
         channel?.port1.close();
         this.#cancels.delete(job.id);

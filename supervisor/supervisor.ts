@@ -4,6 +4,9 @@
  */
 import type { ConfigSources } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { hostname } from 'node:os';
+import { AzureQueue } from '../lib/queue/azure/azure-queue.js';
+import type { JobQueue } from '../lib/queue/job-queue.js';
 import { MemoryQueue } from '../lib/queue/memory-queue.js';
 import { cgroupBase } from '../lib/process/cgroup.js';
 import { resolveSandbox } from '../lib/process/sandbox.js';
@@ -12,9 +15,10 @@ import { CommandJobs } from './command-jobs.js';
 import { type AppDeps, createApp } from './http/app.js';
 import { HttpFront } from './http/server.js';
 import { Janitor, type JanitorReport } from './janitor.js';
+import { JobRecords, type JobsApi, LocalJobs, RemoteJobs } from './jobs-api.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
-import { Pools } from './pools.js';
+import { FILE_LANE_PER_THREAD, Pools } from './pools.js';
 import { ProjectCache } from './projects.js';
 import { QueuePump } from './pump.js';
 import { ConfigReloader, type ReloadReport } from './reload.js';
@@ -57,7 +61,10 @@ export async function startSupervisor(config: Config, log: Logger = createLogger
   let closed: Promise<void> | undefined;
   try {
     const store = await openStore(config);
-    const queue = new MemoryQueue(config.queue.maxDepth);
+    const nodeId = config.nodeId ?? `${hostname()}-${process.pid}`;
+    const worker = config.role !== 'api';
+    const azure = config.queue.backend === 'azure' ? newAzureQueue(config, nodeId, log) : undefined;
+    const queue: JobQueue = azure ?? new MemoryQueue(config.queue.maxDepth);
     await queue.start();
     releases.push(() => queue.close());
 
@@ -93,10 +100,26 @@ export async function startSupervisor(config: Config, log: Logger = createLogger
     const commands = new CommandJobs(config, log);
     await commands.start();
     releases.push(() => commands.close());
+    const localJobs = new LocalJobs(commands);
+    let jobs: JobsApi = localJobs;
 
-    pump = new QueuePump({ config, queue, pools, projects, commands, log });
-    pump.start();
+    pump = new QueuePump({
+      config,
+      queue,
+      pools,
+      projects,
+      commands,
+      log,
+      // A worker on a shared queue takes what it can run soon and leaves the rest to its peers.
+      maxInflight: azure ? config.commands.maxConcurrent + config.pool.maxThreads * FILE_LANE_PER_THREAD : undefined,
+    });
     const thePump = pump;
+    if (azure) {
+      const records = new JobRecords(azure.container, nodeId);
+      jobs = new RemoteJobs({ queue: azure, records, nodeId, local: worker ? localJobs : undefined, config: () => deps.config, log });
+      if (worker) wireWorker(azure, records, { pump: thePump, projects, commands, localJobs, log });
+    }
+    if (worker) thePump.start();
 
     const janitor = new Janitor({ projects, config: () => deps.config, log, now: opts.now });
     releases.push(() => janitor.close());
@@ -122,13 +145,13 @@ export async function startSupervisor(config: Config, log: Logger = createLogger
       network: config.commands.network,
       process_limit: cgroupBase() ? ('cgroup' as const) : ('rlimit' as const),
     };
-    const deps: AppDeps = { config, queue, pump, pools, projects, commands, metrics, log, sandbox, startedAt: Date.now(), closing: () => closing, reload: () => reloader.reload() };
-    janitor.start();
+    const deps: AppDeps = { config, queue, pump, pools, projects, commands, jobs, metrics, log, sandbox, startedAt: Date.now(), closing: () => closing, reload: () => reloader.reload() };
+    if (worker) janitor.start();
     const app = createApp(deps);
     const http = new HttpFront(app, config.host, config.port);
     const address = await http.start();
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    log.info({ url: `http://${host}:${address.port}`, threads: config.pool.maxThreads, command_slots: config.commands.maxConcurrent }, 'toolhost listening');
+    log.info({ url: `http://${host}:${address.port}`, role: config.role, node: nodeId, queue: config.queue.backend, threads: config.pool.maxThreads, command_slots: config.commands.maxConcurrent }, 'toolhost listening');
 
     const close = async (force: boolean): Promise<void> => {
       closing = true;
@@ -156,4 +179,54 @@ export async function startSupervisor(config: Config, log: Logger = createLogger
     for (const release of releases.reverse()) await release().catch(() => {});
     throw err;
   }
+}
+
+function newAzureQueue(config: Config, nodeId: string, log: Logger): AzureQueue {
+  const { azure } = config.queue;
+  return new AzureQueue({
+    connectionString: azure.connectionString!,
+    prefix: azure.prefix,
+    nodeId,
+    api: config.role !== 'worker',
+    worker: config.role !== 'api',
+    maxOutstanding: config.queue.maxDepth,
+    maxDequeueCount: config.queue.maxDequeueCount,
+    visibilityS: azure.visibilityS,
+    leaseS: azure.leaseS,
+    pollMinMs: azure.pollMinMs,
+    pollMaxMs: azure.pollMaxMs,
+    log,
+  });
+}
+
+/**
+ * A worker on the Azure queue: it answers calls for the commands it runs, keeps their records, gives a project's
+ * lease up once its copy is evicted, and drops a copy whose lease another worker took.
+ */
+function wireWorker(
+  azure: AzureQueue,
+  records: JobRecords,
+  w: { pump: QueuePump; projects: ProjectCache; commands: CommandJobs; localJobs: LocalJobs; log: Logger },
+): void {
+  const warn = (what: string) => (err: unknown) => w.log.warn({ err: String(err) }, what);
+  azure.setHooks({
+    call: (op, args) => w.localJobs.answer(op, args),
+    leaseLost: (id) => {
+      w.log.error({ project_id: id }, 'another worker took this project\'s lease; the working copy is saved (as a conflict copy if the store moved on) and dropped');
+      void w.projects.evict(id).catch(warn('could not drop a project whose lease was lost'));
+    },
+  });
+  w.pump.on('job:received', (job) => {
+    if (job.type === 'execute') void records.write(job, azure.nodeId).catch(warn('could not write a command job record'));
+  });
+  w.pump.on('job:end', (job) => {
+    if (job.type !== 'execute' || !w.commands.has(job.id)) return;
+    void w.commands
+      .view(job.id, 'snapshot')
+      .then((view) => records.ended(job, view))
+      .catch(warn('could not write a command job record'));
+  });
+  w.projects.on('evicted', (id) => {
+    if (w.pump.activeJobs(id) === 0) void azure.leases.release(id);
+  });
 }

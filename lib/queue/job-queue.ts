@@ -32,6 +32,11 @@ export interface JobQueue {
   receive(max: number, signal: AbortSignal): Promise<Job[]>;
   /** Worker side: records the outcome of a received job and wakes its waiters. */
   complete(job: Job, outcome: JobOutcome): Promise<void>;
+  /**
+   * Worker side, optional: the job's thread died under it; deliver it again later (or give up on it). Without
+   * it the job completes with an `internal` error.
+   */
+  release?(job: Job, reason: string): Promise<void>;
   /** Jobs accepted and not yet received by a worker. */
   depth(): number;
 }

@@ -1,15 +1,11 @@
 /**
- * The embedded job queue: an in-process FIFO plus a map of waiters keyed by job id. Outcomes reach waiters by a
- * direct call when the job completes (no polling); each waiter holds one timer, for its deadline.
+ * The embedded job queue: an in-process FIFO plus the waiters of lib/queue/waiters.ts. Outcomes reach waiters by a
+ * direct call when the job completes (no polling).
  */
 import { ToolhostError } from '../errors.js';
 import type { Job, JobOutcome } from '../jobs.js';
 import type { JobQueue, WaitOptions } from './job-queue.js';
-
-interface Waiter {
-  resolve(outcome: JobOutcome): void;
-  reject(err: unknown): void;
-}
+import { Waiters } from './waiters.js';
 
 /** In-process {@link JobQueue}. */
 export class MemoryQueue implements JobQueue {
@@ -18,7 +14,7 @@ export class MemoryQueue implements JobQueue {
   #head = 0;
   /** Jobs accepted and not yet completed (pending + received). */
   #outstanding = 0;
-  readonly #waiters = new Map<string, Set<Waiter>>();
+  readonly #waiters = new Waiters();
   #receiver: (() => void) | undefined;
   #closed = false;
 
@@ -33,8 +29,7 @@ export class MemoryQueue implements JobQueue {
     this.#closed = true;
     this.#receiver?.();
     const err = new ToolhostError('shutting_down', 'the server is shutting down; retry against another instance or later');
-    for (const set of this.#waiters.values()) for (const w of set) w.reject(err);
-    this.#waiters.clear();
+    this.#waiters.rejectAll(err);
   }
 
   async enqueue(job: Job): Promise<void> {
@@ -54,34 +49,7 @@ export class MemoryQueue implements JobQueue {
   }
 
   waitFor(jobId: string, opts: WaitOptions): Promise<JobOutcome> {
-    return new Promise<JobOutcome>((resolve, reject) => {
-      let set = this.#waiters.get(jobId);
-      if (!set) this.#waiters.set(jobId, (set = new Set()));
-      const waiters = set;
-      const done = (): void => {
-        clearTimeout(timer);
-        opts.signal?.removeEventListener('abort', onAbort);
-        waiters.delete(waiter);
-        if (waiters.size === 0 && this.#waiters.get(jobId) === waiters) this.#waiters.delete(jobId);
-      };
-      const waiter: Waiter = {
-        resolve: (o) => (done(), resolve(o)),
-        reject: (e) => (done(), reject(e)),
-      };
-      const timer = setTimeout(
-        () =>
-          waiter.reject(
-            new ToolhostError('job_deadline', `job ${jobId} did not finish within ${Math.round(opts.timeoutMs / 1000)} s; it may still complete`, {
-              job_id: jobId,
-            }),
-          ),
-        opts.timeoutMs,
-      );
-      const onAbort = (): void => waiter.reject(opts.signal?.reason);
-      if (opts.signal?.aborted) return onAbort();
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-      waiters.add(waiter);
-    });
+    return this.#waiters.wait(jobId, opts);
   }
 
   async receive(max: number, signal: AbortSignal): Promise<Job[]> {
@@ -110,9 +78,7 @@ export class MemoryQueue implements JobQueue {
 
   async complete(job: Job, outcome: JobOutcome): Promise<void> {
     this.#outstanding--;
-    const set = this.#waiters.get(job.id);
-    if (!set) return;
-    for (const w of [...set]) w.resolve(outcome);
+    this.#waiters.settle(job.id, outcome);
   }
 
   depth(): number {

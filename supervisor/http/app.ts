@@ -7,6 +7,7 @@ import type { Config } from '../../config/schema.js';
 import { ToolhostError } from '../../lib/errors.js';
 import type { JobQueue } from '../../lib/queue/job-queue.js';
 import type { CommandJobs } from '../command-jobs.js';
+import type { JobsApi } from '../jobs-api.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Pools } from '../pools.js';
@@ -19,7 +20,7 @@ import { sendError } from './errors.js';
 import { jobRoutes } from './job-routes.js';
 import { mcpRoutes } from './mcp-routes.js';
 import { projectRoutes } from './project-routes.js';
-import { toolRoutes } from './tool-routes.js';
+import { TOOL_ROUTES, toolRoutes } from './tool-routes.js';
 
 /** What the HTTP front needs from the rest of the supervisor. */
 export interface AppDeps {
@@ -30,6 +31,8 @@ export interface AppDeps {
   pools: Pools;
   projects: ProjectCache;
   commands: CommandJobs;
+  /** The jobs API: this process's registry, or (Azure queue) the registries of the workers running the commands. */
+  jobs: JobsApi;
   metrics: Metrics;
   log: Logger;
   startedAt: number;
@@ -80,6 +83,7 @@ export function createApp(d: AppDeps): express.Express {
     next(d.closing() ? new ToolhostError('shutting_down', 'the server is shutting down and accepts no new work; retry against another instance or later') : undefined);
   });
 
+  refuseOffRole(app, d.config.role);
   app.use(toolRoutes(d));
   app.use(projectRoutes(d));
   app.use(jobRoutes(d));
@@ -106,6 +110,28 @@ export function createApp(d: AppDeps): express.Express {
     sendError(res, err);
   });
   return app;
+}
+
+/**
+ * Routes that need what another role runs: a worker has no reply queue (tools and jobs go through an api
+ * process); an api process has no working copies (uploads, saves and evictions happen on workers).
+ */
+function refuseOffRole(app: express.Express, role: Config['role']): void {
+  const refuse = (why: string) => (_req: Request, _res: Response, next: NextFunction) => next(new ToolhostError('not_on_this_role', why));
+  if (role === 'worker') {
+    app.use(
+      [...TOOL_ROUTES.map((r) => r.path), '/jobs', '/mcp'],
+      refuse('this process has role "worker": it runs jobs but takes no requests for them; send tool, jobs and MCP requests to a process with role "api" (or "all")'),
+    );
+  }
+  if (role === 'api') {
+    const why = refuse(
+      'this process has role "api" and holds no working copies; upload, save or evict projects through a process with role "all" or "worker", or put the archive into the store container directly',
+    );
+    app.put('/projects/:id', why);
+    app.post('/projects/:id/save', why);
+    app.delete('/projects/:id/cache', why);
+  }
 }
 
 function bearerAuth(token: string) {

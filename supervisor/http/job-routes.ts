@@ -23,19 +23,15 @@ function jobIdParam(req: Request): string {
  * `signal` ends a wait early (the caller went away).
  */
 export const JOB_OPERATIONS = {
-  job_list: async (d: AppDeps, q: { project_id?: string | undefined }, _signal?: AbortSignal) => ({ jobs: d.commands.list(q.project_id) }),
+  job_list: async (d: AppDeps, q: { project_id?: string | undefined }, _signal?: AbortSignal) => ({ jobs: await d.jobs.list(q.project_id) }),
   job_status: async (d: AppDeps, q: schemas.JobPollQuery & { job_id: string }, signal?: AbortSignal) =>
-    d.commands.nextPage(q.job_id, { stdout: q.stdout_offset, stderr: q.stderr_offset }, q.wait_s * 1000, signal),
+    d.jobs.page(q.job_id, { stdout: q.stdout_offset, stderr: q.stderr_offset }, q.wait_s * 1000, signal),
   job_input: async (d: AppDeps, q: schemas.JobInputRequest & { job_id: string }, _signal?: AbortSignal) => {
-    d.commands.input(q.job_id, q.data, q.eof);
+    await d.jobs.input(q.job_id, q.data, q.eof);
     return { job_id: q.job_id, bytes: Buffer.byteLength(q.data), eof: q.eof };
   },
-  job_cancel: async (d: AppDeps, q: { job_id: string }, _signal?: AbortSignal) => {
-    d.commands.cancel(q.job_id);
-    // The handler kills the tree (TERM, then KILL after the grace) and reports; wait for that.
-    await d.commands.done(q.job_id, (d.config.commands.killGraceS + 10) * 1000);
-    return d.commands.view(q.job_id, 'snapshot');
-  },
+  // The handler kills the tree (TERM, then KILL after the grace) and reports; wait for that.
+  job_cancel: async (d: AppDeps, q: { job_id: string }, _signal?: AbortSignal) => d.jobs.cancel(q.job_id, (d.config.commands.killGraceS + 10) * 1000),
 } as const;
 
 /** The name of a jobs tool. */
@@ -68,7 +64,7 @@ export function jobRoutes(d: AppDeps): express.Router {
     route(async (req, res) => {
       const id = jobIdParam(req);
       const q = validate(schemas.jobPollQuery.omit({ wait_s: true }), { ...req.query }, 'GET /jobs/:id/stream query');
-      d.commands.status(id); // 404 before the stream starts
+      await d.jobs.page(id, { stdout: 0, stderr: 0 }, 0); // 404 before the stream starts
       await streamJob(d, id, { stdout: q.stdout_offset, stderr: q.stderr_offset }, res);
       return undefined;
     }),
@@ -104,7 +100,7 @@ async function streamJob(d: AppDeps, id: string, from: { stdout: number; stderr:
   };
   while (!gone.aborted) {
     // Waits up to 15 s for news; an empty pass sends a comment line that keeps proxies from closing the stream.
-    const view = await d.commands.nextPage(id, offsets, 15_000, gone);
+    const view = await d.jobs.page(id, offsets, 15_000, gone);
     let sent = false;
     for (const s of ['stdout', 'stderr'] as const) {
       if (view[s].length > 0) {

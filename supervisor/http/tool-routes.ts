@@ -3,7 +3,6 @@ import express, { type Response } from 'express';
 import type { z } from 'zod';
 import type { Config } from '../../config/schema.js';
 import { ToolhostError } from '../../lib/errors.js';
-import type { ExecuteResult } from '../../handlers/execute.js';
 import { type Job, type JobOutcome, type JobType, newJob } from '../../lib/jobs.js';
 import * as schemas from '../../lib/schemas.js';
 import type { AppDeps } from './app.js';
@@ -28,7 +27,10 @@ export function toolRoutes(d: AppDeps): express.Router {
     router.post(route.path, json, async (req, res) => {
       try {
         const body = validate(route.schema, req.body, `POST ${route.path}`);
-        res.json(await submitTool(d, route.type, body, clientGone(res), res.locals.requestId as string | undefined));
+        const seen: Seen = {};
+        const result = await submitTool(d, route.type, body, clientGone(res), res.locals.requestId as string | undefined, seen);
+        if (seen.worker) res.setHeader('X-Toolhost-Worker', seen.worker);
+        res.json(result);
       } catch (err) {
         sendError(res, err);
       }
@@ -65,15 +67,21 @@ function checkLimits(type: JobType, body: Record<string, unknown>, config: Confi
  * itself goes on. Commands answer after `wait_s` with a running snapshot if they are not done by then.
  * `requestId` is carried on the job so its log line can be tied to the request's.
  */
-export async function submitTool(d: AppDeps, type: JobType, body: { project_id: string }, signal?: AbortSignal, requestId?: string): Promise<unknown> {
+export async function submitTool(d: AppDeps, type: JobType, body: { project_id: string }, signal?: AbortSignal, requestId?: string, seen: Seen = {}): Promise<unknown> {
   const payload = body as Record<string, unknown>;
   checkLimits(type, payload, d.config);
   const job = newJob(type, body.project_id, payload, requestId);
-  if (type === 'execute') return executeJob(d, job, body as schemas.ExecuteRequest, signal);
+  if (type === 'execute') return executeJob(d, job, body as schemas.ExecuteRequest, seen, signal);
   const { outcome } = await enqueue(d, job, d.config.http.requestTimeoutS * 1000, signal);
   const result = await outcome;
+  seen.worker = result.worker;
   if (!result.ok) throw result.error;
   return result.value;
+}
+
+/** What a caller may want to know of how its job ran: the worker process (distributed queue). */
+export interface Seen {
+  worker?: string | undefined;
 }
 
 /**
@@ -94,14 +102,15 @@ async function enqueue(d: AppDeps, job: Job, waitMs: number, signal?: AbortSigna
   return { outcome };
 }
 
-async function executeJob(d: AppDeps, job: Job, req: schemas.ExecuteRequest, signal?: AbortSignal): Promise<unknown> {
-  d.commands.create(job, req);
+async function executeJob(d: AppDeps, job: Job, req: schemas.ExecuteRequest, seen: Seen, signal?: AbortSignal): Promise<unknown> {
+  // Known to the jobs API before it is queued, so its job_id answers from the first moment.
+  await d.jobs.accepted(job, req);
   const waitS = req.background ? 0 : (req.wait_s ?? d.config.commands.defaultWaitS);
   let pending;
   try {
     pending = await enqueue(d, job, waitS * 1000, signal);
   } catch (err) {
-    d.commands.drop(job.id);
+    await d.jobs.refused(job);
     throw err;
   }
   let outcome: JobOutcome;
@@ -109,9 +118,10 @@ async function executeJob(d: AppDeps, job: Job, req: schemas.ExecuteRequest, sig
     outcome = await pending.outcome;
   } catch (err) {
     // Still running at wait_s: answer with what it has printed so far; it keeps running.
-    if (err instanceof ToolhostError && err.code === 'job_deadline') return d.commands.view(job.id, 'snapshot');
+    if (err instanceof ToolhostError && err.code === 'job_deadline') return d.jobs.snapshot(job.id);
     throw err;
   }
+  seen.worker = outcome.worker;
   if (!outcome.ok) throw outcome.error;
-  return { ...(outcome.value as ExecuteResult), status: d.commands.status(job.id) };
+  return outcome.value;
 }

@@ -1,0 +1,197 @@
+/**
+ * Project affinity and worker liveness on Blob leases. A worker holds a lease on `leases/<project>` while it
+ * holds that project's working copy, and one on `nodes/<nodeId>` while it lives; it renews both every third of
+ * `leaseS`. So at most one worker works on a project, and when a worker dies its leases expire and another takes
+ * its projects (from their last saved state) and its queue. Lease ids derive from the node id ({@link leaseIdOf}),
+ * so a worker restarted under the same nodeId holds its leases again at once.
+ */
+import type { BlobLeaseClient, ContainerClient } from '@azure/storage-blob';
+import { BLOBS, leaseIdOf } from './names.js';
+
+/** Where a project stands for a worker that wants it. */
+export type Claim = { mine: true } | { mine: false; owner: string; alive: boolean };
+
+/** What the leases report. */
+export interface LeasesLog {
+  warn(obj: object, msg: string): void;
+}
+
+/** How long an answer about who owns what may be reused. */
+const OWNER_CACHE_MS = 2_000;
+
+function status(err: unknown): number | undefined {
+  return (err as { statusCode?: number }).statusCode;
+}
+
+/** The leases of one node. */
+export class Leases {
+  readonly #container: ContainerClient;
+  readonly #nodeId: string;
+  readonly #leaseId: string;
+  readonly #leaseS: number;
+  readonly #log: LeasesLog;
+  readonly #onLost: (projectId: string) => void;
+  readonly #held = new Map<string, BlobLeaseClient>();
+  readonly #owners = new Map<string, { owner: string | null; at: number }>();
+  readonly #alive = new Map<string, { alive: boolean; at: number }>();
+  #node: BlobLeaseClient | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(o: { container: ContainerClient; nodeId: string; leaseS: number; log: LeasesLog; onLost: (projectId: string) => void }) {
+    this.#container = o.container;
+    this.#nodeId = o.nodeId;
+    this.#leaseId = leaseIdOf(o.nodeId);
+    this.#leaseS = o.leaseS;
+    this.#log = o.log;
+    this.#onLost = o.onLost;
+  }
+
+  /** Worker side: announces this node (its liveness lease, naming its queue) and starts renewing. */
+  async register(queue: string): Promise<void> {
+    const blob = this.#container.getBlockBlobClient(BLOBS.nodeLease(this.#nodeId));
+    await this.#ensureBlob(BLOBS.nodeLease(this.#nodeId));
+    this.#node = blob.getBlobLeaseClient(this.#leaseId);
+    await this.#node.acquireLease(this.#leaseS);
+    await blob.setMetadata({ queue }, { conditions: { leaseId: this.#leaseId } });
+    this.#timer = setInterval(() => void this.#renewAll(), (this.#leaseS * 1000) / 3);
+    this.#timer.unref();
+  }
+
+  /** Projects this node holds. */
+  held(): string[] {
+    return [...this.#held.keys()];
+  }
+
+  /** True when this node holds the project. */
+  holds(projectId: string): boolean {
+    return this.#held.has(projectId);
+  }
+
+  /** Worker side: takes the project's lease, or says who holds it and whether that worker lives. */
+  async claim(projectId: string): Promise<Claim> {
+    if (this.#held.has(projectId)) return { mine: true };
+    const name = BLOBS.projectLease(projectId);
+    await this.#ensureBlob(name);
+    const blob = this.#container.getBlockBlobClient(name);
+    const lease = blob.getBlobLeaseClient(this.#leaseId);
+    try {
+      await lease.acquireLease(this.#leaseS);
+    } catch (err) {
+      if (status(err) !== 409) throw err;
+      const owner = (await blob.getProperties()).metadata?.owner ?? 'unknown';
+      return { mine: false, owner, alive: owner !== 'unknown' && (await this.alive(owner)) };
+    }
+    await blob.setMetadata({ owner: this.#nodeId }, { conditions: { leaseId: this.#leaseId } });
+    this.#held.set(projectId, lease);
+    this.#owners.set(projectId, { owner: this.#nodeId, at: Date.now() });
+    return { mine: true };
+  }
+
+  /** Gives a project up (its copy was written back and evicted), so any worker may take it. */
+  async release(projectId: string): Promise<void> {
+    const lease = this.#held.get(projectId);
+    if (!lease) return;
+    this.#held.delete(projectId);
+    this.#owners.delete(projectId);
+    await lease.releaseLease().catch((err: unknown) => this.#log.warn({ project_id: projectId, err: String(err) }, 'could not release project lease; it expires on its own'));
+  }
+
+  /** API side: the worker holding the project, or null (a short-lived cache spares a request per job). */
+  async ownerOf(projectId: string): Promise<string | null> {
+    const cached = this.#owners.get(projectId);
+    if (cached && Date.now() - cached.at < OWNER_CACHE_MS) return cached.owner;
+    let owner: string | null = null;
+    try {
+      const p = await this.#container.getBlockBlobClient(BLOBS.projectLease(projectId)).getProperties();
+      if (p.leaseState === 'leased') owner = p.metadata?.owner ?? null;
+    } catch (err) {
+      if (status(err) !== 404) throw err;
+    }
+    if (this.#owners.size > 10_000) this.#owners.clear();
+    this.#owners.set(projectId, { owner, at: Date.now() });
+    return owner;
+  }
+
+  /** Whether a worker still renews its liveness lease. */
+  async alive(nodeId: string): Promise<boolean> {
+    if (nodeId === this.#nodeId) return true;
+    const cached = this.#alive.get(nodeId);
+    if (cached && Date.now() - cached.at < OWNER_CACHE_MS) return cached.alive;
+    let alive = false;
+    try {
+      alive = (await this.#container.getBlockBlobClient(BLOBS.nodeLease(nodeId)).getProperties()).leaseState === 'leased';
+    } catch (err) {
+      if (status(err) !== 404) throw err;
+    }
+    this.#alive.set(nodeId, { alive, at: Date.now() });
+    return alive;
+  }
+
+  /** Workers that stopped renewing their liveness lease, with their queues. */
+  async deadNodes(): Promise<{ nodeId: string; queue: string }[]> {
+    const dead: { nodeId: string; queue: string }[] = [];
+    for await (const b of this.#container.listBlobsFlat({ prefix: BLOBS.nodesPrefix, includeMetadata: true })) {
+      const nodeId = b.name.slice(BLOBS.nodesPrefix.length);
+      if (nodeId === this.#nodeId || b.properties.leaseState === 'leased' || !b.metadata?.queue) continue;
+      dead.push({ nodeId, queue: b.metadata.queue });
+    }
+    return dead;
+  }
+
+  /** Takes a dead worker's liveness lease, so one worker alone moves its queue; false when another got there first. */
+  async adopt(nodeId: string): Promise<boolean> {
+    try {
+      await this.#container.getBlockBlobClient(BLOBS.nodeLease(nodeId)).getBlobLeaseClient(this.#leaseId).acquireLease(60);
+      return true;
+    } catch (err) {
+      if (status(err) === 409 || status(err) === 404) return false;
+      throw err;
+    }
+  }
+
+  /** Forgets an adopted dead worker once its queue is empty. */
+  async bury(nodeId: string): Promise<void> {
+    await this.#container.getBlockBlobClient(BLOBS.nodeLease(nodeId)).deleteIfExists({ conditions: { leaseId: this.#leaseId } });
+  }
+
+  /** Stops renewing and releases every lease (after the working copies were written back). */
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    await Promise.all(this.held().map((id) => this.release(id)));
+    if (this.#node) {
+      // The liveness blob goes too: nothing is left in this node's queue to rescue after a graceful stop.
+      await this.#container
+        .getBlockBlobClient(BLOBS.nodeLease(this.#nodeId))
+        .deleteIfExists({ conditions: { leaseId: this.#leaseId } })
+        .catch(() => this.#node?.releaseLease().catch(() => {}));
+    }
+  }
+
+  async #ensureBlob(name: string): Promise<void> {
+    try {
+      await this.#container.getBlockBlobClient(name).upload('', 0, { conditions: { ifNoneMatch: '*' } });
+    } catch (err) {
+      // 409: it exists and is leased; 412: it exists.
+      if (status(err) !== 409 && status(err) !== 412) throw err;
+    }
+  }
+
+  async #renewAll(): Promise<void> {
+    await this.#node?.renewLease().catch((err: unknown) => this.#log.warn({ err: String(err) }, 'could not renew this worker\'s liveness lease'));
+    await Promise.all(
+      [...this.#held].map(async ([id, lease]) => {
+        try {
+          await lease.renewLease();
+        } catch (err) {
+          // 409/412: another worker holds it now (ours expired unrenewed): this copy must not be worked on.
+          if (status(err) === 409 || status(err) === 412) {
+            this.#held.delete(id);
+            this.#onLost(id);
+          } else {
+            this.#log.warn({ project_id: id, err: String(err) }, 'could not renew project lease; retrying');
+          }
+        }
+      }),
+    );
+  }
+}
