@@ -92,11 +92,13 @@ async function enqueue(d: AppDeps, job: Job, waitMs: number, signal?: AbortSigna
   const refused = new AbortController();
   const stop = signal ? AbortSignal.any([signal, refused.signal]) : refused.signal;
   const outcome = d.queue.waitFor(job.id, { timeoutMs: waitMs, signal: stop });
+  // The wait may end (wait_s 0, a client gone) while a remote queue still takes the job: the caller reads the
+  // outcome after this returns; until then it must not count as an unhandled rejection.
+  outcome.catch(() => {});
   try {
     await d.queue.enqueue(job);
   } catch (err) {
     refused.abort(err);
-    outcome.catch(() => {});
     throw err;
   }
   return { outcome };
