@@ -68,7 +68,8 @@ export async function startSupervisor(config: Config, log: Logger = createLogger
     await queue.start();
     releases.push(() => queue.close());
 
-    const pools = new Pools(config);
+    // An api process runs no jobs: its pools stay at one thread each (they exist so /health and metrics read alike).
+    const pools = new Pools(worker ? config : { ...config, pool: { ...config.pool, maxThreads: 1 }, commands: { ...config.commands, threads: 1 } });
     releases.push(() => pools.close());
 
     // The pump is built after the cache, but the cache asks it how busy a project is.
@@ -145,7 +146,7 @@ export async function startSupervisor(config: Config, log: Logger = createLogger
       network: config.commands.network,
       process_limit: cgroupBase() ? ('cgroup' as const) : ('rlimit' as const),
     };
-    const deps: AppDeps = { config, queue, pump, pools, projects, commands, jobs, metrics, log, sandbox, startedAt: Date.now(), closing: () => closing, reload: () => reloader.reload() };
+    const deps: AppDeps = { config, queue, pump, pools, projects, commands, jobs, metrics, log, sandbox, nodeId, startedAt: Date.now(), closing: () => closing, reload: () => reloader.reload() };
     if (worker) janitor.start();
     const app = createApp(deps);
     const http = new HttpFront(app, config.host, config.port);

@@ -67,6 +67,18 @@ describe('configuration', () => {
     expect(c.token).to.equal('a-token-of-16-chars!');
   });
 
+  it('reads the queue, role and node from the environment, and refuses combinations that cannot work', () => {
+    const cs = 'UseDevelopmentStorage=true';
+    const c = loadConfig({ env: { TOOLHOST_QUEUE: 'azure', TOOLHOST_STORE: 'azure', TOOLHOST_ROLE: 'worker', TOOLHOST_NODE_ID: 'w-1', AZURE_STORAGE_CONNECTION_STRING: cs } });
+    expect([c.queue.backend, c.role, c.nodeId, c.queue.azure.connectionString, c.store.azure.connectionString]).to.deep.equal(['azure', 'worker', 'w-1', cs, cs]);
+    expect(fails(() => loadConfig({ env: { TOOLHOST_ROLE: 'api' } }))).to.include('role: "api" needs queue.backend "azure"');
+    expect(fails(() => loadConfig({ env: { TOOLHOST_QUEUE: 'azure', AZURE_STORAGE_CONNECTION_STRING: cs } }))).to.include('store.backend: the azure queue needs the azure store');
+    expect(fails(() => loadConfig({ env: { TOOLHOST_QUEUE: 'azure', TOOLHOST_STORE: 'azure' }, overrides: { store: { azure: { connectionString: cs } } } }))).to.include('queue.azure.connectionString');
+    expect(fails(() => loadConfig({ env: { TOOLHOST_QUEUE: 'kafka' } }))).to.include('queue.backend');
+    expect(fails(() => loadConfig({ overrides: { nodeId: 'has space' } }))).to.include('nodeId');
+    expect(fails(() => loadConfig({ overrides: { queue: { azure: { prefix: 'Bad_Prefix' } } } }))).to.include('queue.azure.prefix');
+  });
+
   it('refuses an unreadable or invalid config file with its path', async () => {
     expect(fails(() => loadConfig({ file: '/nonexistent/toolhost.json' }))).to.include('/nonexistent/toolhost.json');
     const dir = await scratch();

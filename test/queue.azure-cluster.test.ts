@@ -92,6 +92,19 @@ describe('Azure queue scale-out (Azurite, 1 api + 2 worker processes)', function
     await azurite?.stop();
   });
 
+  it('serves on each role only what that role runs, with a 409 naming where to go', async () => {
+    const health = await call(workers.w1!.url, '/health');
+    expect([health.body.role, health.body.node, health.body.queue.backend]).to.deep.equal(['worker', 'w1', 'azure']);
+    const onWorker = await call(workers.w1!.url, '/file/read', { project_id: 'p0', path: 'a.txt' });
+    expect(onWorker.status).to.equal(409);
+    expect(onWorker.body.error.code).to.equal('not_on_this_role');
+    expect(onWorker.body.error.message).to.contain('role "api"');
+    const put = await fetch(`${api.url}/projects/new-one`, { method: 'PUT', body: new Uint8Array(await buildArchive({ 'x.txt': 'x' })) });
+    expect(put.status).to.equal(409);
+    expect(((await put.json()) as { error: { code: string } }).error.code).to.equal('not_on_this_role');
+    expect(await projects.getBlockBlobClient('new-one.tar.gz').exists()).to.equal(false);
+  });
+
   it('runs a project\'s edits and commands on its one owner, and spreads projects over both workers', async () => {
     const seen: string[] = [];
     const steps: [string, unknown][] = [

@@ -36,6 +36,8 @@ export interface AppDeps {
   metrics: Metrics;
   log: Logger;
   startedAt: number;
+  /** This process's name among its peers (the distributed queue). */
+  nodeId: string;
   /** How commands are isolated here, for /health. */
   sandbox: { mode: 'none' | 'bwrap'; network: boolean; process_limit: 'cgroup' | 'rlimit' };
   /** Re-reads and applies the config file (POST /admin/reload). */
@@ -68,7 +70,9 @@ export function createApp(d: AppDeps): express.Express {
     res.json({
       status: d.closing() ? 'shutting_down' : failing.length > 0 ? 'degraded' : 'ok',
       uptime_s: Math.round((Date.now() - d.startedAt) / 1000),
-      queue: { depth: d.queue.depth() + d.pump.waiting() },
+      role: d.config.role,
+      node: d.nodeId,
+      queue: { backend: d.config.queue.backend, depth: d.queue.depth() + d.pump.waiting() },
       pool: { threads: pool.threads, busy: pool.busy, lanes: pool.lanes },
       jobs: d.pump.running(),
       cache: d.projects.summary(),

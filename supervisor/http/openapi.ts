@@ -37,7 +37,7 @@ const ADMIN_ERRORS: readonly ErrorCode[] = ['shutting_down', 'internal'];
 const ROUTES: readonly RouteDoc[] = [
   {
     method: 'get', path: '/health', operationId: 'health', summary: 'Liveness, queue depth, pool and running jobs', auth: false,
-    ok: { '200': { description: 'The server is up (status "degraded" while write-backs fail: the server keeps serving, the copies stay cached).', schema: object('status, uptime_s, queue.depth, pool (threads, busy, per lane), jobs (running, by_type), cache (projects, dirty, bytes), writeback (failing: [{project_id, error, since, attempts}]).') } },
+    ok: { '200': { description: 'The server is up (status "degraded" while write-backs fail: the server keeps serving, the copies stay cached).', schema: object('status, uptime_s, role, node, queue (backend, depth), pool (threads, busy, per lane), jobs (running, by_type), cache (projects, dirty, bytes), writeback (failing: [{project_id, error, since, attempts}]).') } },
     errors: [],
   },
   {

@@ -185,8 +185,17 @@ export class AzureQueue implements JobQueue {
     const env: JobEnvelope = { k: 'job', job, replyTo: this.names.replies(this.#o.nodeId) };
     try {
       const owner = await this.#leases.ownerOf(job.projectId);
-      const queue = owner ? this.#service.getQueueClient(this.names.node(owner)) : this.#queues.jobs;
-      await this.#send(queue, env);
+      if (owner) {
+        try {
+          await this.#send(this.#service.getQueueClient(this.names.node(owner)), env);
+        } catch (err) {
+          // The holder is gone and its queue was moved and removed: whoever takes the project next gets it.
+          if (statusOf(err) !== 404) throw err;
+          await this.#send(this.#queues.jobs, env);
+        }
+      } else {
+        await this.#send(this.#queues.jobs, env);
+      }
     } catch (err) {
       throw unavailable(err);
     }
@@ -208,7 +217,12 @@ export class AzureQueue implements JobQueue {
     const answer = this.#calls.wait(id, { timeoutMs });
     answer.catch(() => {});
     const env: CallEnvelope = { k: 'call', id, op, args, replyTo: this.names.replies(this.#o.nodeId) };
-    await this.#send(this.#service.getQueueClient(this.names.node(nodeId)), env, { messageTimeToLive: Math.ceil(timeoutMs / 1000) + 5 });
+    try {
+      await this.#send(this.#service.getQueueClient(this.names.node(nodeId)), env, { messageTimeToLive: Math.ceil(timeoutMs / 1000) + 5 });
+    } catch (err) {
+      if (statusOf(err) === 404) throw new ToolhostError('worker_lost', `worker ${nodeId} is gone (its queue was removed)`, { node: nodeId });
+      throw unavailable(err);
+    }
     this.#expectReplies();
     let outcome: JobOutcome;
     try {
@@ -287,7 +301,7 @@ export class AzureQueue implements JobQueue {
         this.#o.log.warn({ err: String(err), queue: q.name }, 'queue poll failed; retrying');
       }
       const jobs: Job[] = [];
-      const admitted = await Promise.all(items.map((m) => this.#admit(q, m).catch((err: unknown) => this.#failAdmit(q, m, err))));
+      const admitted = await Promise.all(items.map((m) => this.#admit(q, m).catch((err: unknown) => this.#failAdmit(m, err))));
       for (const job of admitted) if (job) jobs.push(job);
       const delay = this.#receiveBackoff.next(items.length);
       if (jobs.length > 0) return jobs;
@@ -297,7 +311,7 @@ export class AzureQueue implements JobQueue {
   }
 
   /** A message that could not be looked at (storage hiccup) becomes visible again on its own. */
-  async #failAdmit(_q: QueueClient, m: DequeuedMessageItem, err: unknown): Promise<null> {
+  async #failAdmit(m: DequeuedMessageItem, err: unknown): Promise<null> {
     this.#o.log.warn({ message_id: m.messageId, err: String(err) }, 'could not admit a message; it will be delivered again');
     return null;
   }
@@ -335,7 +349,12 @@ export class AzureQueue implements JobQueue {
     }
     const claimed = await this.#leases.claim(job.projectId);
     if (!claimed.mine) {
-      if (claimed.alive) {
+      if ('yield' in claimed) {
+        // A peer holds fewer projects: leave it this one for a poll or so (this delivery does not count).
+        this.requests++;
+        await q.updateMessage(m.messageId, m.popReceipt, await encode({ ...env, prior: (env.prior ?? 0) - 1 }, this.#container), Math.max(1, Math.ceil(this.#o.pollMaxMs / 1000)));
+        await dropClaim(this.#container, claim);
+      } else if (claimed.alive) {
         // Another worker holds the project: forward (this delivery does not count).
         await this.#send(this.#service.getQueueClient(this.names.node(claimed.owner)), { ...env, prior: deliveries - 1 });
         await this.#delete(q, m.messageId, m.popReceipt, claim);

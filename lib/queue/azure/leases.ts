@@ -8,8 +8,11 @@
 import type { BlobLeaseClient, ContainerClient } from '@azure/storage-blob';
 import { BLOBS, leaseIdOf } from './names.js';
 
-/** Where a project stands for a worker that wants it. */
-export type Claim = { mine: true } | { mine: false; owner: string; alive: boolean };
+/**
+ * Where a project stands for a worker that wants it: held here now; held by another worker (alive or not); or
+ * free, but left to a live peer that holds fewer projects (`yield`), so new projects spread over the workers.
+ */
+export type Claim = { mine: true } | { mine: false; owner: string; alive: boolean } | { mine: false; yield: true };
 
 /** What the leases report. */
 export interface LeasesLog {
@@ -36,6 +39,8 @@ export class Leases {
   readonly #alive = new Map<string, { alive: boolean; at: number }>();
   #node: BlobLeaseClient | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** New claims are decided one at a time, each on fresh counts. */
+  #claiming: Promise<unknown> = Promise.resolve();
 
   constructor(o: { container: ContainerClient; nodeId: string; leaseS: number; log: LeasesLog; onLost: (projectId: string) => void }) {
     this.#container = o.container;
@@ -68,12 +73,20 @@ export class Leases {
   }
 
   /** Worker side: takes the project's lease, or says who holds it and whether that worker lives. */
-  async claim(projectId: string): Promise<Claim> {
+  claim(projectId: string): Promise<Claim> {
+    if (this.#held.has(projectId)) return Promise.resolve({ mine: true });
+    const next = this.#claiming.then(() => this.#claim(projectId));
+    this.#claiming = next.catch(() => {});
+    return next;
+  }
+
+  async #claim(projectId: string): Promise<Claim> {
     if (this.#held.has(projectId)) return { mine: true };
     const name = BLOBS.projectLease(projectId);
     await this.#ensureBlob(name);
     const blob = this.#container.getBlockBlobClient(name);
     const lease = blob.getBlobLeaseClient(this.#leaseId);
+    if (await this.#peerHoldsFewer()) return { mine: false, yield: true };
     try {
       await lease.acquireLease(this.#leaseS);
     } catch (err) {
@@ -125,6 +138,24 @@ export class Leases {
     }
     this.#alive.set(nodeId, { alive, at: Date.now() });
     return alive;
+  }
+
+  /**
+   * True when a live peer holds fewer projects than this worker: one request lists the leases, one the workers.
+   * Paid once per project a worker takes, not per job.
+   */
+  async #peerHoldsFewer(): Promise<boolean> {
+    const peers = new Map<string, number>();
+    for await (const b of this.#container.listBlobsFlat({ prefix: BLOBS.nodesPrefix })) {
+      const nodeId = b.name.slice(BLOBS.nodesPrefix.length);
+      if (nodeId !== this.#nodeId && b.properties.leaseState === 'leased') peers.set(nodeId, 0);
+    }
+    if (peers.size === 0) return false;
+    for await (const b of this.#container.listBlobsFlat({ prefix: BLOBS.leasesPrefix, includeMetadata: true })) {
+      const owner = b.metadata?.owner;
+      if (owner && b.properties.leaseState === 'leased' && peers.has(owner)) peers.set(owner, peers.get(owner)! + 1);
+    }
+    return Math.min(...peers.values()) < this.#held.size;
   }
 
   /** Workers that stopped renewing their liveness lease, with their queues. */

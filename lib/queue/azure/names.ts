@@ -39,6 +39,7 @@ export class QueueNames {
 export const BLOBS = {
   claim: (id: string) => `claims/${id}`,
   projectLease: (projectId: string) => `leases/${projectId}`,
+  leasesPrefix: 'leases/',
   nodeLease: (nodeId: string) => `nodes/${nodeId}`,
   nodesPrefix: 'nodes/',
   job: (jobId: string) => `jobs/${jobId}.json`,
