@@ -220,7 +220,9 @@ function wireWorker(
   w.pump.on('job:received', (job) => {
     if (job.type === 'execute') void records.write(job, azure.nodeId).catch(warn('could not write a command job record'));
   });
-  w.pump.on('job:end', (job) => {
+  w.pump.on('job:end', (job, outcome) => {
+    // A job of a project that does not exist took its lease for nothing; nothing will evict it, so let it go.
+    if (!outcome.ok && outcome.error.code === 'project_not_found' && w.pump.activeJobs(job.projectId) <= 1) void azure.leases.release(job.projectId);
     if (job.type !== 'execute' || !w.commands.has(job.id)) return;
     void w.commands
       .view(job.id, 'snapshot')
