@@ -15,7 +15,9 @@ describe('HTTP front', () => {
       expect(r.status).to.equal(200);
       expect(r.body.status).to.equal('ok');
       expect(r.body.uptime_s).to.be.a('number');
-      expect(r.body.queue).to.deep.equal({ depth: 0 });
+      expect(r.body.queue).to.deep.equal({ backend: 'memory', depth: 0 });
+      expect(r.body.role).to.equal('all');
+      expect(r.body.node).to.match(/-\d+$/);
       expect(r.body.pool.threads).to.be.a('number').greaterThan(0);
       expect(r.body.pool.busy).to.equal(0);
       expect(r.body.jobs).to.deep.equal({ running: 0, by_type: {} });
