@@ -16,7 +16,8 @@ export const configSchema = z.strictObject({
   host: z.string().min(1).describe('Address the HTTP front binds to; anything but loopback requires a token.'),
   port: z.number().int().min(0).max(65535).describe('TCP port of the HTTP front (0 picks a free one).'),
   dataDir: z.string().min(1).describe('Folder for the project store, project caches and homes.'),
-  token: z.string().min(16).nullable().describe('Bearer token required on every route but /health (null: no auth; at least 16 characters).'),
+  auth: z.enum(['token', 'none']).describe('"token" (default): every route but a bare /health needs "Authorization: Bearer <token>"; "none": no auth, allowed only when host is loopback.'),
+  token: z.string().min(16).nullable().describe('The bearer token (env TOOLHOST_TOKEN; at least 16 characters). null: generated on first start into <dataDir>/token (mode 0600), and read from there afterwards.'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).describe('pino log level.'),
   role: z.enum(['all', 'api', 'worker']).describe('"all": one machine does everything; "api": HTTP front that enqueues; "worker": pump, pools, cache and janitor (env TOOLHOST_ROLE; api and worker need queue.backend "azure").'),
   nodeId: z.string().regex(/^[A-Za-z0-9._-]{1,40}$/, 'must be 1-40 letters, digits, ".", "_" or "-"').nullable().describe('Name of this process among its peers (env TOOLHOST_NODE_ID; null: hostname-pid). A worker restarted with the same nodeId takes back its project leases at once.'),
@@ -24,6 +25,8 @@ export const configSchema = z.strictObject({
     maxBodyBytes: positiveInt().describe('Largest JSON request body; larger bodies get 413.'),
     maxArchiveBytes: positiveInt().describe('Largest archive accepted by PUT /projects/:id; larger gets 413.'),
     requestTimeoutS: positiveInt().describe('How long a request waits for a non-command job before 504 job_deadline.'),
+    allowedHosts: z.array(z.string().min(1)).describe('Host header names accepted besides loopback names (localhost, 127.0.0.1, [::1]): the names this server is reached by. Anything else gets 421 (DNS rebinding).'),
+    allowedOrigins: z.array(z.string().min(1)).describe('Browser origins (e.g. "https://console.example.com") whose cross-origin requests are accepted; a request with any other Origin header gets 403.'),
   }),
   queue: z.strictObject({
     backend: z.enum(['memory', 'azure']).describe('Job queue backend: "memory" (embedded, in-process) or "azure" (Azure Queue Storage; env TOOLHOST_QUEUE; needs store.backend "azure").'),
@@ -52,8 +55,11 @@ export const configSchema = z.strictObject({
     killGraceS: nonNegativeInt().describe('Seconds between SIGTERM and SIGKILL when a command tree is killed.'),
     maxOutputBytes: positiveInt().describe('Bytes of stdout and of stderr in one response (half head, half tail).'),
     maxLogBytes: positiveInt().describe('Bytes of stdout and of stderr spooled to disk per command, readable by offset.'),
-    sandbox: z.enum(['none', 'bwrap', 'auto']).describe('"bwrap": bubblewrap sandbox (project read-write, rest read-only, private /tmp, own pid namespace); "auto": bwrap when installed.'),
-    network: z.boolean().describe('Whether sandboxed commands may use the network.'),
+    sandbox: z.enum(['none', 'bwrap', 'auto']).describe('"bwrap": bubblewrap sandbox (user namespace without capabilities, only system folders read-only, project and HOME read-write, private /tmp, own pid namespace); "auto": bwrap when installed, else none with a loud warning; "none": no sandbox, explicitly (still an unprivileged uid per project when toolhost runs as root).'),
+    network: z.boolean().describe('Whether commands get outbound network (through pasta, never the host\'s loopback); needs bwrap and pasta (apt-get install passt).'),
+    readOnlyPaths: z.array(z.string().regex(/^\//, 'must be an absolute path')).describe('Extra host folders shown read-only inside the sandbox, for toolchains installed outside /usr, /bin, /lib and /opt (e.g. "/root/.cargo").'),
+    uidBase: z.number().int().min(1000).max(4_000_000_000).describe('When toolhost runs as root, each project\'s commands run as its own uid from uidBase to uidBase + uidCount - 1 (allocated once, recorded in <dataDir>/uids).'),
+    uidCount: z.number().int().min(1).max(100_000_000).describe('How many uids projects may get (see uidBase).'),
     limits: z.strictObject({
       addressSpaceBytes: nonNegativeInt().describe('RLIMIT_AS of each command process (0: unlimited).'),
       cpuSeconds: nonNegativeInt().describe('RLIMIT_CPU of each command process (0: unlimited).'),
@@ -73,6 +79,8 @@ export const configSchema = z.strictObject({
   search: z.strictObject({
     timeoutS: positiveInt().describe('A search still running after this is stopped and returns what it found.'),
     maxResults: positiveInt().describe('Largest max_results a /search may ask for.'),
+    maxMemoryBytes: positiveInt().describe('RLIMIT_AS of the ripgrep process of one search.'),
+    maxLineBytes: positiveInt().describe('Lines longer than this are not searched; the answer counts them (skipped_long_lines) and is marked incomplete.'),
   }),
   list: z.strictObject({
     maxEntries: positiveInt().describe('Most entries one /file/list returns.'),

@@ -1,0 +1,124 @@
+/**
+ * Who a project's commands run as, and who owns its files. When toolhost runs as root, each project gets a uid of
+ * its own (from `commands.uidBase`, `commands.uidCount` of them), so a command is never the host's root and, even
+ * without a sandbox, cannot read another project's working copy (each is mode 0700, owned by its project's uid).
+ * Allocation is recorded in `<dataDir>/uids/<uid>` (content: the project id), made with O_EXCL so two threads or
+ * processes that race for one uid agree; a hash of the id picks the first uid tried, then the next ones in turn.
+ * When toolhost is not root it cannot change uid: commands run as toolhost's own uid and owners are left alone.
+ *
+ * Synchronous on purpose: it runs in pool threads, a handful of tiny file operations once per project per thread.
+ */
+import { chmodSync, closeSync, fchownSync, lchownSync, mkdirSync, openSync, readFileSync, readdirSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { errnoCode } from '../errors.js';
+
+/** A uid and gid (the same number). */
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+/** The settings allocation needs. */
+export interface OwnerSettings {
+  dataDir: string;
+  commands: { uidBase: number; uidCount: number };
+}
+
+/** True when this process can give files away and run commands as other uids. */
+export function runningAsRoot(): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+const cache = new Map<string, Owner>();
+
+/** FNV-1a of the id: a stable first guess, so most lookups read one small file. */
+function hash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/** The folder of uid claims. */
+export function uidsDir(dataDir: string): string {
+  return join(dataDir, 'uids');
+}
+
+/**
+ * The owner of project `projectId`'s files and commands, allocated on first use; null when toolhost is not root
+ * (nothing is given away then).
+ */
+export function projectOwner(s: OwnerSettings, projectId: string): Owner | null {
+  if (!runningAsRoot()) return null;
+  const key = `${s.dataDir}\0${projectId}`;
+  const known = cache.get(key);
+  if (known) return known;
+  const dir = uidsDir(s.dataDir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const { uidBase, uidCount } = s.commands;
+  const first = hash(projectId) % uidCount;
+  for (let i = 0; i < uidCount; i++) {
+    const uid = uidBase + ((first + i) % uidCount);
+    const claim = join(dir, String(uid));
+    let holder: string;
+    try {
+      const fd = openSync(claim, 'wx', 0o600);
+      try {
+        writeSync(fd, projectId);
+      } finally {
+        closeSync(fd);
+      }
+      holder = projectId;
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST') throw err;
+      holder = readClaim(claim);
+    }
+    if (holder === projectId) {
+      const owner = { uid, gid: uid };
+      cache.set(key, owner);
+      return owner;
+    }
+  }
+  throw new Error(`every uid from ${uidBase} to ${uidBase + uidCount - 1} is taken; raise commands.uidCount`);
+}
+
+/** A claim's project id. A claim being written right now reads empty for a moment: wait for its content. */
+function readClaim(file: string): string {
+  for (let tries = 0; ; tries++) {
+    const text = readFileSync(file, 'utf8');
+    if (text !== '' || tries >= 1000) return text;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+  }
+}
+
+/**
+ * Gives a freshly made tree (an extracted archive) to `owner`: every entry, symlinks themselves (never their
+ * targets), the top folder mode 0700. Nothing else can see the tree yet, so the walk needs no care for races.
+ */
+export function chownTree(root: string, owner: Owner | null): void {
+  if (!owner) return;
+  const walk = (dir: string): void => {
+    for (const d of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, d.name);
+      lchownSync(p, owner.uid, owner.gid);
+      if (d.isDirectory()) walk(p);
+    }
+  };
+  walk(root);
+  lchownSync(root, owner.uid, owner.gid);
+  chmodSync(root, 0o700);
+}
+
+/** Gives an open file to `owner` (no-op when null). */
+export function chownFd(fd: number, owner: Owner | null): void {
+  if (owner) fchownSync(fd, owner.uid, owner.gid);
+}
+
+/** Makes `dir` (and its parents) if missing and gives it to `owner` with `mode`: a project's HOME, say. */
+export function ownedDir(dir: string, owner: Owner | null, mode = 0o700): void {
+  mkdirSync(dir, { recursive: true, mode });
+  if (owner) lchownSync(dir, owner.uid, owner.gid);
+  chmodSync(dir, mode);
+}
