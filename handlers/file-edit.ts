@@ -2,15 +2,19 @@
  * `POST /file/edit`: exact string replacement. When the number of matches differs from expected_replacements,
  * nothing is written and the error says where the matches are, or which lines come closest. CRLF files stay
  * CRLF. Edits of one file are serialized by the pump, so concurrent edits never lose an update.
+ *
+ * The edit works on bytes: old_str's UTF-8 bytes are found in the file's raw bytes and only those ranges are
+ * replaced, so a file that is not valid UTF-8 (Latin-1, say) keeps every byte the edit does not replace. The
+ * file is read through the fd lib/safe-fs.ts opened and checked, and replaced inside the folder it opened.
  */
-import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../lib/atomic-write.js';
+import { closeSync, type Stats } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+import { replaceInFolder } from '../lib/atomic-write.js';
 import { ToolhostError } from '../lib/errors.js';
-import { projectRelative } from '../lib/paths.js';
+import { projectOwner } from '../lib/process/owner.js';
+import { fileErrorFor, openReached, reach, readExactly } from '../lib/safe-fs.js';
 import type { EditRequest } from '../lib/schemas.js';
 import type { Handler } from './context.js';
-import { statFile } from './file-read.js';
-import { writeTarget } from './file-write.js';
 
 /** The JSON answer of /file/edit. */
 export interface EditResult {
@@ -21,25 +25,37 @@ export interface EditResult {
 }
 
 /** Start offsets of the non-overlapping occurrences of `needle`. */
-function occurrences(haystack: string, needle: string): number[] {
+function occurrences(haystack: Buffer, needle: Buffer): number[] {
   const at: number[] = [];
   for (let i = haystack.indexOf(needle); i !== -1; i = haystack.indexOf(needle, i + needle.length)) at.push(i);
   return at;
 }
 
-/** 1-based line numbers of the given (ascending) offsets. */
-function lineNumbers(text: string, offsets: number[]): number[] {
+/** 1-based line numbers of the given (ascending) byte offsets. */
+function lineNumbers(bytes: Buffer, offsets: number[]): number[] {
   const lines: number[] = [];
   let line = 1;
   let pos = 0;
   for (const off of offsets) {
-    for (let nl = text.indexOf('\n', pos); nl !== -1 && nl < off; nl = text.indexOf('\n', nl + 1)) {
+    for (let nl = bytes.indexOf(10, pos); nl !== -1 && nl < off; nl = bytes.indexOf(10, nl + 1)) {
       line++;
       pos = nl + 1;
     }
     lines.push(line);
   }
   return lines;
+}
+
+/** `bytes` with the `length` bytes at each offset replaced by `by`; every other byte as it was. */
+function spliceAll(bytes: Buffer, offsets: number[], length: number, by: Buffer): Buffer {
+  const pieces: Buffer[] = [];
+  let pos = 0;
+  for (const off of offsets) {
+    pieces.push(bytes.subarray(pos, off), by);
+    pos = off + length;
+  }
+  pieces.push(bytes.subarray(pos));
+  return Buffer.concat(pieces);
 }
 
 function bigrams(s: string): Map<string, number> {
@@ -78,51 +94,79 @@ function closestLines(text: string, needle: string): { line: number; text: strin
 
 const squash = (s: string): string => s.replace(/\s+/g, ' ').trim();
 
-export const fileEdit: Handler<EditRequest, EditResult> = async (req, ctx) => {
-  const target = await writeTarget(ctx.root, req.path);
-  const st = statFile(target, req.path);
-  if (st.size > ctx.config.files.maxWriteBytes) {
-    throw new ToolhostError('file_too_large', `"${req.path}" is ${st.size} bytes, more than files.maxWriteBytes; edit it with a command (e.g. sed) instead`);
+/** The file's bytes, read through its fd; refused when too large to edit or binary. */
+function readForEdit(fd: number, st: Stats, shown: string, maxBytes: number): Buffer {
+  if (st.size > maxBytes) {
+    throw new ToolhostError('file_too_large', `"${shown}" is ${st.size} bytes, more than files.maxWriteBytes; edit it with a command (e.g. sed) instead`);
   }
-  const raw = readFileSync(target);
+  const raw = readExactly(fd, st.size);
   if (raw.subarray(0, 8000).includes(0)) {
-    throw new ToolhostError('binary_file', `"${req.path}" is a binary file; it cannot be edited as text`, { path: req.path });
+    throw new ToolhostError('binary_file', `"${shown}" is a binary file; it cannot be edited as text`, { path: shown });
   }
-  const text = raw.toString('utf8');
-  // Agents send LF; a CRLF file keeps its endings.
-  const crlf = text.includes('\r\n') && !req.old_str.includes('\r');
-  const oldStr = crlf ? req.old_str.replace(/\n/g, '\r\n') : req.old_str;
-  const newStr = crlf ? req.new_str.replace(/\r?\n/g, '\r\n') : req.new_str;
+  return raw;
+}
 
-  const at = occurrences(text, oldStr);
+/** Replaces old_str by new_str in a regular file of the project, expected_replacements times exactly. */
+export const fileEdit: Handler<EditRequest, EditResult> = async (req, ctx) => {
+  try {
+    const at = reach(ctx.root, req.path);
+    try {
+      const file = openReached(at);
+      let raw: Buffer;
+      try {
+        raw = readForEdit(file.fd, file.stat, file.shown, ctx.config.files.maxWriteBytes);
+      } finally {
+        closeSync(file.fd);
+      }
+      const result = edit(raw, req, file.shown, ctx.config.files.maxWriteBytes);
+      replaceInFolder(at.dirFd, at.name, result.updated, { previous: at.stat, owner: projectOwner(ctx.config, ctx.projectId) });
+      return { path: at.rel, replacements: result.lines.length, lines: result.lines };
+    } finally {
+      at.close();
+    }
+  } catch (err) {
+    // System errors name server paths; what the caller sees names the project-relative path only.
+    throw fileErrorFor(ctx.root, req.path, err);
+  }
+};
+
+/** The edited bytes and the 1-based lines of the replacements in them; throws when the match count is wrong. */
+function edit(raw: Buffer, req: EditRequest, shown: string, maxBytes: number): { updated: Buffer; lines: number[] } {
+  // Agents send LF; a CRLF file keeps its endings.
+  const crlf = raw.includes('\r\n') && !req.old_str.includes('\r');
+  const oldBytes = Buffer.from(crlf ? req.old_str.replace(/\n/g, '\r\n') : req.old_str);
+  const newBytes = Buffer.from(crlf ? req.new_str.replace(/\r?\n/g, '\r\n') : req.new_str);
+
+  const at = occurrences(raw, oldBytes);
   const expected = req.expected_replacements;
   if (at.length === 0) {
+    // Hints only: a lossy decoding is good enough to point at the closest lines.
+    const text = raw.toString('utf8');
     const closest = closestLines(text, req.old_str);
     const loose = squash(text).includes(squash(req.old_str));
-    const hint = loose
-      ? 'old_str matches only when whitespace is ignored: copy the exact indentation and line breaks from /file/read'
-      : closest.length > 0
-        ? `closest lines: ${closest.map((c) => `${c.line}: ${JSON.stringify(c.text)}`).join('; ')}; read the file and copy the text exactly`
-        : 'nothing similar was found; read the file with /file/read and copy the text exactly';
-    throw new ToolhostError('edit_no_match', `old_str was not found in "${req.path}"; ${hint}`, { path: req.path, closest });
+    const hint =
+      req.old_str.includes('\uFFFD') && !isUtf8(raw)
+        ? 'the file is not valid UTF-8 and old_str contains U+FFFD (the stand-in /file/read shows for bytes it cannot decode), which is never in the file itself: choose old_str around those bytes, or edit with a command (e.g. sed)'
+        : loose
+          ? 'old_str matches only when whitespace is ignored: copy the exact indentation and line breaks from /file/read'
+          : closest.length > 0
+            ? `closest lines: ${closest.map((c) => `${c.line}: ${JSON.stringify(c.text)}`).join('; ')}; read the file and copy the text exactly`
+            : 'nothing similar was found; read the file with /file/read and copy the text exactly';
+    throw new ToolhostError('edit_no_match', `old_str was not found in "${shown}"; ${hint}`, { path: shown, closest });
   }
   if (at.length !== expected) {
-    const lines = lineNumbers(text, at);
+    const lines = lineNumbers(raw, at);
     throw new ToolhostError(
       'edit_count_mismatch',
       `old_str matched ${at.length} times (lines ${lines.join(', ')}) but expected_replacements is ${expected}; add surrounding context so it matches exactly ${expected === 1 ? 'once' : `${expected} times`}, or pass expected_replacements: ${at.length}`,
-      { path: req.path, matches: at.length, lines },
+      { path: shown, matches: at.length, lines },
     );
   }
-  const updated = text.split(oldStr).join(newStr);
-  if (Buffer.byteLength(updated) > ctx.config.files.maxWriteBytes) {
-    throw new ToolhostError('file_too_large', `the edited file would exceed files.maxWriteBytes (${ctx.config.files.maxWriteBytes})`);
+  const updatedLength = raw.length + at.length * (newBytes.length - oldBytes.length);
+  if (updatedLength > maxBytes) {
+    throw new ToolhostError('file_too_large', `the edited file would exceed files.maxWriteBytes (${maxBytes})`);
   }
-  await writeFileAtomic(target, updated);
-  const shift = newStr.length - oldStr.length;
-  return {
-    path: projectRelative(ctx.root, target),
-    replacements: at.length,
-    lines: lineNumbers(updated, at.map((off, i) => off + i * shift)),
-  };
-};
+  const updated = spliceAll(raw, at, oldBytes.length, newBytes);
+  const shift = newBytes.length - oldBytes.length;
+  return { updated, lines: lineNumbers(updated, at.map((off, i) => off + i * shift)) };
+}

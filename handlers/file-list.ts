@@ -1,15 +1,17 @@
 /**
  * The `file.list` tool: the tree under a project folder, a few levels deep, as git would show it (without `.git`
- * and what .gitignore files exclude, unless asked). Symlinks are listed, never followed.
+ * and what .gitignore files exclude, unless asked). Symlinks are listed, never followed. The folder is opened and
+ * checked once (lib/safe-fs.ts); every subfolder is then opened through the one above it with O_NOFOLLOW, so a
+ * folder swapped for a symlink meanwhile is never entered, and a FIFO or socket is listed (type "other"), never
+ * opened.
  *
  * Also home of {@link GitignoreRules}, the project's .gitignore semantics, which `search` reuses so that both
  * tools agree on what is ignored.
  */
-import { lstatSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { ToolhostError, cancelled, errnoCode } from '../lib/errors.js';
+import { lstatSync, readdirSync } from 'node:fs';
+import { cancelled } from '../lib/errors.js';
 import { GitignoreRules } from '../lib/gitignore.js';
-import { projectRelative, resolveInProject } from '../lib/paths.js';
+import { FolderCursor, fdPath, fileError, fileErrorFor, reachFolder } from '../lib/safe-fs.js';
 import type { ListRequest } from '../lib/schemas.js';
 import type { Handler, HandlerContext } from './context.js';
 
@@ -48,26 +50,6 @@ function compareTreeOrder(a: string, b: string): number {
   return sa.length - sb.length;
 }
 
-async function statFolder(abs: string, userPath: string): Promise<void> {
-  let st;
-  try {
-    st = statSync(abs);
-  } catch (err) {
-    const code = errnoCode(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') {
-      throw new ToolhostError('file_not_found', `"${userPath}" does not exist; list "." to see what is there`, {
-        path: userPath,
-      });
-    }
-    throw err;
-  }
-  if (!st.isDirectory()) {
-    throw new ToolhostError('not_a_directory', `"${userPath}" is a file, not a folder; read it with file.read`, {
-      path: userPath,
-    });
-  }
-}
-
 /**
  * Lists the folder `req.path` down to `req.depth` levels (1: its direct children), clamped to `list.maxDepth`.
  * The walk is breadth-first, so when `list.maxEntries` cuts it short the shallow levels are complete and the
@@ -75,11 +57,27 @@ async function statFolder(abs: string, userPath: string): Promise<void> {
  * node_modules/some-dep), when named as `path`, is listed whole but for .git: its contents are what was asked for.
  */
 export const fileList: Handler<ListRequest, ListResult> = async (req, ctx: HandlerContext) => {
-  const { root, config, signal } = ctx;
+  const { root, signal } = ctx;
   if (signal.aborted) throw cancelled(signal, 'the listing');
-  const abs = await resolveInProject(root, req.path);
-  await statFolder(abs, req.path);
-  const base = projectRelative(root, abs);
+  let top;
+  try {
+    top = reachFolder(root, req.path);
+  } catch (err) {
+    // System errors name server paths; what the caller sees names the project-relative path only.
+    throw fileErrorFor(root, req.path, err);
+  }
+  const cursor = new FolderCursor(top.fd!);
+  try {
+    return await list(req, ctx, top.shown, cursor);
+  } finally {
+    cursor.close();
+    top.close();
+  }
+};
+
+/** The breadth-first walk below the open folder `cursor` starts at, which the caller named `base`. */
+async function list(req: ListRequest, ctx: HandlerContext, base: string, cursor: FolderCursor): Promise<ListResult> {
+  const { root, config, signal } = ctx;
   const depth = Math.min(req.depth, config.list.maxDepth);
   const maxEntries = config.list.maxEntries;
   let rules = req.include_ignored ? null : new GitignoreRules(root);
@@ -88,70 +86,67 @@ export const fileList: Handler<ListRequest, ListResult> = async (req, ctx: Handl
 
   const entries: Entry[] = [];
   let truncated = false;
-  let level: string[] = [base];
+  // Folders to read at this level: their project-relative path and their names below the listed folder.
+  let level: { path: string; below: string[] }[] = [{ path: base, below: [] }];
   for (let d = 1; d <= depth && level.length > 0 && !truncated; d++) {
-    const next: string[] = [];
+    const next: typeof level = [];
     for (const dir of level) {
       if (signal.aborted) throw cancelled(signal, 'the listing');
-      const children = await listChildren(root, dir, dir === base, skipGit, rules);
+      const fd = cursor.open(dir.below);
+      // The top folder is open already; a subfolder that vanished or became a symlink meanwhile is left out.
+      if (fd === null) continue;
+      const children = await listChildren(fd, dir.path, dir.path === base, skipGit, rules);
       for (const child of children) {
         if (entries.length >= maxEntries) {
           truncated = true;
           break;
         }
-        entries.push(child);
-        if (child.type === 'dir' && d < depth) next.push(child.path);
+        entries.push(child.entry);
+        // lstat through the open folder: a name swapped for a symlink meanwhile reports the link, not its target.
+        if (child.entry.type === 'file') child.entry.size = sizeOf(fd, child.name);
+        if (child.entry.type === 'dir' && d < depth) next.push({ path: child.entry.path, below: [...dir.below, child.name] });
       }
       if (truncated) break;
     }
     level = next;
   }
-  await fillSizes(root, entries);
   entries.sort((a, b) => compareTreeOrder(a.path, b.path));
   return { path: base, entries, truncated };
-};
+}
 
-/** The entries of one folder that survive the ignore rules, sorted by name, sizes still 0. */
+/** The byte size of file `name` in the open folder `dirFd`; 0 when it is gone (deleted since the readdir). */
+function sizeOf(dirFd: number, name: string): number {
+  try {
+    return lstatSync(fdPath(dirFd, name)).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The entries of one open folder that survive the ignore rules, sorted by name, sizes still 0. */
 async function listChildren(
-  root: string,
+  dirFd: number,
   dir: string,
   isTop: boolean,
   skipGit: boolean,
   rules: GitignoreRules | null,
-): Promise<Entry[]> {
+): Promise<{ name: string; entry: Entry }[]> {
   let dirents;
   try {
-    dirents = readdirSync(dir === '.' ? root : join(root, dir), { withFileTypes: true });
+    dirents = readdirSync(fdPath(dirFd), { withFileTypes: true });
   } catch (err) {
-    // The top folder was just checked; a subfolder that vanished or cannot be read is left out, not fatal.
-    if (isTop) throw err;
+    // A subfolder that vanished or cannot be read is left out, not fatal.
+    if (isTop) throw fileError(err, dir);
     return [];
   }
   dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const kept: Entry[] = [];
+  const kept: { name: string; entry: Entry }[] = [];
   for (const d of dirents) {
     const rel = dir === '.' ? d.name : `${dir}/${d.name}`;
     const type = typeOf(d);
     if (skipGit && d.name === '.git') continue;
     if (rules && (await rules.ignores(rel, type === 'dir'))) continue;
-    kept.push({ path: rel, type, size: 0 });
+    kept.push({ name: d.name, entry: { path: rel, type, size: 0 } });
   }
   return kept;
-}
-
-/** Stats the files among `entries`, a bounded number at a time, and records their sizes. */
-async function fillSizes(root: string, entries: Entry[]): Promise<void> {
-  const files = entries.filter((e) => e.type === 'file');
-  const BATCH = 64;
-  for (let i = 0; i < files.length; i += BATCH) {
-    await Promise.all(
-      files.slice(i, i + BATCH).map(async (e) => {
-        try {
-          e.size = lstatSync(join(root, e.path)).size;
-        } catch {
-          // Deleted between readdir and lstat: keep the entry with size 0 rather than fail the listing.
-        }
-      }),
-    );
-  }
 }

@@ -1,9 +1,13 @@
-/** `POST /file/read`: a text file, or a range of its lines, streamed so a huge file costs no more than the cap. */
-import { createReadStream, readFileSync, statSync, type Stats } from 'node:fs';
-import { ToolhostError, errnoCode } from '../lib/errors.js';
-import { projectRelative, resolveInProject } from '../lib/paths.js';
+/**
+ * `POST /file/read`: a text file, or a range of its lines, streamed so a huge file costs no more than the cap.
+ * Only a regular file inside the project is read, through the fd lib/safe-fs.ts opened and checked: a FIFO,
+ * socket or device is refused at once, and a symlink swapped in meanwhile cannot redirect the read.
+ */
+import { closeSync, createReadStream } from 'node:fs';
+import { ToolhostError } from '../lib/errors.js';
+import { fileErrorFor, openProjectFile, readExactly } from '../lib/safe-fs.js';
 import type { ReadRequest } from '../lib/schemas.js';
-import type { Handler } from './context.js';
+import type { Handler, HandlerContext } from './context.js';
 
 /** The JSON answer of /file/read. */
 export interface ReadResult {
@@ -22,25 +26,17 @@ const WHOLE_READ_BYTES = 4 * 1024 * 1024;
 /** Bytes sniffed for a NUL to tell binary from text, as git and ripgrep do. */
 const SNIFF_BYTES = 8000;
 
-/** Stats a path that must be an existing regular file, with errors that say what to do. */
-export function statFile(abs: string, userPath: string): Stats {
-  try {
-    const st = statSync(abs);
-    if (st.isDirectory()) {
-      throw new ToolhostError('is_a_directory', `"${userPath}" is a folder; use /file/list to see its contents`, { path: userPath });
-    }
-    return st;
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') {
-      throw new ToolhostError('file_not_found', `"${userPath}" does not exist in the project; check the path with /file/list`, { path: userPath });
-    }
-    throw err;
-  }
-}
-
+/** Reads a regular file of the project, whole or a range of lines, capped at files.maxReadBytes. */
 export const fileRead: Handler<ReadRequest, ReadResult> = async (req, ctx) => {
-  const abs = resolveInProject(ctx.root, req.path);
-  const st = statFile(abs, req.path);
+  try {
+    return await read(req, ctx);
+  } catch (err) {
+    // System errors name server paths; what the caller sees names the project-relative path only.
+    throw fileErrorFor(ctx.root, req.path, err);
+  }
+};
+
+async function read(req: ReadRequest, ctx: HandlerContext): Promise<ReadResult> {
   const first = req.start_line ?? 1;
   const last = req.end_line ?? Number.POSITIVE_INFINITY;
   if (last < first) {
@@ -58,15 +54,26 @@ export const fileRead: Handler<ReadRequest, ReadResult> = async (req, ctx) => {
   let lastByte = -1;
   let size = 0;
 
+  const file = openProjectFile(ctx.root, req.path);
   // Small files in one synchronous read (the common case, and far cheaper in a pool thread); large ones stream.
-  const chunks: Iterable<Buffer> | AsyncIterable<Buffer> =
-    st.size <= WHOLE_READ_BYTES ? [readFileSync(abs)] : (createReadStream(abs, { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>);
+  // Either way only the bytes the file had when it was opened are read: a command appending to it cannot make
+  // the read endless.
+  let chunks: Iterable<Buffer> | AsyncIterable<Buffer>;
+  if (file.stat.size <= WHOLE_READ_BYTES) {
+    try {
+      chunks = [readExactly(file.fd, file.stat.size)];
+    } finally {
+      closeSync(file.fd);
+    }
+  } else {
+    chunks = createReadStream('', { fd: file.fd, autoClose: true, start: 0, end: file.stat.size - 1, highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>;
+  }
   for await (const chunk of chunks) {
     if (chunk.length === 0) continue;
     if (sniffed < SNIFF_BYTES) {
       const look = chunk.subarray(0, SNIFF_BYTES - sniffed);
       if (look.includes(0)) {
-        throw new ToolhostError('binary_file', `"${req.path}" is a binary file; inspect it with a command (e.g. xxd or file) instead`, { path: req.path });
+        throw new ToolhostError('binary_file', `"${file.shown}" is a binary file; inspect it with a command (e.g. xxd or file) instead`, { path: file.shown });
       }
       sniffed += look.length;
     }
@@ -103,16 +110,16 @@ export const fileRead: Handler<ReadRequest, ReadResult> = async (req, ctx) => {
   // The last line has no newline: it was counted as kept but endLine was not advanced.
   if (!truncated && totalLines >= first && totalLines <= last && lastByte !== 10) endLine = totalLines;
   if (first > 1 && first > totalLines) {
-    throw new ToolhostError('line_out_of_range', `start_line ${first} is past the end of "${req.path}", which has ${totalLines} lines`, {
+    throw new ToolhostError('line_out_of_range', `start_line ${first} is past the end of "${file.shown}", which has ${totalLines} lines`, {
       total_lines: totalLines,
     });
   }
   return {
-    path: projectRelative(ctx.root, abs),
+    path: file.shown,
     content: Buffer.concat(parts).subarray(0, kept).toString('utf8'),
     total_lines: totalLines,
     start_line: first,
     end_line: Math.min(endLine, totalLines),
     truncated,
   };
-};
+}

@@ -1,8 +1,12 @@
-/** `POST /file/write`: creates or replaces a file atomically, creating parent folders. */
-import { realpathSync } from 'node:fs';
-import { writeFileAtomic } from '../lib/atomic-write.js';
+/**
+ * `POST /file/write`: creates or replaces a file atomically, creating parent folders. The path is walked and the
+ * file written through open folders (lib/safe-fs.ts), so a symlink swapped in meanwhile cannot make the write land
+ * outside the project; only a regular file is ever replaced.
+ */
+import { replaceInFolder } from '../lib/atomic-write.js';
 import { ToolhostError } from '../lib/errors.js';
-import { projectRelative, resolveInProject } from '../lib/paths.js';
+import { projectOwner } from '../lib/process/owner.js';
+import { fileErrorFor, notRegularFile, reach, type Reached } from '../lib/safe-fs.js';
 import type { WriteRequest } from '../lib/schemas.js';
 import type { Handler } from './context.js';
 
@@ -14,35 +18,39 @@ export interface WriteResult {
 }
 
 /**
- * The file a write lands in: the path itself, or, when it is a symlink inside the project, the file it points to
- * (so the link survives the atomic rename).
+ * Checks that what a walk ended on may be replaced: nothing yet, or a regular file (a symlink inside the project
+ * was followed to it, so the link survives).
+ *
+ * @throws is_a_directory for a folder, not_a_regular_file for a FIFO, socket or device.
  */
-export async function writeTarget(root: string, userPath: string): Promise<string> {
-  const abs = await resolveInProject(root, userPath);
-  try {
-    return realpathSync.native(abs);
-  } catch {
-    return abs;
+export function assertReplaceable(at: Reached): void {
+  if (at.name === '' || at.stat?.isDirectory()) {
+    throw new ToolhostError('is_a_directory', `"${at.shown}" is a folder; pass a file path`, { path: at.shown });
   }
+  if (at.stat && !at.stat.isFile()) throw notRegularFile(at.shown, at.stat);
 }
 
+/**
+ * Writes the whole content of a file. A new file and the folders made for it belong to the project's owner
+ * (when toolhost is root); a replaced file keeps its mode, uid and gid.
+ */
 export const fileWrite: Handler<WriteRequest, WriteResult> = async (req, ctx) => {
   const bytes = Buffer.byteLength(req.content);
   if (bytes > ctx.config.files.maxWriteBytes) {
     throw new ToolhostError('file_too_large', `content is ${bytes} bytes, more than files.maxWriteBytes (${ctx.config.files.maxWriteBytes}); write it in a command instead`);
   }
-  const target = await writeTarget(ctx.root, req.path);
   try {
-    const { created } = await writeFileAtomic(target, req.content);
-    return { path: projectRelative(ctx.root, target), bytes, created };
+    const owner = projectOwner(ctx.config, ctx.projectId);
+    const at = reach(ctx.root, req.path, { create: { owner } });
+    try {
+      assertReplaceable(at);
+      replaceInFolder(at.dirFd, at.name, req.content, { previous: at.stat, owner });
+      return { path: at.rel, bytes, created: at.stat === undefined };
+    } finally {
+      at.close();
+    }
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EISDIR') {
-      throw new ToolhostError('is_a_directory', `"${req.path}" is a folder; pass a file path`, { path: req.path });
-    }
-    if (code === 'ENOTDIR' || code === 'EEXIST') {
-      throw new ToolhostError('not_a_directory', `a parent of "${req.path}" is a file, not a folder; choose another path`, { path: req.path });
-    }
-    throw err;
+    // System errors name server paths; what the caller sees names the project-relative path only.
+    throw fileErrorFor(ctx.root, req.path, err);
   }
 };

@@ -15,6 +15,7 @@ export const ERROR_STATUS = {
   line_out_of_range: 400,
   not_a_directory: 400,
   is_a_directory: 400,
+  not_a_regular_file: 400,
   unauthorized: 401,
   permission_denied: 403,
   not_found: 404,
