@@ -8,7 +8,8 @@
  * Waiting for a project or a lock holds no lane slot, so a slow extraction never starves other projects.
  */
 import { EventEmitter, setMaxListeners } from 'node:events';
-import { resolve } from 'node:path';
+import { realpath } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
 import type { ControlMessage } from '../handlers/context.js';
@@ -57,6 +58,29 @@ export interface PumpEvents {
   'job:start': [job: Job];
   /** A job ended (any outcome); `durationMs` counts from receipt. */
   'job:end': [job: Job, outcome: JobOutcome, durationMs: number];
+}
+
+/**
+ * The lock of a write or edit: the file's real path, so every name of one file ("a.txt", "./a.txt", "a//b",
+ * "dir/../a.txt", a symlink to it) shares one lock. A file not there yet keys by the real path of its deepest
+ * existing folder plus the rest. realpath is the asynchronous one: the supervisor's event loop does no sync I/O.
+ * A command may rename things meanwhile; the key is then only as good as a lexical one, which is all a lock
+ * between the tools and a hostile command could promise anyway (the handler confines the path on its own).
+ */
+async function fileLockKey(root: string, userPath: string): Promise<string> {
+  const lexical = resolve(root, userPath);
+  if (userPath.includes('\0')) return lexical;
+  const rest: string[] = [];
+  for (let probe = lexical; ; ) {
+    try {
+      return join(await realpath(probe), ...rest);
+    } catch {
+      const up = dirname(probe);
+      if (up === probe) return lexical;
+      rest.unshift(basename(probe));
+      probe = up;
+    }
+  }
 }
 
 /** Runs queued jobs on the pools. An actor: start(), close({ force }). */
@@ -205,8 +229,7 @@ export class QueuePump extends EventEmitter<PumpEvents> {
 
   async #run(job: Job): Promise<JobOutcome> {
     const root = await this.#o.projects.ensure(job.projectId);
-    // Keyed by the resolved path, so "a.txt", "./a.txt" and "dir/../a.txt" share one lock.
-    const lockKey = job.type === 'file.write' || job.type === 'file.edit' ? resolve(root, String(job.payload.path)) : undefined;
+    const lockKey = job.type === 'file.write' || job.type === 'file.edit' ? await fileLockKey(root, String(job.payload.path)) : undefined;
     const unlock = lockKey ? await this.#fileLocks.lock(lockKey) : undefined;
     try {
       const lane = laneOf(job.type);
