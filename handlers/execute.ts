@@ -1,13 +1,14 @@
 /** `POST /execute`: one shell command in the project, as one child process with its own process group. */
 import { mkdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ToolhostError, errnoCode } from '../lib/errors.js';
 import { resolveInProject } from '../lib/paths.js';
 import { jobLogPaths, jobLogsDir } from '../lib/process/job-logs.js';
 import { LogSpool } from '../lib/process/log-spool.js';
-import { runCommand } from '../lib/process/run-command.js';
+import { commandEnv, runCommand } from '../lib/process/run-command.js';
 import { createJobCgroup } from '../lib/process/cgroup.js';
-import { launchArgv, resolveSandbox } from '../lib/process/sandbox.js';
+import { chownTree, ownedDir, projectOwner } from '../lib/process/owner.js';
+import { launchArgv, planOf } from '../lib/process/sandbox.js';
 import type { ExecuteRequest } from '../lib/schemas.js';
 import type { Handler, HandlerContext, ProgressMessage } from './context.js';
 
@@ -43,10 +44,14 @@ export const execute: Handler<ExecuteRequest, ExecuteResult> = async (req, ctx) 
     throw err;
   }
   // Each project gets its own HOME outside the working copy, so tool caches (~/.npm, ~/.cache) are not packed
-  // into the project.
+  // into the project. Both belong to the project's uid (toolhost as root); a copy extracted before uids were
+  // given out is handed over on its first command.
+  const owner = projectOwner(ctx.config, ctx.projectId);
+  if (owner && statSync(ctx.root).uid !== owner.uid) chownTree(ctx.root, owner);
   const home = join(ctx.config.dataDir, 'homes', ctx.projectId);
-  mkdirSync(home, { recursive: true });
-  mkdirSync(jobLogsDir(ctx.config.dataDir), { recursive: true });
+  mkdirSync(dirname(home), { recursive: true, mode: 0o711 });
+  ownedDir(home, owner);
+  mkdirSync(jobLogsDir(ctx.config.dataDir), { recursive: true, mode: 0o700 });
   const c = ctx.config.commands;
   const paths = jobLogPaths(ctx.config.dataDir, ctx.jobId);
   const progress = throttledProgress(ctx);
@@ -61,11 +66,11 @@ export const execute: Handler<ExecuteRequest, ExecuteResult> = async (req, ctx) 
     cwd,
     root: ctx.root,
     home,
-    dataDir: ctx.config.dataDir,
+    env: commandEnv({ home, env: req.env, jobId: ctx.jobId }),
     limits: c.limits,
     cgroupProcs: cgroup?.procsFile,
-    sandbox: sandbox(ctx),
-    network: c.network,
+    owner,
+    plan: planOf(c),
   });
   const r = await runCommand({
     command: req.command,
@@ -127,13 +132,6 @@ function throttledProgress(ctx: HandlerContext) {
       post();
     },
   };
-}
-
-let resolved: ReturnType<typeof resolveSandbox> | undefined;
-/** The sandbox of this thread's commands, resolved once. */
-function sandbox(ctx: HandlerContext): ReturnType<typeof resolveSandbox> {
-  resolved ??= resolveSandbox(ctx.config.commands.sandbox);
-  return resolved;
 }
 
 /** Longest delay between output reaching disk and the supervisor hearing of it. */

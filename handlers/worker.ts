@@ -15,6 +15,7 @@ import { extractArchive } from '../lib/archive/extract.js';
 import { type PackResult, packTree, walkTree } from '../lib/archive/pack.js';
 import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import type { Job, JobOutcome } from '../lib/jobs.js';
+import { chownTree, projectOwner } from '../lib/process/owner.js';
 import { openStore } from '../lib/store/create-store.js';
 import type { ProjectStore, PutCondition, StoredProject } from '../lib/store/project-store.js';
 import type { ControlMessage } from './context.js';
@@ -28,7 +29,7 @@ export interface PoolWorkerData {
 /** A task the supervisor posts to a pool thread. */
 export type PoolTask =
   | { kind: 'job'; job: Job; root: string; cancelPort?: MessagePort }
-  | { kind: 'extract'; file: string; format: ArchiveFormat; dest: string }
+  | { kind: 'extract'; id: string; file: string; format: ArchiveFormat; dest: string }
   | { kind: 'materialize'; id: string; dest: string; scratch: string }
   | { kind: 'put'; id: string; format: ArchiveFormat; file: string; condition?: PutCondition }
   | { kind: 'save'; id: string; root: string; format: ArchiveFormat; exclude: string[]; scratch: string; condition: PutCondition; stamp: string }
@@ -81,10 +82,12 @@ async function materialize(task: Extract<PoolTask, { kind: 'materialize' }>): Pr
   const loaded = await (await theStore()).load(task.id, task.scratch);
   if (loaded.kind === 'stream') {
     const done = await extractArchive({ stream: { body: loaded.stream, size: loaded.size }, format: loaded.format, dest: task.dest, limits: config.archive });
+    chownTree(task.dest, projectOwner(config, task.id));
     return { format: loaded.format, etag: loaded.etag, bytes: done.bytes };
   }
   try {
     const done = await extractArchive({ file: loaded.file, format: loaded.format, dest: task.dest, limits: config.archive });
+    chownTree(task.dest, projectOwner(config, task.id));
     return { format: loaded.format, etag: loaded.etag, bytes: done.bytes };
   } finally {
     await loaded.release();
@@ -155,8 +158,12 @@ export default async function run(task: PoolTask): Promise<JobOutcome> {
     switch (task.kind) {
       case 'job':
         return { ok: true, value: await runJob(task) };
-      case 'extract':
-        return { ok: true, value: await extractArchive({ file: task.file, format: task.format, dest: task.dest, limits: config.archive }) };
+      case 'extract': {
+        // A working copy belongs to its project's uid from the start (mode 0700): no other project's can read it.
+        const done = await extractArchive({ file: task.file, format: task.format, dest: task.dest, limits: config.archive });
+        chownTree(task.dest, projectOwner(config, task.id));
+        return { ok: true, value: done };
+      }
       case 'materialize':
         return { ok: true, value: await materialize(task) };
       case 'save':

@@ -115,7 +115,8 @@ export class CacheIndex {
     const tmp = `${this.#file}.${randomUUID()}.tmp`;
     try {
       // Synced, file then folder: "dirty" must outlive a power cut, not only a crash of this process.
-      const handle = await open(tmp, 'wx');
+      // 0600: it lists every project, and commands (other uids) may pass through the data dir.
+      const handle = await open(tmp, 'wx', 0o600);
       try {
         await handle.writeFile(JSON.stringify({ version: VERSION, projects: this.#snapshot() }));
         await handle.sync();

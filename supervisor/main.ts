@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { ToolhostError } from '../lib/errors.js';
+import { ContainmentError } from '../lib/process/containment.js';
 import { startSupervisor } from './supervisor.js';
 
 async function main(): Promise<void> {
@@ -43,7 +44,8 @@ async function main(): Promise<void> {
 main().catch((err: unknown) => {
   // A known failure (the store cannot be reached, its settings are wrong) is told by its code and message; only
   // the unexpected needs a stack.
-  const told = err instanceof ToolhostError ? `${err.code}: ${err.message}` : err instanceof Error ? err.stack : String(err);
+  const told =
+    err instanceof ToolhostError ? `${err.code}: ${err.message}` : err instanceof ContainmentError ? err.message : err instanceof Error ? err.stack : String(err);
   process.stderr.write(`toolhost: failed to start: ${told}\n`);
   process.exit(1);
 });

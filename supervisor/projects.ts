@@ -325,7 +325,7 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
       throw new ToolhostError('project_busy', `project "${id}" has unsaved changes in its working copy; POST /projects/${id}/save first (or DELETE /projects/${id}/cache), then replace it`, { project_id: id });
     }
     const staging = join(this.#tmpDir, `extract-${id}-${randomUUID()}`);
-    const extracted = await this.#onPool<{ bytes: number }>({ kind: 'extract', file: upload, format, dest: staging });
+    const extracted = await this.#onPool<{ bytes: number }>({ kind: 'extract', id, file: upload, format, dest: staging });
     let stored: StoredProject;
     try {
       // On the pool: an upload of gigabytes to Blob Storage (TLS, reads) would otherwise run on this event loop.

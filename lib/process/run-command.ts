@@ -40,8 +40,11 @@ export interface RunOptions {
   onStdin?: ((stdin: Writable) => void) | undefined;
   /** Spools the full output to disk as well (up to their caps). */
   logs?: { stdout: LogSpool; stderr: LogSpool } | undefined;
-  /** What to spawn (limits, cgroup, sandbox wrapped around the command); default `bash -c command`. */
-  argv?: { file: string; args: string[] } | undefined;
+  /**
+   * What to spawn (limits, cgroup, sandbox wrapped around the command) and the environment of that launch, which
+   * hands the command its own; default `bash -c command` with {@link commandEnv}.
+   */
+  argv?: { file: string; args: string[]; env: Record<string, string> } | undefined;
   /** Every pid of the job (its cgroup members); replaces the /proc scan of the tree kill. */
   treeMembers?: (() => Promise<number[]>) | undefined;
 }
@@ -80,10 +83,10 @@ export function runCommand(opts: RunOptions): Promise<RunResult> {
   const started = Date.now();
   const stdout = new OutputBuffer(opts.maxOutputBytes);
   const stderr = new OutputBuffer(opts.maxOutputBytes);
-  const argv = opts.argv ?? { file: 'bash', args: ['-c', opts.command] };
+  const argv = opts.argv ?? { file: 'bash', args: ['-c', opts.command], env: commandEnv(opts) };
   const child = spawn(argv.file, argv.args, {
     cwd: opts.cwd,
-    env: commandEnv(opts),
+    env: argv.env,
     detached: true,
     stdio: [opts.stdin === 'pipe' ? 'pipe' : 'ignore', 'pipe', 'pipe'],
   });

@@ -1,10 +1,21 @@
 /**
- * How a command is launched: resource limits (setrlimit through bash's `ulimit`), an optional pids cgroup, and
- * an optional bubblewrap sandbox (the project read-write, the rest of the file system read-only, a private /tmp,
- * the data dir hidden, a pid namespace that dies with the command, no network unless allowed).
+ * How a command is launched. A privileged prelude (bash, run with a fixed environment: nothing of the request
+ * reaches it) joins the command's pids cgroup and sets its resource limits, then gives up root and execs the
+ * sandbox:
+ *
+ *   bash prelude (root, fixed env) -> setpriv (project uid, no groups, no capabilities, no_new_privs)
+ *     -> [pasta: a network namespace with outbound user-mode networking, never the host's loopback]
+ *     -> bwrap (user namespace, every capability dropped; only system folders read-only, an /etc without secrets,
+ *        the project and its HOME read-write, private /tmp, own pid/ipc/uts/net namespaces)
+ *     -> bash -c <command>, with the request's env set by bwrap inside the sandbox.
+ *
+ * Without bubblewrap ("none"), the prelude still drops to the project's uid (toolhost as root) and, as root,
+ * unshares the network; the command then sees whatever that uid may read on the host. Not root: no uid change is
+ * possible, and the command runs as toolhost's own uid (the start banner and /health say so).
  */
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import type { Owner } from './owner.js';
 
 /** Which sandbox commands run in. */
 export type SandboxMode = 'none' | 'bwrap';
@@ -18,9 +29,10 @@ export interface CommandLimits {
   fileSizeBytes: number;
 }
 
-/** The absolute path of an executable on PATH, or null. */
+/** The absolute path of an executable on the supervisor's own PATH, or null. */
 export function which(name: string): string | null {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+  for (const dir of (process.env.PATH ?? PRELUDE_ENV.PATH!).split(delimiter)) {
+    if (!dir) continue;
     const p = join(dir, name);
     try {
       accessSync(p, constants.X_OK);
@@ -32,13 +44,52 @@ export function which(name: string): string | null {
   return null;
 }
 
-/** The sandbox a setting resolves to on this machine: `auto` means bwrap when installed. */
+/**
+ * The sandbox a setting names, by what is installed: `auto` means bwrap when installed. Whether bwrap really
+ * works here (user namespaces) is probed once at start (containment.ts), which then hands the pools a config
+ * whose `commands.sandbox` is the resolved mode.
+ */
 export function resolveSandbox(setting: 'none' | 'bwrap' | 'auto'): { mode: SandboxMode; bwrap: string | null } {
   const bwrap = setting === 'none' ? null : which('bwrap');
   if (setting === 'bwrap' && !bwrap) {
     throw new Error('commands.sandbox is "bwrap" but bwrap is not installed; install bubblewrap (apt-get install bubblewrap) or set commands.sandbox to "auto"');
   }
   return { mode: bwrap ? 'bwrap' : 'none', bwrap };
+}
+
+/** The launch plan of a config whose sandbox setting is already resolved; programs looked up once per thread. */
+export function planOf(c: { sandbox: 'none' | 'bwrap' | 'auto'; network: boolean; readOnlyPaths: readonly string[] }): SandboxPlan {
+  launchersOnce ??= {
+    bash: which('bash') ?? '/bin/bash',
+    env: which('env') ?? '/usr/bin/env',
+    bwrap: which('bwrap'),
+    setpriv: which('setpriv'),
+    unshare: which('unshare'),
+    pasta: which('pasta'),
+  };
+  const mode = resolveSandbox(c.sandbox).mode;
+  return { mode, network: c.network && mode === 'bwrap', launchers: launchersOnce, readOnlyPaths: c.readOnlyPaths };
+}
+let launchersOnce: Launchers | undefined;
+
+/** Absolute paths of the programs the launch uses, found once on the supervisor's own PATH. */
+export interface Launchers {
+  bash: string;
+  env: string;
+  bwrap: string | null;
+  setpriv: string | null;
+  unshare: string | null;
+  pasta: string | null;
+}
+
+/** The sandbox as resolved at start: what every launch on this machine does. */
+export interface SandboxPlan {
+  mode: SandboxMode;
+  /** Outbound network through pasta (only with bwrap). */
+  network: boolean;
+  launchers: Launchers;
+  /** Host folders shown read-only besides the system ones (commands.readOnlyPaths). */
+  readOnlyPaths: readonly string[];
 }
 
 /** Everything needed to build the argv of one command. */
@@ -49,32 +100,147 @@ export interface LaunchSpec {
   root: string;
   /** HOME of the command: writable inside the sandbox. */
   home: string;
-  /** Hidden inside the sandbox (other projects, logs), except root and home. */
-  dataDir: string;
+  /** The command's whole environment (the request's variables included); reaches only the command. */
+  env: Record<string, string>;
   limits: CommandLimits;
   /** A cgroup.procs file the command joins before anything else runs. */
   cgroupProcs?: string | undefined;
-  sandbox: { mode: SandboxMode; bwrap: string | null };
-  network: boolean;
+  /** The uid the command runs as (toolhost is root), or null to keep toolhost's own. */
+  owner: Owner | null;
+  plan: SandboxPlan;
 }
+
+/** The PATH of the prelude: system folders only, whatever the supervisor's or the request's PATH says. */
+export const PRELUDE_ENV: Readonly<Record<string, string>> = Object.freeze({ PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' });
+
+/** The uid and gid a command has inside a sandbox without network (mapped to the project's uid outside). */
+export const SANDBOX_UID = 1000;
 
 const KiB = 1024;
 
-/** The file and argv to spawn: bash sets limits and joins the cgroup, then execs bwrap (or bash) with the command. */
-export function launchArgv(spec: LaunchSpec): { file: string; args: string[] } {
+/**
+ * The file, argv and environment to spawn. The environment is fixed (see {@link PRELUDE_ENV}); the command's
+ * own environment is handed over as arguments (bwrap's --setenv, env -i) that only the last exec applies.
+ */
+export function launchArgv(spec: LaunchSpec): { file: string; args: string[]; env: Record<string, string> } {
   const l = spec.limits;
+  const { launchers: x } = spec.plan;
   const steps = [
+    '{ [ -z "$1" ] || echo $$ > "$1"; }', // joining first means every process the command starts is counted
     ulimit('-v', 'Max address space', l.addressSpaceBytes, KiB),
     ulimit('-t', 'Max cpu time', l.cpuSeconds, 1),
     ulimit('-u', 'Max processes', l.processes, 1),
     ulimit('-n', 'Max open files', l.openFiles, 1),
     ulimit('-f', 'Max file size', l.fileSizeBytes, KiB),
-  ].filter((x): x is string => x !== undefined);
-  // Joining first means every process the command starts is counted and found, wherever it goes.
-  if (spec.cgroupProcs) steps.unshift(`echo $$ > '${spec.cgroupProcs}'`);
-  const inner = ['bash', '-c', spec.command];
-  const argv = spec.sandbox.mode === 'bwrap' && spec.sandbox.bwrap ? [spec.sandbox.bwrap, ...bwrapArgs(spec), '--', ...inner] : inner;
-  return { file: 'bash', args: ['-c', [...steps, 'exec "$@"'].join(' && '), 'toolhost', ...argv] };
+  ].filter((s): s is string => s !== undefined);
+  const inner = [x.bash, '-c', spec.command];
+  let argv: string[];
+  if (spec.plan.mode === 'bwrap' && x.bwrap) {
+    const uid = spec.plan.network ? 0 : SANDBOX_UID;
+    // passwd and group name the sandbox's own user only: tools that look themselves up (git, ssh) find it.
+    steps.push('exec 5<<<"$2" 6<<<"$3"');
+    argv = [...dropRoot(spec), ...(spec.plan.network && x.pasta ? pastaArgs(x.pasta) : []), x.bwrap, ...bwrapArgs(spec, uid), '--', ...inner];
+    return prelude(steps, [spec.cgroupProcs ?? '', passwd(uid, spec.home), `agent:x:${uid}:\n`], argv);
+  }
+  // No sandbox: as root, no network namespace of the host's (unshare) and the project's uid (setpriv).
+  const unshare = spec.owner && x.unshare ? [x.unshare, '--net', '--'] : [];
+  argv = [...unshare, ...dropRoot(spec), x.env, '-i', ...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), ...inner];
+  return prelude(steps, [spec.cgroupProcs ?? '', '', ''], argv);
+}
+
+function prelude(steps: string[], params: string[], argv: string[]): { file: string; args: string[]; env: Record<string, string> } {
+  return { file: 'bash', args: ['-c', [...steps, 'shift 3', 'exec "$@"'].join(' && '), 'toolhost', ...params, ...argv], env: { ...PRELUDE_ENV } };
+}
+
+/** setpriv to the project's uid with no groups, no capabilities (inheritable, bounding) and no_new_privs. */
+function dropRoot(spec: LaunchSpec): string[] {
+  const { owner } = spec;
+  const setpriv = spec.plan.launchers.setpriv;
+  if (!owner || !setpriv) return [];
+  return [setpriv, `--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--'];
+}
+
+/**
+ * pasta runs the sandbox in a user and network namespace of its own with outbound connections through user-mode
+ * networking; the gateway is not mapped to the host (--no-map-gw) and no port is forwarded either way, so the
+ * host's loopback services (toolhost itself, Azurite, databases) are out of reach.
+ */
+function pastaArgs(pasta: string): string[] {
+  return [pasta, '--config-net', '--quiet', '--foreground', '--no-map-gw', '-t', 'none', '-u', 'none', '-T', 'none', '-U', 'none', '--'];
+}
+
+/** Folders of programs and libraries, shown read-only (a symlink such as /bin -> usr/bin is recreated as one). */
+const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/opt'];
+
+/**
+ * What of /etc a command sees: what programs need to start, resolve names, verify TLS and find their
+ * alternatives, and nothing that holds secrets (shadow, ssh keys, sudoers, toolhost's config, package manager
+ * credentials). Entries ending in "*" are prefixes (java-17-openjdk, python3.11).
+ */
+const ETC_ALLOWED = [
+  'alternatives', 'bash.bashrc', 'ca-certificates', 'ca-certificates.conf', 'debian_version', 'ethertypes', 'fonts',
+  'gai.conf', 'gitconfig', 'host.conf', 'hosts', 'inputrc', 'iproute2', 'java-*', 'ld.so.cache', 'ld.so.conf',
+  'ld.so.conf.d', 'locale.alias', 'localtime', 'magic', 'magic.mime', 'manpath.config', 'maven', 'mime.types', 'mtab',
+  'networks', 'nsswitch.conf', 'os-release', 'perl', 'profile', 'protocols', 'python*', 'resolv.conf', 'rpc',
+  'services', 'sgml', 'shells', 'ssl', 'terminfo', 'timezone', 'vim', 'wgetrc', 'xml',
+];
+
+let etcEntries: string[] | undefined;
+/** The allowed /etc entries present on this machine, listed once. */
+function allowedEtc(): string[] {
+  if (!etcEntries) {
+    const names = new Set<string>();
+    let listing: string[] = [];
+    try {
+      listing = readdirSync('/etc');
+    } catch {
+      // no /etc to show
+    }
+    for (const pattern of ETC_ALLOWED) {
+      if (!pattern.endsWith('*')) {
+        if (listing.includes(pattern)) names.add(pattern);
+        continue;
+      }
+      for (const n of listing) if (n.startsWith(pattern.slice(0, -1))) names.add(n);
+    }
+    etcEntries = [...names].sort();
+  }
+  return etcEntries;
+}
+
+/** bind (or recreate as a symlink) a host path read-only at the same place. */
+function showReadOnly(path: string): string[] {
+  try {
+    const st = lstatSync(path);
+    if (st.isSymbolicLink()) return ['--symlink', readlinkSync(path), path];
+    return ['--ro-bind', path, path];
+  } catch {
+    return [];
+  }
+}
+
+function bwrapArgs(spec: LaunchSpec, uid: number): string[] {
+  const { plan } = spec;
+  // With network, pasta's user namespace is the sandbox's (uid 0 there, mapped to the project's uid, and every
+  // capability dropped below); without, bwrap makes its own and forbids nested ones.
+  const ns = plan.network
+    ? ['--unshare-ipc', '--unshare-pid', '--unshare-uts', '--unshare-cgroup-try']
+    : ['--unshare-all', '--unshare-user', '--disable-userns', '--uid', String(uid), '--gid', String(uid)];
+  const args = [...ns, '--cap-drop', 'ALL', '--die-with-parent', '--hostname', 'toolhost'];
+  for (const dir of SYSTEM_DIRS) args.push(...showReadOnly(dir));
+  for (const name of allowedEtc()) args.push(...showReadOnly(`/etc/${name}`));
+  args.push('--ro-bind-data', '5', '/etc/passwd', '--ro-bind-data', '6', '/etc/group');
+  args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--tmpfs', '/var/tmp', '--tmpfs', '/run');
+  for (const p of plan.readOnlyPaths) if (existsSync(p)) args.push('--ro-bind', p, p);
+  args.push('--bind', spec.root, spec.root, '--bind', spec.home, spec.home, '--remount-ro', '/', '--chdir', spec.cwd);
+  args.push('--clearenv');
+  for (const [k, v] of Object.entries(spec.env)) args.push('--setenv', k, v);
+  return args;
+}
+
+function passwd(uid: number, home: string): string {
+  const root = uid === 0 ? '' : 'root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n';
+  return `${root}agent:x:${uid}:${uid}:agent:${home}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`;
 }
 
 let hardLimits: Map<string, number> | undefined;
@@ -100,16 +266,8 @@ function hardLimit(name: string): number {
  * limit the supervisor has (raising it needs privileges a container rarely has); 0 leaves it alone. Computed
  * here, not in the shell, so the prelude forks nothing.
  */
-function ulimit(flag: string, name: string, value: number, unit: number): string | undefined {
+export function ulimit(flag: string, name: string, value: number, unit: number): string | undefined {
   if (value <= 0) return undefined;
   const v = Math.min(value, hardLimit(name));
   return Number.isFinite(v) ? `ulimit -S -H ${flag} ${Math.ceil(v / unit)}` : undefined;
-}
-
-function bwrapArgs(spec: LaunchSpec): string[] {
-  const args = ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--tmpfs', spec.dataDir];
-  args.push('--bind', spec.root, spec.root, '--bind', spec.home, spec.home);
-  args.push('--unshare-pid', '--die-with-parent', '--chdir', spec.cwd);
-  if (!spec.network) args.push('--unshare-net');
-  return args;
 }
