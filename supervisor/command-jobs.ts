@@ -98,7 +98,7 @@ export class CommandJobs {
   async start(): Promise<void> {
     const dir = jobLogsDir(this.#config.dataDir);
     await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: 0o700 }); // logs are private: commands run as other uids
     this.#scheduleSweep();
   }
 
