@@ -133,23 +133,25 @@ export function launchArgv(spec: LaunchSpec): { file: string; args: string[]; en
     ulimit('-n', 'Max open files', l.openFiles, 1),
     ulimit('-f', 'Max file size', l.fileSizeBytes, KiB),
   ].filter((s): s is string => s !== undefined);
-  const inner = [x.bash, '-c', spec.command];
+  // --norc: bash sources ~/.bashrc when its stdin is a socket (it takes that for rshd), which a piped stdin is.
+  const inner = [x.bash, '--norc', '-c', spec.command];
   let argv: string[];
   if (spec.plan.mode === 'bwrap' && x.bwrap) {
     const uid = spec.plan.network ? 0 : SANDBOX_UID;
     // passwd and group name the sandbox's own user only: tools that look themselves up (git, ssh) find it.
     steps.push('exec 5<<<"$2" 6<<<"$3"');
     argv = [...dropRoot(spec), ...(spec.plan.network && x.pasta ? pastaArgs(x.pasta) : []), x.bwrap, ...bwrapArgs(spec, uid), '--', ...inner];
-    return prelude(steps, [spec.cgroupProcs ?? '', passwd(uid, spec.home), `agent:x:${uid}:\n`], argv);
+    return prelude(x.bash, steps, [spec.cgroupProcs ?? '', passwd(uid, spec.home), `agent:x:${uid}:\n`], argv);
   }
   // No sandbox: as root, no network namespace of the host's (unshare) and the project's uid (setpriv).
   const unshare = spec.owner && x.unshare ? [x.unshare, '--net', '--'] : [];
   argv = [...unshare, ...dropRoot(spec), x.env, '-i', ...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), ...inner];
-  return prelude(steps, [spec.cgroupProcs ?? '', '', ''], argv);
+  return prelude(x.bash, steps, [spec.cgroupProcs ?? '', '', ''], argv);
 }
 
-function prelude(steps: string[], params: string[], argv: string[]): { file: string; args: string[]; env: Record<string, string> } {
-  return { file: 'bash', args: ['-c', [...steps, 'shift 3', 'exec "$@"'].join(' && '), 'toolhost', ...params, ...argv], env: { ...PRELUDE_ENV } };
+/** The privileged prelude: no rc file (root's ~/.bashrc is no input of ours either), positional parameters only. */
+function prelude(bash: string, steps: string[], params: string[], argv: string[]): { file: string; args: string[]; env: Record<string, string> } {
+  return { file: bash, args: ['--norc', '--noprofile', '-c', [...steps, 'shift 3', 'exec "$@"'].join(' && '), 'toolhost', ...params, ...argv], env: { ...PRELUDE_ENV } };
 }
 
 /** setpriv to the project's uid with no groups, no capabilities (inheritable, bounding) and no_new_privs. */
