@@ -5,7 +5,7 @@
  * its project's own uid and reads no other project, the data dir or the supervisor's environment; and unsafe
  * combinations are refused at start. Real commands, real bubblewrap where installed.
  */
-import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -280,6 +280,31 @@ describe('commands: unsafe combinations are refused at start', function () {
       expect((await start({ commands: { sandbox: 'auto', network: true } }))?.message).to.match(/apt-get install passt/);
     });
     expect((await start({ commands: { sandbox: 'none', network: true } }))?.message).to.match(/network.*bwrap/);
+  });
+
+  it('commands.readOnlyPaths that the commands\' uids cannot reach are refused; reachable ones are shown read-only', async function () {
+    if (!isRoot) this.skip();
+    const hidden = await mkdtemp(join(tmpdir(), 'th-ro-hidden-')); // mkdtemp: mode 0700
+    const shown = await mkdtemp(join(tmpdir(), 'th-ro-shown-'));
+    try {
+      await writeFile(join(hidden, 'tool'), 'x');
+      const refused = await start({ commands: { sandbox: 'bwrap', readOnlyPaths: [join(hidden)] } });
+      expect(refused?.message).to.match(/readOnlyPaths.*cannot reach/);
+      await chmod(shown, 0o755);
+      await writeFile(join(shown, 'tool'), 'toolchain\n');
+      const s = await startServer({ commands: { sandbox: 'auto', readOnlyPaths: [shown] } });
+      try {
+        if ((await s.api('/health')).body.containment.sandbox !== 'bwrap') return;
+        await s.putProject('ro', { 'a.txt': 'a\n' });
+        const r = await s.api('/execute', { project_id: 'ro', command: `cat ${shown}/tool; touch ${shown}/new 2>/dev/null && echo WROTE; true` });
+        expect(r.body.stdout).to.equal('toolchain\n');
+      } finally {
+        await s.close({ force: true });
+      }
+    } finally {
+      await rm(hidden, { recursive: true, force: true });
+      await rm(shown, { recursive: true, force: true });
+    }
   });
 
   it('"auto" without bubblewrap on loopback starts, loudly: /health names what is unprotected', async () => {

@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../../config/schema.js';
 import type { Containment } from './containment-types.js';
 import { cgroupBase } from './cgroup.js';
@@ -49,13 +49,19 @@ export function resolveContainment(config: Config): ResolvedContainment {
   }
   if (c.network) {
     if (mode !== 'bwrap') throw new ContainmentError('commands.network is true, but network for commands needs the bwrap sandbox; install bubblewrap or set commands.network to false');
-    const why = which('pasta') ? probe(config, true) : 'pasta is not installed (apt-get install passt)';
+    const why = !which('pasta') ? 'pasta is not installed (apt-get install passt)' : !which('ip') ? 'ip is not installed (apt-get install iproute2)' : probe(config, true);
     if (why !== null) {
       throw new ContainmentError(`commands.network is true but user-mode networking does not work here: ${why}; install passt (apt-get install passt), make /dev/net/tun usable by unprivileged users (mode 0666), or set commands.network to false`);
     }
   }
   if (mode === 'none' && c.sandbox === 'none') warnings.push('commands.sandbox is "none": commands run on the host file system without a sandbox.');
   if (mode === 'none') warnings.push(root ? 'Without a sandbox, commands can read whatever their uid may read on the host (world-readable files).' : 'toolhost is not root: commands cannot be given uids of their own.');
+  if (root && mode === 'bwrap') {
+    for (const p of c.readOnlyPaths) {
+      const blocked = untraversable(join(p, '.'), true);
+      if (blocked) throw new ContainmentError(`commands.readOnlyPaths: commands run as per-project uids and cannot reach ${p} (${blocked} is not readable and traversable by other users); install the toolchain elsewhere (e.g. /opt) or chmod o+rx ${blocked}`);
+    }
+  }
   if (root) {
     const blocked = untraversable(config.dataDir);
     if (blocked) warnings.push(`${blocked} is not traversable by other users: commands (which run as per-project uids) cannot reach their working copies under ${config.dataDir}; chmod o+x ${blocked} or move dataDir (TOOLHOST_DATA_DIR), e.g. to /var/lib/toolhost.`);
@@ -88,11 +94,16 @@ function readOnlyShown(plan: SandboxPlan): string[] {
   });
 }
 
-/** The first ancestor of `dir` that other users cannot pass through, or null. */
-function untraversable(dir: string): string | null {
-  for (let p = dirname(dir); ; p = dirname(p)) {
+/**
+ * The first folder on the way to `dir` (its ancestors; `dir` itself too with `self`, which must be readable as
+ * well) that other users cannot pass through, or null.
+ */
+function untraversable(dir: string, self = false): string | null {
+  const target = resolve(dir);
+  for (let p = self ? target : dirname(target); ; p = dirname(p)) {
     try {
-      if ((statSync(p).mode & 0o001) === 0) return p;
+      const need = p === target ? 0o005 : 0o001;
+      if ((statSync(p).mode & need) !== need) return p;
     } catch {
       return p;
     }

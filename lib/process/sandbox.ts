@@ -66,6 +66,7 @@ export function planOf(c: { sandbox: 'none' | 'bwrap' | 'auto'; network: boolean
     setpriv: which('setpriv'),
     unshare: which('unshare'),
     pasta: which('pasta'),
+    ip: which('ip'),
   };
   const mode = resolveSandbox(c.sandbox).mode;
   return { mode, network: c.network && mode === 'bwrap', launchers: launchersOnce, readOnlyPaths: c.readOnlyPaths };
@@ -80,6 +81,7 @@ export interface Launchers {
   setpriv: string | null;
   unshare: string | null;
   pasta: string | null;
+  ip: string | null;
 }
 
 /** The sandbox as resolved at start: what every launch on this machine does. */
@@ -140,7 +142,7 @@ export function launchArgv(spec: LaunchSpec): { file: string; args: string[]; en
     const uid = spec.plan.network ? 0 : SANDBOX_UID;
     // passwd and group name the sandbox's own user only: tools that look themselves up (git, ssh) find it.
     steps.push('exec 5<<<"$2" 6<<<"$3"');
-    argv = [...dropRoot(spec), ...(spec.plan.network && x.pasta ? pastaArgs(x.pasta) : []), x.bwrap, ...bwrapArgs(spec, uid), '--', ...inner];
+    argv = [...dropRoot(spec), ...(spec.plan.network && x.pasta ? pastaArgs(x) : []), x.bwrap, ...bwrapArgs(spec, uid), '--', ...inner];
     return prelude(x.bash, steps, [spec.cgroupProcs ?? '', passwd(uid, spec.home), `agent:x:${uid}:\n`], argv);
   }
   // No sandbox: as root, no network namespace of the host's (unshare) and the project's uid (setpriv).
@@ -165,11 +167,19 @@ function dropRoot(spec: LaunchSpec): string[] {
 /**
  * pasta runs the sandbox in a user and network namespace of its own with outbound connections through user-mode
  * networking; the gateway is not mapped to the host (--no-map-gw) and no port is forwarded either way, so the
- * host's loopback services (toolhost itself, Azurite, databases) are out of reach.
+ * host's loopback services (toolhost itself, Azurite, databases) are out of reach. Inside, before bwrap drops the
+ * namespace's capabilities, link-local addresses are made unreachable: the cloud's instance metadata service
+ * (169.254.169.254, fd00:ec2::254) hands out the machine's credentials to whoever asks.
  */
-function pastaArgs(pasta: string): string[] {
-  return [pasta, '--config-net', '--quiet', '--foreground', '--no-map-gw', '-t', 'none', '-u', 'none', '-T', 'none', '-U', 'none', '--'];
+function pastaArgs(x: Launchers): string[] {
+  const pasta = [x.pasta!, '--config-net', '--quiet', '--foreground', '--no-map-gw', '-t', 'none', '-u', 'none', '-T', 'none', '-U', 'none', '--'];
+  const routes = `${x.ip} route add unreachable ${METADATA_V4} && { ${x.ip} -6 route add unreachable ${METADATA_V6} 2>/dev/null || true; } && exec "$@"`;
+  return [...pasta, x.bash, '--norc', '--noprofile', '-c', routes, 'toolhost'];
 }
+
+/** Addresses of instance metadata services, closed to commands with network. */
+const METADATA_V4 = '169.254.0.0/16';
+const METADATA_V6 = 'fd00:ec2::254/128';
 
 /** Folders of programs and libraries, shown read-only (a symlink such as /bin -> usr/bin is recreated as one). */
 const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/opt'];
