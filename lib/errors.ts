@@ -39,6 +39,7 @@ export const ERROR_STATUS = {
   unsafe_archive_entry: 422,
   archive_too_large: 422,
   invalid_regex: 422,
+  search_failed: 422,
   invalid_config: 422,
   internal: 500,
   job_poisoned: 500,
