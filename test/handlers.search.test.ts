@@ -1,45 +1,43 @@
 import { execFileSync } from 'node:child_process';
-import { readFile, readdir, readlink, writeFile } from 'node:fs/promises';
+import { readFile, readdir, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { HandlerContext } from '../handlers/context.js';
 import { MAX_LINE_CHARS, search, type SearchResult } from '../handlers/search.js';
+import { projectOwner } from '../lib/process/owner.js';
+import { resolveSandbox } from '../lib/process/sandbox.js';
 import { searchRequest, type SearchRequest } from '../lib/schemas.js';
 import { HandlerProject, failure } from './helpers/handler-project.js';
 
-describe('handlers/search', () => {
+// Every test runs with rg in the bubblewrap sandbox (when installed) and without one (rg gets the target as fd 3).
+for (const sandbox of ['bwrap', 'none'] as const) describe(`handlers/search (sandbox ${sandbox})`, () => {
   let project: HandlerProject;
   let outer: string;
   let root: string;
   let config: Config;
+  /** The configuration of this suite's sandbox, with `overrides`. */
+  const configWith = (overrides: Record<string, unknown> = {}): Config =>
+    loadConfig({ overrides: { dataDir: join(outer, 'data'), ...overrides, commands: { sandbox: sandbox === 'bwrap' ? 'auto' : 'none' } } });
+
+  before(function () {
+    if (sandbox === 'bwrap' && resolveSandbox('auto').mode !== 'bwrap') this.skip(); // bubblewrap is not installed
+  });
 
   beforeEach(async () => {
     project = await HandlerProject.create('toolhost-search-');
-    ({ outer, root, config } = project);
+    ({ outer, root } = project);
+    config = configWith();
   });
 
   afterEach(async () => {
-    // A handler returns only once rg has exited: none may be left running in the project.
-    const leaked = await rgProcessesIn(root);
-    await project.remove();
+    // A handler returns only once rg has exited: none may be left running.
+    const leaked = await rgDescendants();
+    // rm -rf, not fs.rm: one test leaves a tree deeper than PATH_MAX.
+    execFileSync('rm', ['-rf', outer]);
     expect(leaked, 'rg processes left running').to.deep.equal([]);
   });
-
-  /** Pids of rg processes whose working directory is `dir` (Linux /proc). */
-  async function rgProcessesIn(dir: string): Promise<number[]> {
-    const found: number[] = [];
-    for (const pid of (await readdir('/proc')).filter((n) => /^\d+$/.test(n))) {
-      try {
-        const comm = (await readFile(`/proc/${pid}/comm`, 'utf8')).trim();
-        if (comm === 'rg' && (await readlink(`/proc/${pid}/cwd`)) === dir) found.push(Number(pid));
-      } catch {
-        // The process ended while we looked.
-      }
-    }
-    return found;
-  }
 
   const files = (tree: Record<string, string>, base = root): Promise<void> => project.files(tree, base);
   const ctx = (overrides: Partial<HandlerContext> = {}): HandlerContext => ({ ...project.ctx(overrides), config: overrides.config ?? config });
@@ -47,6 +45,9 @@ describe('handlers/search', () => {
   function run(req: Record<string, unknown>, c: HandlerContext = ctx()): Promise<SearchResult> {
     // Through the schema, as the HTTP front does, so defaults are the real ones.
     const parsed: SearchRequest = searchRequest.parse({ project_id: 'p', ...req });
+    // Without a sandbox rg runs as the project's uid (when the tests run as root): the project must be its.
+    const owner = sandbox === 'none' ? projectOwner(c.config, c.projectId) : null;
+    if (owner) execFileSync('chown', ['-R', `${owner.uid}:${owner.gid}`, root]);
     return search(parsed, c);
   }
 
@@ -109,6 +110,11 @@ describe('handlers/search', () => {
     // rg's own globs override .gitignore ("src/**" would search src/node_modules and *.log): it must not show.
     expect(where(await run({ pattern: 'needle', glob: 'src/**' }))).to.deep.equal(['src/a.ts:1', 'src/b.md:1']);
     expect(where(await run({ pattern: 'needle', glob: '!*.md' }))).to.deep.equal(['src/a.ts:1', 'test/c.ts:1']);
+    // Globs are matched against project-relative paths, whatever folder is searched.
+    expect(where(await run({ pattern: 'needle', path: 'src', glob: 'src/*.ts' }))).to.deep.equal(['src/a.ts:1']);
+    expect(where(await run({ pattern: 'needle', path: 'src', glob: '!src/b.md' }))).to.deep.equal(['src/a.ts:1']);
+    expect(where(await run({ pattern: 'needle', path: 'src', glob: 'test/**' }))).to.deep.equal([]);
+    expect(where(await run({ pattern: 'needle', path: 'src', glob: '**/*.md' }))).to.deep.equal(['src/b.md:1']);
   });
 
   it('gives each match its context lines, sharing lines between adjacent matches', async () => {
@@ -139,10 +145,14 @@ describe('handlers/search', () => {
     const r = await run({ pattern: 'hit', max_results: 3 });
     expect(where(r)).to.deep.equal(['a.txt:1', 'a.txt:2', 'a.txt:3']);
     expect(r.truncated).to.equal(true);
+    expect(r).to.include({ complete: false });
+    expect(r.incomplete_reasons).to.deep.equal(['max_results']);
+    expect(r.note).to.match(/max_results \(3\)/);
     const all = await run({ pattern: 'hit', max_results: 1000 });
     expect(all.matches).to.have.length(100);
     expect(all.truncated).to.equal(false);
-    config = loadConfig({ overrides: { search: { maxResults: 7 } } });
+    expect(all.complete).to.equal(true);
+    config = configWith({ search: { maxResults: 7 } });
     const clamped = await run({ pattern: 'hit', max_results: 1000 });
     expect(clamped.matches).to.have.length(7);
     expect(clamped.truncated).to.equal(true);
@@ -214,7 +224,7 @@ describe('handlers/search', () => {
 
   it('returns no matches (not an error) when nothing matches', async () => {
     await files({ 'a.txt': 'nothing here\n' });
-    expect(await run({ pattern: 'absent' })).to.deep.equal({ matches: [], truncated: false });
+    expect(await run({ pattern: 'absent' })).to.deep.equal({ matches: [], truncated: false, complete: true });
   });
 
   it('rejects an invalid regex with invalid_regex, the reason and a hint', async () => {
@@ -251,21 +261,152 @@ describe('handlers/search', () => {
     expect(where(await run({ pattern: '--version' }))).to.deep.equal(['a.txt:1']);
   });
 
-  it('stops rg at search.timeoutS and returns timed_out: true', async () => {
-    // rg reading a FIFO that nobody writes to blocks forever: a search that cannot finish on its own.
-    execFileSync('mkfifo', [join(root, 'stuck')]);
-    config = loadConfig({ overrides: { search: { timeoutS: 1 } } });
-    const r = await run({ pattern: 'needle', path: 'stuck' });
-    expect(r).to.deep.equal({ matches: [], truncated: false, timed_out: true });
+  /** A 50 GiB sparse file: rg reads it for many seconds (it is all NUL, so nothing matches) and holds no memory. */
+  async function endless(name: string): Promise<void> {
+    await writeFile(join(root, name), '');
+    await truncate(join(root, name), 50 * 2 ** 30);
+  }
+
+  it('stops rg at search.timeoutS and returns timed_out: true, complete: false', async () => {
+    await endless('huge.bin');
+    config = configWith({ search: { timeoutS: 1 } });
+    const r = await run({ pattern: 'needle', path: 'huge.bin' });
+    expect(r).to.deep.include({ matches: [], truncated: false, timed_out: true, complete: false, incomplete_reasons: ['timed_out'] });
+    expect(r.note).to.match(/search\.timeoutS/);
+  });
+
+  it('runs rg with an empty environment, under search.maxMemoryBytes, without core dumps, as the project uid', async () => {
+    await endless('huge.bin');
+    config = configWith({ search: { maxMemoryBytes: 300 * 2 ** 20 } });
+    const controller = new AbortController();
+    const pending = run({ pattern: 'needle', path: 'huge.bin' }, ctx({ signal: controller.signal }));
+    try {
+      let pids: number[] = [];
+      for (let i = 0; i < 200 && pids.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+        pids = await rgDescendants();
+      }
+      expect(pids).to.have.length(1);
+      const environ = (await readFile(`/proc/${pids[0]}/environ`, 'utf8')).split('\0').filter(Boolean);
+      // bwrap sets PWD to the folder it enters, whatever the environment was.
+      expect(environ, 'the environment of rg').to.deep.equal(sandbox === 'bwrap' ? ['PWD=/p'] : []);
+      const limits = await readFile(`/proc/${pids[0]}/limits`, 'utf8');
+      expect(limits).to.match(new RegExp(`Max address space\\s+${300 * 2 ** 20}\\s+${300 * 2 ** 20}\\s`));
+      expect(limits).to.match(/Max core file size\s+0\s+0\s/);
+      // Without a sandbox rg runs as the project's uid (when toolhost is root), as the project's commands do.
+      const owner = sandbox === 'none' ? projectOwner(config, 'p') : null;
+      const uid = /^Uid:\s+(\d+)/m.exec(await readFile(`/proc/${pids[0]}/status`, 'utf8'))![1];
+      expect(Number(uid)).to.equal(owner?.uid ?? process.getuid!());
+    } finally {
+      controller.abort();
+      await pending.catch(() => {});
+    }
   });
 
   it('kills rg and rejects when the job is cancelled', async () => {
-    execFileSync('mkfifo', [join(root, 'stuck')]);
+    await endless('huge.bin');
     const controller = new AbortController();
-    const pending = run({ pattern: 'needle', path: 'stuck' }, ctx({ signal: controller.signal }));
+    const pending = run({ pattern: 'needle', path: 'huge.bin' }, ctx({ signal: controller.signal }));
     setTimeout(() => controller.abort(), 50);
     expect((await failure(pending)).message).to.match(/cancelled/);
     controller.abort();
     expect((await failure(run({ pattern: 'x' }, ctx({ signal: controller.signal })))).message).to.match(/cancelled/);
   });
+
+  it('counts matching lines longer than search.maxLineBytes instead of returning them', async () => {
+    config = configWith({ search: { maxLineBytes: 1000 } });
+    const long = `${'x'.repeat(1500)} needle ${'y'.repeat(1500)}`;
+    await files({
+      'a.txt': `needle one\n${long}\n${'z'.repeat(2000)}\nneedle four\n`,
+      'b.txt': `${long}\n`,
+    });
+    const r = await run({ pattern: 'needle', context_lines: 1 });
+    expect(r.matches.map((m) => ({ at: `${m.path}:${m.line}`, before: m.before, after: m.after }))).to.deep.equal([
+      { at: 'a.txt:1', before: [], after: ['[Omitted long matching line]'] },
+      { at: 'a.txt:4', before: ['[Omitted long context line]'], after: [] },
+    ]);
+    expect(r).to.deep.include({
+      truncated: false,
+      complete: false,
+      incomplete_reasons: ['long_lines'],
+      skipped_long_lines: 2,
+      long_lines: [
+        { path: 'a.txt', line: 2 },
+        { path: 'b.txt', line: 1 },
+      ],
+    });
+    expect(r.note).to.match(/2 matching line\(s\) longer than 1000 bytes \(search\.maxLineBytes\)/);
+    // A line at the limit is an ordinary match.
+    config = configWith({ search: { maxLineBytes: long.length + 1 } });
+    expect(await run({ pattern: 'needle', path: 'b.txt' })).to.deep.include({ complete: true, truncated: false });
+  });
+
+  it('says which files it could not read, and that the answer is incomplete', async () => {
+    await files({ 'top.txt': 'needle\n' });
+    // Deeper than PATH_MAX: rg cannot open the innermost folders by name (ENAMETOOLONG), even as root.
+    execFileSync('bash', ['-c', 'cd "$1" && n=$(printf "d%.0s" $(seq 250)) && for i in $(seq 18); do mkdir $n && cd $n; done && echo needle > f.txt', 'x', root]);
+    const r = await run({ pattern: 'needle' });
+    expect(where(r)).to.deep.equal(['top.txt:1']);
+    expect(r).to.deep.include({ complete: false, incomplete_reasons: ['unreadable_files'] });
+    expect(r.errors).to.have.length(1);
+    expect(r.errors![0]).to.match(/^d+…d+: Filename too long \(os error 36\)$/);
+    expect(r.note).to.match(/could not read 1 file\(s\) or folder\(s\)/);
+  });
+
+  it('refuses a FIFO named as path, and passes over FIFOs in the tree', async () => {
+    await files({ 'a.txt': 'needle\n', 'sub/b.txt': 'needle\n' });
+    execFileSync('mkfifo', [join(root, 'stuck'), join(root, 'sub/pipe')]);
+    await symlink('stuck', join(root, 'to-fifo'));
+    for (const path of ['stuck', 'sub/pipe', 'to-fifo']) {
+      const err = await failure(run({ pattern: 'needle', path }));
+      expect(err.code).to.equal('not_a_regular_file');
+      expect(err.message).to.match(/FIFO/);
+    }
+    expect(await run({ pattern: 'needle' })).to.deep.include({ complete: true });
+    expect(where(await run({ pattern: 'needle' }))).to.deep.equal(['a.txt:1', 'sub/b.txt:1']);
+  });
+
+  it('stops at search.timeoutS (and says so) when a .gitignore is a FIFO, which rg opens and blocks on', async () => {
+    await files({ 'a.txt': 'needle\n', 'sub/b.txt': 'needle\n' });
+    execFileSync('mkfifo', [join(root, 'sub/.gitignore')]);
+    config = configWith({ search: { timeoutS: 1 } });
+    const r = await run({ pattern: 'needle' });
+    expect(r).to.deep.include({ timed_out: true, complete: false, incomplete_reasons: ['timed_out'] });
+  });
+
+  it('follows a symlink named as path only inside the project, and reports real paths', async () => {
+    await files({ 'src/a.txt': 'needle\n' });
+    await writeFile(join(outer, 'secret.txt'), 'needle\n');
+    await symlink('src', join(root, 'lnk'));
+    await symlink(outer, join(root, 'out'));
+    await symlink(join(outer, 'secret.txt'), join(root, 'secret-link'));
+    expect(where(await run({ pattern: 'needle', path: 'lnk' }))).to.deep.equal(['src/a.txt:1']);
+    for (const path of ['out', 'out/secret.txt', 'secret-link']) {
+      expect((await failure(run({ pattern: 'needle', path }))).code).to.equal('path_outside_project');
+    }
+    // Symlinks met while walking are not followed.
+    expect(where(await run({ pattern: 'needle' }))).to.deep.equal(['src/a.txt:1']);
+  });
 });
+
+/** Pids of rg processes started by this process, however deep (bash, then bwrap, then rg). */
+async function rgDescendants(): Promise<number[]> {
+  const parents = new Map<number, number>();
+  const rgs: number[] = [];
+  for (const name of (await readdir('/proc')).filter((n) => /^\d+$/.test(n))) {
+    try {
+      const stat = await readFile(`/proc/${name}/stat`, 'latin1');
+      const close = stat.lastIndexOf(')');
+      const [state, ppid] = stat.slice(close + 2).split(' ');
+      if (state === 'Z') continue;
+      parents.set(Number(name), Number(ppid));
+      if (stat.slice(stat.indexOf('(') + 1, close) === 'rg') rgs.push(Number(name));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return rgs.filter((pid) => {
+    for (let p = parents.get(pid); p !== undefined && p > 1; p = parents.get(p)) if (p === process.pid) return true;
+    return false;
+  });
+}
