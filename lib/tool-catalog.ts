@@ -52,6 +52,7 @@ export const ERROR_MEANINGS: Partial<Record<ErrorCode, string>> = {
   file_not_found: 'the file or folder does not exist; look with file_list or search',
   not_a_directory: 'a folder was expected but the path is a file',
   is_a_directory: 'a file was expected but the path is a folder; list it with file_list',
+  not_a_regular_file: 'the path is a FIFO, socket or device, not a file or folder; inspect it with execute (ls -l, file)',
   line_out_of_range: 'start_line is past the end of the file; the message gives the line count',
   binary_file: 'the file is binary; inspect it with execute (file, xxd, hexdump) instead',
   file_too_large: 'the content is over the size limit; write large or generated files with execute',
@@ -60,6 +61,7 @@ export const ERROR_MEANINGS: Partial<Record<ErrorCode, string>> = {
   edit_no_match: 'old_str is not in the file; the error shows the closest lines: read the file again and copy the exact text, whitespace included',
   edit_count_mismatch: 'old_str matched a different number of times than expected_replacements; the error gives the count and lines: add context so it matches once, or set expected_replacements to the count',
   invalid_regex: 'pattern is not a valid regular expression (Rust syntax); fix it, or search literally with regex: false',
+  search_failed: 'the search died before finding anything (out of memory on a huge file, say); search a subfolder (path) or fewer files (glob)',
   job_not_found: 'no command job has this job_id (wrong id, or it ended more than the retention time ago); see job_list',
   job_finished: 'the job has already ended, so its stdin is closed',
   stdin_not_piped: 'the command was started without stdin: "pipe"; start it again with it to send input',
@@ -166,7 +168,7 @@ export const TOOL_CATALOG: readonly ToolSpec[] = [
     jobType: 'search',
     input: () => schemas.searchRequest,
     readOnly: true,
-    errors: [...PROJECT_ERRORS, 'file_not_found', 'invalid_regex'],
+    errors: [...PROJECT_ERRORS, 'file_not_found', 'not_a_regular_file', 'invalid_regex', 'search_failed'],
     hints: {
       pattern: 'Text to find; a regular expression when regex is true.',
       case_sensitive: 'Match letter case exactly (false ignores case).',
@@ -178,8 +180,10 @@ export const TOOL_CATALOG: readonly ToolSpec[] = [
       'narrow it with glob (e.g. "*.ts") and path. Returns matches (path, line, column, text, optional context lines) in ' +
       `path order. At most max_results (default 200, at most ${search.maxResults}) come back, then truncated: true. ` +
       'Respects .gitignore, searches hidden files, never .git. ' +
-      `A search still running after ${search.timeoutS} s returns what it found. Use it to find definitions, usages and ` +
-      'strings before reading files.',
+      `A search still running after ${search.timeoutS} s returns what it found. complete: false says something was ` +
+      'left out (incomplete_reasons and note say what and what to do): max_results, a timeout, matching lines over ' +
+      `${search.maxLineBytes} bytes (counted in skipped_long_lines, located in long_lines), files it could not read ` +
+      '(errors). Use it to find definitions, usages and strings before reading files.',
     examples: [{ project_id: 'demo', pattern: 'TODO\\(\\w+\\)', regex: true, glob: '*.ts', context_lines: 1 }],
   },
   {
