@@ -71,11 +71,29 @@ export function validateConfig(raw: unknown): Config {
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   const c: RawConfig = parsed.data;
-  if (!isLoopback(c.host) && !c.token) {
+  if (c.auth === 'none' && !isLoopback(c.host)) {
     throw new ConfigError(
-      `host: binding to ${c.host} without a token would expose shell access to the network; set token (or TOOLHOST_TOKEN) or bind to 127.0.0.1`,
+      `auth: "none" is allowed only on a loopback host (127.0.0.1, ::1, localhost), and host is ${c.host}: that would give shell access to the network; ` +
+        'set auth to "token" (a token is generated into <dataDir>/token unless token or TOOLHOST_TOKEN is set), or bind host to 127.0.0.1',
     );
   }
+  if (c.token !== null && !/^[\x21-\x7e]+$/.test(c.token)) {
+    throw new ConfigError('token: must be visible ASCII characters only (no spaces), since it travels in the Authorization header');
+  }
+  c.http.allowedHosts.forEach((h, i) => {
+    if (!/^(?:[A-Za-z0-9_-]+\.)*[A-Za-z0-9_-]+\.?$|^\[[0-9A-Fa-f:.]+\]$/.test(h)) {
+      throw new ConfigError(
+        `http.allowedHosts[${i}]: "${h}" is not a host name; write the bare name clients reach this server by, e.g. "toolhost.internal" or "10.0.0.5" or "[fd00::5]" (no scheme, no port)`,
+      );
+    }
+  });
+  c.http.allowedOrigins.forEach((o, i) => {
+    if (!isOrigin(o)) {
+      throw new ConfigError(
+        `http.allowedOrigins[${i}]: "${o}" is not an origin; write scheme://host[:port] exactly as browsers send it, e.g. "https://console.example.com" (no path, no trailing slash; "null" is never allowed)`,
+      );
+    }
+  });
   if (c.commands.defaultTimeoutS > c.commands.maxTimeoutS) {
     throw new ConfigError('commands.defaultTimeoutS: must not exceed commands.maxTimeoutS');
   }
@@ -117,6 +135,16 @@ function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
   if (env.TOOLHOST_ROLE) out.role = env.TOOLHOST_ROLE;
   if (env.TOOLHOST_NODE_ID) out.nodeId = env.TOOLHOST_NODE_ID;
   return out;
+}
+
+/** True for "scheme://host[:port]" as a browser serializes it in the Origin header. */
+function isOrigin(o: string): boolean {
+  try {
+    const u = new URL(o);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.origin === o.toLowerCase();
+  } catch {
+    return false;
+  }
 }
 
 function isLoopback(host: string): boolean {

@@ -13,11 +13,11 @@ const nonNegativeInt = () => z.number().int().nonnegative();
 
 /** The schema of the whole configuration file. */
 export const configSchema = z.strictObject({
-  host: z.string().min(1).describe('Address the HTTP front binds to; anything but loopback requires a token.'),
+  host: z.string().min(1).describe('Address the HTTP front binds to; anything but loopback (127.0.0.1, ::1, localhost) requires auth "token".'),
   port: z.number().int().min(0).max(65535).describe('TCP port of the HTTP front (0 picks a free one).'),
   dataDir: z.string().min(1).describe('Folder for the project store, project caches and homes.'),
-  auth: z.enum(['token', 'none']).describe('"token" (default): every route but a bare /health needs "Authorization: Bearer <token>"; "none": no auth, allowed only when host is loopback.'),
-  token: z.string().min(16).nullable().describe('The bearer token (env TOOLHOST_TOKEN; at least 16 characters). null: generated on first start into <dataDir>/token (mode 0600), and read from there afterwards.'),
+  auth: z.enum(['token', 'none']).describe('"token": every route needs "Authorization: Bearer <token>" (/health without it says only its status); "none": no auth, allowed only when host is loopback (the Host and Origin checks still apply).'),
+  token: z.string().min(16).nullable().describe('The bearer token (env TOOLHOST_TOKEN; at least 16 visible ASCII characters). null: read from <dataDir>/token, which the first start creates (32 random bytes, base64url, mode 0600); the start log names the file, never the token.'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).describe('pino log level.'),
   role: z.enum(['all', 'api', 'worker']).describe('"all": one machine does everything; "api": HTTP front that enqueues; "worker": pump, pools, cache and janitor (env TOOLHOST_ROLE; api and worker need queue.backend "azure").'),
   nodeId: z.string().regex(/^[A-Za-z0-9._-]{1,40}$/, 'must be 1-40 letters, digits, ".", "_" or "-"').nullable().describe('Name of this process among its peers (env TOOLHOST_NODE_ID; null: hostname-pid). A worker restarted with the same nodeId takes back its project leases at once.'),
@@ -25,8 +25,8 @@ export const configSchema = z.strictObject({
     maxBodyBytes: positiveInt().describe('Largest JSON request body; larger bodies get 413.'),
     maxArchiveBytes: positiveInt().describe('Largest archive accepted by PUT /projects/:id; larger gets 413.'),
     requestTimeoutS: positiveInt().describe('How long a request waits for a non-command job before 504 job_deadline.'),
-    allowedHosts: z.array(z.string().min(1)).describe('Host header names accepted besides loopback names (localhost, 127.0.0.1, [::1]): the names this server is reached by. Anything else gets 421 (DNS rebinding).'),
-    allowedOrigins: z.array(z.string().min(1)).describe('Browser origins (e.g. "https://console.example.com") whose cross-origin requests are accepted; a request with any other Origin header gets 403.'),
+    allowedHosts: z.array(z.string().min(1)).describe('Host header names accepted besides loopback ones (localhost, 127.x.x.x, [::1]): the bare names (no scheme, no port; case-insensitive) this server is reached by, e.g. "toolhost.internal". Any other Host gets 403, which defeats DNS rebinding.'),
+    allowedOrigins: z.array(z.string().min(1)).describe('Browser origins (scheme://host[:port], e.g. "https://console.example.com") whose cross-origin requests (and CORS preflights) are accepted; a request with any other Origin header, "null" included, gets 403. Requests without Origin (curl, SDKs) are unaffected.'),
   }),
   queue: z.strictObject({
     backend: z.enum(['memory', 'azure']).describe('Job queue backend: "memory" (embedded, in-process) or "azure" (Azure Queue Storage; env TOOLHOST_QUEUE; needs store.backend "azure").'),

@@ -228,6 +228,7 @@ function banner(connectionString: string, dataDir: string | undefined): void {
     `  ${env} TOOLHOST_ROLE=${role} TOOLHOST_NODE_ID=${nodeId} PORT=${port} TOOLHOST_DATA_DIR=./data-${nodeId} npm start`;
   const here = dataDir
     ? `Starting a supervisor (role all) here on port ${process.env.PORT || '8080 (or your config\'s)'}, data in ${dataDir}.\n` +
+      `Its bearer token is in ${join(dataDir, 'token')} (created on its first start): send "Authorization: Bearer <token>".\n` +
       'It takes jobs from the queue too; run with --no-supervisor for an api and workers only.'
     : 'No supervisor started here (--no-supervisor).';
   // Azurite starts empty every time, but a data dir keeps its working copies: the supervisor would still serve a
@@ -243,7 +244,7 @@ function banner(connectionString: string, dataDir: string | undefined): void {
       '',
       stale + here,
       'More processes on the same queue and store, each from its own terminal in this folder (upload projects',
-      'through a worker: the api role refuses PUT /projects):',
+      'through a worker: the api role refuses PUT /projects; each process\'s token is the file token in its data dir):',
       command('api', 'api1', 8090),
       command('worker', 'w1', 8091),
       command('worker', 'w2', 8092),

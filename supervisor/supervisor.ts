@@ -9,6 +9,7 @@ import { AzureQueue } from '../lib/queue/azure/azure-queue.js';
 import type { JobQueue } from '../lib/queue/job-queue.js';
 import { MemoryQueue } from '../lib/queue/memory-queue.js';
 import { cgroupBase } from '../lib/process/cgroup.js';
+import type { Containment } from '../lib/process/containment-types.js';
 import { resolveSandbox } from '../lib/process/sandbox.js';
 import { openStore } from '../lib/store/create-store.js';
 import { CommandJobs } from './command-jobs.js';
@@ -22,6 +23,7 @@ import { FILE_LANE_PER_THREAD, Pools } from './pools.js';
 import { ProjectCache } from './projects.js';
 import { QueuePump } from './pump.js';
 import { ConfigReloader, type ReloadReport } from './reload.js';
+import { resolveToken } from './token.js';
 
 /** A running supervisor. */
 export interface Supervisor {
@@ -60,6 +62,8 @@ export async function startSupervisor(config: Config, log: Logger = createLogger
   let closing = false;
   let closed: Promise<void> | undefined;
   try {
+    // First, so a bad token file stops the start before anything is built.
+    const auth = await resolveToken(config, log);
     const store = await openStore(config);
     const nodeId = config.nodeId ?? `${hostname()}-${process.pid}`;
     const worker = config.role !== 'api';
@@ -141,18 +145,22 @@ export async function startSupervisor(config: Config, log: Logger = createLogger
       closing: () => closing,
       log,
     });
-    const sandbox = {
-      mode: resolveSandbox(config.commands.sandbox).mode,
-      network: config.commands.network,
-      process_limit: cgroupBase() ? ('cgroup' as const) : ('rlimit' as const),
+    const containment: Containment = {
+      sandbox: resolveSandbox(config.commands.sandbox).mode,
+      user: 'toolhost-uid',
+      capabilities: 'inherited',
+      network: config.commands.network ? 'pasta' : 'off',
+      process_limit: cgroupBase() ? 'cgroup' : 'rlimit',
+      read_only: [],
+      warnings: [],
     };
-    const deps: AppDeps = { config, queue, pump, pools, projects, commands, jobs, metrics, log, sandbox, nodeId, startedAt: Date.now(), closing: () => closing, reload: () => reloader.reload() };
+    const deps: AppDeps = { config, queue, pump, pools, projects, commands, jobs, metrics, log, containment, token: auth.token, nodeId, startedAt: Date.now(), closing: () => closing, reload: () => reloader.reload() };
     if (worker) janitor.start();
     const app = createApp(deps);
     const http = new HttpFront(app, config.host, config.port);
     const address = await http.start();
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    log.info({ url: `http://${host}:${address.port}`, role: config.role, node: nodeId, queue: config.queue.backend, threads: config.pool.maxThreads, command_slots: config.commands.maxConcurrent }, 'toolhost listening');
+    log.info({ url: `http://${host}:${address.port}`, role: config.role, node: nodeId, queue: config.queue.backend, threads: config.pool.maxThreads, command_slots: config.commands.maxConcurrent, auth: config.auth, token_file: auth.file }, 'toolhost listening');
 
     const close = async (force: boolean): Promise<void> => {
       closing = true;

@@ -17,7 +17,7 @@ const running = (marker: string): string => `until pgrep -f '^${marker}' > /dev/
 for (const sandbox of ['none', 'bwrap'] as const) {
   describe(`commands: adversarial commands (sandbox ${sandbox})`, function () {
     let s: TestServer;
-    let health: { sandbox: { mode: string; process_limit: string } };
+    let health: { containment: { sandbox: string; process_limit: string } };
     const guard = new LeakGuard(`adv-${sandbox}`);
 
     before(async function () {
@@ -31,8 +31,8 @@ for (const sandbox of ['none', 'bwrap'] as const) {
         },
       });
       health = (await s.api('/health')).body;
-      if (health.sandbox.mode !== sandbox) {
-        skipBecause(this, `/health reports sandbox.mode "${health.sandbox.mode}", not "${sandbox}" (is bubblewrap installed and usable?)`);
+      if (health.containment.sandbox !== sandbox) {
+        skipBecause(this, `/health reports containment.sandbox "${health.containment.sandbox}", not "${sandbox}" (is bubblewrap installed and usable?)`);
       }
       expect((await s.putProject('adv', { 'a.txt': 'a\n' })).status).to.equal(201);
     });
@@ -109,7 +109,7 @@ for (const sandbox of ['none', 'bwrap'] as const) {
     });
 
     it('a daemon that leaves the session and scrubs its environment does not survive the command', async function () {
-      if (sandbox === 'none' && health.sandbox.process_limit !== 'cgroup') {
+      if (sandbox === 'none' && health.containment.process_limit !== 'cgroup') {
         skipBecause(this, 'no pids cgroup and no sandbox: a documented gap of lib/process/process-tree.ts, nothing can find such a process');
       }
       const marker = guard.marker('scrubbed');
@@ -120,7 +120,7 @@ for (const sandbox of ['none', 'bwrap'] as const) {
     });
 
     it('a fork bomb stays under the process limit, the server keeps serving, nothing is left after', async function () {
-      if (health.sandbox.process_limit !== 'cgroup' && process.getuid?.() === 0) {
+      if (health.containment.process_limit !== 'cgroup' && process.getuid?.() === 0) {
         skipBecause(this, 'no pids cgroup, and RLIMIT_NPROC does not bind root: a fork bomb would take the machine down');
       }
       const marker = guard.marker('bomb');

@@ -233,7 +233,7 @@ describe('commands: the jobs API', () => {
     const ctrl = new AbortController();
     const hungUp = fetch(`${s.url}/execute`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${s.token}` },
       body: JSON.stringify({ project_id: 'p1', command: `: ${marker}; echo a; ${gate(go)}; echo b`, timeout_s: 30 }),
       signal: ctrl.signal,
     }).catch((err: unknown) => err);

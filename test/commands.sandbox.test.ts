@@ -17,10 +17,10 @@ describe('commands: the bubblewrap sandbox', function () {
     // No pids cgroup (processes: 0), so what dies with the job dies because of the pid namespace alone.
     s = await startServer({ commands: { sandbox: 'auto', limits: { processes: 0 } } });
     const health = (await s.api('/health')).body;
-    if (health.sandbox.mode !== 'bwrap') {
-      skipBecause(this, `/health reports sandbox.mode "${health.sandbox.mode}", not "bwrap" (is bubblewrap installed and usable?)`);
+    if (health.containment.sandbox !== 'bwrap') {
+      skipBecause(this, `/health reports containment.sandbox "${health.containment.sandbox}", not "bwrap" (is bubblewrap installed and usable?)`);
     }
-    expect(health.sandbox.network).to.equal(false);
+    expect(health.containment.network).to.equal('off');
     expect((await s.putProject('sb', { 'a.txt': 'a\n' })).status).to.equal(201);
   });
   afterEach(async () => {
@@ -97,7 +97,7 @@ describe('commands: the bubblewrap sandbox', function () {
 
     const open = await startServer({ commands: { sandbox: 'auto', network: true } });
     try {
-      expect((await open.api('/health')).body.sandbox).to.include({ mode: 'bwrap', network: true });
+      expect((await open.api('/health')).body.containment).to.include({ sandbox: 'bwrap', network: 'pasta' });
       await open.putProject('net', { 'a.txt': 'a\n' });
       const r = await open.api('/execute', { project_id: 'net', command: connect(portOf(open.url)), timeout_s: 30 });
       expect(r.body.stdout).to.equal('connected\n');

@@ -86,9 +86,32 @@ describe('configuration', () => {
     expect(fails(() => loadConfig({ file: join(dir, 'bad.json') }))).to.include('not valid JSON');
   });
 
-  it('refuses to bind beyond loopback without a token', () => {
-    expect(fails(() => loadConfig({ overrides: { host: '0.0.0.0' } }))).to.include('token');
-    expect(loadConfig({ overrides: { host: '0.0.0.0', token: 'x'.repeat(32) } }).host).to.equal('0.0.0.0');
+  it('requires a token by default, and allows auth "none" only on a loopback host', () => {
+    const c = loadConfig();
+    expect([c.auth, c.token]).to.deep.equal(['token', null]);
+    // Beyond loopback with auth "token": the token is generated at start when none is configured.
+    expect(loadConfig({ overrides: { host: '0.0.0.0' } }).host).to.equal('0.0.0.0');
+    expect(loadConfig({ overrides: { host: '0.0.0.0', token: 'x'.repeat(32) } }).token).to.equal('x'.repeat(32));
+    for (const host of ['0.0.0.0', '::', '10.1.2.3', 'toolhost.example', '127.0.0.1.nip.io']) {
+      const m = fails(() => loadConfig({ overrides: { host, auth: 'none' } }));
+      expect(m, host).to.include('auth: "none" is allowed only on a loopback host');
+      expect(m, host).to.include('set auth to "token"');
+    }
+    for (const host of ['127.0.0.1', '127.8.9.10', '::1', 'localhost']) expect(loadConfig({ overrides: { host, auth: 'none' } }).auth, host).to.equal('none');
+    expect(fails(() => loadConfig({ overrides: { auth: 'off' } }))).to.include('auth');
+  });
+
+  it('refuses a token that cannot travel in a header, and host names or origins that could never match', () => {
+    expect(fails(() => loadConfig({ overrides: { token: 'short' } }))).to.include('token');
+    expect(fails(() => loadConfig({ overrides: { token: 'has spaces in it, sixteen+' } }))).to.include('token: must be visible ASCII');
+    for (const h of ['http://toolhost.example', 'toolhost.example:8080', '*.example', 'a b', 'x/y']) {
+      expect(fails(() => loadConfig({ overrides: { http: { allowedHosts: [h] } } })), h).to.include('http.allowedHosts[0]');
+    }
+    expect(loadConfig({ overrides: { http: { allowedHosts: ['toolhost.internal', '10.0.0.5', '[fd00::5]', 'Toolhost.Example.'] } } }).http.allowedHosts).to.have.length(4);
+    for (const o of ['null', 'https://console.example.com/', 'https://console.example.com/app', 'console.example.com', 'https://console.example.com:443', 'file:///x', '*']) {
+      expect(fails(() => loadConfig({ overrides: { http: { allowedOrigins: [o] } } })), o).to.include('http.allowedOrigins[0]');
+    }
+    expect(loadConfig({ overrides: { http: { allowedOrigins: ['https://console.example.com', 'http://localhost:3000'] } } }).http.allowedOrigins).to.have.length(2);
   });
 
   it('refuses a bad PORT', () => {

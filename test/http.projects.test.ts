@@ -34,7 +34,7 @@ describe('projects', () => {
     expect(await storedArchives(s.dataDir)).to.deep.equal([]);
     expect(await readdir(join(s.dataDir, 'projects'))).to.deep.equal([]);
     expect(await readdir(join(s.dataDir, 'tmp'))).to.deep.equal([]);
-    expect((await readdir(s.dataDir)).sort()).to.deep.equal(['cache-index.json', 'jobs', 'projects', 'store', 'tmp']);
+    expect((await readdir(s.dataDir)).sort()).to.deep.equal(['cache-index.json', 'jobs', 'projects', 'store', 'tmp', 'token']);
     const get = await s.api(`/projects/${id}`);
     expect(get.status).to.equal(404);
   }

@@ -11,7 +11,7 @@ import { join, relative } from 'node:path';
 import type { ContainerClient } from '@azure/storage-blob';
 import { blobFile, startAzurite, containerClient, uniqueContainerName, type Azurite } from './helpers/azurite.js';
 import { startChild, type ChildServer } from './helpers/child-server.js';
-import { buildArchive, startServer, tempDir, type TestServer } from './helpers/harness.js';
+import { authHeaders, buildArchive, startServer, tempDir, type TestServer } from './helpers/harness.js';
 import { buildTarGz } from './helpers/tar-writer.js';
 import { buildZip, zipFile, zipSymlink } from './helpers/zip-writer.js';
 import { closedPort, exists } from './helpers/probes.js';
@@ -27,10 +27,13 @@ const ACCOUNT_KEY_START = 'Eby8vdM02xNOcqF';
 const SMALL = { cache: { janitorIntervalS: 3600 }, pool: { maxThreads: 2 }, commands: { threads: 1 } };
 
 /** A small JSON client for a server in another process. */
+/** The token of each child server by its url, read from where it put it. */
+const tokens = new Map<string, string | null>();
+
 async function call(base: string, path: string, body?: unknown, method?: string): Promise<{ status: number; body: any }> {
   const res = await fetch(base + path, {
     method: method ?? (body === undefined ? 'GET' : 'POST'),
-    headers: body === undefined || body instanceof Uint8Array ? {} : { 'content-type': 'application/json' },
+    headers: { ...(body === undefined || body instanceof Uint8Array ? {} : { 'content-type': 'application/json' }), ...authHeaders(tokens.get(base) ?? null) },
     body: body === undefined ? undefined : body instanceof Uint8Array ? (body as unknown as BodyInit) : JSON.stringify(body),
   });
   const text = await res.text();
@@ -349,6 +352,7 @@ describe('projects: materializing from Azure Blob Storage (Azurite)', function (
 
       const first = await startChild(config);
       children.push(first);
+      tokens.set(first.url, first.token);
       const put = await call(first.url, '/projects/p', await buildArchive({ 'a.txt': 'old\n', 'b.txt': 'same\n' }), 'PUT');
       expect(put.status, JSON.stringify(put.body)).to.equal(201);
       const write = await call(first.url, '/file/write', { project_id: 'p', path: 'a.txt', content: 'new\n' });
@@ -360,6 +364,7 @@ describe('projects: materializing from Azure Blob Storage (Azurite)', function (
 
       const second = await startChild(config);
       children.push(second);
+      tokens.set(second.url, second.token);
       const info = await call(second.url, '/projects/p');
       expect(info.status, JSON.stringify(info.body)).to.equal(200);
       expect(info.body).to.include({ cached: true, dirty: true });

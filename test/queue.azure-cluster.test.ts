@@ -10,7 +10,7 @@ import { rm } from 'node:fs/promises';
 import type { ContainerClient } from '@azure/storage-blob';
 import { containerClient, startAzurite, uniqueContainerName, type Azurite } from './helpers/azurite.js';
 import { startChild, type ChildServer } from './helpers/child-server.js';
-import { buildArchive } from './helpers/harness.js';
+import { authHeaders, buildArchive } from './helpers/harness.js';
 
 interface Reply {
   status: number;
@@ -18,10 +18,13 @@ interface Reply {
   worker: string | null;
 }
 
+/** The token of each server by its url, read from where it put it. */
+const tokens = new Map<string, string | null>();
+
 async function call(base: string, path: string, body?: unknown): Promise<Reply> {
   const res = await fetch(base + path, {
     method: body === undefined ? 'GET' : 'POST',
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...authHeaders(tokens.get(base) ?? null) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -63,6 +66,7 @@ describe('Azure queue scale-out (Azurite, 1 api + 2 worker processes)', function
   async function start(role: string, nodeId: string): Promise<ChildServer> {
     const child = await startChild(config(role, nodeId), { TOOLHOST_TEST_FAULTS: JSON.stringify({ slowPath: 'slow.txt', slowMs: 3_000 }) });
     children.push(child);
+    tokens.set(child.url, child.token);
     return child;
   }
 
@@ -99,7 +103,7 @@ describe('Azure queue scale-out (Azurite, 1 api + 2 worker processes)', function
     expect(onWorker.status).to.equal(409);
     expect(onWorker.body.error.code).to.equal('not_on_this_role');
     expect(onWorker.body.error.message).to.contain('role "api"');
-    const put = await fetch(`${api.url}/projects/new-one`, { method: 'PUT', body: new Uint8Array(await buildArchive({ 'x.txt': 'x' })) });
+    const put = await fetch(`${api.url}/projects/new-one`, { method: 'PUT', headers: authHeaders(api.token), body: new Uint8Array(await buildArchive({ 'x.txt': 'x' })) });
     expect(put.status).to.equal(409);
     expect(((await put.json()) as { error: { code: string } }).error.code).to.equal('not_on_this_role');
     expect(await projects.getBlockBlobClient('new-one.tar.gz').exists()).to.equal(false);

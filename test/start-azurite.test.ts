@@ -7,11 +7,12 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildArchive, tempDir } from './helpers/harness.js';
+import { authHeaders, buildArchive, tempDir } from './helpers/harness.js';
 import { alive, eventually } from './helpers/procs.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -154,22 +155,26 @@ describe('npm run start:azurite (Azurite + one supervisor on the azure queue and
   it('serves a project through the azure queue, and one SIGTERM to npm stops the supervisor and Azurite', async () => {
     const started = Date.now();
     const { url, ports } = await start();
+    // The supervisor generated its token into the data dir (the banner says where).
+    const token = (await readFile(join(run!.dataDir, 'token'), 'utf8')).trim();
+    expect(run!.stderr()).to.include(join(run!.dataDir, 'token'));
 
     const put = await call(`${url}/projects/demo`, {
       method: 'PUT',
+      headers: authHeaders(token),
       body: (await buildArchive({ 'src/hello.txt': 'hello from azurite\n' })) as unknown as BodyInit,
     });
     expect(put.status, JSON.stringify(put.body)).to.equal(201);
     const read = await call(`${url}/file/read`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...authHeaders(token) },
       body: JSON.stringify({ project_id: 'demo', path: 'src/hello.txt' }),
     });
     expect(read.status, JSON.stringify(read.body)).to.equal(200);
     expect(read.body.content).to.equal('hello from azurite\n');
 
     // /health tells the role and the queue backend (checked when present: older builds did not report them).
-    const health = await call(`${url}/health`);
+    const health = await call(`${url}/health`, { headers: authHeaders(token) });
     expect(health.status).to.equal(200);
     expect(health.body.status).to.equal('ok');
     if (health.body.role !== undefined) expect(health.body.role).to.equal('all');

@@ -5,7 +5,7 @@ import { loadConfig } from '../config/load.js';
 import { ToolhostError } from '../lib/errors.js';
 import { startSupervisor } from '../supervisor/supervisor.js';
 import { startChild, type ChildServer } from './helpers/child-server.js';
-import { startServer, tempDir, type TestServer } from './helpers/harness.js';
+import { authHeaders, startServer, tempDir, type TestServer } from './helpers/harness.js';
 import { captureLog, type CapturedLog } from './helpers/log-capture.js';
 import { eventually } from './helpers/procs.js';
 
@@ -119,7 +119,7 @@ describe('config reload: POST /admin/reload', () => {
     expect(r.body.applied).to.have.members(['http.maxArchiveBytes', 'http.requestTimeoutS', 'commands.maxConcurrent']);
     expect(s.sup.config.queue.maxDepth).to.equal(10000);
     expect(s.sup.config.commands.maxConcurrent).to.equal(3);
-    expect(s.sup.config.http).to.deep.equal({ maxBodyBytes: 16777216, maxArchiveBytes: 1000000, requestTimeoutS: 100 });
+    expect(s.sup.config.http).to.deep.equal({ maxBodyBytes: 16777216, maxArchiveBytes: 1000000, requestTimeoutS: 100, allowedHosts: [], allowedOrigins: [] });
     expect(Object.isFrozen(s.sup.config.http)).to.equal(true);
   });
 
@@ -171,9 +171,9 @@ describe('config reload: SIGHUP', () => {
     expect((await fetch(`${s.url}/health`)).status, 'still serving').to.equal(200);
 
     await rewrite({ commands: { maxConcurrent: 5 }, logLevel: 'warn' });
-    const r = (await (await fetch(`${s.url}/admin/reload`, { method: 'POST' })).json()) as { applied: string[] };
+    const r = (await (await fetch(`${s.url}/admin/reload`, { method: 'POST', headers: authHeaders(s.token) })).json()) as { applied: string[] };
     expect(r.applied).to.deep.equal(['logLevel']);
-    await fetch(`${s.url}/health`, { headers: { 'x-request-id': 'after-warn' } });
+    await fetch(`${s.url}/health`, { headers: { 'x-request-id': 'after-warn', ...authHeaders(s.token) } });
     // An error line (still logged at warn) marks the point by which the request line would have appeared.
     await writeFile(file, '{');
     s.child.kill('SIGHUP');

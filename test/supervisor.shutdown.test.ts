@@ -1,17 +1,17 @@
 import { expect } from 'chai';
 import { rm } from 'node:fs/promises';
-import { buildArchive } from './helpers/harness.js';
+import { authHeaders, buildArchive } from './helpers/harness.js';
 import { startChild, type ChildServer } from './helpers/child-server.js';
 import { eventually, processesWith } from './helpers/procs.js';
 
-async function post(url: string, body: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+async function post(srv: ChildServer, path: string, body: unknown): Promise<{ status: number; body: any }> {
+  const res = await fetch(srv.url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...authHeaders(srv.token) }, body: JSON.stringify(body) });
   return { status: res.status, body: await res.json() };
 }
 
 async function untilRunning(srv: ChildServer, n: number): Promise<void> {
   for (;;) {
-    const h = (await (await fetch(`${srv.url}/health`)).json()) as { jobs: { running: number } };
+    const h = (await (await fetch(`${srv.url}/health`, { headers: authHeaders(srv.token) })).json()) as { jobs: { running: number } };
     if (h.jobs.running >= n) return;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -27,19 +27,19 @@ describe('supervisor process: signals and shutdown', () => {
 
   async function start(graceS: number): Promise<ChildServer> {
     srv = await startChild({ logLevel: 'info', shutdown: { graceS }, commands: { killGraceS: 1 } });
-    const put = await fetch(`${srv.url}/projects/p`, { method: 'PUT', body: (await buildArchive({ 'a.txt': 'a\n' })) as unknown as BodyInit });
+    const put = await fetch(`${srv.url}/projects/p`, { method: 'PUT', headers: authHeaders(srv.token), body: (await buildArchive({ 'a.txt': 'a\n' })) as unknown as BodyInit });
     expect(put.status).to.equal(201);
     return srv;
   }
 
   it('on SIGTERM lets a running command finish, refuses new work, and exits 0', async () => {
     const s = await start(30);
-    const running = post(`${s.url}/execute`, { project_id: 'p', command: 'sleep 1; echo finished' });
+    const running = post(s, '/execute', { project_id: 'p', command: 'sleep 1; echo finished' });
     await untilRunning(s, 1);
     s.child.kill('SIGTERM');
     await eventually(() => s.logs.some((l) => l.msg === 'draining before shutdown'));
     // New work is refused: the port no longer accepts connections, or a reused connection gets 503.
-    const late = await post(`${s.url}/file/read`, { project_id: 'p', path: 'a.txt' }).catch((e: Error) => e);
+    const late = await post(s, '/file/read', { project_id: 'p', path: 'a.txt' }).catch((e: Error) => e);
     if (late instanceof Error) expect(late.message).to.match(/fetch failed/);
     else expect(late.status).to.equal(503);
     const r = await running;
@@ -52,7 +52,7 @@ describe('supervisor process: signals and shutdown', () => {
   it('kills what is left after shutdown.graceS, whole trees included, and exits 0', async () => {
     const s = await start(1);
     const marker = `toolhost-grace-${process.pid}-${Date.now()}`;
-    const running = post(`${s.url}/execute`, { project_id: 'p', command: `bash -c 'exec -a ${marker} sleep 1000' & wait`, timeout_s: 600 });
+    const running = post(s, '/execute', { project_id: 'p', command: `bash -c 'exec -a ${marker} sleep 1000' & wait`, timeout_s: 600 });
     await untilRunning(s, 1);
     s.child.kill('SIGTERM');
     const r = await running;
@@ -65,7 +65,7 @@ describe('supervisor process: signals and shutdown', () => {
   it('forces on a second signal without waiting out the grace', async () => {
     const s = await start(600);
     const marker = `toolhost-force-${process.pid}-${Date.now()}`;
-    const running = post(`${s.url}/execute`, { project_id: 'p', command: `exec -a ${marker} sleep 1000`, timeout_s: 900 }).catch((e: Error) => e);
+    const running = post(s, '/execute', { project_id: 'p', command: `exec -a ${marker} sleep 1000`, timeout_s: 900 }).catch((e: Error) => e);
     await untilRunning(s, 1);
     s.child.kill('SIGTERM');
     await eventually(() => s.logs.some((l) => l.msg === 'draining before shutdown'));

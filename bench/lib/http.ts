@@ -21,16 +21,29 @@ export class HttpError extends Error {
   }
 }
 
-/** Keep-alive client of one base URL (127.0.0.1 only). */
+/** A server to talk to: its base URL and the bearer token it requires (none for the bare baseline server). */
+export interface Endpoint {
+  url: string;
+  token?: string | null;
+}
+
+/** The Authorization header for `target`'s token, if it has one. */
+export function authHeaders(target: string | Endpoint): Record<string, string> {
+  return typeof target !== 'string' && target.token ? { authorization: `Bearer ${target.token}` } : {};
+}
+
+/** Keep-alive client of one base URL (127.0.0.1 only), sending the endpoint's token with every request. */
 export class JsonClient {
   readonly #base: URL;
   readonly #agent: Agent;
+  readonly #auth: Record<string, string>;
 
-  /** @param sockets most connections kept open at once. */
-  constructor(base: string, sockets = 1) {
-    this.#base = new URL(base);
+  /** @param target a base URL, or a server with its token. @param sockets most connections kept open at once. */
+  constructor(target: string | Endpoint, sockets = 1) {
+    this.#base = new URL(typeof target === 'string' ? target : target.url);
     if (this.#base.hostname !== '127.0.0.1') throw new Error(`the bench only talks to 127.0.0.1, not ${this.#base.hostname}`);
     this.#agent = new Agent({ keepAlive: true, maxSockets: sockets });
+    this.#auth = authHeaders(target);
   }
 
   /** POSTs JSON; rejects with HttpError outside 2xx. */
@@ -51,7 +64,7 @@ export class JsonClient {
   /** Sends a request and reads the whole answer. `body` is a string, or a file path when `isFile`. */
   send(method: string, path: string, body?: string, type?: string, isFile = false): Promise<JsonResponse> {
     return new Promise((resolve, reject) => {
-      const req = request(new URL(path, this.#base), { method, agent: this.#agent, headers: type ? { 'content-type': type } : {} }, (res) => {
+      const req = request(new URL(path, this.#base), { method, agent: this.#agent, headers: { ...this.#auth, ...(type ? { 'content-type': type } : {}) } }, (res) => {
         const parts: Buffer[] = [];
         res.on('data', (c: Buffer) => parts.push(c));
         res.on('error', reject);

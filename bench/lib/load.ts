@@ -1,5 +1,6 @@
 /** Closed-loop load with autocannon: `connections` clients, each sending its next request once answered. */
 import autocannon from 'autocannon';
+import { authHeaders, type Endpoint } from './http.js';
 
 /** One request of the rotation each connection cycles through. */
 export interface LoadRequest {
@@ -19,18 +20,22 @@ export interface LoadResult {
   p99Ms: number;
 }
 
-/** Runs `requests` in rotation on `connections` keep-alive connections for `durationS` seconds. */
-export async function load(url: string, requests: readonly LoadRequest[], o: { connections: number; durationS: number }): Promise<LoadResult> {
+/** Runs `requests` in rotation on `connections` keep-alive connections for `durationS` seconds, with the target's token. */
+export async function load(target: string | Endpoint, requests: readonly LoadRequest[], o: { connections: number; durationS: number }): Promise<LoadResult> {
+  const url = typeof target === 'string' ? target : target.url;
   if (new URL(url).hostname !== '127.0.0.1') throw new Error('load only targets 127.0.0.1');
+  const auth = authHeaders(target);
   const r = await autocannon({
     url,
+    headers: auth,
     connections: o.connections,
     duration: o.durationS,
     timeout: 60,
     requests: requests.map((q) => ({
       method: q.method,
       path: q.path,
-      ...(q.body === undefined ? {} : { body: JSON.stringify(q.body), headers: { 'content-type': 'application/json' } }),
+      // A request's own headers replace the run's, so each carries the token too.
+      ...(q.body === undefined ? {} : { body: JSON.stringify(q.body), headers: { ...auth, 'content-type': 'application/json' } }),
     })),
   });
   const total = r.requests.total;

@@ -2,7 +2,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { buildArchive } from './dataset.js';
-import { JsonClient } from './http.js';
+import { type Endpoint, JsonClient } from './http.js';
 
 /** Writes `files` (path -> content) under `dir`. */
 export async function writeFiles(dir: string, files: Record<string, string | Buffer>): Promise<void> {
@@ -42,8 +42,8 @@ export async function uploadFiles(client: JsonClient, id: string, files: Record<
  * and read at once on as many connections, so each file-pool thread extracts one from the store (with the Azure
  * store, each loads the SDK and connects, which a thread of a busy service has done long before).
  */
-export async function warmUp(url: string, tmp: string, format: 'zip' | 'tar.gz', threads = 2): Promise<void> {
-  const client = new JsonClient(url, threads);
+export async function warmUp(target: Endpoint, tmp: string, format: 'zip' | 'tar.gz', threads = 2): Promise<void> {
+  const client = new JsonClient(target, threads);
   try {
     const ids = Array.from({ length: threads }, (_, i) => `warm-${i}`);
     for (const id of ids) await uploadFiles(client, id, { 'README.md': `${id}\n` }, tmp, format);

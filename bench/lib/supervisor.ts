@@ -21,6 +21,8 @@ const BENCH_CONFIG = { shutdown: { graceS: 2 } };
 /** A supervisor running as a child process. */
 export interface SupervisorProcess {
   url: string;
+  /** The bearer token it requires, read from <dataDir>/token where it generated it. */
+  token: string;
   pid: number;
   dataDir: string;
   logFile: string;
@@ -54,7 +56,8 @@ export async function launchSupervisor(o: LaunchOptions): Promise<SupervisorProc
   const logFile = join(o.tmp, `${name}.log`);
   const fd = openSync(logFile, 'w');
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', TOOLHOST_DATA_DIR: dataDir, TOOLHOST_CONFIG: configFile };
-  delete env.TOOLHOST_TOKEN; // the bench talks to it without auth; loopback only
+  // The supervisor generates its token into the data dir, where the bench reads it, as a client on the host would.
+  delete env.TOOLHOST_TOKEN;
   let child: ChildProcess;
   try {
     child = track(
@@ -65,8 +68,10 @@ export async function launchSupervisor(o: LaunchOptions): Promise<SupervisorProc
   }
   const url = await waitForUrl(child, logFile);
   const pid = child.pid!;
+  const token = readFileSync(join(dataDir, 'token'), 'utf8').trim();
   return {
     url,
+    token,
     pid,
     dataDir,
     logFile,

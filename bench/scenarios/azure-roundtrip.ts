@@ -209,8 +209,8 @@ async function latency(ctx: ScenarioContext, azurite: Azurite, s: Sizes): Promis
     launchSupervisor({ tmp: ctx.tmp, name: 'rt-memory' }),
     launchSupervisor({ tmp: ctx.tmp, name: 'rt-azure', config: azureConfig(azurite.connectionString, freshPrefix('rt'), 'all', 'rt') }),
   ]);
-  const thMemory = new JsonClient(memory.url);
-  const thAzure = new JsonClient(azure.url);
+  const thMemory = new JsonClient(memory);
+  const thAzure = new JsonClient(azure);
   try {
     await uploadFiles(thMemory, 'rt', { [FILE]: CONTENT }, ctx.tmp);
     await uploadFiles(thAzure, 'rt', { [FILE]: CONTENT }, ctx.tmp);
@@ -263,7 +263,7 @@ function idleFigures(s: Sizes, startup: RequestCounts, fresh: Window, held: Wind
 
 /** Reads on the proxied process, `inFlight` at once over its projects (uploaded and read once first), counted. */
 async function countReads(ctx: ScenarioContext, sup: SupervisorProcess, proxy: CountingProxy, s: Sizes): Promise<Figure> {
-  const th = new JsonClient(sup.url, s.inFlight);
+  const th = new JsonClient(sup, s.inFlight);
   try {
     const ids = Array.from({ length: s.projects }, (_, i) => `c${i}`);
     for (const id of ids) await uploadFiles(th, id, { [FILE]: CONTENT }, ctx.tmp);
@@ -311,7 +311,7 @@ async function throughput(ctx: ScenarioContext, azurite: Azurite, s: Sizes): Pro
     launchSupervisor({ tmp: ctx.tmp, name: 'tp-w2', config: cfg('worker', 'w2') }),
   ]);
   const [api, w1, w2] = procs;
-  const th = new JsonClient(api.url, s.inFlight);
+  const th = new JsonClient(api, s.inFlight);
   const holders = new Map<string, number>();
   let timed: { result: LoopResult; share: Record<string, number> };
   const paused = new Set<number>();

@@ -156,10 +156,10 @@ async function firstRequest(ctx: ScenarioContext, store: Store, archive: string,
     await plantArchive(container, 'cold', format, archive);
   }
   const sup = await launchSupervisor({ tmp: ctx.tmp, dataDir, name, ...(container ? { config: container.config } : {}) });
-  const th = new JsonClient(sup.url);
+  const th = new JsonClient(sup);
   let timed: FirstRequest;
   try {
-    await warmUp(sup.url, ctx.tmp, format);
+    await warmUp(sup, ctx.tmp, format);
     await run('sync');
     const before = sup.memory().rss;
     sup.resetPeak();

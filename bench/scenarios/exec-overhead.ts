@@ -17,8 +17,8 @@ export const execOverhead: Scenario = {
     // The same without the sandbox: how much of the overhead is isolation rather than the queue and the pool.
     const plain = await launchSupervisor({ tmp: ctx.tmp, name: 'plain', config: { commands: { sandbox: 'none' } } });
     const bare = await launchBareServer();
-    const th = new JsonClient(sup.url);
-    const tp = new JsonClient(plain.url);
+    const th = new JsonClient(sup);
+    const tp = new JsonClient(plain);
     const bc = new JsonClient(bare.url);
     const executeTrue = async (client: JsonClient): Promise<void> => {
       const r = await client.post('/execute', { project_id: 'exec', command: 'true' });

@@ -22,7 +22,7 @@ export const isolation: Scenario = {
     const warmup = ctx.smoke ? 5 : 30;
     const content = sourceFile(3, 4096);
     const sup = await launchSupervisor({ tmp: ctx.tmp, config: { commands: { maxConcurrent: SLOTS, maxPerProject: SLOTS } } });
-    const th = new JsonClient(sup.url, 64);
+    const th = new JsonClient(sup, 64);
     try {
       await uploadFiles(th, 'iso', { 'src/file4k.ts': content }, ctx.tmp);
       let failed = 0;

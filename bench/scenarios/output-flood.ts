@@ -13,7 +13,7 @@ export const outputFlood: Scenario = {
   async run(ctx) {
     const bytes = ctx.smoke ? 16 * 2 ** 20 : 2 ** 30;
     const sup = await launchSupervisor({ tmp: ctx.tmp });
-    const th = new JsonClient(sup.url);
+    const th = new JsonClient(sup);
     try {
       await uploadFiles(th, 'flood', { 'README.md': 'bench\n' }, ctx.tmp);
       for (let i = 0; i < 5; i++) await th.post('/execute', { project_id: 'flood', command: 'head -c 2000000 /dev/zero | tr "\\0" a' });

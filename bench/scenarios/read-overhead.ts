@@ -20,7 +20,7 @@ export const readOverhead: Scenario = {
     await writeFiles(local, { 'file4k.ts': content });
     const sup = await launchSupervisor({ tmp: ctx.tmp });
     const bare = await launchBareServer();
-    const th = new JsonClient(sup.url);
+    const th = new JsonClient(sup);
     const bc = new JsonClient(bare.url);
     try {
       await uploadFiles(th, 'read', { 'src/file4k.ts': content }, ctx.tmp);

@@ -89,10 +89,10 @@ async function saveRounds(ctx: ScenarioContext, o: RoundsOptions): Promise<Round
   await mkdir(join(dataDir, 'store'), { recursive: true });
   if (!o.config) for (const format of FORMATS) await copyFile(o.archives[format], join(dataDir, 'store', `${PROJECT[format]}.${format}`));
   const sup = await launchSupervisor({ tmp: ctx.tmp, dataDir, name: `save-${kind}`, ...(o.config ? { config: o.config } : {}) });
-  const th = new JsonClient(sup.url);
+  const th = new JsonClient(sup);
   try {
     // Warm the save path on a tiny project, so the first timed save does not pay for its first use.
-    await warmUp(sup.url, ctx.tmp, 'tar.gz');
+    await warmUp(sup, ctx.tmp, 'tar.gz');
     await th.post('/file/write', { project_id: 'warm-0', path: 'dirty.txt', content: 'dirty\n' });
     await th.post('/projects/warm-0/save', {});
     const out = {} as RoundsResult;

@@ -30,7 +30,7 @@ export const search: Scenario = {
       await appendFile(join(tree.root, tree.files[i * step]!), `// ${LITERAL} ${i}\nfn planted_handler(${i});\n`);
     }
     const sup = await launchSupervisor({ tmp: ctx.tmp });
-    const th = new JsonClient(sup.url);
+    const th = new JsonClient(sup);
     try {
       ctx.log('uploading');
       await uploadDir(th, 'search', tree.root, ctx.tmp, { gzipLevel: 1 });

@@ -2,7 +2,7 @@
 import { launchBareServer } from '../lib/bare-server.js';
 import { sourceFile } from '../lib/dataset.js';
 import { waitForIdle } from '../lib/health.js';
-import { JsonClient } from '../lib/http.js';
+import { type Endpoint, JsonClient } from '../lib/http.js';
 import { load, type LoadRequest, type LoadResult } from '../lib/load.js';
 import { uploadFiles } from '../lib/project.js';
 import { launchSupervisor } from '../lib/supervisor.js';
@@ -21,7 +21,7 @@ export const throughput: Scenario = {
     const content = sourceFile(4, 4096);
     const sup = await launchSupervisor({ tmp: ctx.tmp });
     const bare = await launchBareServer();
-    const th = new JsonClient(sup.url);
+    const th = new JsonClient(sup);
     try {
       const ids = Array.from({ length: ctx.smoke ? 2 : PROJECTS }, (_, i) => `t${i}`);
       for (const id of ids) await uploadFiles(th, id, { 'src/file4k.ts': content }, ctx.tmp);
@@ -31,19 +31,19 @@ export const throughput: Scenario = {
       const spawns: LoadRequest[] = [{ method: 'POST', path: '/spawn', body: { command: 'true' } }];
       // autocannon drops its connections when time is up, but toolhost still runs the jobs they left queued:
       // each run starts only once the supervisor is idle again, so it never inherits the last run's backlog.
-      const settle = (url: string): Promise<void> => (url === sup.url ? waitForIdle(th) : Promise.resolve());
-      const measure = async (label: string, url: string, rq: LoadRequest[]): Promise<LoadResult> => {
-        if (warmS > 0) await load(url, rq, { connections: CONNECTIONS, durationS: warmS });
-        await settle(url);
+      const settle = (target: Endpoint): Promise<void> => (target === sup ? waitForIdle(th) : Promise.resolve());
+      const measure = async (label: string, target: Endpoint, rq: LoadRequest[]): Promise<LoadResult> => {
+        if (warmS > 0) await load(target, rq, { connections: CONNECTIONS, durationS: warmS });
+        await settle(target);
         ctx.log(`${label}: ${durationS} s`);
-        const r = await load(url, rq, { connections: CONNECTIONS, durationS });
-        await settle(url);
+        const r = await load(target, rq, { connections: CONNECTIONS, durationS });
+        await settle(target);
         return r;
       };
-      const bareNoop = await measure('bare /noop', bare.url, noop);
-      const thReads = await measure('toolhost /file/read', sup.url, reads);
-      const bareSpawn = await measure('bare /spawn', bare.url, spawns);
-      const thExecs = await measure('toolhost /execute', sup.url, execs);
+      const bareNoop = await measure('bare /noop', bare, noop);
+      const thReads = await measure('toolhost /file/read', sup, reads);
+      const bareSpawn = await measure('bare /spawn', bare, spawns);
+      const thExecs = await measure('toolhost /execute', sup, execs);
       if (bareNoop.errors + bareSpawn.errors > 0) throw new Error(`the bare baseline server had ${bareNoop.errors + bareSpawn.errors} errors`);
       return [
         { figure: 'reads/s (vs bare /noop req/s)', unit: 'req/s', value: thReads.rps, baseline: bareNoop.rps, target: { of: 'ratio', op: '>=', limit: 0.3 } },

@@ -20,7 +20,7 @@ export const waiters: Scenario = {
   async run(ctx) {
     const n = ctx.smoke ? 200 : 10_000;
     const sup = await launchSupervisor({ tmp: ctx.tmp });
-    const th = new JsonClient(sup.url);
+    const th = new JsonClient(sup);
     const agent = new Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
     try {
       await uploadFiles(th, 'wait', { 'README.md': 'bench\n' }, ctx.tmp);
@@ -37,7 +37,7 @@ export const waiters: Scenario = {
       ctx.log(`opening ${n} long-polls`);
       const polls: Promise<PollOutcome>[] = [];
       for (let i = 0; i < n; i += BATCH) {
-        const batch = Array.from({ length: Math.min(BATCH, n - i) }, (_, k) => longPoll(agent, `${sup.url}/jobs/${ids[(i + k) % JOBS]}?wait_s=120`));
+        const batch = Array.from({ length: Math.min(BATCH, n - i) }, (_, k) => longPoll(agent, `${sup.url}/jobs/${ids[(i + k) % JOBS]}?wait_s=120`, sup.token));
         await Promise.all(batch.map((p) => p.connected));
         polls.push(...batch.map((p) => p.answer));
       }
@@ -82,11 +82,11 @@ interface PollOutcome {
 }
 
 /** Starts one GET on its own connection; `connected` settles once the socket is open (or failed). */
-function longPoll(agent: Agent, url: string): { connected: Promise<void>; answer: Promise<PollOutcome> } {
+function longPoll(agent: Agent, url: string, token: string): { connected: Promise<void>; answer: Promise<PollOutcome> } {
   let onConnected: () => void = () => {};
   const connected = new Promise<void>((resolve) => (onConnected = resolve));
   const answer = new Promise<PollOutcome>((resolve) => {
-    const req = get(url, { agent }, (res) => {
+    const req = get(url, { agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
       res.on('end', () => {

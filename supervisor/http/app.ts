@@ -1,10 +1,12 @@
 /**
- * The HTTP front: request ids and logs, health, auth, body limits, the route modules, and the JSON errors.
+ * The HTTP front: request ids and logs, the guards (Host, Origin, token, JSON bodies; see guards.ts), health, the
+ * route modules, and the JSON errors.
  */
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Config } from '../../config/schema.js';
 import { ToolhostError } from '../../lib/errors.js';
+import type { Containment } from '../../lib/process/containment-types.js';
 import type { JobQueue } from '../../lib/queue/job-queue.js';
 import type { CommandJobs } from '../command-jobs.js';
 import type { JobsApi } from '../jobs-api.js';
@@ -16,7 +18,8 @@ import type { QueuePump } from '../pump.js';
 import type { ReloadReport } from '../reload.js';
 import { adminRoutes } from './admin-routes.js';
 import { docsRoutes } from './docs-routes.js';
-import { sendError } from './errors.js';
+import { bodyParserError, sendError, setErrorContext } from './errors.js';
+import { authChecker, authGuard, hostGuard, jsonPostGuard, originGuard } from './guards.js';
 import { jobRoutes } from './job-routes.js';
 import { mcpRoutes } from './mcp-routes.js';
 import { projectRoutes } from './project-routes.js';
@@ -38,8 +41,13 @@ export interface AppDeps {
   startedAt: number;
   /** This process's name among its peers (the distributed queue). */
   nodeId: string;
-  /** How commands are isolated here, for /health. */
-  sandbox: { mode: 'none' | 'bwrap'; network: boolean; process_limit: 'cgroup' | 'rlimit' };
+  /** How commands are contained here, for the authenticated /health. */
+  containment: Containment;
+  /**
+   * The bearer token every request but a bare /health must carry, resolved at start (supervisor/token.ts); null
+   * with auth "none". Not read from `config`, whose `token` may be null and which a reload replaces.
+   */
+  token: string | null;
   /** Re-reads and applies the config file (POST /admin/reload). */
   reload(): Promise<ReloadReport>;
   /** True once shutdown began: new work is refused with 503. */
@@ -56,6 +64,7 @@ export function createApp(d: AppDeps): express.Express {
     const incoming = req.get('x-request-id');
     const id = incoming && /^[\w.:-]{1,128}$/.test(incoming) ? incoming : randomUUID();
     res.locals.requestId = id;
+    setErrorContext(res, { log: d.log, dataDir: d.config.dataDir });
     res.setHeader('X-Request-Id', id);
     const started = Date.now();
     res.on('finish', () =>
@@ -64,11 +73,24 @@ export function createApp(d: AppDeps): express.Express {
     next();
   });
 
-  app.get('/health', (_req, res) => {
+  const config = (): Config => d.config;
+  // Built on first use: an app built only to list its routes (a test) has no token at all.
+  let checker: ReturnType<typeof authChecker> | undefined;
+  const checkToken = (header: string | undefined) => (checker ??= authChecker(d.token))(header);
+  app.use(hostGuard(config));
+  app.use(originGuard(config));
+
+  // Without the token, only whether the server is up: the rest (node, jobs, containment) is for the operator.
+  app.get('/health', (req, res) => {
+    const status = d.closing() ? 'shutting_down' : d.projects.failures().length > 0 ? 'degraded' : 'ok';
+    if (checkToken(req.headers.authorization) !== 'ok') {
+      res.json({ status });
+      return;
+    }
     const pool = d.pools.stats();
     const failing = d.projects.failures().map(({ lastAttempt: _, ...f }) => f);
     res.json({
-      status: d.closing() ? 'shutting_down' : failing.length > 0 ? 'degraded' : 'ok',
+      status,
       uptime_s: Math.round((Date.now() - d.startedAt) / 1000),
       role: d.config.role,
       node: d.nodeId,
@@ -77,11 +99,12 @@ export function createApp(d: AppDeps): express.Express {
       jobs: d.pump.running(),
       cache: d.projects.summary(),
       writeback: { failing },
-      sandbox: d.sandbox,
+      containment: d.containment,
     });
   });
 
-  if (d.config.token) app.use(bearerAuth(d.config.token));
+  app.use(authGuard(checkToken));
+  app.use(jsonPostGuard());
 
   app.use((_req, _res, next) => {
     next(d.closing() ? new ToolhostError('shutting_down', 'the server is shutting down and accepts no new work; retry against another instance or later') : undefined);
@@ -99,19 +122,9 @@ export function createApp(d: AppDeps): express.Express {
     sendError(res, new ToolhostError('not_found', `no route ${req.method} ${req.path}; see the README's API reference for the routes`));
   });
 
-  // Body-parser failures (size, JSON syntax) arrive here.
+  // Guard refusals and body-parser failures (size, JSON syntax, a body that is not its Content-Encoding) arrive here.
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const type = (err as { type?: string }).type;
-    if (type === 'entity.too.large') {
-      return sendError(res, new ToolhostError('payload_too_large', `the request body exceeds http.maxBodyBytes (${d.config.http.maxBodyBytes} bytes); send less, or write large files with a command`));
-    }
-    if (type === 'entity.parse.failed') {
-      return sendError(res, new ToolhostError('invalid_json', `the request body is not valid JSON: ${(err as Error).message}`));
-    }
-    if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
-      return sendError(res, new ToolhostError('unsupported_media_type', 'send the body as UTF-8 JSON'));
-    }
-    sendError(res, err);
+    sendError(res, bodyParserError(err, d.config.http.maxBodyBytes) ?? err);
   });
   return app;
 }
@@ -136,13 +149,4 @@ function refuseOffRole(app: express.Express, role: Config['role']): void {
     app.post('/projects/:id/save', why);
     app.delete('/projects/:id/cache', why);
   }
-}
-
-function bearerAuth(token: string) {
-  const expected = Buffer.from(`Bearer ${token}`);
-  return (req: Request, _res: Response, next: NextFunction): void => {
-    const got = Buffer.from(req.get('authorization') ?? '');
-    const ok = got.length === expected.length && timingSafeEqual(got, expected);
-    next(ok ? undefined : new ToolhostError('unauthorized', 'missing or wrong bearer token; send the header "Authorization: Bearer <token>"'));
-  };
 }

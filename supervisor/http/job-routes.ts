@@ -8,7 +8,7 @@ import * as schemas from '../../lib/schemas.js';
 import type { AppDeps } from './app.js';
 import { sendError } from './errors.js';
 import { clientGone } from './tool-routes.js';
-import { validate } from './validate.js';
+import { jsonBody, validate } from './validate.js';
 
 function jobIdParam(req: Request): string {
   const parsed = schemas.jobId.safeParse(req.params.id);
@@ -72,7 +72,7 @@ export function jobRoutes(d: AppDeps): express.Router {
 
   router.post(
     '/jobs/:id/input',
-    express.json({ limit: d.config.http.maxBodyBytes, strict: true, type: () => true }),
+    jsonBody(d.config.http.maxBodyBytes),
     route(async (req, res) => {
       const body = validate(schemas.jobInputRequest, req.body, 'POST /jobs/:id/input');
       return JOB_OPERATIONS.job_input(d, { ...body, job_id: jobIdParam(req) }, clientGone(res));

@@ -8,15 +8,14 @@ import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { CallToolRequestSchema, ErrorCode as RpcErrorCode, ListToolsRequestSchema, McpError, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import express, { type Request, type Response } from 'express';
-import { toToolhostError } from '../../lib/errors.js';
 import { TOOL_CATALOG, findTool, type ToolSpec } from '../../lib/tool-catalog.js';
 import { inputJsonSchema, toolDescription } from '../../lib/tool-formats.js';
 import { VERSION } from '../../lib/version.js';
 import type { AppDeps } from './app.js';
-import { sendError } from './errors.js';
+import { errorBody, sendError } from './errors.js';
 import { JOB_OPERATIONS, type JobOperation } from './job-routes.js';
 import { submitTool } from './tool-routes.js';
-import { validate } from './validate.js';
+import { jsonBody, validate } from './validate.js';
 
 const INSTRUCTIONS =
   'toolhost runs developer tools in projects stored on the server: every tool but the job_* ones takes a project_id, ' +
@@ -26,7 +25,7 @@ const INSTRUCTIONS =
 /** POST /mcp, and 405 for GET and DELETE (no server-initiated streams or sessions in stateless mode). */
 export function mcpRoutes(d: AppDeps): express.Router {
   const router = express.Router();
-  const json = express.json({ limit: d.config.http.maxBodyBytes, strict: true, type: () => true });
+  const json = jsonBody(d.config.http.maxBodyBytes);
   router.post('/mcp', json, async (req, res) => {
     const server = mcpServer(d, res);
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
@@ -65,8 +64,7 @@ function mcpServer(d: AppDeps, res: Response): Server {
       if (typeof value === 'object' && value !== null && !Array.isArray(value)) result.structuredContent = value as Record<string, unknown>;
       return result;
     } catch (err) {
-      const e = toToolhostError(err);
-      return { isError: true, content: [{ type: 'text', text: JSON.stringify({ error: { code: e.code, message: e.message, ...e.details } }) }] };
+      return { isError: true, content: [{ type: 'text', text: JSON.stringify(errorBody(res, err)) }] };
     }
   });
   return server;

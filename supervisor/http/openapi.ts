@@ -32,12 +32,15 @@ interface RouteDoc {
 
 const object = (description: string): JsonSchema => ({ type: 'object', description });
 const ADMIN_ERRORS: readonly ErrorCode[] = ['shutting_down', 'internal'];
+/** What a route with a JSON body can add: a body that is not JSON (415), too large (413), or malformed (400). */
+const JSON_BODY_ERRORS: readonly ErrorCode[] = ['unsupported_media_type', 'payload_too_large', 'invalid_json'];
 
 /** Every route that is not a tool (tools come from the catalog). */
 const ROUTES: readonly RouteDoc[] = [
   {
     method: 'get', path: '/health', operationId: 'health', summary: 'Liveness, queue depth, pool and running jobs', auth: false,
-    ok: { '200': { description: 'The server is up (status "degraded" while write-backs fail: the server keeps serving, the copies stay cached).', schema: object('status, uptime_s, role, node, queue (backend, depth), pool (threads, busy, per lane), jobs (running, by_type), cache (projects, dirty, bytes), writeback (failing: [{project_id, error, since, attempts}]).') } },
+    description: 'Needs no token; without a valid one the answer is only {"status"}.',
+    ok: { '200': { description: 'The server is up (status "degraded" while write-backs fail: the server keeps serving, the copies stay cached).', schema: object('status; with the token also uptime_s, role, node, queue (backend, depth), pool (threads, busy, per lane), jobs (running, by_type), cache (projects, dirty, bytes), writeback (failing: [{project_id, error, since, attempts}]), containment (sandbox, user, capabilities, network, process_limit, read_only, warnings).') } },
     errors: [],
   },
   {
@@ -100,7 +103,7 @@ const ROUTES: readonly RouteDoc[] = [
     description: 'JSON-RPC messages of MCP; the tools are the same as GET /tools. Send Accept: application/json, text/event-stream.',
     body: { contentType: 'application/json', schema: { type: ['object', 'array'] }, description: 'A JSON-RPC message or batch.' },
     ok: { '200': { description: 'JSON-RPC responses as an event stream.', contentType: 'text/event-stream', schema: { type: 'string' } } },
-    errors: ['invalid_json', 'payload_too_large', ...ADMIN_ERRORS],
+    errors: [...JSON_BODY_ERRORS, ...ADMIN_ERRORS],
   },
   {
     method: 'get', path: '/mcp', operationId: 'mcp_get', summary: 'Not supported in stateless mode (405)',
@@ -142,7 +145,7 @@ export function openApiDocument(config: Config, serverUrl: string): JsonSchema {
   const add = (path: string, method: string, op: Record<string, unknown>): void => {
     (paths[path] ??= {})[method] = op;
   };
-  const auth = config.token !== null;
+  const auth = config.auth === 'token';
   for (const tool of TOOL_CATALOG) {
     const method = tool.route.method.toLowerCase();
     const input = inputJsonSchema(tool);
@@ -165,7 +168,7 @@ export function openApiDocument(config: Config, serverUrl: string): JsonSchema {
       parameters.push(...rest.map((name) => parameter(name, 'query', properties[name]!, required.has(name))));
     }
     if (parameters.length > 0) op.parameters = parameters;
-    op.responses = responses({ '200': { description: 'The tool\'s result.', schema: object('The result; see the description.') } }, [...tool.errors, ...COMMON_ERRORS], auth);
+    op.responses = responses({ '200': { description: 'The tool\'s result.', schema: object('The result; see the description.') } }, [...tool.errors, ...COMMON_ERRORS, ...(method === 'post' ? JSON_BODY_ERRORS : [])], auth);
     add(tool.route.path, method, op);
   }
   for (const r of ROUTES) {
@@ -192,7 +195,7 @@ export function openApiDocument(config: Config, serverUrl: string): JsonSchema {
     paths,
     components: {
       schemas: { Error: errorBodySchema() },
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The server\'s token (when it has one): Authorization: Bearer <token>.' } },
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The server\'s token (its token setting, TOOLHOST_TOKEN, or the file "token" in its data directory): Authorization: Bearer <token>.' } },
     },
   };
   if (auth) doc.security = [{ bearer: [] }];

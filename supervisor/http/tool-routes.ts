@@ -7,7 +7,7 @@ import { type Job, type JobOutcome, type JobType, newJob } from '../../lib/jobs.
 import * as schemas from '../../lib/schemas.js';
 import type { AppDeps } from './app.js';
 import { sendError } from './errors.js';
-import { validate } from './validate.js';
+import { jsonBody, validate } from './validate.js';
 
 /** Tool routes: path, job type, request schema. */
 export const TOOL_ROUTES: readonly { path: string; type: JobType; schema: z.ZodType<{ project_id: string }> }[] = [
@@ -22,7 +22,7 @@ export const TOOL_ROUTES: readonly { path: string; type: JobType; schema: z.ZodT
 /** POST routes for every tool. */
 export function toolRoutes(d: AppDeps): express.Router {
   const router = express.Router();
-  const json = express.json({ limit: d.config.http.maxBodyBytes, strict: true, type: () => true });
+  const json = jsonBody(d.config.http.maxBodyBytes);
   for (const route of TOOL_ROUTES) {
     router.post(route.path, json, async (req, res) => {
       try {

@@ -4,7 +4,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { tempDir } from './harness.js';
+import { serverToken, tempDir } from './harness.js';
 
 const MAIN = fileURLToPath(new URL('../../supervisor/main.ts', import.meta.url));
 
@@ -12,6 +12,8 @@ const MAIN = fileURLToPath(new URL('../../supervisor/main.ts', import.meta.url))
 export interface ChildServer {
   url: string;
   dataDir: string;
+  /** The bearer token it requires, read from where it put it (null with auth "none"). */
+  token: string | null;
   child: ChildProcess;
   /** JSON log lines seen so far. */
   logs: Record<string, unknown>[];
@@ -23,7 +25,8 @@ export interface ChildServer {
 export async function startChild(config: Record<string, unknown>, env: Record<string, string> = {}): Promise<ChildServer> {
   const dataDir = await tempDir('toolhost-child-');
   const file = join(dataDir, 'config.json');
-  await writeFile(file, JSON.stringify({ port: 0, dataDir: join(dataDir, 'data'), ...config }));
+  const effective = { port: 0, dataDir: join(dataDir, 'data'), ...config };
+  await writeFile(file, JSON.stringify(effective));
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--config', file], {
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -45,11 +48,16 @@ export async function startChild(config: Record<string, unknown>, env: Record<st
     void exited.then((code) => reject(new Error(`supervisor exited with ${code} before listening: ${stderr}`)));
   });
   let url: string;
+  let token: string | null;
   try {
     url = await listening;
+    const auth = (effective as { auth?: 'token' | 'none' }).auth ?? 'token';
+    const configured = (effective as { token?: string | null }).token ?? env.TOOLHOST_TOKEN ?? null;
+    token = await serverToken({ auth, token: configured, dataDir: String(effective.dataDir) });
   } catch (err) {
+    if (child.exitCode === null) child.kill('SIGKILL');
     await rm(dataDir, { recursive: true, force: true });
     throw err;
   }
-  return { url, dataDir, child, logs, exited };
+  return { url, dataDir, token, child, logs, exited };
 }

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from '../../config/load.js';
+import type { Config } from '../../config/schema.js';
 import { extractArchive } from '../../lib/archive/extract.js';
 import type { Logger } from '../../supervisor/logger.js';
 import { startSupervisor, type Supervisor } from '../../supervisor/supervisor.js';
@@ -25,9 +26,14 @@ export interface ApiResponse<T = any> {
 export interface TestServer {
   url: string;
   dataDir: string;
+  /** The bearer token the server requires (read from where the server put it); null with auth "none". */
+  token: string | null;
   sup: Supervisor;
-  /** POST (or `method`) JSON to the API. */
-  api<T = any>(path: string, body?: unknown, opts?: { method?: string; token?: string; headers?: Record<string, string> }): Promise<ApiResponse<T>>;
+  /**
+   * POST (or `method`) JSON to the API, with the server's token unless `opts.token` gives another one (null: none).
+   * A string body is sent as is; `headers` override the defaults (content-type, authorization).
+   */
+  api<T = any>(path: string, body?: unknown, opts?: { method?: string; token?: string | null; headers?: Record<string, string> }): Promise<ApiResponse<T>>;
   /** Uploads a project built from `files` (path -> content; a value of { link: target } makes a symlink). */
   putProject(id: string, files: FileMap, format?: 'tar.gz' | 'zip'): Promise<ApiResponse>;
   close(opts?: { force?: boolean }): Promise<void>;
@@ -81,13 +87,14 @@ export async function startServer(overrides: Record<string, unknown> = {}, how: 
   };
   const config = loadConfig(sources);
   const sup = await startSupervisor(config, how.log, { sources, now: how.now });
-  const token = config.token;
+  const token = await serverToken(config);
   const api: TestServer['api'] = async (path, body, opts = {}) => {
     const method = opts.method ?? (body === undefined ? 'GET' : 'POST');
-    const headers: Record<string, string> = { ...opts.headers };
-    if (body !== undefined && !(body instanceof Uint8Array)) headers['content-type'] ??= 'application/json';
-    const auth = opts.token ?? token;
+    const headers: Record<string, string> = {};
+    if (body !== undefined && !(body instanceof Uint8Array)) headers['content-type'] = 'application/json';
+    const auth = opts.token === undefined ? token : opts.token;
     if (auth) headers.authorization = `Bearer ${auth}`;
+    Object.assign(headers, opts.headers);
     const res = await fetch(sup.url + path, {
       method,
       headers,
@@ -105,6 +112,7 @@ export async function startServer(overrides: Record<string, unknown> = {}, how: 
   return {
     url: sup.url,
     dataDir,
+    token,
     sup,
     api,
     putProject: async (id, files, format = 'tar.gz') => api(`/projects/${id}`, await buildArchive(files, format), { method: 'PUT' }),
@@ -113,6 +121,20 @@ export async function startServer(overrides: Record<string, unknown> = {}, how: 
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The token a server started with `config` requires, read from where it put it: the configured token, else the
+ * file `token` of its data directory; null with auth "none".
+ */
+export async function serverToken(config: Pick<Config, 'auth' | 'token' | 'dataDir'>): Promise<string | null> {
+  if (config.auth === 'none') return null;
+  return config.token ?? (await readFile(join(config.dataDir, 'token'), 'utf8')).trim();
+}
+
+/** Headers that authenticate with `token` (none when it is null), for clients other than `api()`. */
+export function authHeaders(token: string | null): Record<string, string> {
+  return token ? { authorization: `Bearer ${token}` } : {};
 }
 
 /** Extracts an archive file (with toolhost's own extractor) into a temp folder and reads one file of it; null when absent. */
