@@ -1,8 +1,7 @@
 /** `POST /execute`: one shell command in the project, as one child process with its own process group. */
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ToolhostError, errnoCode } from '../lib/errors.js';
-import { resolveInProject } from '../lib/paths.js';
+import { reachFolder, withFileErrors } from '../lib/safe-fs.js';
 import { jobLogPaths, jobLogsDir } from '../lib/process/job-logs.js';
 import { LogSpool } from '../lib/process/log-spool.js';
 import { commandEnv, runCommand } from '../lib/process/run-command.js';
@@ -32,17 +31,13 @@ export interface ExecuteResult {
 }
 
 export const execute: Handler<ExecuteRequest, ExecuteResult> = async (req, ctx) => {
-  const cwd = resolveInProject(ctx.root, req.cwd ?? '.');
-  try {
-    if (!statSync(cwd).isDirectory()) {
-      throw new ToolhostError('not_a_directory', `cwd "${req.cwd}" is a file; pass a folder of the project`, { path: req.cwd });
-    }
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') {
-      throw new ToolhostError('file_not_found', `cwd "${req.cwd}" does not exist in the project; create it first or pass another folder`, { path: req.cwd });
-    }
-    throw err;
-  }
+  // Opened and checked where it really is (a command may swap it for a symlink at any moment); the prelude only
+  // starts there, and the sandbox resolves the path again in its own view, where nothing outside exists.
+  const cwd = join(ctx.root, withFileErrors(ctx.root, req.cwd ?? '.', () => {
+    const at = reachFolder(ctx.root, req.cwd ?? '.');
+    at.close();
+    return at.rel;
+  }));
   // Each project gets its own HOME outside the working copy, so tool caches (~/.npm, ~/.cache) are not packed
   // into the project. Both belong to the project's uid (toolhost as root); a copy extracted before uids were
   // given out is handed over on its first command.

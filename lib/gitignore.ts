@@ -1,5 +1,5 @@
 /** A project's .gitignore rules, as git applies them, for the list and search tools. */
-import { lstatSync, readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ignore from 'ignore';
 import { errnoCode } from './errors.js';
@@ -51,15 +51,23 @@ export class GitignoreRules {
 
   async #load(dir: string): Promise<ignore.Ignore | null> {
     const file = join(this.#root, dir, '.gitignore');
+    let fd: number;
     try {
-      // lstat: a .gitignore that is a symlink could point outside the project; git would not follow it either.
-      const st = lstatSync(file);
-      if (!st.isFile() || st.size > MAX_GITIGNORE_BYTES) return null;
-      return ignore().add(readFileSync(file, 'utf8'));
+      // O_NOFOLLOW: a .gitignore that is a symlink could point outside the project (git does not follow it
+      // either). O_NONBLOCK and fstat of what was opened: a command may swap in a FIFO at any moment, and a read of
+      // a FIFO would block this thread for good.
+      fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
     } catch (err) {
       const code = errnoCode(err);
-      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EACCES') return null;
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EACCES' || code === 'ELOOP' || code === 'ENXIO') return null;
       throw err;
+    }
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile() || st.size > MAX_GITIGNORE_BYTES) return null;
+      return ignore().add(readFileSync(fd, 'utf8'));
+    } finally {
+      closeSync(fd);
     }
   }
 }
