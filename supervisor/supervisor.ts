@@ -8,9 +8,7 @@ import { hostname } from 'node:os';
 import { AzureQueue } from '../lib/queue/azure/azure-queue.js';
 import type { JobQueue } from '../lib/queue/job-queue.js';
 import { MemoryQueue } from '../lib/queue/memory-queue.js';
-import { cgroupBase } from '../lib/process/cgroup.js';
-import type { Containment } from '../lib/process/containment-types.js';
-import { resolveSandbox } from '../lib/process/sandbox.js';
+import { prepareDataDir, resolveContainment } from '../lib/process/containment.js';
 import { openStore } from '../lib/store/create-store.js';
 import { CommandJobs } from './command-jobs.js';
 import { type AppDeps, createApp } from './http/app.js';
@@ -57,7 +55,13 @@ export interface SupervisorOptions {
 }
 
 /** Builds and starts every actor. */
-export async function startSupervisor(config: Config, log: Logger = createLogger(config.logLevel), opts: SupervisorOptions = {}): Promise<Supervisor> {
+export async function startSupervisor(configured: Config, log: Logger = createLogger(configured.logLevel), opts: SupervisorOptions = {}): Promise<Supervisor> {
+  // Before anything runs: which containment works here (or a refusal), and a data dir other uids cannot read.
+  const { config, report: containment } = resolveContainment(configured);
+  prepareDataDir(config.dataDir);
+  for (const warning of containment.warnings) log.warn({ containment: containment.sandbox }, warning);
+  /** The config as its sources say it (commands.sandbox unresolved), so a reload compares like with like. */
+  const asConfigured = (c: Config): Config => ({ ...c, commands: { ...c.commands, sandbox: configured.commands.sandbox } }) as Config;
   const releases: (() => Promise<void>)[] = [];
   let closing = false;
   let closed: Promise<void> | undefined;
@@ -135,32 +139,25 @@ export async function startSupervisor(config: Config, log: Logger = createLogger
 
     const reloader = new ConfigReloader({
       sources: opts.sources,
-      current: () => deps.config,
+      current: () => asConfigured(deps.config),
       apply: (next) => {
         if (next.logLevel !== deps.config.logLevel) log.level = next.logLevel;
-        deps.config = next;
-        thePump.resize(next);
-        pools.reconfigure(next);
+        // Containment never changes under a reload: keep the sandbox resolved at start.
+        const resolved = Object.freeze({ ...next, commands: Object.freeze({ ...next.commands, sandbox: config.commands.sandbox }) }) as Config;
+        deps.config = resolved;
+        thePump.resize(resolved);
+        pools.reconfigure(resolved);
       },
       closing: () => closing,
       log,
     });
-    const containment: Containment = {
-      sandbox: resolveSandbox(config.commands.sandbox).mode,
-      user: 'toolhost-uid',
-      capabilities: 'inherited',
-      network: config.commands.network ? 'pasta' : 'off',
-      process_limit: cgroupBase() ? 'cgroup' : 'rlimit',
-      read_only: [],
-      warnings: [],
-    };
     const deps: AppDeps = { config, queue, pump, pools, projects, commands, jobs, metrics, log, containment, token: auth.token, nodeId, startedAt: Date.now(), closing: () => closing, reload: () => reloader.reload() };
     if (worker) janitor.start();
     const app = createApp(deps);
     const http = new HttpFront(app, config.host, config.port);
     const address = await http.start();
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    log.info({ url: `http://${host}:${address.port}`, role: config.role, node: nodeId, queue: config.queue.backend, threads: config.pool.maxThreads, command_slots: config.commands.maxConcurrent, auth: config.auth, token_file: auth.file }, 'toolhost listening');
+    log.info({ url: `http://${host}:${address.port}`, role: config.role, node: nodeId, queue: config.queue.backend, threads: config.pool.maxThreads, command_slots: config.commands.maxConcurrent, sandbox: containment.sandbox, commands_user: containment.user, network: containment.network, auth: config.auth, token_file: auth.file }, 'toolhost listening');
 
     const close = async (force: boolean): Promise<void> => {
       closing = true;
