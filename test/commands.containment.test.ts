@@ -146,6 +146,24 @@ describe('commands: containment in the bubblewrap sandbox', function () {
     expect(statSync(join(s.dataDir, 'projects', 'c2')).uid).to.not.equal(uids[0]);
   });
 
+  it('reaches a project whose data dir sits below a folder other users cannot pass through (a data dir under /root)', async function () {
+    if (!isRoot) this.skip();
+    const parent = await mkdtemp(join(tmpdir(), 'th-private-')); // mode 0700, as /root is
+    const t = await startServer({ dataDir: join(parent, 'data'), commands: { sandbox: 'auto' } });
+    try {
+      if ((await t.api('/health')).body.containment.sandbox !== 'bwrap') return;
+      await t.putProject('deep', { 'a.txt': 'a\n' });
+      const r = await t.api('/execute', { project_id: 'deep', command: 'cat a.txt && echo made > b.txt && echo kept > ~/.k && cat ~/.k && id -u' });
+      expect(r.body).to.include({ exit_code: 0, stdout: 'a\nkept\n1000\n' });
+      expect((await t.api('/file/read', { project_id: 'deep', path: 'b.txt' })).body.content).to.equal('made\n');
+      // The staging mounts live in the launch's own mount namespace only.
+      expect(readFileSync('/proc/self/mountinfo', 'utf8')).to.not.include('toolhost-stage');
+    } finally {
+      await t.close({ force: true });
+      await rm(parent, { recursive: true, force: true });
+    }
+  });
+
   it('sees no secrets of the host: no shadow, no /root or /home, no data dir, no toolhost config, no other project', async () => {
     const secretFile = `/etc/th-secret-${process.pid}.json`;
     await writeFile(secretFile, '{"token": "not for commands"}');

@@ -6,14 +6,14 @@
  * private: commands (other uids) may pass through it to their own project and HOME, and read nothing else.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Config } from '../../config/schema.js';
 import type { Containment } from './containment-types.js';
 import { cgroupBase } from './cgroup.js';
 import { ownedDir, runningAsRoot, uidsDir } from './owner.js';
-import { PRELUDE_ENV, type SandboxPlan, launchArgv, planOf, which } from './sandbox.js';
+import { PRELUDE_ENV, type SandboxPlan, launchArgv, planOf, untraversable, which } from './sandbox.js';
 
 /** A start-time refusal: the message says what to install or set. */
 export class ContainmentError extends Error {
@@ -62,9 +62,9 @@ export function resolveContainment(config: Config): ResolvedContainment {
       if (blocked) throw new ContainmentError(`commands.readOnlyPaths: commands run as per-project uids and cannot reach ${p} (${blocked} is not readable and traversable by other users); install the toolchain elsewhere (e.g. /opt) or chmod o+rx ${blocked}`);
     }
   }
-  if (root) {
+  if (root && mode === 'none') {
     const blocked = untraversable(config.dataDir);
-    if (blocked) warnings.push(`${blocked} is not traversable by other users: commands (which run as per-project uids) cannot reach their working copies under ${config.dataDir}; chmod o+x ${blocked} or move dataDir (TOOLHOST_DATA_DIR), e.g. to /var/lib/toolhost.`);
+    if (blocked) warnings.push(`${blocked} is not traversable by other users: without a sandbox, commands (which run as per-project uids) start in their project but cannot reach it or their HOME by path; chmod o+x ${blocked} or move dataDir (TOOLHOST_DATA_DIR), e.g. to /var/lib/toolhost.`);
   }
   const resolved = Object.freeze({ ...config, commands: Object.freeze({ ...c, sandbox: mode }) }) as Config;
   const plan = planOf(resolved.commands);
@@ -92,23 +92,6 @@ function readOnlyShown(plan: SandboxPlan): string[] {
       return false;
     }
   });
-}
-
-/**
- * The first folder on the way to `dir` (its ancestors; `dir` itself too with `self`, which must be readable as
- * well) that other users cannot pass through, or null.
- */
-function untraversable(dir: string, self = false): string | null {
-  const target = resolve(dir);
-  for (let p = self ? target : dirname(target); ; p = dirname(p)) {
-    try {
-      const need = p === target ? 0o005 : 0o001;
-      if ((statSync(p).mode & need) !== need) return p;
-    } catch {
-      return p;
-    }
-    if (p === dirname(p)) return null;
-  }
 }
 
 /**

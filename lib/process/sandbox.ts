@@ -13,8 +13,8 @@
  * unshares the network; the command then sees whatever that uid may read on the host. Not root: no uid change is
  * possible, and the command runs as toolhost's own uid (the start banner and /health say so).
  */
-import { accessSync, constants, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { accessSync, constants, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import type { Owner } from './owner.js';
 
 /** Which sandbox commands run in. */
@@ -67,6 +67,7 @@ export function planOf(c: { sandbox: 'none' | 'bwrap' | 'auto'; network: boolean
     unshare: which('unshare'),
     pasta: which('pasta'),
     ip: which('ip'),
+    mount: which('mount'),
   };
   const mode = resolveSandbox(c.sandbox).mode;
   return { mode, network: c.network && mode === 'bwrap', launchers: launchersOnce, readOnlyPaths: c.readOnlyPaths };
@@ -82,6 +83,7 @@ export interface Launchers {
   unshare: string | null;
   pasta: string | null;
   ip: string | null;
+  mount: string | null;
 }
 
 /** The sandbox as resolved at start: what every launch on this machine does. */
@@ -142,7 +144,9 @@ export function launchArgv(spec: LaunchSpec): { file: string; args: string[]; en
     const uid = spec.plan.network ? 0 : SANDBOX_UID;
     // passwd and group name the sandbox's own user only: tools that look themselves up (git, ssh) find it.
     steps.push('exec 5<<<"$2" 6<<<"$3"');
-    argv = [...dropRoot(spec), ...(spec.plan.network && x.pasta ? pastaArgs(x) : []), x.bwrap, ...bwrapArgs(spec, uid), '--', ...inner];
+    const staged = spec.owner && x.unshare && x.mount && needsStaging(spec) ? STAGED : null;
+    const sandbox = [x.bwrap, ...bwrapArgs(spec, uid, staged ?? { root: spec.root, home: spec.home }), '--', ...inner];
+    argv = [...(staged ? stageArgs(x, spec) : []), ...dropRoot(spec), ...(spec.plan.network && x.pasta ? pastaArgs(x) : []), ...sandbox];
     return prelude(x.bash, steps, [spec.cgroupProcs ?? '', passwd(uid, spec.home), `agent:x:${uid}:\n`], argv);
   }
   // No sandbox: as root, no network namespace of the host's (unshare) and the project's uid (setpriv).
@@ -154,6 +158,56 @@ export function launchArgv(spec: LaunchSpec): { file: string; args: string[]; en
 /** The privileged prelude: no rc file (root's ~/.bashrc is no input of ours either), positional parameters only. */
 function prelude(bash: string, steps: string[], params: string[], argv: string[]): { file: string; args: string[]; env: Record<string, string> } {
   return { file: bash, args: ['--norc', '--noprofile', '-c', [...steps, 'shift 3', 'exec "$@"'].join(' && '), 'toolhost', ...params, ...argv], env: { ...PRELUDE_ENV } };
+}
+
+/**
+ * The first folder on the way to `dir` (its ancestors; `dir` itself too with `self`, which must be readable as
+ * well) that other users cannot pass through, or null.
+ */
+export function untraversable(dir: string, self = false): string | null {
+  const target = resolve(dir);
+  for (let p = self ? target : dirname(target); ; p = dirname(p)) {
+    try {
+      const need = p === target ? 0o005 : 0o001;
+      if ((statSync(p).mode & need) !== need) return p;
+    } catch {
+      return p;
+    }
+    if (p === dirname(p)) return null;
+  }
+}
+
+const staging = new Map<string, boolean>();
+/** True when the project's uid could not reach its working copy or HOME by path (a data dir under /root, say). */
+function needsStaging(spec: LaunchSpec): boolean {
+  const key = `${dirname(spec.root)}\0${dirname(spec.home)}`;
+  let need = staging.get(key);
+  if (need === undefined) {
+    need = untraversable(spec.root) !== null || untraversable(spec.home) !== null;
+    staging.set(key, need);
+  }
+  return need;
+}
+
+/** Where a staged project and HOME are mounted, in the launch's own mount namespace. */
+const STAGED = { root: '/run/p', home: '/run/h' };
+
+/**
+ * bwrap runs as the project's uid and finds its bind sources by path, so every folder above them must be
+ * traversable by that uid. Where one is not (a data dir under /root), the prelude, still root, makes a private
+ * mount namespace, puts a tmpfs on /run there and binds the project and HOME onto it; bwrap then binds them from
+ * /run to their usual paths. Nothing of this is seen outside the launch.
+ */
+function stageArgs(x: Launchers, spec: LaunchSpec): string[] {
+  const script = [
+    `${x.mount} -t tmpfs -o mode=0755,size=64k toolhost-stage /run`,
+    `mkdir ${STAGED.root} ${STAGED.home}`,
+    `${x.mount} --bind -- "$1" ${STAGED.root}`,
+    `${x.mount} --bind -- "$2" ${STAGED.home}`,
+    'shift 2',
+    'exec "$@"',
+  ].join(' && ');
+  return [x.unshare!, '--mount', '--propagation', 'private', '--', x.bash, '--norc', '--noprofile', '-c', script, 'toolhost', spec.root, spec.home];
 }
 
 /** setpriv to the project's uid with no groups, no capabilities (inheritable, bounding) and no_new_privs. */
@@ -231,7 +285,7 @@ function showReadOnly(path: string): string[] {
   }
 }
 
-function bwrapArgs(spec: LaunchSpec, uid: number): string[] {
+function bwrapArgs(spec: LaunchSpec, uid: number, from: { root: string; home: string }): string[] {
   const { plan } = spec;
   // With network, pasta's user namespace is the sandbox's (uid 0 there, mapped to the project's uid, and every
   // capability dropped below); without, bwrap makes its own and forbids nested ones.
@@ -244,7 +298,7 @@ function bwrapArgs(spec: LaunchSpec, uid: number): string[] {
   args.push('--ro-bind-data', '5', '/etc/passwd', '--ro-bind-data', '6', '/etc/group');
   args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--tmpfs', '/var/tmp', '--tmpfs', '/run');
   for (const p of plan.readOnlyPaths) if (existsSync(p)) args.push('--ro-bind', p, p);
-  args.push('--bind', spec.root, spec.root, '--bind', spec.home, spec.home, '--remount-ro', '/', '--chdir', spec.cwd);
+  args.push('--bind', from.root, spec.root, '--bind', from.home, spec.home, '--remount-ro', '/', '--chdir', spec.cwd);
   args.push('--clearenv');
   for (const [k, v] of Object.entries(spec.env)) args.push('--setenv', k, v);
   return args;
