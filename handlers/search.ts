@@ -7,8 +7,9 @@
  * is root, so:
  * - The target (the root or the request's `path`) is opened and the opened object is checked to be inside the
  *   project, a folder or a regular file; a name swapped for a symlink after a check by name would win a race.
- * - With bubblewrap (`commands.sandbox`), rg runs in a mount namespace holding only the project (read-only) and
- *   rg itself. rg opens the folders and files of its walk by name after reading them from their folder, so a
+ * - With bubblewrap (`commands.sandbox`), rg is launched as a command is (lib/process/sandbox.ts): as the
+ *   project's uid, in a user namespace without capabilities, seeing the system folders, the project (read-only)
+ *   and rg itself. rg opens the folders and files of its walk by name after reading them from their folder, so a
  *   folder replaced by a symlink to /etc in between would be followed (no `-L` only spares links rg sees as
  *   links); in that namespace such a link points at nothing. Without bubblewrap rg gets the opened target as fd 3
  *   and searches that, so the named target cannot be redirected, and runs as the project's uid (when toolhost is
@@ -19,7 +20,7 @@
  *   answer say `complete: false`, with the reasons; an answer never looks complete when something was skipped.
  */
 import { spawn, type StdioOptions } from 'node:child_process';
-import { closeSync, fstatSync, lstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import { rgPath } from '@vscode/ripgrep';
 import ignore, { type Ignore } from 'ignore';
@@ -27,7 +28,7 @@ import { ToolhostError, cancelled, errnoCode } from '../lib/errors.js';
 import { GitignoreRules } from '../lib/gitignore.js';
 import { isInside, projectRelative, resolveInProject } from '../lib/paths.js';
 import { projectOwner } from '../lib/process/owner.js';
-import { resolveSandbox, which } from '../lib/process/sandbox.js';
+import { launchArgv, planOf, resolveSandbox, which } from '../lib/process/sandbox.js';
 import type { SearchRequest } from '../lib/schemas.js';
 import type { Handler, HandlerContext } from './context.js';
 
@@ -107,8 +108,6 @@ const RECORD_SLACK_BYTES = 64 * 1024;
 const O_PATH = 0o10000000;
 /** Where rg finds the target opened here when there is no sandbox (the fd is passed as stdio[3]). */
 const FD_TARGET = '/proc/self/fd/3';
-/** Where the project is inside the sandbox. */
-const SANDBOX_ROOT = '/p';
 
 const PLACEHOLDER_MATCH = '[Omitted long matching line]';
 const PLACEHOLDER_CONTEXT = '[Omitted long context line]';
@@ -323,7 +322,7 @@ class MatchFilter {
 
 /**
  * How rg is started and how its paths map back to the project.
- * - In the sandbox rg sees the project at {@link SANDBOX_ROOT}, works in it and gets the target by its real
+ * - In the sandbox rg sees the project at its own path, works in it and gets the target by its real
  *   relative name, so globs and .gitignore files apply exactly as on the host; a name can still change under it,
  *   but every name resolves inside the project.
  * - Without it rg gets the opened target as fd 3: a folder becomes its working folder (`cd /proc/self/fd/3`,
@@ -336,6 +335,8 @@ class MatchFilter {
 interface RgLaunch {
   file: string;
   args: string[];
+  /** The launch's environment, when it sets one (the sandbox's fixed prelude environment). */
+  env?: Record<string, string>;
   stdio: StdioOptions;
   /** rg's path of a file -> project-relative path. */
   toRel(p: string): string;
@@ -356,18 +357,29 @@ function rgLaunch(req: SearchRequest, ctx: HandlerContext, target: OpenTarget, i
   const sandbox = sandboxOf(ctx);
   const maxLine = config.search.maxLineBytes;
   if (sandbox.mode === 'bwrap' && sandbox.bwrap) {
-    const rgIgnore = ignoreFile === 'root' ? `${SANDBOX_ROOT}/.gitignore` : ignoreFile;
-    const bwrap = [sandbox.bwrap, '--ro-bind', root, SANDBOX_ROOT, '--ro-bind', rgPath, '/rg', '--chdir', SANDBOX_ROOT];
-    // --die-with-parent: a SIGKILL of bwrap (timeout, cancel, max_results) takes rg with it.
-    bwrap.push('--die-with-parent', '--new-session');
-    // As root rg would keep every capability; reading needs only this one (project files may belong to other uids).
-    if (process.getuid?.() === 0) bwrap.push('--cap-drop', 'ALL', '--cap-add', 'CAP_DAC_READ_SEARCH');
+    const rgIgnore = ignoreFile === 'root' ? `${root}/.gitignore` : ignoreFile;
     const args = rgArgs(req, target.rel, rgIgnore, req.glob, maxLine);
+    const rg = realRgPath();
+    const launch = launchArgv({
+      command: '',
+      exec: [rg, ...args],
+      cwd: root,
+      root,
+      home: null,
+      env: {},
+      limits: { addressSpaceBytes: config.search.maxMemoryBytes, cpuSeconds: 0, processes: 0, openFiles: 0, fileSizeBytes: 0 },
+      owner: projectOwner(config, ctx.projectId),
+      plan: { ...planOf(config.commands), network: false },
+      projectReadOnly: true,
+      extraReadOnly: [rg],
+    });
     return {
-      file: bash(),
-      args: [...BASH, limitPrelude(config.search.maxMemoryBytes, false), 'toolhost', ...bwrap, '--', '/rg', ...args],
+      file: launch.file,
+      args: launch.args,
+      env: launch.env,
+      // --die-with-parent: a SIGKILL of bwrap (timeout, cancel, max_results) takes rg with it.
       stdio: ['ignore', 'pipe', 'pipe'],
-      toRel: (p) => projectRelative(SANDBOX_ROOT, posix.resolve(SANDBOX_ROOT, p)),
+      toRel: (p) => projectRelative(root, posix.resolve(root, p)),
       filterGlob: undefined,
       user: null,
     };
@@ -390,6 +402,13 @@ function rgLaunch(req: SearchRequest, ctx: HandlerContext, target: OpenTarget, i
     filterGlob,
     user,
   };
+}
+
+let rgReal: string | undefined;
+/** The rg binary's real path (node_modules may link it): bwrap binds it read-only at that path. */
+function realRgPath(): string {
+  rgReal ??= realpathSync(rgPath);
+  return rgReal;
 }
 
 const resolvedSandboxes = new Map<string, ReturnType<typeof resolveSandbox>>();
@@ -708,7 +727,7 @@ function pathErrors(stderr: string, toRel: (p: string) => string): string[] {
 
 /** Runs rg and folds its output into matches; returns once rg has exited and its pipes are closed. */
 async function runRg(launch: RgLaunch, o: RunOptions): Promise<RunOutcome> {
-  const env = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' };
+  const env = launch.env ?? { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' };
   const child = spawn(launch.file, launch.args, { cwd: '/', stdio: launch.stdio, env, ...launch.user });
   const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res, rej) => {
     child.once('error', (err) => rej(new ToolhostError('internal', `cannot run ripgrep (${rgPath}): ${err.message}`)));

@@ -102,8 +102,8 @@ export interface LaunchSpec {
   cwd: string;
   /** The project root: writable inside the sandbox. */
   root: string;
-  /** HOME of the command: writable inside the sandbox. */
-  home: string;
+  /** HOME of the command: writable inside the sandbox; null for none (search). */
+  home: string | null;
   /** The command's whole environment (the request's variables included); reaches only the command. */
   env: Record<string, string>;
   limits: CommandLimits;
@@ -112,6 +112,12 @@ export interface LaunchSpec {
   /** The uid the command runs as (toolhost is root), or null to keep toolhost's own. */
   owner: Owner | null;
   plan: SandboxPlan;
+  /** Run this argv instead of `bash -c command` (ripgrep for the search tool). */
+  exec?: string[] | undefined;
+  /** Show the project read-only (search). */
+  projectReadOnly?: boolean | undefined;
+  /** Host files or folders shown read-only at their own path (the ripgrep binary). */
+  extraReadOnly?: string[] | undefined;
 }
 
 /** The PATH of the prelude: system folders only, whatever the supervisor's or the request's PATH says. */
@@ -131,6 +137,7 @@ export function launchArgv(spec: LaunchSpec): { file: string; args: string[]; en
   const { launchers: x } = spec.plan;
   const steps = [
     '{ [ -z "$1" ] || echo $$ > "$1"; }', // joining first means every process the command starts is counted
+    'ulimit -S -c 0', // no core files in the project unless the command asks for them
     ulimit('-v', 'Max address space', l.addressSpaceBytes, KiB),
     ulimit('-t', 'Max cpu time', l.cpuSeconds, 1),
     ulimit('-u', 'Max processes', l.processes, 1),
@@ -138,26 +145,30 @@ export function launchArgv(spec: LaunchSpec): { file: string; args: string[]; en
     ulimit('-f', 'Max file size', l.fileSizeBytes, KiB),
   ].filter((s): s is string => s !== undefined);
   // --norc: bash sources ~/.bashrc when its stdin is a socket (it takes that for rshd), which a piped stdin is.
-  const inner = [x.bash, '--norc', '-c', spec.command];
-  let argv: string[];
+  const inner = spec.exec ?? [x.bash, '--norc', '-c', spec.command];
   if (spec.plan.mode === 'bwrap' && x.bwrap) {
     const uid = spec.plan.network ? 0 : SANDBOX_UID;
     // passwd and group name the sandbox's own user only: tools that look themselves up (git, ssh) find it.
     steps.push('exec 5<<<"$2" 6<<<"$3"');
-    const staged = spec.owner && x.unshare && x.mount && needsStaging(spec) ? STAGED : null;
-    const sandbox = [x.bwrap, ...bwrapArgs(spec, uid, staged ?? { root: spec.root, home: spec.home }), '--', ...inner];
-    argv = [...(staged ? stageArgs(x, spec) : []), ...dropRoot(spec), ...(spec.plan.network && x.pasta ? pastaArgs(x) : []), ...sandbox];
-    return prelude(x.bash, steps, [spec.cgroupProcs ?? '', passwd(uid, spec.home), `agent:x:${uid}:\n`], argv);
+    const sources = [spec.root, ...(spec.home ? [spec.home] : []), ...(spec.extraReadOnly ?? [])];
+    const staged = spec.owner && x.unshare && x.mount && needsStaging(sources) ? sources.map((_, i) => `/run/s${i}`) : null;
+    const sandbox = [x.bwrap, ...bwrapArgs(spec, uid, staged ?? sources), '--', ...inner];
+    const argv = [...(staged ? stageArgs(x, sources) : []), ...dropRoot(spec), ...(spec.plan.network && x.pasta ? pastaArgs(x) : []), ...sandbox];
+    return prelude(x.bash, steps, [spec.cgroupProcs ?? '', passwd(uid, spec.home ?? '/'), `agent:x:${uid}:\n`], argv);
   }
   // No sandbox: as root, no network namespace of the host's (unshare) and the project's uid (setpriv).
   const unshare = spec.owner && x.unshare ? [x.unshare, '--net', '--'] : [];
-  argv = [...unshare, ...dropRoot(spec), x.env, '-i', ...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), ...inner];
+  const argv = [...unshare, ...dropRoot(spec), x.env, '-i', ...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), ...inner];
   return prelude(x.bash, steps, [spec.cgroupProcs ?? '', '', ''], argv);
 }
 
-/** The privileged prelude: no rc file (root's ~/.bashrc is no input of ours either), positional parameters only. */
+/**
+ * The privileged prelude: no rc file (root's ~/.bashrc is no input of ours either), positional parameters only. A
+ * failed step exits 125, which no command's own failure is mistaken for (and never 1, ripgrep's "no match").
+ */
 function prelude(bash: string, steps: string[], params: string[], argv: string[]): { file: string; args: string[]; env: Record<string, string> } {
-  return { file: bash, args: ['--norc', '--noprofile', '-c', [...steps, 'shift 3', 'exec "$@"'].join(' && '), 'toolhost', ...params, ...argv], env: { ...PRELUDE_ENV } };
+  const script = `${steps.join(' && ')} || exit 125; shift 3; exec "$@"`;
+  return { file: bash, args: ['--norc', '--noprofile', '-c', script, 'toolhost', ...params, ...argv], env: { ...PRELUDE_ENV } };
 }
 
 /**
@@ -178,36 +189,32 @@ export function untraversable(dir: string, self = false): string | null {
 }
 
 const staging = new Map<string, boolean>();
-/** True when the project's uid could not reach its working copy or HOME by path (a data dir under /root, say). */
-function needsStaging(spec: LaunchSpec): boolean {
-  const key = `${dirname(spec.root)}\0${dirname(spec.home)}`;
+/** True when the project's uid could not reach one of `sources` by path (a data dir under /root, say). */
+function needsStaging(sources: string[]): boolean {
+  const key = sources.map((p) => dirname(p)).join('\0');
   let need = staging.get(key);
   if (need === undefined) {
-    need = untraversable(spec.root) !== null || untraversable(spec.home) !== null;
+    need = sources.some((p) => untraversable(p) !== null);
     staging.set(key, need);
   }
   return need;
 }
 
-/** Where a staged project and HOME are mounted, in the launch's own mount namespace. */
-const STAGED = { root: '/run/p', home: '/run/h' };
-
 /**
  * bwrap runs as the project's uid and finds its bind sources by path, so every folder above them must be
  * traversable by that uid. Where one is not (a data dir under /root), the prelude, still root, makes a private
- * mount namespace, puts a tmpfs on /run there and binds the project and HOME onto it; bwrap then binds them from
- * /run to their usual paths. Nothing of this is seen outside the launch.
+ * mount namespace, puts a tmpfs on /run there and binds each source onto /run/s<i>; bwrap then binds them from
+ * there to their usual paths. Nothing of this is seen outside the launch.
  */
-function stageArgs(x: Launchers, spec: LaunchSpec): string[] {
+function stageArgs(x: Launchers, sources: string[]): string[] {
   const script = [
     `${x.mount} -t tmpfs -o mode=0755,size=64k toolhost-stage /run`,
-    `mkdir ${STAGED.root} ${STAGED.home}`,
-    `${x.mount} --bind -- "$1" ${STAGED.root}`,
-    `${x.mount} --bind -- "$2" ${STAGED.home}`,
-    'shift 2',
+    'i=0',
+    `for src in "\${@:1:${sources.length}}"; do { if [ -d "$src" ]; then mkdir /run/s$i; else : > /run/s$i; fi && ${x.mount} --bind -- "$src" /run/s$i; } || exit 125; i=$((i + 1)); done`,
+    `shift ${sources.length}`,
     'exec "$@"',
   ].join(' && ');
-  return [x.unshare!, '--mount', '--propagation', 'private', '--', x.bash, '--norc', '--noprofile', '-c', script, 'toolhost', spec.root, spec.home];
+  return [x.unshare!, '--mount', '--propagation', 'private', '--', x.bash, '--norc', '--noprofile', '-c', script, 'toolhost', ...sources];
 }
 
 /** setpriv to the project's uid with no groups, no capabilities (inheritable, bounding) and no_new_privs. */
@@ -285,7 +292,8 @@ function showReadOnly(path: string): string[] {
   }
 }
 
-function bwrapArgs(spec: LaunchSpec, uid: number, from: { root: string; home: string }): string[] {
+/** bwrap's arguments; `from` holds the host paths of the project, HOME and extra read-only paths, in that order. */
+function bwrapArgs(spec: LaunchSpec, uid: number, from: string[]): string[] {
   const { plan } = spec;
   // With network, pasta's user namespace is the sandbox's (uid 0 there, mapped to the project's uid, and every
   // capability dropped below); without, bwrap makes its own and forbids nested ones.
@@ -298,7 +306,11 @@ function bwrapArgs(spec: LaunchSpec, uid: number, from: { root: string; home: st
   args.push('--ro-bind-data', '5', '/etc/passwd', '--ro-bind-data', '6', '/etc/group');
   args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--tmpfs', '/var/tmp', '--tmpfs', '/run');
   for (const p of plan.readOnlyPaths) if (existsSync(p)) args.push('--ro-bind', p, p);
-  args.push('--bind', from.root, spec.root, '--bind', from.home, spec.home, '--remount-ro', '/', '--chdir', spec.cwd);
+  const [root, ...rest] = from;
+  args.push(spec.projectReadOnly ? '--ro-bind' : '--bind', root!, spec.root);
+  if (spec.home) args.push('--bind', rest.shift()!, spec.home);
+  for (const [i, p] of (spec.extraReadOnly ?? []).entries()) args.push('--ro-bind', rest[i]!, p);
+  args.push('--remount-ro', '/', '--chdir', spec.cwd);
   args.push('--clearenv');
   for (const [k, v] of Object.entries(spec.env)) args.push('--setenv', k, v);
   return args;
