@@ -381,7 +381,7 @@ function rgLaunch(req: SearchRequest, ctx: HandlerContext, target: OpenTarget, i
       stdio: ['ignore', 'pipe', 'pipe'],
       toRel: (p) => projectRelative(root, posix.resolve(root, p)),
       filterGlob: undefined,
-      user: null,
+      user: launch.user ?? null,
     };
   }
   const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', target.fd];

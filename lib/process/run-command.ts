@@ -3,11 +3,13 @@
  * stdin closed, a clean environment, output captured within a fixed budget, and its whole tree killed when it
  * ends, times out or is cancelled.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import type { LogSpool } from './log-spool.js';
 import { OutputBuffer } from './output-buffer.js';
 import { JOB_MARKER_VAR, killTree } from './process-tree.js';
+import type { Launch } from './sandbox.js';
 
 /** Settings that make tools behave in a non-interactive session. */
 export const NON_INTERACTIVE_ENV: Readonly<Record<string, string>> = Object.freeze({
@@ -44,7 +46,7 @@ export interface RunOptions {
    * What to spawn (limits, cgroup, sandbox wrapped around the command) and the environment of that launch, which
    * hands the command its own; default `bash -c command` with {@link commandEnv}.
    */
-  argv?: { file: string; args: string[]; env: Record<string, string> } | undefined;
+  argv?: Launch | undefined;
   /** Every pid of the job (its cgroup members); replaces the /proc scan of the tree kill. */
   treeMembers?: (() => Promise<number[]>) | undefined;
 }
@@ -88,8 +90,10 @@ export function runCommand(opts: RunOptions): Promise<RunResult> {
     cwd: opts.cwd,
     env: argv.env,
     detached: true,
-    stdio: [opts.stdin === 'pipe' ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    stdio: [opts.stdin === 'pipe' ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(argv.joinCgroup ? ['pipe' as const] : [])],
+    ...argv.user,
   });
+  if (argv.joinCgroup) joinThenGo(child, argv.joinCgroup);
   capture(child.stdout!, stdout, opts.logs?.stdout);
   capture(child.stderr!, stderr, opts.logs?.stderr);
   if (child.stdin) {
@@ -152,6 +156,22 @@ export function runCommand(opts: RunOptions): Promise<RunResult> {
       })().catch(reject);
     });
   });
+}
+
+/**
+ * Puts a child that waits on its fd 3 into its cgroup, then lets it go. Before the line arrives it has forked
+ * nothing, so everything it starts is counted. A cgroup that cannot be joined ends the child: no limit, no run.
+ */
+function joinThenGo(child: ChildProcess, procsFile: string): void {
+  const go = child.stdio[3] as Writable | null;
+  go?.on('error', () => {}); // a child that died already: its exit reports it
+  if (child.pid === undefined) return;
+  try {
+    writeFileSync(procsFile, String(child.pid));
+    go?.end('go\n');
+  } catch {
+    child.kill('SIGKILL');
+  }
 }
 
 /** Feeds a stream into its head/tail buffer and its spool, pausing the stream while the spool's disk catches up. */
