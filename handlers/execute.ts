@@ -65,7 +65,7 @@ export const execute: Handler<ExecuteRequest, ExecuteResult> = async (req, ctx) 
     limits: c.limits,
     cgroupProcs: cgroup?.procsFile,
     owner,
-    plan: planOf(c),
+    plan: planOf(c, ctx.config.dataDir),
   });
   const r = await runCommand({
     command: req.command,

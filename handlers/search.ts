@@ -369,7 +369,7 @@ function rgLaunch(req: SearchRequest, ctx: HandlerContext, target: OpenTarget, i
       env: {},
       limits: { addressSpaceBytes: config.search.maxMemoryBytes, cpuSeconds: 0, processes: 0, openFiles: 0, fileSizeBytes: 0 },
       owner: projectOwner(config, ctx.projectId),
-      plan: { ...planOf(config.commands), network: false },
+      plan: { ...planOf(config.commands, config.dataDir), network: false },
       projectReadOnly: true,
       extraReadOnly: [rg],
     });

@@ -13,7 +13,7 @@ import type { Config } from '../../config/schema.js';
 import type { Containment } from './containment-types.js';
 import { cgroupBase } from './cgroup.js';
 import { ownedDir, runningAsRoot, uidsDir } from './owner.js';
-import { PRELUDE_ENV, type SandboxPlan, launchArgv, planOf, untraversable, which } from './sandbox.js';
+import { PRELUDE_ENV, type SandboxPlan, launchArgv, planOf, prepareEtc, untraversable, which } from './sandbox.js';
 
 /** A start-time refusal: the message says what to install or set. */
 export class ContainmentError extends Error {
@@ -33,6 +33,7 @@ const isLoopback = (host: string): boolean => host === 'localhost' || host === '
 /** Decides the containment of this machine's commands, or throws {@link ContainmentError}. */
 export function resolveContainment(config: Config): ResolvedContainment {
   const c = config.commands;
+  if (c.sandbox !== 'none' && which('bwrap')) prepareEtc(config.dataDir);
   const root = runningAsRoot();
   const warnings: string[] = [];
   let mode: 'bwrap' | 'none' = 'none';
@@ -67,7 +68,7 @@ export function resolveContainment(config: Config): ResolvedContainment {
     if (blocked) warnings.push(`${blocked} is not traversable by other users: without a sandbox, commands (which run as per-project uids) start in their project but cannot reach it or their HOME by path; chmod o+x ${blocked} or move dataDir (TOOLHOST_DATA_DIR), e.g. to /var/lib/toolhost.`);
   }
   const resolved = Object.freeze({ ...config, commands: Object.freeze({ ...c, sandbox: mode }) }) as Config;
-  const plan = planOf(resolved.commands);
+  const plan = planOf(resolved.commands, config.dataDir);
   return {
     config: resolved,
     plan,

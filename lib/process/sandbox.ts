@@ -13,7 +13,7 @@
  * unshares the network; the command then sees whatever that uid may read on the host. Not root: no uid change is
  * possible, and the command runs as toolhost's own uid (the start banner and /health say so).
  */
-import { accessSync, constants, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { accessSync, chmodSync, constants, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import type { Owner } from './owner.js';
 
@@ -58,7 +58,7 @@ export function resolveSandbox(setting: 'none' | 'bwrap' | 'auto'): { mode: Sand
 }
 
 /** The launch plan of a config whose sandbox setting is already resolved; programs looked up once per thread. */
-export function planOf(c: { sandbox: 'none' | 'bwrap' | 'auto'; network: boolean; readOnlyPaths: readonly string[] }): SandboxPlan {
+export function planOf(c: { sandbox: 'none' | 'bwrap' | 'auto'; network: boolean; readOnlyPaths: readonly string[] }, dataDir?: string): SandboxPlan {
   launchersOnce ??= {
     bash: which('bash') ?? '/bin/bash',
     env: which('env') ?? '/usr/bin/env',
@@ -70,7 +70,46 @@ export function planOf(c: { sandbox: 'none' | 'bwrap' | 'auto'; network: boolean
     mount: which('mount'),
   };
   const mode = resolveSandbox(c.sandbox).mode;
-  return { mode, network: c.network && mode === 'bwrap', launchers: launchersOnce, readOnlyPaths: c.readOnlyPaths };
+  const etc = dataDir === undefined ? null : preparedEtc(dataDir);
+  return { mode, network: c.network && mode === 'bwrap', launchers: launchersOnce, readOnlyPaths: c.readOnlyPaths, etc };
+}
+
+const etcCopies = new Map<string, string | null>();
+/** The /etc copy that {@link prepareEtc} made for `dataDir`, if any (looked up once per thread). */
+function preparedEtc(dataDir: string): string | null {
+  let dir = etcCopies.get(dataDir);
+  if (dir === undefined) {
+    dir = join(dataDir, 'sandbox', 'etc');
+    if (!existsSync(join(dir, '.complete'))) dir = null;
+    etcCopies.set(dataDir, dir);
+  }
+  return dir;
+}
+
+/** /etc entries bound live rather than copied: they change while the service runs (DHCP, VPNs). */
+const ETC_LIVE = ['resolv.conf', 'hosts'];
+
+/**
+ * Copies the allowed /etc entries into `<dataDir>/sandbox/etc` at start, so a sandbox binds one folder instead of
+ * dozens of entries (each bind is a mount: together a sixth of a launch). Empty files stand where passwd, group
+ * and the live entries are bound. Changes to /etc other than resolv.conf and hosts need a restart to be seen.
+ */
+export function prepareEtc(dataDir: string): void {
+  const dir = join(dataDir, 'sandbox', 'etc');
+  rmSync(dirname(dir), { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  chmodSync(dirname(dir), 0o711);
+  for (const name of allowedEtc()) {
+    if (ETC_LIVE.includes(name)) continue;
+    try {
+      cpSync(`/etc/${name}`, join(dir, name), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+    } catch {
+      // unreadable or gone: the sandbox goes without it, as it would without a bind
+    }
+  }
+  for (const name of ['passwd', 'group', ...ETC_LIVE]) writeFileSync(join(dir, name), '', { mode: 0o644 });
+  writeFileSync(join(dir, '.complete'), '');
+  etcCopies.delete(dataDir);
 }
 let launchersOnce: Launchers | undefined;
 
@@ -94,6 +133,8 @@ export interface SandboxPlan {
   launchers: Launchers;
   /** Host folders shown read-only besides the system ones (commands.readOnlyPaths). */
   readOnlyPaths: readonly string[];
+  /** The prepared copy of /etc ({@link prepareEtc}), or null to bind the allowed entries one by one. */
+  etc?: string | null;
 }
 
 /** Everything needed to build the argv of one command. */
@@ -167,7 +208,7 @@ export function launchArgv(spec: LaunchSpec): Launch {
     steps.push('exec 5<<<"$2" 6<<<"$3"');
     const sources = [spec.root, ...(spec.home ? [spec.home] : []), ...(spec.extraReadOnly ?? [])];
     const staged = spec.owner && x.unshare && x.mount && needsStaging(sources) ? sources.map((_, i) => `/run/s${i}`) : null;
-    const sandbox = [x.bwrap, ...bwrapArgs(spec, uid, staged ?? sources), '--', ...inner];
+    const sandbox = [x.bwrap, ...bwrapArgs(spec, uid, staged ?? sources, staged !== null), '--', ...inner];
     const net = spec.plan.network && x.pasta ? pastaArgs(x) : [];
     const params = [spec.cgroupProcs ?? '', passwd(uid, spec.home ?? '/'), `agent:x:${uid}:\n`];
     if (spec.owner && !staged) {
@@ -314,7 +355,7 @@ function showReadOnly(path: string): string[] {
 }
 
 /** bwrap's arguments; `from` holds the host paths of the project, HOME and extra read-only paths, in that order. */
-function bwrapArgs(spec: LaunchSpec, uid: number, from: string[]): string[] {
+function bwrapArgs(spec: LaunchSpec, uid: number, from: string[], staged: boolean): string[] {
   const { plan } = spec;
   // With network, pasta's user namespace is the sandbox's (uid 0 there, mapped to the project's uid, and every
   // capability dropped below); without, bwrap makes its own and forbids nested ones.
@@ -323,7 +364,12 @@ function bwrapArgs(spec: LaunchSpec, uid: number, from: string[]): string[] {
     : ['--unshare-all', '--unshare-user', '--disable-userns', '--uid', String(uid), '--gid', String(uid)];
   const args = [...ns, '--cap-drop', 'ALL', '--die-with-parent', '--hostname', 'toolhost'];
   for (const dir of SYSTEM_DIRS) args.push(...showReadOnly(dir));
-  for (const name of allowedEtc()) args.push(...showReadOnly(`/etc/${name}`));
+  if (plan.etc && !staged) {
+    args.push('--ro-bind', plan.etc, '/etc');
+    for (const name of ETC_LIVE) args.push('--ro-bind-try', `/etc/${name}`, `/etc/${name}`);
+  } else {
+    for (const name of allowedEtc()) args.push(...showReadOnly(`/etc/${name}`));
+  }
   args.push('--ro-bind-data', '5', '/etc/passwd', '--ro-bind-data', '6', '/etc/group');
   args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--tmpfs', '/var/tmp', '--tmpfs', '/run');
   for (const p of plan.readOnlyPaths) if (existsSync(p)) args.push('--ro-bind', p, p);
