@@ -1,5 +1,5 @@
 /** `POST /execute`: one shell command in the project, as one child process with its own process group. */
-import { mkdirSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { reachFolder, withFileErrors } from '../lib/safe-fs.js';
 import { jobLogPaths, jobLogsDir } from '../lib/process/job-logs.js';
@@ -46,6 +46,7 @@ export const execute: Handler<ExecuteRequest, ExecuteResult> = async (req, ctx) 
   const home = join(ctx.config.dataDir, 'homes', ctx.projectId);
   mkdirSync(dirname(home), { recursive: true, mode: 0o711 });
   ownedDir(home, owner);
+  if (owner && needsHandover(home, owner)) chownTree(home, owner);
   mkdirSync(jobLogsDir(ctx.config.dataDir), { recursive: true, mode: 0o700 });
   const c = ctx.config.commands;
   const paths = jobLogPaths(ctx.config.dataDir, ctx.jobId);
@@ -106,6 +107,14 @@ export const execute: Handler<ExecuteRequest, ExecuteResult> = async (req, ctx) 
     log_dropped_bytes: { stdout: logs.stdout.dropped, stderr: logs.stderr.dropped },
   };
 };
+
+const handedOver = new Set<string>();
+/** True once per thread for a HOME made before uids were given out (its contents still root's). */
+function needsHandover(home: string, owner: { uid: number }): boolean {
+  if (handedOver.has(home)) return false;
+  handedOver.add(home);
+  return readdirSync(home, { withFileTypes: true }).some((d) => lstatSync(join(home, d.name)).uid !== owner.uid);
+}
 
 /** Posts the spooled sizes to the supervisor at most every PROGRESS_MS, and once more at the end. */
 function throttledProgress(ctx: HandlerContext) {

@@ -6,7 +6,9 @@
  * combinations are refused at start. Real commands, real bubblewrap where installed.
  */
 import { chmod, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -162,6 +164,18 @@ describe('commands: containment in the bubblewrap sandbox', function () {
       await t.close({ force: true });
       await rm(parent, { recursive: true, force: true });
     }
+  });
+
+  it('hands a working copy and HOME made before per-project uids (root\'s) over to the project on its first command', async function () {
+    if (!isRoot) this.skip();
+    expect((await s.putProject('legacy', { 'a.txt': 'a\n' })).status).to.equal(201);
+    const root = join(s.dataDir, 'projects', 'legacy');
+    const home = join(s.dataDir, 'homes', 'legacy');
+    // As an older toolhost left them: everything root's.
+    await promisify(execFile)('bash', ['-c', `chown -R 0:0 '${root}' && chmod 755 '${root}' && mkdir -p '${home}/.cache/tool' && echo old > '${home}/.cache/tool/state'`]);
+    const r = await s.api('/execute', { project_id: 'legacy', command: 'echo new >> a.txt && echo more >> ~/.cache/tool/state && cat ~/.cache/tool/state' });
+    expect(r.body).to.include({ exit_code: 0, stdout: 'old\nmore\n' });
+    expect(statSync(root).mode & 0o777).to.equal(0o700);
   });
 
   it('sees no secrets of the host: no shadow, no /root or /home, no data dir, no toolhost config, no other project', async () => {
