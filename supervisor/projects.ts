@@ -15,7 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdir, readdir, realpath, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, realpath, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ArchiveFormat, archiveExtension, sniffFile } from '../lib/archive/format.js';
 import { ToolhostError, type SerializedError, errnoCode, fromSerialized, toToolhostError } from '../lib/errors.js';
@@ -167,7 +167,9 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
    */
   async start(): Promise<void> {
     await rm(this.#tmpDir, { recursive: true, force: true });
-    await mkdir(this.#tmpDir, { recursive: true });
+    // 0700: uploads, extractions and save archives pass through here; commands run as other uids.
+    await mkdir(this.#tmpDir, { recursive: true, mode: 0o700 });
+    await chmod(this.#tmpDir, 0o700);
     await mkdir(this.#projectsDir, { recursive: true });
     const indexed = await this.#index.load();
     const now = this.#now();

@@ -5,7 +5,7 @@
  * its project's own uid and reads no other project, the data dir or the supervisor's environment; and unsafe
  * combinations are refused at start. Real commands, real bubblewrap where installed.
  */
-import { chmod, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
@@ -225,7 +225,7 @@ describe('commands: containment without a sandbox (commands.sandbox "none")', fu
         `cat '${other}' 2>/dev/null || echo "other project unreadable"`,
         `ls '${s.dataDir}' 2>/dev/null || echo "data dir unlistable"`,
         `cat '${s.dataDir}/token' '${s.dataDir}/cache-index.json' 2>/dev/null || echo "data files unreadable"`,
-        `ls '${s.dataDir}/jobs' '${s.dataDir}/store' 2>/dev/null || echo "logs and store unreadable"`,
+        `ls '${s.dataDir}/jobs' '${s.dataDir}/store' '${s.dataDir}/tmp' '${s.dataDir}/uids' 2>/dev/null || echo "logs and store unreadable"`,
         `tr '\\0' '\\n' < /proc/${process.pid}/environ 2>/dev/null | head -1 || true`,
         'echo end',
       ].join('; '),
@@ -234,6 +234,36 @@ describe('commands: containment without a sandbox (commands.sandbox "none")', fu
     expect(Number(lines[0])).to.be.at.least(s.sup.config.commands.uidBase);
     expect(lines.slice(1)).to.deep.equal(['0000000000000000', 'other project unreadable', 'data dir unlistable', 'data files unreadable', 'logs and store unreadable', 'end']);
     expect(r.body.stdout).to.not.include('other project secret');
+  });
+
+  it('enters the request\'s cwd as the project\'s uid: a cwd swapped for a symlink to a root-only folder leads nowhere', async () => {
+    // A world-readable folder below a root-only one (as /root/x is): reachable only by a process already inside.
+    const parent = await mkdtemp(join(tmpdir(), 'th-cwd-secret-'));
+    const secret = join(parent, 'inner');
+    await mkdir(secret, { mode: 0o755 });
+    await writeFile(join(secret, 'loot.txt'), 'root-only content\n', { mode: 0o644 });
+    const swapper = [
+      'import ctypes, os, sys',
+      'libc = ctypes.CDLL(None, use_errno=True)',
+      `os.mkdir("sub"); os.symlink(${JSON.stringify(secret)}, ".sub.lnk")`,
+      'while True: libc.renameat2(-100, b"sub", -100, b".sub.lnk", 2)',
+    ].join('\n');
+    await s.api('/file/write', { project_id: 'n1', path: 'swap.py', content: swapper });
+    const bg = await s.api('/execute', { project_id: 'n1', command: 'exec python3 swap.py', background: true, timeout_s: 120, wait_s: 0 });
+    try {
+      const outcomes = new Map<string, number>();
+      for (let i = 0; i < 60; i++) {
+        const r = await s.api('/execute', { project_id: 'n1', cwd: 'sub', command: 'cat loot.txt 2>/dev/null; pwd -P' });
+        const key = r.status !== 200 ? `${r.status} ${r.body.error?.code}` : r.body.stdout.includes('root-only') ? 'LEAKED' : r.body.exit_code === 0 ? 'ran' : `exit ${r.body.exit_code}`;
+        outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+        expect(r.body.stdout ?? '', 'a command read a root-only folder through a swapped cwd').to.not.include('root-only');
+      }
+      // Both states of the swap were met (else the test proved nothing).
+      expect([...outcomes.keys()].length, JSON.stringify([...outcomes])).to.be.greaterThan(1);
+    } finally {
+      await s.api(`/jobs/${bg.body.job_id}`, undefined, { method: 'DELETE' });
+      await rm(parent, { recursive: true, force: true });
+    }
   });
 
   it('cannot reach toolhost\'s API (or anything) on loopback: the network is unshared', async () => {

@@ -109,7 +109,7 @@ function probe(config: Config, network: boolean): string | null {
     ownedDir(proj, owner);
     ownedDir(home, owner);
     const plan = planOf({ ...config.commands, sandbox: 'bwrap', network });
-    const { file, args, env, user } = launchArgv({
+    const { file, args, env, user, cwd } = launchArgv({
       command: 'true',
       cwd: proj,
       root: proj,
@@ -119,7 +119,7 @@ function probe(config: Config, network: boolean): string | null {
       owner,
       plan,
     });
-    const r = spawnSync(file, args, { env, cwd: proj, encoding: 'utf8', timeout: 15_000, ...user });
+    const r = spawnSync(file, args, { env, cwd, encoding: 'utf8', timeout: 15_000, ...user });
     if (r.status === 0) return null;
     const said = (r.stderr || r.error?.message || `exit ${r.status ?? r.signal}`).split('\n').filter((l) => l && !/syslog/.test(l)).slice(0, 3).join('; ');
     return `${network ? 'pasta' : 'bwrap'} failed: ${said}`;

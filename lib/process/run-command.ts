@@ -85,9 +85,9 @@ export function runCommand(opts: RunOptions): Promise<RunResult> {
   const started = Date.now();
   const stdout = new OutputBuffer(opts.maxOutputBytes);
   const stderr = new OutputBuffer(opts.maxOutputBytes);
-  const argv = opts.argv ?? { file: 'bash', args: ['-c', opts.command], env: commandEnv(opts) };
+  const argv = opts.argv ?? { file: 'bash', args: ['-c', opts.command], env: commandEnv(opts), cwd: opts.cwd };
   const child = spawn(argv.file, argv.args, {
-    cwd: opts.cwd,
+    cwd: argv.cwd,
     env: argv.env,
     detached: true,
     stdio: [opts.stdin === 'pipe' ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(argv.joinCgroup ? ['pipe' as const] : [])],

@@ -14,7 +14,7 @@
  * possible, and the command runs as toolhost's own uid (the start banner and /health say so).
  */
 import { accessSync, chmodSync, constants, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { delimiter, dirname, join, resolve } from 'node:path';
+import { delimiter, dirname, join, relative, resolve } from 'node:path';
 import type { Owner } from './owner.js';
 
 /** Which sandbox commands run in. */
@@ -182,6 +182,12 @@ export interface Launch {
   user?: { uid: number; gid: number };
   /** The cgroup.procs file the spawner writes the child's pid to before it writes a line to its fd 3. */
   joinCgroup?: string;
+  /**
+   * Where to spawn: a folder no command can swap (the project root, whose parent is root's, or /). The command's
+   * own cwd, which a command may swap for a symlink at any moment, is entered only by the unprivileged side:
+   * bwrap's --chdir inside the sandbox, or `env -C` after setpriv.
+   */
+  cwd: string;
 }
 
 /**
@@ -220,8 +226,9 @@ export function launchArgv(spec: LaunchSpec): Launch {
   }
   // No sandbox: as root, no network namespace of the host's (unshare) and the project's uid (setpriv).
   const unshare = spec.owner && x.unshare ? [x.unshare, '--net', '--'] : [];
-  const argv = [...unshare, ...dropRoot(spec), x.env, '-i', ...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), ...inner];
-  return prelude(x.bash, steps, [spec.cgroupProcs ?? '', '', ''], argv);
+  const cd = relative(spec.root, spec.cwd) || '.';
+  const argv = [...unshare, ...dropRoot(spec), x.env, '-i', '-C', cd, ...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), ...inner];
+  return { ...prelude(x.bash, steps, [spec.cgroupProcs ?? '', '', ''], argv), cwd: spec.root };
 }
 
 /**
@@ -230,7 +237,7 @@ export function launchArgv(spec: LaunchSpec): Launch {
  */
 function prelude(bash: string, steps: string[], params: string[], argv: string[]): Launch {
   const script = `${steps.join(' && ')} || exit 125; shift 3; exec "$@"`;
-  return { file: bash, args: ['--norc', '--noprofile', '-c', script, 'toolhost', ...params, ...argv], env: { ...PRELUDE_ENV } };
+  return { file: bash, args: ['--norc', '--noprofile', '-c', script, 'toolhost', ...params, ...argv], env: { ...PRELUDE_ENV }, cwd: '/' };
 }
 
 /**
