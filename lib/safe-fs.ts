@@ -97,7 +97,8 @@ export interface ReachOptions {
   lenient?: boolean;
 }
 
-function closeQuietly(fd: number | undefined): void {
+/** Closes `fd` (when given), ignoring an fd already closed: for releasing fds on the way out of a failure. */
+export function closeQuietly(fd: number | undefined): void {
   if (fd === undefined) return;
   try {
     closeSync(fd);
@@ -361,6 +362,17 @@ export function reachFolder(root: string, userPath: string): Reached {
 }
 
 /**
+ * Opens the subfolder `name` of the open folder `parentFd` through the parent's fd, O_PATH | O_DIRECTORY |
+ * O_NOFOLLOW: a name swapped for a symlink (ELOOP or ENOTDIR) or a file (ENOTDIR) is never entered, and a swap of
+ * a folder above cannot redirect it. The fd can be listed (`readdirSync(fdPath(fd))`) and fstat'ed.
+ *
+ * @throws the system error: ENOENT when the name is gone, ENOTDIR or ELOOP when it is no longer a real folder.
+ */
+export function openSubfolder(parentFd: number, name: string): number {
+  return openSync(fdPath(parentFd, name), O_PATH | O_DIRECTORY | O_NOFOLLOW);
+}
+
+/**
  * Opens subfolders below one open folder by their relative names, each step through the step above with
  * O_DIRECTORY | O_NOFOLLOW, so a subfolder swapped for a symlink is never entered. Keeps the steps of the previous
  * call open and reuses the shared prefix: a breadth-first walk asks for siblings one after another, so most calls
@@ -384,7 +396,7 @@ export class FolderCursor {
       const parent = i === 0 ? this.#top : this.#stack[i - 1]!.fd;
       let fd: number;
       try {
-        fd = openSync(fdPath(parent, parts[i]!), O_PATH | O_DIRECTORY | O_NOFOLLOW);
+        fd = openSubfolder(parent, parts[i]!);
       } catch {
         return null; // vanished, or swapped for a symlink or a file: not entered
       }
