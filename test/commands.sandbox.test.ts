@@ -120,7 +120,21 @@ describe('commands: the bubblewrap sandbox', function () {
       try {
         const hosts = ['127.0.0.1', 'localhost', ...Object.values(networkInterfaces()).flat().filter((a) => a && a.family === 'IPv4').map((a) => a!.address)];
         const gateways = (await sh("ip -4 route | sed -n 's/^default via \\([0-9.]*\\).*/\\1/p'")).split('\n').filter(Boolean);
-        const probes = [...hosts.map((h) => connect(h, portOf(open.url))), ...[...hosts, ...gateways].map((h) => connect(h, (wide.address() as AddressInfo).port))];
+        // IPv6 too, link-local addresses with their interface (fe80::1%eth0): a listener on "::" answers there.
+        const v6 = Object.entries(networkInterfaces()).flatMap(([name, as]) =>
+          (as ?? []).filter((a) => a.family === 'IPv6' && !a.internal).map((a) => (a.address.startsWith('fe80') ? `${a.address}%${name}` : a.address)),
+        );
+        const wide6 = createServer((sock) => sock.end()).listen(0, '::');
+        await once(wide6, 'listening');
+        const port6 = (wide6.address() as AddressInfo).port;
+        const connect6 = (host: string) =>
+          `if timeout 5 python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], ${port6}), 4)' '${host}' 2>/dev/null; then echo "connected ${host}"; else echo "refused ${host}"; fi`;
+        const probes = [
+          ...hosts.map((h) => connect(h, portOf(open.url))),
+          ...[...hosts, ...gateways].map((h) => connect(h, (wide.address() as AddressInfo).port)),
+          ...['::1', ...v6].map(connect6),
+        ];
+        after(() => wide6.close());
         const r = await open.api('/execute', { project_id: 'net', command: probes.join('; '), timeout_s: 120 });
         expect(r.body.stdout, 'the sandbox reached a service of the host').to.not.include('connected');
         expect(r.body.stdout.trim().split('\n')).to.have.length(probes.length);

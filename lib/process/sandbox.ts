@@ -14,6 +14,7 @@
  * possible, and the command runs as toolhost's own uid (the start banner and /health say so).
  */
 import { accessSync, chmodSync, constants, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { delimiter, dirname, join, relative, resolve } from 'node:path';
 import type { Owner } from './owner.js';
 
@@ -295,21 +296,30 @@ function dropRoot(spec: LaunchSpec): string[] {
 }
 
 /**
- * pasta runs the sandbox in a user and network namespace of its own with outbound connections through user-mode
- * networking; the gateway is not mapped to the host (--no-map-gw) and no port is forwarded either way, so the
- * host's loopback services (toolhost itself, Azurite, databases) are out of reach. Inside, before bwrap drops the
- * namespace's capabilities, link-local addresses are made unreachable: the cloud's instance metadata service
- * (169.254.169.254, fd00:ec2::254) hands out the machine's credentials to whoever asks.
+ * pasta runs the sandbox in a user and network namespace of its own with outbound IPv4 connections through
+ * user-mode networking. No port is forwarded either way and the gateway is not mapped to the host (--no-map-gw),
+ * so the host's loopback services (toolhost itself, Azurite, databases) are out of reach. pasta opens outbound
+ * connections from the host, so every other address of the host (a docker bridge, a second interface) would lead
+ * to its services too: inside, before bwrap drops the namespace's capabilities, each of them is made unreachable,
+ * and so are link-local addresses (the cloud's instance metadata service hands out the machine's credentials to
+ * whoever asks). IPv6 is left off (-4): link-local addresses of the host cannot be closed by a route there.
  */
 function pastaArgs(x: Launchers): string[] {
-  const pasta = [x.pasta!, '--config-net', '--quiet', '--foreground', '--no-map-gw', '-t', 'none', '-u', 'none', '-T', 'none', '-U', 'none', '--'];
-  const routes = `${x.ip} route add unreachable ${METADATA_V4} && { ${x.ip} -6 route add unreachable ${METADATA_V6} 2>/dev/null || true; } && exec "$@"`;
-  return [...pasta, x.bash, '--norc', '--noprofile', '-c', routes, 'toolhost'];
+  const pasta = [x.pasta!, '-4', '--config-net', '--quiet', '--foreground', '--no-map-gw', '-t', 'none', '-u', 'none', '-T', 'none', '-U', 'none', '--'];
+  const routes = [METADATA_V4, ...hostAddresses().map((a) => `${a}/32`)].map((r) => `route add unreachable ${r}`).join('\n');
+  return [...pasta, x.bash, '--norc', '--noprofile', '-c', `${x.ip} -batch - <<<"$1" || exit 125; shift; exec "$@"`, 'toolhost', routes];
 }
 
-/** Addresses of instance metadata services, closed to commands with network. */
+/** The host's IPv4 addresses but loopback (looked up per launch: interfaces come and go). */
+function hostAddresses(): string[] {
+  return Object.values(networkInterfaces())
+    .flat()
+    .filter((a) => a !== undefined && a.family === 'IPv4' && !a.internal)
+    .map((a) => a!.address);
+}
+
+/** Link-local IPv4, where instance metadata services answer (169.254.169.254). */
 const METADATA_V4 = '169.254.0.0/16';
-const METADATA_V6 = 'fd00:ec2::254/128';
 
 /** Folders of programs and libraries, shown read-only (a symlink such as /bin -> usr/bin is recreated as one). */
 const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/opt'];
