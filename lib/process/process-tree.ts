@@ -18,9 +18,21 @@ export const JOB_MARKER_VAR = 'TOOLHOST_JOB_ID';
  */
 export async function findTreeProcesses(pgid: number, jobId: string, members?: () => Promise<number[]>): Promise<number[]> {
   // A cgroup is authoritative (no process leaves it on its own), and listing it is far cheaper than scanning
-  // every process on the machine.
-  if (members) return members();
+  // every process on the machine. It also lists zombies until they are reaped (a sandbox's pid namespace being
+  // torn down): they are past killing, and waiting for them would cost every command milliseconds.
+  if (members) return (await members()).filter(alive);
   return scanProc(pgid, Buffer.from(`${JOB_MARKER_VAR}=${jobId}\0`));
+}
+
+/** False for a process that is gone, a zombie or dead. */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const state = stat[stat.lastIndexOf(')') + 2];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
 }
 
 // Synchronous on purpose: this runs in a pool thread, never on the supervisor's loop, and a few hundred tiny
