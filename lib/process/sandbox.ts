@@ -62,6 +62,7 @@ export function resolveSandbox(setting: 'none' | 'bwrap' | 'auto'): { mode: Sand
 export function planOf(c: { sandbox: 'none' | 'bwrap' | 'auto'; network: boolean; readOnlyPaths: readonly string[] }, dataDir?: string): SandboxPlan {
   launchersOnce ??= {
     bash: which('bash') ?? '/bin/bash',
+    dash: which('dash'),
     env: which('env') ?? '/usr/bin/env',
     bwrap: which('bwrap'),
     setpriv: which('setpriv'),
@@ -117,6 +118,8 @@ let launchersOnce: Launchers | undefined;
 /** Absolute paths of the programs the launch uses, found once on the supervisor's own PATH. */
 export interface Launchers {
   bash: string;
+  /** A POSIX shell that starts faster than bash (dash), for the prelude when it needs nothing of bash's. */
+  dash: string | null;
   env: string;
   bwrap: string | null;
   setpriv: string | null;
@@ -198,47 +201,55 @@ export interface Launch {
 export function launchArgv(spec: LaunchSpec): Launch {
   const l = spec.limits;
   const { launchers: x } = spec.plan;
+  // RLIMIT_NPROC counts every process of the uid, all of the project's commands at once: only where no pids cgroup
+  // counts this command's own. dash has no `ulimit -u`, so that case keeps bash for the prelude.
+  const nproc = spec.cgroupProcs ? undefined : ulimit('-u', 'Max processes', l.processes, 1);
   const steps = [
     '{ [ -z "$1" ] || echo $$ > "$1"; }', // joining first means every process the command starts is counted
     'ulimit -S -c 0', // no core files in the project unless the command asks for them
     ulimit('-v', 'Max address space', l.addressSpaceBytes, KiB),
     ulimit('-t', 'Max cpu time', l.cpuSeconds, 1),
-    ulimit('-u', 'Max processes', l.processes, 1),
+    nproc,
     ulimit('-n', 'Max open files', l.openFiles, 1),
     ulimit('-f', 'Max file size', l.fileSizeBytes, KiB),
   ].filter((s): s is string => s !== undefined);
+  const shell = nproc === undefined && x.dash ? x.dash : x.bash;
   // --norc: bash sources ~/.bashrc when its stdin is a socket (it takes that for rshd), which a piped stdin is.
   const inner = spec.exec ?? [x.bash, '--norc', '-c', spec.command];
   if (spec.plan.mode === 'bwrap' && x.bwrap) {
     const uid = spec.plan.network ? 0 : SANDBOX_UID;
-    // passwd and group name the sandbox's own user only: tools that look themselves up (git, ssh) find it.
-    steps.push('exec 5<<<"$2" 6<<<"$3"');
+    // passwd and group name the sandbox's own user only: tools that look themselves up (git, ssh) find it. They
+    // reach bwrap as here-documents on fds 5 and 6 (the rest of the line follows them).
+    steps.push('exec 5<<PASSWD 6<<GROUP');
+    const docs = ['$2', 'PASSWD', '$3', 'GROUP'];
     const sources = [spec.root, ...(spec.home ? [spec.home] : []), ...(spec.extraReadOnly ?? [])];
     const staged = spec.owner && x.unshare && x.mount && needsStaging(sources) ? sources.map((_, i) => `/run/s${i}`) : null;
     const sandbox = [x.bwrap, ...bwrapArgs(spec, uid, staged ?? sources, staged !== null), '--', ...inner];
     const net = spec.plan.network && x.pasta ? pastaArgs(x) : [];
-    const params = [spec.cgroupProcs ?? '', passwd(uid, spec.home ?? '/'), `agent:x:${uid}:\n`];
+    const params = [spec.cgroupProcs ?? '', passwd(uid, spec.home ?? '/'), `agent:x:${uid}:`];
     if (spec.owner && !staged) {
       // Nothing here needs root: spawned as the project's uid, with no setpriv to exec (a tenth of a launch).
-      if (spec.cgroupProcs) steps[0] = 'read -r -u 3 _ && exec 3<&-';
-      return { ...prelude(x.bash, steps, params, [...net, ...sandbox]), user: spec.owner, ...(spec.cgroupProcs ? { joinCgroup: spec.cgroupProcs } : {}) };
+      if (spec.cgroupProcs) steps[0] = 'read -r _ <&3 && exec 3<&-';
+      return { ...prelude(shell, x, steps, params, [...net, ...sandbox], docs), user: spec.owner, ...(spec.cgroupProcs ? { joinCgroup: spec.cgroupProcs } : {}) };
     }
-    return prelude(x.bash, steps, params, [...(staged ? stageArgs(x, sources) : []), ...dropRoot(spec), ...net, ...sandbox]);
+    return prelude(shell, x, steps, params, [...(staged ? stageArgs(x, sources) : []), ...dropRoot(spec), ...net, ...sandbox], docs);
   }
   // No sandbox: as root, no network namespace of the host's (unshare) and the project's uid (setpriv).
   const unshare = spec.owner && x.unshare ? [x.unshare, '--net', '--'] : [];
   const cd = relative(spec.root, spec.cwd) || '.';
   const argv = [...unshare, ...dropRoot(spec), x.env, '-i', '-C', cd, ...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), ...inner];
-  return { ...prelude(x.bash, steps, [spec.cgroupProcs ?? '', '', ''], argv), cwd: spec.root };
+  return { ...prelude(shell, x, steps, [spec.cgroupProcs ?? '', '', ''], argv), cwd: spec.root };
 }
 
 /**
- * The privileged prelude: no rc file (root's ~/.bashrc is no input of ours either), positional parameters only. A
- * failed step exits 125, which no command's own failure is mistaken for (and never 1, ripgrep's "no match").
+ * The privileged prelude, a POSIX shell script (dash where it will do): no rc file (root's ~/.bashrc is no input
+ * of ours either), positional parameters only. A failed step exits 125, which no command's own failure is
+ * mistaken for (and never 1, ripgrep's "no match"). `docs` are here-document lines that follow the script's line.
  */
-function prelude(bash: string, steps: string[], params: string[], argv: string[]): Launch {
-  const script = `${steps.join(' && ')} || exit 125; shift 3; exec "$@"`;
-  return { file: bash, args: ['--norc', '--noprofile', '-c', script, 'toolhost', ...params, ...argv], env: { ...PRELUDE_ENV }, cwd: '/' };
+function prelude(shell: string, x: Launchers, steps: string[], params: string[], argv: string[], docs: string[] = []): Launch {
+  const script = [`${steps.join(' && ')} || exit 125`, ...docs, 'shift 3', 'exec "$@"'].join('\n');
+  const flags = shell === x.bash ? ['--norc', '--noprofile', '-c'] : ['-c'];
+  return { file: shell, args: [...flags, script, 'toolhost', ...params, ...argv], env: { ...PRELUDE_ENV }, cwd: '/' };
 }
 
 /**
@@ -431,5 +442,6 @@ function hardLimit(name: string): number {
 export function ulimit(flag: string, name: string, value: number, unit: number): string | undefined {
   if (value <= 0) return undefined;
   const v = Math.min(value, hardLimit(name));
-  return Number.isFinite(v) ? `ulimit -S -H ${flag} ${Math.ceil(v / unit)}` : undefined;
+  // Soft first, then hard (dash takes one of -S and -H at a time; a hard limit below the soft one is refused).
+  return Number.isFinite(v) ? `ulimit -S ${flag} ${Math.ceil(v / unit)} && ulimit -H ${flag} ${Math.ceil(v / unit)}` : undefined;
 }
