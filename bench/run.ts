@@ -6,7 +6,7 @@
  *   --smoke                     smoke.json (tiny sizes, targets shown but not enforced)
  * Exits 1 when a scenario errored (a missed target is a "fail" row, not an error), 2 on bad arguments.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +29,9 @@ const NOTES = [
 
 async function runScenario(s: Scenario, smoke: boolean): Promise<ScenarioResult> {
   const tmp = await mkdtemp(join(tmpdir(), `toolhost-bench-${s.name}-`));
+  // mkdtemp makes it 0700; a data dir is normally below folders others may pass (/var/lib, a checkout), which is
+  // what lets commands reach their projects without staging them (exec-overhead measures staging on its own).
+  await chmod(tmp, 0o711);
   const started = performance.now();
   const log = (m: string): void => void process.stderr.write(`  [${s.name}] ${m}\n`);
   const limitS = smoke ? HARD_LIMIT_S.smoke : HARD_LIMIT_S.full;

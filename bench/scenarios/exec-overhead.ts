@@ -1,4 +1,6 @@
 /** exec-overhead: the cost toolhost adds to running a trivial command. */
+import { mkdtemp } from 'node:fs/promises';
+import { join } from 'node:path';
 import { launchBareServer } from '../lib/bare-server.js';
 import { JsonClient } from '../lib/http.js';
 import { pairPercentile, timeAlternately } from '../lib/pair.js';
@@ -16,9 +18,13 @@ export const execOverhead: Scenario = {
     const sup = await launchSupervisor({ tmp: ctx.tmp });
     // The same without the sandbox: how much of the overhead is isolation rather than the queue and the pool.
     const plain = await launchSupervisor({ tmp: ctx.tmp, name: 'plain', config: { commands: { sandbox: 'none' } } });
+    // A data dir below a folder other uids cannot pass (under /root): each launch stages the project first.
+    const closed = await mkdtemp(join(ctx.tmp, 'closed-'));
+    const staged = await launchSupervisor({ tmp: ctx.tmp, name: 'staged', dataDir: join(closed, 'data') });
     const bare = await launchBareServer();
     const th = new JsonClient(sup);
     const tp = new JsonClient(plain);
+    const ts = new JsonClient(staged);
     const bc = new JsonClient(bare.url);
     const executeTrue = async (client: JsonClient): Promise<void> => {
       const r = await client.post('/execute', { project_id: 'exec', command: 'true' });
@@ -31,6 +37,7 @@ export const execOverhead: Scenario = {
     try {
       await uploadFiles(th, 'exec', { 'README.md': 'bench\n' }, ctx.tmp);
       await uploadFiles(tp, 'exec', { 'README.md': 'bench\n' }, ctx.tmp);
+      await uploadFiles(ts, 'exec', { 'README.md': 'bench\n' }, ctx.tmp);
       ctx.log(`${n} executes each side`);
       const exec = await timeAlternately(
         n,
@@ -44,6 +51,12 @@ export const execOverhead: Scenario = {
         () => executeTrue(tp),
         spawnTrue,
       );
+      const stagedRun = await timeAlternately(
+        n,
+        warmup,
+        () => executeTrue(ts),
+        spawnTrue,
+      );
       const floor = await timeAlternately(
         n,
         warmup,
@@ -54,13 +67,15 @@ export const execOverhead: Scenario = {
         { figure: 'p50 latency', unit: 'ms', ...pairPercentile(exec, 50), target: { of: 'ratio', op: '<=', limit: 1.3 } },
         { figure: 'p99 latency', unit: 'ms', ...pairPercentile(exec, 99) },
         { figure: 'p50 latency with commands.sandbox "none"', unit: 'ms', ...pairPercentile(unsandboxed, 50) },
+        { figure: 'p50 latency, data dir below a closed folder (staged)', unit: 'ms', ...pairPercentile(stagedRun, 50) },
         { figure: 'p50 HTTP floor (GET /health vs bare /noop)', unit: 'ms', ...pairPercentile(floor, 50) },
       ];
     } finally {
       th.close();
       tp.close();
+      ts.close();
       bc.close();
-      await Promise.all([sup.stop(), plain.stop(), bare.stop()]);
+      await Promise.all([sup.stop(), plain.stop(), staged.stop(), bare.stop()]);
     }
   },
 };
