@@ -131,3 +131,13 @@ export function cancelled(signal: AbortSignal, what: string): ToolhostError {
     : new ToolhostError('cancelled', `${what} was cancelled before it finished; retry it if it is still needed`);
 }
 
+
+/**
+ * A serialized error fit for a client that reads it later (a job's view): an `internal` one keeps only its code and
+ * where to look (its message may name server paths; the caller logs it), others lose the data directory.
+ */
+export function forClients(e: SerializedError, dataDir: string, where: string): SerializedError {
+  if (e.code === 'internal') return { code: 'internal', message: `internal error; see the server log (${where}). Retry once; if it persists, report it` };
+  const dir = dataDir.replace(/\/+$/, '');
+  return dir.length < 2 ? e : { ...e, message: e.message.split(dir).join('<dataDir>') };
+}

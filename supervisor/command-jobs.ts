@@ -13,7 +13,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
 import type { ControlMessage, ProgressMessage } from '../handlers/context.js';
 import type { ExecuteResult } from '../handlers/execute.js';
-import { type SerializedError, ToolhostError } from '../lib/errors.js';
+import { type SerializedError, ToolhostError, forClients } from '../lib/errors.js';
 import type { Job, JobOutcome } from '../lib/jobs.js';
 import { jobLogPaths, jobLogsDir, readHeadTail, readPage, type LogRead } from '../lib/process/job-logs.js';
 import type { ExecuteRequest } from '../lib/schemas.js';
@@ -177,7 +177,8 @@ export class CommandJobs {
       r.sizes = { stdout: result.stdout_offset, stderr: result.stderr_offset };
       this.#finish(r, result.timed_out ? 'timed_out' : result.cancelled ? 'cancelled' : 'completed');
     } else {
-      r.error = outcome.error;
+      if (outcome.error.code === 'internal') this.#log.error({ job_id: id, err: outcome.error.message }, 'command failed with an internal error');
+      r.error = forClients(outcome.error, this.#config.dataDir, `job id ${id}`);
       this.#finish(r, outcome.error.code === 'cancelled' || outcome.error.code === 'shutting_down' ? 'cancelled' : 'failed');
     }
   }
