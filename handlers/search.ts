@@ -728,7 +728,9 @@ function pathErrors(stderr: string, toRel: (p: string) => string): string[] {
 /** Runs rg and folds its output into matches; returns once rg has exited and its pipes are closed. */
 async function runRg(launch: RgLaunch, o: RunOptions): Promise<RunOutcome> {
   const env = launch.env ?? { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' };
-  const child = spawn(launch.file, launch.args, { cwd: '/', stdio: launch.stdio, env, ...launch.user });
+  // Its own process group: a stop kills rg wherever it is (in the sandbox's pid namespace too), even if bwrap's
+  // death-with-parent never reached it.
+  const child = spawn(launch.file, launch.args, { cwd: '/', stdio: launch.stdio, env, detached: true, ...launch.user });
   const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res, rej) => {
     child.once('error', (err) => rej(new ToolhostError('internal', `cannot run ripgrep (${rgPath}): ${err.message}`)));
     child.once('close', (code, signal) => res({ code, signal }));
@@ -741,8 +743,12 @@ async function runRg(launch: RgLaunch, o: RunOptions): Promise<RunOutcome> {
   const stop = (why: RunEnd): void => {
     if (end !== null) return;
     end = why;
-    // rg keeps no state worth a graceful exit; in the sandbox, bwrap's death kills rg (--die-with-parent).
-    child.kill('SIGKILL');
+    // rg keeps no state worth a graceful exit.
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      child.kill('SIGKILL'); // the group is gone already, or never formed
+    }
   };
   const timer = setTimeout(() => stop('timeout'), o.timeoutMs);
   const onAbort = (): void => stop('cancelled');
