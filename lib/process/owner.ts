@@ -8,7 +8,7 @@
  *
  * Synchronous on purpose: it runs in pool threads, a handful of tiny file operations once per project per thread.
  */
-import { chmodSync, closeSync, fchownSync, lchownSync, mkdirSync, openSync, readFileSync, readdirSync, writeSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, fchownSync, lchownSync, mkdirSync, openSync, readFileSync, readdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 
@@ -94,22 +94,44 @@ function readClaim(file: string): string {
 }
 
 /**
- * Gives a freshly made tree (an extracted archive) to `owner`: every entry, symlinks themselves (never their
- * targets), the top folder mode 0700. Nothing else can see the tree yet, so the walk needs no care for races.
+ * Gives a tree to `owner`: every entry, symlinks themselves (never their targets), the top folder last, mode 0700.
+ * Folders are opened one through another with O_NOFOLLOW and entries named through their folder's fd, so even a
+ * tree whose project commands are already running (a copy made before uids were given out) cannot turn a folder
+ * into a symlink that leads this root walk, and its chown, outside.
  */
 export function chownTree(root: string, owner: Owner | null): void {
   if (!owner) return;
-  const walk = (dir: string): void => {
-    for (const d of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, d.name);
-      lchownSync(p, owner.uid, owner.gid);
-      if (d.isDirectory()) walk(p);
+  const at = (fd: number, name = ''): string => `/proc/self/fd/${fd}${name ? `/${name}` : ''}`;
+  const walk = (dirFd: number): void => {
+    for (const d of readdirSync(at(dirFd), { withFileTypes: true })) {
+      try {
+        lchownSync(at(dirFd, d.name), owner.uid, owner.gid);
+        if (!d.isDirectory()) continue;
+        const sub = openSync(at(dirFd, d.name), O_PATH | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+        try {
+          walk(sub);
+        } finally {
+          closeSync(sub);
+        }
+      } catch (err) {
+        // Gone, or swapped for something that is not a folder, since the listing: nothing of ours to give.
+        const code = errnoCode(err);
+        if (code !== 'ENOENT' && code !== 'ENOTDIR' && code !== 'ELOOP') throw err;
+      }
     }
   };
-  walk(root);
-  lchownSync(root, owner.uid, owner.gid);
-  chmodSync(root, 0o700);
+  const top = openSync(root, O_PATH | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  try {
+    walk(top);
+    chownSync(at(top), owner.uid, owner.gid); // through the fd itself: the folder that was opened
+    chmodSync(at(top), 0o700);
+  } finally {
+    closeSync(top);
+  }
 }
+
+/** Linux's O_PATH (x86-64 and arm64): an fd that names a folder without reading it. */
+const O_PATH = 0o10000000;
 
 /** Gives an open file to `owner` (no-op when null). */
 export function chownFd(fd: number, owner: Owner | null): void {
