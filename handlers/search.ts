@@ -20,7 +20,7 @@
  *   answer say `complete: false`, with the reasons; an answer never looks complete when something was skipped.
  */
 import { spawn, type StdioOptions } from 'node:child_process';
-import { closeSync, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readlinkSync, realpathSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import { rgPath } from '@vscode/ripgrep';
 import ignore, { type Ignore } from 'ignore';
@@ -28,7 +28,7 @@ import { ToolhostError, cancelled, errnoCode } from '../lib/errors.js';
 import { GitignoreRules } from '../lib/gitignore.js';
 import { isInside, projectRelative, resolveInProject } from '../lib/paths.js';
 import { projectOwner } from '../lib/process/owner.js';
-import { launchArgv, planOf, resolveSandbox, which } from '../lib/process/sandbox.js';
+import { launchArgv, planOf, ulimit } from '../lib/process/sandbox.js';
 import type { SearchRequest } from '../lib/schemas.js';
 import type { Handler, HandlerContext } from './context.js';
 
@@ -354,9 +354,10 @@ function anchored(glob: string): boolean {
 
 function rgLaunch(req: SearchRequest, ctx: HandlerContext, target: OpenTarget, ignoreFile: 'walk' | 'root' | null): RgLaunch {
   const { root, config } = ctx;
-  const sandbox = sandboxOf(ctx);
+  // Searches run in the sandbox commands run in (the config's sandbox is the one resolved at start).
+  const plan = { ...planOf(config.commands, config.dataDir), network: false };
   const maxLine = config.search.maxLineBytes;
-  if (sandbox.mode === 'bwrap' && sandbox.bwrap) {
+  if (plan.mode === 'bwrap') {
     const rgIgnore = ignoreFile === 'root' ? `${root}/.gitignore` : ignoreFile;
     const args = rgArgs(req, target.rel, rgIgnore, req.glob, maxLine);
     const rg = realRgPath();
@@ -369,7 +370,7 @@ function rgLaunch(req: SearchRequest, ctx: HandlerContext, target: OpenTarget, i
       env: {},
       limits: { addressSpaceBytes: config.search.maxMemoryBytes, cpuSeconds: 0, processes: 0, openFiles: 0, fileSizeBytes: 0 },
       owner: projectOwner(config, ctx.projectId),
-      plan: { ...planOf(config.commands, config.dataDir), network: false },
+      plan,
       projectReadOnly: true,
       extraReadOnly: [rg],
     });
@@ -377,7 +378,6 @@ function rgLaunch(req: SearchRequest, ctx: HandlerContext, target: OpenTarget, i
       file: launch.file,
       args: launch.args,
       env: launch.env,
-      // --die-with-parent: a SIGKILL of bwrap (timeout, cancel, max_results) takes rg with it.
       stdio: ['ignore', 'pipe', 'pipe'],
       toRel: (p) => projectRelative(root, posix.resolve(root, p)),
       filterGlob: undefined,
@@ -389,13 +389,13 @@ function rgLaunch(req: SearchRequest, ctx: HandlerContext, target: OpenTarget, i
   if (!target.isDir) {
     const args = rgArgs(req, FD_TARGET, ignoreFile, req.glob, maxLine);
     const prelude = limitPrelude(config.search.maxMemoryBytes, false);
-    return { file: bash(), args: [...BASH, prelude, 'toolhost', rgPath, ...args], stdio, toRel: () => target.rel, filterGlob: undefined, user };
+    return { file: plan.launchers.bash, args: [...BASH, prelude, 'toolhost', rgPath, ...args], stdio, toRel: () => target.rel, filterGlob: undefined, user };
   }
   const below = target.rel !== '.';
   const filterGlob = below && req.glob !== undefined && anchored(req.glob) ? req.glob : undefined;
   const args = rgArgs(req, '.', ignoreFile === 'root' ? 'walk' : ignoreFile, filterGlob ? undefined : req.glob, maxLine);
   return {
-    file: bash(),
+    file: plan.launchers.bash,
     args: [...BASH, limitPrelude(config.search.maxMemoryBytes, true), 'toolhost', rgPath, ...args],
     stdio,
     toRel: (p) => projectRelative(root, resolve(root, target.rel, p)),
@@ -411,44 +411,11 @@ function realRgPath(): string {
   return rgReal;
 }
 
-const resolvedSandboxes = new Map<string, ReturnType<typeof resolveSandbox>>();
-/** Searches run in the sandbox commands run in (resolved once per thread and setting). */
-function sandboxOf(ctx: HandlerContext): ReturnType<typeof resolveSandbox> {
-  const setting = ctx.config.commands.sandbox;
-  let resolved = resolvedSandboxes.get(setting);
-  if (!resolved) {
-    resolved = resolveSandbox(setting);
-    resolvedSandboxes.set(setting, resolved);
-  }
-  return resolved;
-}
-
 /**
  * bash's flags for the prelude: no rc files, ever (bash reads ~/.bashrc when its stdin is a socket, taking it for
  * rshd; stdin is /dev/null here, but the rule costs nothing).
  */
 const BASH = ['--norc', '--noprofile', '-c'];
-let bashPath: string | undefined;
-/** bash, looked up once on the supervisor's PATH. */
-function bash(): string {
-  bashPath ??= which('bash') ?? '/bin/bash';
-  return bashPath;
-}
-
-let hardAddressSpace: number | undefined;
-/** This process's hard RLIMIT_AS in bytes (Infinity when unlimited): a child may not be given more. */
-function hardAddressSpaceBytes(): number {
-  if (hardAddressSpace === undefined) {
-    hardAddressSpace = Number.POSITIVE_INFINITY;
-    try {
-      const m = /^Max address space\s{2,}\S+\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-      if (m && m[1] !== 'unlimited') hardAddressSpace = Number(m[1]);
-    } catch {
-      // not Linux: nothing capped
-    }
-  }
-  return hardAddressSpace;
-}
 
 /**
  * The bash prelude that sets rg's limits, optionally enters the folder passed as fd 3, and execs the rest of its
@@ -457,9 +424,9 @@ function hardAddressSpaceBytes(): number {
  * anyway. No core dumps: an rg out of memory aborts, and a 1 GiB core would be written for nothing.
  */
 function limitPrelude(maxMemoryBytes: number, cdToFd3: boolean): string {
-  const kib = Math.floor(Math.min(maxMemoryBytes, hardAddressSpaceBytes()) / 1024);
   const steps = ['ulimit -S -H -c 0'];
-  if (Number.isFinite(kib)) steps.push(`ulimit -S -H -v ${kib}`);
+  const memory = ulimit('-v', 'Max address space', maxMemoryBytes, 1024);
+  if (memory) steps.push(memory);
   if (cdToFd3) steps.push(`cd ${FD_TARGET}`);
   return `${steps.join(' && ')} || exit 125; exec -c "$@"`;
 }

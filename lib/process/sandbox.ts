@@ -1,17 +1,18 @@
 /**
- * How a command is launched. A privileged prelude (bash, run with a fixed environment: nothing of the request
- * reaches it) joins the command's pids cgroup and sets its resource limits, then gives up root and execs the
- * sandbox:
+ * How a command is launched. A short prelude (a dash or bash script, run with a fixed environment: nothing of the
+ * request reaches it) sets the command's resource limits and waits to be put into its pids cgroup, then execs the
+ * sandbox. With bubblewrap the prelude is spawned as the project's uid already:
  *
- *   bash prelude (root, fixed env) -> setpriv (project uid, no groups, no capabilities, no_new_privs)
- *     -> [pasta: a network namespace with outbound user-mode networking, never the host's loopback]
+ *   prelude (project uid, fixed env)
+ *     -> [pasta: a network namespace with outbound user-mode networking, no address of the host reachable]
  *     -> bwrap (user namespace, every capability dropped; only system folders read-only, an /etc without secrets,
  *        the project and its HOME read-write, private /tmp, own pid/ipc/uts/net namespaces)
  *     -> bash -c <command>, with the request's env set by bwrap inside the sandbox.
  *
- * Without bubblewrap ("none"), the prelude still drops to the project's uid (toolhost as root) and, as root,
- * unshares the network; the command then sees whatever that uid may read on the host. Not root: no uid change is
- * possible, and the command runs as toolhost's own uid (the start banner and /health say so).
+ * It starts as root only where it must: to stage a data dir the project's uid cannot pass (a private mount
+ * namespace, see stageArgs), or without bubblewrap ("none"), where it unshares the network, drops to the project's
+ * uid with setpriv and enters the cwd with `env -i -C`. Not root: no uid change is possible, and the command runs
+ * as toolhost's own uid (the start banner and /health say so). Search launches ripgrep through the same code.
  */
 import { accessSync, chmodSync, constants, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
