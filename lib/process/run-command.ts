@@ -93,7 +93,7 @@ export function runCommand(opts: RunOptions): Promise<RunResult> {
     stdio: [opts.stdin === 'pipe' ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(argv.joinCgroup ? ['pipe' as const] : [])],
     ...argv.user,
   });
-  if (argv.joinCgroup) joinThenGo(child, argv.joinCgroup);
+  const joinFailed = argv.joinCgroup ? joinThenGo(child, argv.joinCgroup) : undefined;
   capture(child.stdout!, stdout, opts.logs?.stdout);
   capture(child.stderr!, stderr, opts.logs?.stderr);
   if (child.stdin) {
@@ -132,6 +132,7 @@ export function runCommand(opts: RunOptions): Promise<RunResult> {
     child.once('exit', (code, sig) => {
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onAbort);
+      if (joinFailed) return reject(joinFailed); // killed before it ran: no result of the command's to report
       void (async () => {
         if (child.pid !== undefined) {
           // A leftover grandchild gets no TERM grace after its parent exits on its own: it holds the pipes.
@@ -162,15 +163,17 @@ export function runCommand(opts: RunOptions): Promise<RunResult> {
  * Puts a child that waits on its fd 3 into its cgroup, then lets it go. Before the line arrives it has forked
  * nothing, so everything it starts is counted. A cgroup that cannot be joined ends the child: no limit, no run.
  */
-function joinThenGo(child: ChildProcess, procsFile: string): void {
+function joinThenGo(child: ChildProcess, procsFile: string): Error | undefined {
   const go = child.stdio[3] as Writable | null;
   go?.on('error', () => {}); // a child that died already: its exit reports it
-  if (child.pid === undefined) return;
+  if (child.pid === undefined) return undefined;
   try {
     writeFileSync(procsFile, String(child.pid));
     go?.end('go\n');
-  } catch {
+    return undefined;
+  } catch (err) {
     child.kill('SIGKILL');
+    return new Error(`could not put the command into its cgroup (${(err as Error).message}); it was not run`);
   }
 }
 
