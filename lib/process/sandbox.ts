@@ -89,6 +89,14 @@ function preparedEtc(dataDir: string): string | null {
   return dir;
 }
 
+/** True for a symlink, a file others may read, or a folder others may list and enter. */
+function worldReadable(src: string): boolean {
+  const st = lstatSync(src);
+  if (st.isSymbolicLink()) return true;
+  const need = st.isDirectory() ? 0o005 : 0o004;
+  return (st.mode & need) === need;
+}
+
 /** /etc entries bound live rather than copied: they change while the service runs (DHCP, VPNs). */
 const ETC_LIVE = ['resolv.conf', 'hosts'];
 
@@ -105,7 +113,9 @@ export function prepareEtc(dataDir: string): void {
   for (const name of allowedEtc()) {
     if (ETC_LIVE.includes(name)) continue;
     try {
-      cpSync(`/etc/${name}`, join(dir, name), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+      // Only what other users may read: the sandbox's uid could read nothing else, and secrets (ssl/private)
+      // are not copied around.
+      cpSync(`/etc/${name}`, join(dir, name), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, filter: worldReadable });
     } catch {
       // unreadable or gone: the sandbox goes without it, as it would without a bind
     }
