@@ -4,6 +4,11 @@
 export class KeyedMutex {
   readonly #tails = new Map<string, Promise<void>>();
 
+  /** Keys held or waited for; a key nobody holds or waits for keeps no entry. */
+  get size(): number {
+    return this.#tails.size;
+  }
+
   /** Waits for the key, then returns the function that frees it. */
   async lock(key: string): Promise<() => void> {
     const previous = this.#tails.get(key) ?? Promise.resolve();
