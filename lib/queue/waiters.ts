@@ -6,6 +6,9 @@ import { ToolhostError } from '../errors.js';
 import type { JobOutcome } from '../jobs.js';
 import type { WaitOptions } from './job-queue.js';
 
+/** The longest delay one setTimeout holds. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 interface Waiter {
   resolve(outcome: JobOutcome): void;
   reject(err: unknown): void;
@@ -41,15 +44,18 @@ export class Waiters {
         resolve: (o) => (done(), resolve(o)),
         reject: (e) => (done(), reject(e)),
       };
-      const timer = setTimeout(
-        () =>
-          waiter.reject(
-            new ToolhostError('job_deadline', `job ${jobId} did not finish within ${Math.round(opts.timeoutMs / 1000)} s; it may still complete`, {
-              job_id: jobId,
-            }),
-          ),
-        opts.timeoutMs,
-      );
+      let timer: NodeJS.Timeout | undefined;
+      const arm = (left: number): void => {
+        // Node fires a setTimeout beyond 2^31 - 1 ms after 1 ms instead, so a long deadline waits in steps.
+        timer = setTimeout(() => (left > MAX_TIMER_MS ? arm(left - MAX_TIMER_MS) : expire()), Math.min(left, MAX_TIMER_MS));
+      };
+      const expire = (): void =>
+        waiter.reject(
+          new ToolhostError('job_deadline', `job ${jobId} did not finish within ${Math.round(opts.timeoutMs / 1000)} s; it may still complete`, {
+            job_id: jobId,
+          }),
+        );
+      arm(opts.timeoutMs);
       const onAbort = (): void => waiter.reject(opts.signal?.reason);
       if (opts.signal?.aborted) return onAbort();
       opts.signal?.addEventListener('abort', onAbort, { once: true });
