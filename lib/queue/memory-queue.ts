@@ -15,7 +15,8 @@ export class MemoryQueue implements JobQueue {
   /** Jobs accepted and not yet completed (pending + received). */
   #outstanding = 0;
   readonly #waiters = new Waiters();
-  #receiver: (() => void) | undefined;
+  /** Wake-ups of the receives waiting for a job; each removes itself when called. */
+  readonly #receivers = new Set<() => void>();
   #closed = false;
 
   /** @param maxOutstanding most jobs accepted and not yet completed before `queue_full`. */
@@ -27,7 +28,7 @@ export class MemoryQueue implements JobQueue {
 
   async close(): Promise<void> {
     this.#closed = true;
-    this.#receiver?.();
+    this.#wakeReceivers();
     const err = new ToolhostError('shutting_down', 'the server is shutting down; retry against another instance or later');
     this.#waiters.rejectAll(err);
   }
@@ -45,7 +46,7 @@ export class MemoryQueue implements JobQueue {
     }
     this.#outstanding++;
     this.#pending.push(job);
-    this.#receiver?.();
+    this.#wakeReceivers();
   }
 
   waitFor(jobId: string, opts: WaitOptions): Promise<JobOutcome> {
@@ -56,11 +57,11 @@ export class MemoryQueue implements JobQueue {
     while (this.depth() === 0 && !this.#closed && !signal.aborted) {
       await new Promise<void>((resolve) => {
         const wake = (): void => {
-          this.#receiver = undefined;
+          this.#receivers.delete(wake);
           signal.removeEventListener('abort', wake);
           resolve();
         };
-        this.#receiver = wake;
+        this.#receivers.add(wake);
         signal.addEventListener('abort', wake, { once: true });
       });
     }
@@ -79,6 +80,11 @@ export class MemoryQueue implements JobQueue {
   async complete(job: Job, outcome: JobOutcome): Promise<void> {
     this.#outstanding--;
     this.#waiters.settle(job.id, outcome);
+  }
+
+  /** Wakes every waiting receive; those that find the queue empty again (another took the job) wait again. */
+  #wakeReceivers(): void {
+    for (const wake of [...this.#receivers]) wake();
   }
 
   depth(): number {
