@@ -9,7 +9,7 @@ import type { Job, JobOutcome } from '../lib/jobs.js';
 import { MemoryQueue } from '../lib/queue/memory-queue.js';
 
 /** A job as the queue sees it: it routes by id and looks at nothing else. */
-const job = (n: number | string): Job => ({ id: `job-${n}`, type: 'file.read', projectId: 'p', payload: { n }, enqueuedAt: Date.now() }) as Job;
+const job = (n: number | string): Job => ({ id: `job-${n}`, type: 'file.read' as const, mutates: false, projectId: 'p', payload: { n }, enqueuedAt: Date.now() }) as Job;
 const ids = (jobs: Job[]): string[] => jobs.map((j) => j.id);
 const OK: JobOutcome = { ok: true, value: 'done' };
 
