@@ -8,10 +8,63 @@ import { commandEnv, runCommand } from '../lib/process/run-command.js';
 import { createJobCgroup } from '../lib/process/cgroup.js';
 import { chownTree, ownedDir, projectOwner } from '../lib/process/owner.js';
 import { launchArgv, planOf } from '../lib/process/sandbox.js';
-import type { ExecuteRequest } from '../lib/schemas.js';
-import type { Handler, HandlerContext, ProgressMessage } from './context.js';
+import { z } from 'zod';
+import { commandView } from '../lib/command-view.js';
+import { noNul, projectId, relPath } from '../lib/schemas.js';
+import { type HandlerContext, PROJECT_ERRORS, jobTool } from '../lib/tool.js';
+import type { ProgressMessage } from './protocol.js';
 
-/** The JSON answer of /execute. */
+export const executeRequest = z.strictObject({
+  project_id: projectId,
+  command: noNul(z.string().min(1).max(1_000_000)).describe('Shell command, run as `bash -c command`.'),
+  cwd: relPath.optional().describe('Working directory relative to the project root (default: the root).'),
+  env: z
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names must match ^[A-Za-z_][A-Za-z0-9_]*$'), noNul(z.string()))
+    .optional()
+    .describe('Extra environment variables for the command.'),
+  timeout_s: z.number().positive().optional().describe('Kill the command tree after this many seconds.'),
+  wait_s: z
+    .number()
+    .min(0)
+    .max(190)
+    .optional()
+    .describe('How long this request waits; a command still running then is answered with status "running" and keeps running.'),
+  background: z.boolean().default(false).describe('Answer at once with the job_id (dev servers, watchers); follow it with the jobs API.'),
+  stdin: z.enum(['null', 'pipe']).default('null').describe('"pipe" keeps stdin open for POST /jobs/:id/input; "null" makes prompts fail fast.'),
+});
+export type ExecuteRequest = z.infer<typeof executeRequest>;
+
+/** The execute tool. Its answer is the command's view, made by its record from the {@link ExecuteResult}. */
+export const executeTool = jobTool({
+  name: 'execute',
+  title: 'Run a shell command',
+  route: { method: 'POST', path: '/execute' },
+  input: executeRequest,
+  output: commandView,
+  readOnly: false,
+  errors: [...PROJECT_ERRORS, 'file_not_found', 'not_a_directory'],
+  describe: ({ commands: c }) =>
+    'Run a shell command in the project with `bash -c` and return its exit_code, stdout and stderr. Use it to build, ' +
+    'run tests and scripts, use git, install dependencies, or inspect what the file tools cannot (binary files, processes). ' +
+    'It runs in the project root (or `cwd`) with a clean environment: none of the server\'s secrets, CI=1, no pager, no ' +
+    'prompts; stdin is closed unless `stdin: "pipe"` (then write to it with job_input), so pass flags such as -y ' +
+    'instead of answering prompts. ' +
+    `The call waits up to wait_s (default ${c.defaultWaitS} s); a command still running then is answered with ` +
+    'status "running" and its job_id and keeps running: follow it with job_status. `background: true` answers at once ' +
+    '(dev servers, watchers). ' +
+    `The whole process tree is killed after timeout_s (default ${c.defaultTimeoutS} s, at most ${c.maxTimeoutS} s) and ` +
+    `the answer says timed_out: true. Each of stdout and stderr keeps at most ${c.maxOutputBytes} bytes, head and tail, ` +
+    'the middle counted in omitted_bytes; job_status reads the whole log by offset. Processes a command leaves behind ' +
+    'are killed when it ends (start servers with background: true). A non-zero exit_code is a normal result, not an error.',
+  limits: (req, { commands }) =>
+    req.timeout_s !== undefined && req.timeout_s > commands.maxTimeoutS
+      ? `timeout_s ${req.timeout_s} exceeds the server's maximum of ${commands.maxTimeoutS} s; ask for less`
+      : undefined,
+  examples: [{ project_id: 'demo', command: 'ls -la && git status --short' }],
+  job: { type: 'execute', lane: 'commands', mutates: true, handler: execute },
+});
+
+/** What a command's run was, for its record (which turns it into the caller's answer). */
 export interface ExecuteResult {
   job_id: string;
   exit_code: number;
@@ -28,9 +81,11 @@ export interface ExecuteResult {
   stderr_offset: number;
   /** Bytes beyond commands.maxLogBytes that were not spooled. */
   log_dropped_bytes: { stdout: number; stderr: number };
+  /** Whether the kept output had bytes that are not UTF-8 (shown as U+FFFD). */
+  invalid_utf8: { stdout: boolean; stderr: boolean };
 }
 
-export const execute: Handler<ExecuteRequest, ExecuteResult> = async (req, ctx) => {
+async function execute(req: ExecuteRequest, ctx: HandlerContext): Promise<ExecuteResult> {
   // Opened and checked where it really is (a command may swap it for a symlink at any moment); the prelude only
   // starts there, and the sandbox resolves the path again in its own view, where nothing outside exists.
   const cwd = join(ctx.root, withFileErrors(ctx.root, req.cwd ?? '.', () => {
@@ -105,8 +160,9 @@ export const execute: Handler<ExecuteRequest, ExecuteResult> = async (req, ctx) 
     stdout_offset: logs.stdout.written,
     stderr_offset: logs.stderr.written,
     log_dropped_bytes: { stdout: logs.stdout.dropped, stderr: logs.stderr.dropped },
+    invalid_utf8: { stdout: r.stdout.includes('\uFFFD'), stderr: r.stderr.includes('\uFFFD') },
   };
-};
+}
 
 const handedOver = new Set<string>();
 /** True once per thread for a HOME made before uids were given out (its contents still root's). */

@@ -12,17 +12,45 @@ import { isUtf8 } from 'node:buffer';
 import { replaceInFolder } from '../lib/atomic-write.js';
 import { ToolhostError } from '../lib/errors.js';
 import { projectOwner } from '../lib/process/owner.js';
+import { z } from 'zod';
 import { fileErrorFor, openReached, reach, readExactly } from '../lib/safe-fs.js';
-import type { EditRequest } from '../lib/schemas.js';
-import type { Handler } from './context.js';
+import { projectId, relPath } from '../lib/schemas.js';
+import { type HandlerContext, PROJECT_ERRORS, jobTool } from '../lib/tool.js';
 
-/** The JSON answer of /file/edit. */
-export interface EditResult {
-  path: string;
-  replacements: number;
-  /** 1-based line of each replacement in the new content. */
-  lines: number[];
-}
+const editRequest = z.strictObject({
+  project_id: projectId,
+  path: relPath,
+  old_str: z.string().min(1).describe('Exact text to replace, including whitespace.'),
+  new_str: z.string().describe('Replacement text.'),
+  expected_replacements: z.number().int().positive().default(1).describe('How many matches old_str must have.'),
+});
+type EditRequest = z.infer<typeof editRequest>;
+
+const editResult = z.strictObject({
+  path: z.string().describe('The file, project-relative.'),
+  replacements: z.number().int(),
+  lines: z.array(z.number().int()).describe('1-based line of each replacement in the new content.'),
+});
+type EditResult = z.infer<typeof editResult>;
+
+/** The file_edit tool. */
+export const fileEditTool = jobTool({
+  name: 'file_edit',
+  title: 'Edit a file',
+  route: { method: 'POST', path: '/file/edit' },
+  input: editRequest,
+  output: editResult,
+  readOnly: false,
+  errors: [...PROJECT_ERRORS, 'file_not_found', 'is_a_directory', 'binary_file', 'file_too_large', 'edit_no_match', 'edit_count_mismatch'],
+  describe: ({ files }) =>
+    'Replace exact text in a file. old_str must occur exactly expected_replacements times (default 1), whitespace and ' +
+    'indentation included; otherwise nothing is written and the error gives the number of matches and their lines, or ' +
+    'the closest lines when there is none. Read the file first and copy old_str from it with enough surrounding lines ' +
+    'to be unique. CRLF files stay CRLF. Edits of one file are applied one after another, so none is lost. ' +
+    `The file may be at most ${files.maxWriteBytes} bytes after the edit.`,
+  examples: [{ project_id: 'demo', path: 'src/app.ts', old_str: 'const port = 3000;', new_str: 'const port = Number(process.env.PORT ?? 3000);' }],
+  job: { type: 'file.edit', lane: 'files', mutates: true, lockPath: (req) => req.path, handler: fileEdit },
+});
 
 /** Start offsets of the non-overlapping occurrences of `needle`. */
 function occurrences(haystack: Buffer, needle: Buffer): number[] {
@@ -107,7 +135,7 @@ function readForEdit(fd: number, st: Stats, shown: string, maxBytes: number): Bu
 }
 
 /** Replaces old_str by new_str in a regular file of the project, expected_replacements times exactly. */
-export const fileEdit: Handler<EditRequest, EditResult> = async (req, ctx) => {
+async function fileEdit(req: EditRequest, ctx: HandlerContext): Promise<EditResult> {
   try {
     const at = reach(ctx.root, req.path);
     try {
@@ -128,7 +156,7 @@ export const fileEdit: Handler<EditRequest, EditResult> = async (req, ctx) => {
     // System errors name server paths; what the caller sees names the project-relative path only.
     throw fileErrorFor(ctx.root, req.path, err);
   }
-};
+}
 
 /** The edited bytes and the 1-based lines of the replacements in them; throws when the match count is wrong. */
 function edit(raw: Buffer, req: EditRequest, shown: string, maxBytes: number): { updated: Buffer; lines: number[] } {

@@ -11,23 +11,50 @@
 import { lstatSync, readdirSync } from 'node:fs';
 import { cancelled } from '../lib/errors.js';
 import { GitignoreRules } from '../lib/gitignore.js';
+import { z } from 'zod';
 import { FolderCursor, fdPath, fileError, fileErrorFor, reachFolder } from '../lib/safe-fs.js';
-import type { ListRequest } from '../lib/schemas.js';
-import type { Handler, HandlerContext } from './context.js';
+import { projectId, relPath } from '../lib/schemas.js';
+import { type HandlerContext, PROJECT_ERRORS, jobTool } from '../lib/tool.js';
 
-/** What `file.list` returns. */
-export interface ListResult {
-  /** The listed folder, project-relative ("." for the root). */
-  path: string;
-  /**
-   * Entries in tree order: siblings alphabetically (by UTF-16 code unit, so "B" before "a"), a folder's contents
-   * right after the folder. `path` is project-relative with forward slashes; `size` is the byte size of a file, 0
-   * for anything else.
-   */
-  entries: { path: string; type: 'file' | 'dir' | 'symlink' | 'other'; size: number }[];
-  /** True when more entries existed than `list.maxEntries`; the deepest level is the one cut short. */
-  truncated: boolean;
-}
+const listRequest = z.strictObject({
+  project_id: projectId,
+  path: relPath.default('.'),
+  depth: z.number().int().positive().default(2).describe('How many directory levels to descend.'),
+  include_ignored: z.boolean().default(false).describe('Also list .git and what .gitignore excludes.'),
+});
+type ListRequest = z.infer<typeof listRequest>;
+
+const listResult = z.strictObject({
+  path: z.string().describe('The listed folder, project-relative ("." for the root).'),
+  entries: z
+    .array(z.strictObject({ path: z.string(), type: z.enum(['file', 'dir', 'symlink', 'other']), size: z.number().int() }))
+    .describe(
+      'Entries in tree order: siblings alphabetically (by UTF-16 code unit, so "B" before "a"), a folder\'s contents ' +
+        'right after the folder. `path` is project-relative with forward slashes; `size` is the byte size of a file, 0 ' +
+        'for anything else.',
+    ),
+  truncated: z.boolean().describe('True when more entries existed than list.maxEntries; the deepest level is the one cut short.'),
+});
+type ListResult = z.infer<typeof listResult>;
+
+/** The file_list tool. */
+export const fileListTool = jobTool({
+  name: 'file_list',
+  title: 'List files',
+  route: { method: 'POST', path: '/file/list' },
+  input: listRequest,
+  output: listResult,
+  readOnly: true,
+  errors: [...PROJECT_ERRORS, 'file_not_found', 'not_a_directory'],
+  describe: ({ list }) =>
+    'List the files and folders under a folder of the project (default its root) with their types and sizes, ' +
+    `depth-first in tree order, down to depth levels (default 2, at most ${list.maxDepth}). .git and what the ` +
+    'project\'s .gitignore files exclude are skipped unless include_ignored. Symlinks are listed, not followed. ' +
+    `At most ${list.maxEntries} entries, then truncated: true: list a subfolder to see the rest.`,
+  limits: (req, { list }) => (req.depth > list.maxDepth ? `depth ${req.depth} exceeds list.maxDepth (${list.maxDepth}); list a subfolder instead` : undefined),
+  examples: [{ project_id: 'demo', path: 'src', depth: 1 }],
+  job: { type: 'file.list', lane: 'files', mutates: false, handler: fileList },
+});
 
 type Entry = ListResult['entries'][number];
 
@@ -56,7 +83,7 @@ function compareTreeOrder(a: string, b: string): number {
  * deepest one is partial; the result is then sorted into tree order. A folder that .gitignore excludes (say
  * node_modules/some-dep), when named as `path`, is listed whole but for .git: its contents are what was asked for.
  */
-export const fileList: Handler<ListRequest, ListResult> = async (req, ctx: HandlerContext) => {
+async function fileList(req: ListRequest, ctx: HandlerContext): Promise<ListResult> {
   const { root, signal } = ctx;
   if (signal.aborted) throw cancelled(signal, 'the listing');
   let top;
@@ -73,7 +100,7 @@ export const fileList: Handler<ListRequest, ListResult> = async (req, ctx: Handl
     cursor.close();
     top.close();
   }
-};
+}
 
 /** The breadth-first walk below the open folder `cursor` starts at, which the caller named `base`. */
 async function list(req: ListRequest, ctx: HandlerContext, base: string, cursor: FolderCursor): Promise<ListResult> {

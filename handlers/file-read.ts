@@ -4,21 +4,47 @@
  * socket or device is refused at once, and a symlink swapped in meanwhile cannot redirect the read.
  */
 import { closeSync, createReadStream } from 'node:fs';
+import { z } from 'zod';
 import { ToolhostError } from '../lib/errors.js';
 import { fileErrorFor, openProjectFile, readExactly } from '../lib/safe-fs.js';
-import type { ReadRequest } from '../lib/schemas.js';
-import type { Handler, HandlerContext } from './context.js';
+import { lineNumber, projectId, relPath } from '../lib/schemas.js';
+import { type HandlerContext, PROJECT_ERRORS, jobTool } from '../lib/tool.js';
 
-/** The JSON answer of /file/read. */
-export interface ReadResult {
-  path: string;
-  content: string;
-  total_lines: number;
-  start_line: number;
-  end_line: number;
-  /** True when the range was cut at files.maxReadBytes; ask again from end_line + 1. */
-  truncated: boolean;
-}
+const readRequest = z.strictObject({
+  project_id: projectId,
+  path: relPath,
+  start_line: lineNumber.optional().describe('First line to return (1-based, inclusive).'),
+  end_line: lineNumber.optional().describe('Last line to return (1-based, inclusive).'),
+});
+type ReadRequest = z.infer<typeof readRequest>;
+
+const readResult = z.strictObject({
+  path: z.string().describe('The file, project-relative.'),
+  content: z.string(),
+  total_lines: z.number().int(),
+  start_line: z.number().int(),
+  end_line: z.number().int(),
+  truncated: z.boolean().describe('True when the range was cut at files.maxReadBytes; ask again from end_line + 1.'),
+});
+type ReadResult = z.infer<typeof readResult>;
+
+/** The file_read tool. */
+export const fileReadTool = jobTool({
+  name: 'file_read',
+  title: 'Read a file',
+  route: { method: 'POST', path: '/file/read' },
+  input: readRequest,
+  output: readResult,
+  readOnly: true,
+  errors: [...PROJECT_ERRORS, 'file_not_found', 'is_a_directory', 'binary_file', 'line_out_of_range'],
+  describe: ({ files }) =>
+    'Read a text file of the project, whole or a range of lines (start_line and end_line, 1-based, inclusive). Returns ' +
+    'content, total_lines and the range returned. Prefer it to `cat` in execute. ' +
+    `At most ${files.maxReadBytes} bytes come back, cut at a line end with truncated: true: continue from end_line + 1. ` +
+    'Binary files are refused.',
+  examples: [{ project_id: 'demo', path: 'src/app.ts', start_line: 1, end_line: 40 }],
+  job: { type: 'file.read', lane: 'files', mutates: false, handler: fileRead },
+});
 
 /** Files up to this size are read in one go; larger ones are streamed so memory stays bounded. */
 const WHOLE_READ_BYTES = 4 * 1024 * 1024;
@@ -27,14 +53,14 @@ const WHOLE_READ_BYTES = 4 * 1024 * 1024;
 const SNIFF_BYTES = 8000;
 
 /** Reads a regular file of the project, whole or a range of lines, capped at files.maxReadBytes. */
-export const fileRead: Handler<ReadRequest, ReadResult> = async (req, ctx) => {
+async function fileRead(req: ReadRequest, ctx: HandlerContext): Promise<ReadResult> {
   try {
     return await read(req, ctx);
   } catch (err) {
     // System errors name server paths; what the caller sees names the project-relative path only.
     throw fileErrorFor(ctx.root, req.path, err);
   }
-};
+}
 
 async function read(req: ReadRequest, ctx: HandlerContext): Promise<ReadResult> {
   const first = req.start_line ?? 1;

@@ -6,16 +6,41 @@
 import { replaceInFolder } from '../lib/atomic-write.js';
 import { ToolhostError } from '../lib/errors.js';
 import { projectOwner } from '../lib/process/owner.js';
+import { z } from 'zod';
 import { fileErrorFor, notRegularFile, reach, type Reached } from '../lib/safe-fs.js';
-import type { WriteRequest } from '../lib/schemas.js';
-import type { Handler } from './context.js';
+import { projectId, relPath } from '../lib/schemas.js';
+import { type HandlerContext, PROJECT_ERRORS, jobTool } from '../lib/tool.js';
 
-/** The JSON answer of /file/write. */
-export interface WriteResult {
-  path: string;
-  bytes: number;
-  created: boolean;
-}
+const writeRequest = z.strictObject({
+  project_id: projectId,
+  path: relPath,
+  content: z.string().describe('The whole new content of the file (UTF-8).'),
+});
+type WriteRequest = z.infer<typeof writeRequest>;
+
+const writeResult = z.strictObject({
+  path: z.string().describe('The file, project-relative.'),
+  bytes: z.number().int().describe('Bytes written.'),
+  created: z.boolean().describe('True when the file did not exist before.'),
+});
+type WriteResult = z.infer<typeof writeResult>;
+
+/** The file_write tool. */
+export const fileWriteTool = jobTool({
+  name: 'file_write',
+  title: 'Write a file',
+  route: { method: 'POST', path: '/file/write' },
+  input: writeRequest,
+  output: writeResult,
+  readOnly: false,
+  errors: [...PROJECT_ERRORS, 'is_a_directory', 'not_a_directory', 'file_too_large'],
+  describe: ({ files }) =>
+    'Create a file or replace its whole content (UTF-8), atomically; missing parent folders are created and an ' +
+    'existing file keeps its mode. Use it for new files and complete rewrites; to change part of a file use file_edit. ' +
+    `The content may be at most ${files.maxWriteBytes} bytes.`,
+  examples: [{ project_id: 'demo', path: 'docs/notes.md', content: '# Notes\n' }],
+  job: { type: 'file.write', lane: 'files', mutates: true, lockPath: (req) => req.path, handler: fileWrite },
+});
 
 /**
  * Checks that what a walk ended on may be replaced: nothing yet, or a regular file (a symlink inside the project
@@ -34,7 +59,7 @@ export function assertReplaceable(at: Reached): void {
  * Writes the whole content of a file. A new file and the folders made for it belong to the project's owner
  * (when toolhost is root); a replaced file keeps its mode, uid and gid.
  */
-export const fileWrite: Handler<WriteRequest, WriteResult> = async (req, ctx) => {
+async function fileWrite(req: WriteRequest, ctx: HandlerContext): Promise<WriteResult> {
   const bytes = Buffer.byteLength(req.content);
   if (bytes > ctx.config.files.maxWriteBytes) {
     throw new ToolhostError('file_too_large', `content is ${bytes} bytes, more than files.maxWriteBytes (${ctx.config.files.maxWriteBytes}); write it in a command instead`);
@@ -53,4 +78,4 @@ export const fileWrite: Handler<WriteRequest, WriteResult> = async (req, ctx) =>
     // System errors name server paths; what the caller sees names the project-relative path only.
     throw fileErrorFor(ctx.root, req.path, err);
   }
-};
+}

@@ -1,19 +1,18 @@
-/** The tool registry: job type -> handler. One file per tool; this is the only place that lists them. */
-import type { JobType } from '../lib/jobs.js';
-import type { Handler } from './context.js';
-import { execute } from './execute.js';
-import { fileEdit } from './file-edit.js';
-import { fileList } from './file-list.js';
-import { fileRead } from './file-read.js';
-import { fileWrite } from './file-write.js';
-import { search } from './search.js';
+/** The job tools, by the job type each runs: the only list of them (the supervisor adds its own tools to it). */
+import type { JobTool } from '../lib/tool.js';
+import { executeTool } from './execute.js';
+import { fileEditTool } from './file-edit.js';
+import { fileListTool } from './file-list.js';
+import { fileReadTool } from './file-read.js';
+import { fileWriteTool } from './file-write.js';
+import { searchTool } from './search-tool.js';
 
-/** Every handler by the job type it serves. Requests arrive validated by the HTTP front. */
-export const HANDLERS: Record<JobType, Handler<never, unknown>> = {
-  execute,
-  'file.read': fileRead,
-  'file.write': fileWrite,
-  'file.edit': fileEdit,
-  'file.list': fileList,
-  search,
-};
+/** Every job tool, in the order models see them. */
+export const JOB_TOOLS: readonly JobTool[] = [executeTool, fileReadTool, fileWriteTool, fileEditTool, fileListTool, searchTool];
+
+const BY_TYPE = new Map(JOB_TOOLS.map((t) => [t.job.type, t]));
+
+/** The tool that runs jobs of `type` (a queue may carry a type this version does not know). */
+export function jobToolOf(type: string): JobTool | undefined {
+  return BY_TYPE.get(type);
+}

@@ -7,46 +7,18 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { MessagePort } from 'node:worker_threads';
 import { workerData } from 'piscina';
-import type { Config } from '../config/schema.js';
-import type { ArchiveFormat } from '../lib/archive/format.js';
 import { extractArchive } from '../lib/archive/extract.js';
-import { type PackResult, packTree, walkTree } from '../lib/archive/pack.js';
+import { packTree, walkTree } from '../lib/archive/pack.js';
 import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import type { Job, JobOutcome } from '../lib/jobs.js';
 import { chownTree, projectOwner } from '../lib/process/owner.js';
 import { openStore } from '../lib/store/create-store.js';
-import type { ProjectStore, PutCondition, StoredProject } from '../lib/store/project-store.js';
-import type { ControlMessage } from './context.js';
-import { HANDLERS } from './index.js';
+import type { ProjectStore } from '../lib/store/project-store.js';
+import { jobToolOf } from './index.js';
+import type { ControlMessage, MaterializeResult, PoolTask, PoolWorkerData, SaveResult } from './protocol.js';
 
-/** Data every pool thread is started with. */
-export interface PoolWorkerData {
-  config: Config;
-}
-
-/** A task the supervisor posts to a pool thread. */
-export type PoolTask =
-  | { kind: 'job'; job: Job; root: string; cancelPort?: MessagePort }
-  | { kind: 'extract'; id: string; file: string; format: ArchiveFormat; dest: string }
-  | { kind: 'materialize'; id: string; dest: string; scratch: string }
-  | { kind: 'put'; id: string; format: ArchiveFormat; file: string; condition?: PutCondition }
-  | { kind: 'save'; id: string; root: string; format: ArchiveFormat; exclude: string[]; scratch: string; condition: PutCondition; stamp: string }
-  | { kind: 'size'; root: string };
-
-/** What a `materialize` task produced: the working copy's format, the ETag it came from, bytes of content. */
-export interface MaterializeResult {
-  format: ArchiveFormat;
-  etag: string;
-  bytes: number;
-}
-
-/**
- * What a `save` task produced: the stored archive, or (the condition failed: someone else wrote the project)
- * the name of the conflict copy and the stored version it lost to.
- */
-export type SaveResult = ({ stored: StoredProject; bytes: number } | { conflict: string; currentEtag: string | null }) & { skipped: PackResult['skipped'] };
+export type { MaterializeResult, SaveResult } from './protocol.js';
 
 const { config } = workerData as PoolWorkerData;
 
@@ -134,8 +106,9 @@ async function runJob(task: Extract<PoolTask, { kind: 'job' }>): Promise<unknown
   });
   try {
     await injectFaults(task.job);
-    const handler = HANDLERS[task.job.type] as (req: unknown, ctx: unknown) => Promise<unknown>;
-    return await handler(task.job.payload, {
+    const tool = jobToolOf(task.job.type);
+    if (!tool) throw new ToolhostError('internal', `no tool runs jobs of type "${task.job.type}"`);
+    return await tool.job.handler(task.job.payload, {
       root: task.root,
       config,
       signal: controller.signal,

@@ -1,37 +1,19 @@
 /**
- * The job model shared by the HTTP front, the queue, the pump and the pool threads. Every request becomes a Job;
- * its result comes back as a JobOutcome, success or a serialized ToolhostError.
+ * The job model shared by the HTTP front, the queue, the pump and the pool threads. Every request for a job tool
+ * (lib/tool.ts) becomes a Job; its result comes back as a JobOutcome, success or a serialized ToolhostError.
  */
 import { randomUUID } from 'node:crypto';
 import type { SerializedError } from './errors.js';
-
-/** Every tool a job can run. */
-export const JOB_TYPES = ['execute', 'file.read', 'file.write', 'file.edit', 'file.list', 'search'] as const;
-
-/** The tool a job runs. */
-export type JobType = (typeof JOB_TYPES)[number];
-
-/**
- * Lanes keep short jobs from waiting behind long ones: commands run in their own lane on their own pool, so a
- * read, list or search never competes with a command for a slot or a thread.
- */
-export type Lane = 'commands' | 'files';
-
-/** The lane a job type runs in. */
-export function laneOf(type: JobType): Lane {
-  return type === 'execute' ? 'commands' : 'files';
-}
-
-/** Job types that change the project (and so serialize per file, and are never retried silently). */
-export function isMutating(type: JobType): boolean {
-  return type === 'execute' || type === 'file.write' || type === 'file.edit';
-}
+import type { JobTool } from './tool.js';
 
 /** One unit of work on one project. */
 export interface Job {
   /** Unique id, returned to the caller as job_id. */
   id: string;
-  type: JobType;
+  /** The job type of the tool that runs it (handlers/index.ts finds the tool by it). */
+  type: string;
+  /** Whether it changes the project: the queue never runs such a job again silently after a worker died. */
+  mutates: boolean;
   projectId: string;
   /** The validated request body. */
   payload: Record<string, unknown>;
@@ -47,7 +29,12 @@ export type JobOutcome = ({ ok: true; value: unknown } | { ok: false; error: Ser
   worker?: string;
 };
 
-/** Makes a new job with a fresh id; `requestId` ties it to the request that made it (logs). */
-export function newJob(type: JobType, projectId: string, payload: Record<string, unknown>, requestId?: string): Job {
-  return { id: randomUUID(), type, projectId, payload, enqueuedAt: Date.now(), requestId };
+/** Makes a new job of `tool` with a fresh id; `requestId` ties it to the request that made it (logs). */
+export function newJob(tool: Pick<JobTool, 'job'>, projectId: string, payload: Record<string, unknown>, requestId?: string): Job {
+  return { id: randomUUID(), type: tool.job.type, mutates: tool.job.mutates, projectId, payload, enqueuedAt: Date.now(), requestId };
+}
+
+/** @deprecated until the Azure queue reads `job.mutates`: whether a job type changes the project. */
+export function isMutating(type: string): boolean {
+  return type === 'execute' || type === 'file.write' || type === 'file.edit';
 }

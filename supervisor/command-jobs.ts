@@ -11,16 +11,13 @@
 import { mkdir, rm } from 'node:fs/promises';
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
-import type { ControlMessage, ProgressMessage } from '../handlers/context.js';
-import type { ExecuteResult } from '../handlers/execute.js';
+import type { ExecuteRequest, ExecuteResult } from '../handlers/execute.js';
+import type { ControlMessage, ProgressMessage } from '../handlers/protocol.js';
+import { type CommandStatus, type CommandView, type JobListItem, isFinal } from '../lib/command-view.js';
 import { type SerializedError, ToolhostError, forClients } from '../lib/errors.js';
 import type { Job, JobOutcome } from '../lib/jobs.js';
 import { jobLogPaths, jobLogsDir, readHeadTail, readPage, type LogRead } from '../lib/process/job-logs.js';
-import type { ExecuteRequest } from '../lib/schemas.js';
 import type { Logger } from './logger.js';
-
-/** Where a command job is in its life. */
-export type CommandStatus = 'queued' | 'running' | 'completed' | 'timed_out' | 'cancelled' | 'failed';
 
 type Stream = 'stdout' | 'stderr';
 
@@ -35,7 +32,7 @@ interface CommandRecord {
   startedAt?: number;
   finishedAt?: number;
   sizes: Record<Stream, number>;
-  result?: Omit<ExecuteResult, 'stdout' | 'stderr'>;
+  result?: Omit<ExecuteResult, 'stdout' | 'stderr' | 'invalid_utf8'>;
   error?: SerializedError;
   port?: MessagePort;
   cancelRequested: boolean;
@@ -45,41 +42,6 @@ interface CommandRecord {
   waiters: Set<() => void>;
   logsRemoved: boolean;
 }
-
-/** The JSON view of a command job (GET /jobs/:id, DELETE /jobs/:id, a running /execute). */
-export interface JobView {
-  job_id: string;
-  project_id: string;
-  command: string;
-  status: CommandStatus;
-  exit_code: number | null;
-  signal: string | null;
-  timed_out: boolean;
-  cancelled: boolean;
-  duration_ms: number | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  stdin: 'null' | 'pipe';
-  stdout: string;
-  stderr: string;
-  /** Offsets to pass next time to get only newer output. */
-  stdout_offset: number;
-  stderr_offset: number;
-  /** Bytes already available past the returned ones (read again with the new offsets). */
-  more_bytes: Record<Stream, number>;
-  /** Bytes left out between head and tail (snapshots only). */
-  omitted_bytes: Record<Stream, number>;
-  truncated: Record<Stream, boolean>;
-  invalid_utf8: Record<Stream, boolean>;
-  logs_removed: boolean;
-  error?: SerializedError;
-}
-
-/** A line of GET /jobs. */
-export type JobListItem = Pick<JobView, 'job_id' | 'project_id' | 'command' | 'status' | 'exit_code' | 'created_at' | 'finished_at'>;
-
-const FINAL: ReadonlySet<CommandStatus> = new Set(['completed', 'timed_out', 'cancelled', 'failed']);
 
 /** The registry; an actor with start() and close(). */
 export class CommandJobs {
@@ -167,20 +129,26 @@ export class CommandJobs {
     this.#wake(r);
   }
 
-  /** Pump side: the job ended with `outcome` (or never started). */
-  finished(id: string, outcome: JobOutcome): void {
+  /**
+   * Pump side: the job ended with `outcome` (or never started). Returns its final view, the command's answer,
+   * with the output its handler kept in memory (the true tail even when the log was capped); undefined for a job
+   * this registry does not know or that had already ended.
+   */
+  finished(id: string, outcome: JobOutcome): CommandView | undefined {
     const r = this.#records.get(id);
-    if (!r || FINAL.has(r.status)) return;
-    if (outcome.ok) {
-      const { stdout: _o, stderr: _e, ...result } = outcome.value as ExecuteResult;
-      r.result = result;
-      r.sizes = { stdout: result.stdout_offset, stderr: result.stderr_offset };
-      this.#finish(r, result.timed_out ? 'timed_out' : result.cancelled ? 'cancelled' : 'completed');
-    } else {
+    if (!r || isFinal(r.status)) return undefined;
+    if (!outcome.ok) {
       if (outcome.error.code === 'internal') this.#log.error({ job_id: id, err: outcome.error.message }, 'command failed with an internal error');
       r.error = forClients(outcome.error, this.#config.dataDir, `job id ${id}`);
       this.#finish(r, outcome.error.code === 'cancelled' || outcome.error.code === 'shutting_down' ? 'cancelled' : 'failed');
+      return undefined;
     }
+    const { stdout, stderr, invalid_utf8, ...result } = outcome.value as ExecuteResult;
+    r.result = result;
+    r.sizes = { stdout: result.stdout_offset, stderr: result.stderr_offset };
+    this.#finish(r, result.timed_out ? 'timed_out' : result.cancelled ? 'cancelled' : 'completed');
+    const held = (s: Stream, text: string): LogRead => ({ text, next: r.sizes[s], omitted: result.omitted_bytes[s], invalidUtf8: invalid_utf8[s] });
+    return this.#viewOf(r, held('stdout', stdout), held('stderr', stderr));
   }
 
   #finish(r: CommandRecord, status: CommandStatus): void {
@@ -208,7 +176,7 @@ export class CommandJobs {
   async changed(id: string, since: Record<Stream, number>, waitMs: number, signal?: AbortSignal): Promise<void> {
     const r = this.#get(id);
     const ready = (): boolean =>
-      this.#closed || FINAL.has(r.status) || r.sizes.stdout > since.stdout || r.sizes.stderr > since.stderr;
+      this.#closed || isFinal(r.status) || r.sizes.stdout > since.stdout || r.sizes.stderr > since.stderr;
     if (ready() || waitMs <= 0 || signal?.aborted) return;
     await new Promise<void>((resolve) => {
       const done = (): void => {
@@ -231,14 +199,14 @@ export class CommandJobs {
    * The next page of output past `since`: waits (up to `waitMs`) until there is text to return or the job ends.
    * Bytes held back as an incomplete character do not count as news.
    */
-  async nextPage(id: string, since: Record<Stream, number>, waitMs: number, signal?: AbortSignal): Promise<JobView> {
+  async nextPage(id: string, since: Record<Stream, number>, waitMs: number, signal?: AbortSignal): Promise<CommandView> {
     const end = Date.now() + waitMs;
     let waitFrom = since;
     for (;;) {
       await this.changed(id, waitFrom, end - Date.now(), signal);
       const view = await this.view(id, 'page', since);
       const news = view.stdout.length > 0 || view.stderr.length > 0;
-      if (news || FINAL.has(view.status) || this.#closed || Date.now() >= end || signal?.aborted) return view;
+      if (news || isFinal(view.status) || this.#closed || Date.now() >= end || signal?.aborted) return view;
       waitFrom = { stdout: view.stdout_offset + view.more_bytes.stdout, stderr: view.stderr_offset + view.more_bytes.stderr };
     }
   }
@@ -247,29 +215,34 @@ export class CommandJobs {
   async done(id: string, waitMs: number, signal?: AbortSignal): Promise<boolean> {
     const r = this.#get(id);
     const end = Date.now() + waitMs;
-    while (!FINAL.has(r.status) && !this.#closed && Date.now() < end && !signal?.aborted) {
+    while (!isFinal(r.status) && !this.#closed && Date.now() < end && !signal?.aborted) {
       await this.changed(id, { stdout: Number.POSITIVE_INFINITY, stderr: Number.POSITIVE_INFINITY }, end - Date.now(), signal);
     }
-    return FINAL.has(r.status);
+    return isFinal(r.status);
   }
 
   /**
    * The job as JSON with output read from its logs: `page` returns up to the response cap from the offsets;
    * `snapshot` returns head and tail of everything from the offsets.
    */
-  async view(id: string, mode: 'page' | 'snapshot', offsets: Record<Stream, number> = { stdout: 0, stderr: 0 }): Promise<JobView> {
+  async view(id: string, mode: 'page' | 'snapshot', offsets: Record<Stream, number> = { stdout: 0, stderr: 0 }): Promise<CommandView> {
     const r = this.#get(id);
     const cap = this.#config.commands.maxOutputBytes;
     const paths = jobLogPaths(this.#config.dataDir, id);
-    const final = FINAL.has(r.status);
+    const final = isFinal(r.status);
     const read = async (s: Stream): Promise<LogRead> => {
       const from = Math.min(offsets[s], r.sizes[s]);
       if (r.logsRemoved) return { text: '', next: r.sizes[s], omitted: 0, invalidUtf8: false };
       return mode === 'page' ? readPage(paths[s], from, r.sizes[s], cap, final) : readHeadTail(paths[s], from, r.sizes[s], cap, final);
     };
     const [out, err] = await Promise.all([read('stdout'), read('stderr')]);
+    return this.#viewOf(r, out, err);
+  }
+
+  /** The job as callers see it, with this output. */
+  #viewOf(r: CommandRecord, out: LogRead, err: LogRead): CommandView {
     const res = r.result;
-    const view: JobView = {
+    const view: CommandView = {
       job_id: r.id,
       project_id: r.projectId,
       command: r.command,
@@ -291,9 +264,10 @@ export class CommandJobs {
       omitted_bytes: { stdout: out.omitted, stderr: err.omitted },
       truncated: { stdout: out.omitted > 0, stderr: err.omitted > 0 },
       invalid_utf8: { stdout: out.invalidUtf8, stderr: err.invalidUtf8 },
+      log_dropped_bytes: res?.log_dropped_bytes ?? { stdout: 0, stderr: 0 },
       logs_removed: r.logsRemoved,
     };
-    if (r.error) view.error = r.error;
+    if (r.error) view.error = { ...r.error };
     return view;
   }
 
@@ -319,7 +293,7 @@ export class CommandJobs {
     if (r.stdin !== 'pipe') {
       throw new ToolhostError('stdin_not_piped', `job ${id} was started without stdin: "pipe", so its stdin is /dev/null; start the command again with stdin: "pipe"`);
     }
-    if (FINAL.has(r.status)) throw new ToolhostError('job_finished', `job ${id} has already ended (${r.status}); its stdin is closed`);
+    if (isFinal(r.status)) throw new ToolhostError('job_finished', `job ${id} has already ended (${r.status}); its stdin is closed`);
     const m: ControlMessage = { t: 'stdin', data, eof };
     if (r.port) r.port.postMessage(m);
     else r.pendingInput.push(m);
@@ -328,10 +302,15 @@ export class CommandJobs {
   /** Cancels a job: a queued one never starts, a running one has its process tree killed. */
   cancel(id: string): void {
     const r = this.#get(id);
-    if (FINAL.has(r.status)) return;
+    if (isFinal(r.status)) return;
     r.cancelRequested = true;
     if (r.port) r.port.postMessage({ t: 'cancel' } satisfies ControlMessage);
     else this.#finish(r, 'cancelled');
+  }
+
+  /** Cancels every running command (a forced shutdown); their handlers kill the trees and report. */
+  cancelRunning(): void {
+    for (const r of this.#records.values()) if (r.status === 'running') this.cancel(r.id);
   }
 
   #scheduleSweep(): void {

@@ -10,8 +10,9 @@ import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import type { Job } from '../lib/jobs.js';
 import type { AzureQueue } from '../lib/queue/azure/azure-queue.js';
 import { BLOBS } from '../lib/queue/azure/names.js';
-import type { ExecuteRequest } from '../lib/schemas.js';
-import type { CommandJobs, JobListItem, JobView } from './command-jobs.js';
+import type { ExecuteRequest } from '../handlers/execute.js';
+import type { CommandView, JobListItem } from '../lib/command-view.js';
+import type { CommandJobs } from './command-jobs.js';
 import type { Logger } from './logger.js';
 
 type Offsets = { stdout: number; stderr: number };
@@ -24,12 +25,12 @@ export interface JobsApi {
   refused(job: Job): Promise<void>;
   list(projectId?: string): Promise<JobListItem[]>;
   /** The next page of output past `since`, waiting up to `waitMs` for some. */
-  page(id: string, since: Offsets, waitMs: number, signal?: AbortSignal): Promise<JobView>;
+  page(id: string, since: Offsets, waitMs: number, signal?: AbortSignal): Promise<CommandView>;
   /** Head and tail of all output so far. */
-  snapshot(id: string): Promise<JobView>;
+  snapshot(id: string): Promise<CommandView>;
   input(id: string, data: string, eof: boolean): Promise<void>;
   /** Cancels and waits (up to `waitMs`) for the process tree to be gone. */
-  cancel(id: string, waitMs: number): Promise<JobView>;
+  cancel(id: string, waitMs: number): Promise<CommandView>;
 }
 
 /** The jobs API on this process's registry. */
@@ -48,11 +49,11 @@ export class LocalJobs implements JobsApi {
     return this.commands.list(projectId);
   }
 
-  page(id: string, since: Offsets, waitMs: number, signal?: AbortSignal): Promise<JobView> {
+  page(id: string, since: Offsets, waitMs: number, signal?: AbortSignal): Promise<CommandView> {
     return this.commands.nextPage(id, since, waitMs, signal);
   }
 
-  snapshot(id: string): Promise<JobView> {
+  snapshot(id: string): Promise<CommandView> {
     return this.commands.view(id, 'snapshot');
   }
 
@@ -60,7 +61,7 @@ export class LocalJobs implements JobsApi {
     this.commands.input(id, data, eof);
   }
 
-  async cancel(id: string, waitMs: number): Promise<JobView> {
+  async cancel(id: string, waitMs: number): Promise<CommandView> {
     this.commands.cancel(id);
     await this.commands.done(id, waitMs);
     return this.commands.view(id, 'snapshot');
@@ -93,7 +94,7 @@ interface JobRecord {
   /** The worker that took it; empty while it waits in a queue. */
   node: string;
   created_at: string;
-  final?: JobView;
+  final?: CommandView;
 }
 
 /** A command's record in the coordination container; its metadata serves GET /jobs without reading each blob. */
@@ -113,7 +114,7 @@ export class JobRecords {
   }
 
   /** The command ended with `view`. */
-  async ended(job: Job, view: JobView): Promise<void> {
+  async ended(job: Job, view: CommandView): Promise<void> {
     await this.#write({ job_id: job.id, project_id: job.projectId, command: view.command, stdin: view.stdin, node: this.nodeId, created_at: view.created_at, final: view }, view.status, view);
   }
 
@@ -155,7 +156,7 @@ export class JobRecords {
     return items.sort((a, b) => b.created_at.localeCompare(a.created_at));
   }
 
-  #write(r: JobRecord, status: string, view?: JobView): Promise<void> {
+  #write(r: JobRecord, status: string, view?: CommandView): Promise<void> {
     const prev = this.#writes.get(r.job_id) ?? Promise.resolve();
     const next = prev.catch(() => {}).then(() => this.#upload(r, status, view));
     this.#writes.set(r.job_id, next);
@@ -165,7 +166,7 @@ export class JobRecords {
     return next;
   }
 
-  async #upload(r: JobRecord, status: string, view?: JobView): Promise<void> {
+  async #upload(r: JobRecord, status: string, view?: CommandView): Promise<void> {
     const body = JSON.stringify(r);
     const command = r.command.length > 200 ? `${r.command.slice(0, 200)}…` : r.command;
     await this.container.getBlockBlobClient(BLOBS.job(r.job_id)).upload(body, Buffer.byteLength(body), {
@@ -212,24 +213,24 @@ export class RemoteJobs implements JobsApi {
     return this.o.records.list(projectId, this.o.config().jobs.retentionMinutes * 60_000);
   }
 
-  page(id: string, since: Offsets, waitMs: number, signal?: AbortSignal): Promise<JobView> {
-    return this.#ask(id, 'page', { id, since, waitMs }, waitMs, signal) as Promise<JobView>;
+  page(id: string, since: Offsets, waitMs: number, signal?: AbortSignal): Promise<CommandView> {
+    return this.#ask(id, 'page', { id, since, waitMs }, waitMs, signal) as Promise<CommandView>;
   }
 
-  snapshot(id: string): Promise<JobView> {
-    return this.#ask(id, 'snapshot', { id }, 0) as Promise<JobView>;
+  snapshot(id: string): Promise<CommandView> {
+    return this.#ask(id, 'snapshot', { id }, 0) as Promise<CommandView>;
   }
 
   async input(id: string, data: string, eof: boolean): Promise<void> {
     await this.#ask(id, 'input', { id, data, eof }, 0);
   }
 
-  cancel(id: string, waitMs: number): Promise<JobView> {
-    return this.#ask(id, 'cancel', { id, waitMs }, waitMs) as Promise<JobView>;
+  cancel(id: string, waitMs: number): Promise<CommandView> {
+    return this.#ask(id, 'cancel', { id, waitMs }, waitMs) as Promise<CommandView>;
   }
 
   /** The record of a job, once a worker has taken it (waiting up to `waitMs` for one to): null if none has. */
-  async #taken(id: string, waitMs: number, signal?: AbortSignal): Promise<JobRecord & { queued?: JobView }> {
+  async #taken(id: string, waitMs: number, signal?: AbortSignal): Promise<JobRecord & { queued?: CommandView }> {
     const until = Date.now() + waitMs;
     for (;;) {
       const rec = await this.o.records.read(id);
@@ -265,7 +266,7 @@ export class RemoteJobs implements JobsApi {
 }
 
 /** The view of a command no worker has taken yet. */
-function queuedView(rec: JobRecord): JobView {
+function queuedView(rec: JobRecord): CommandView {
   const zero = { stdout: 0, stderr: 0 };
   const no = { stdout: false, stderr: false };
   return {
@@ -290,6 +291,7 @@ function queuedView(rec: JobRecord): JobView {
     omitted_bytes: zero,
     truncated: no,
     invalid_utf8: no,
+    log_dropped_bytes: zero,
     logs_removed: false,
   };
 }

@@ -4,7 +4,8 @@
  * read when scraped. No hooks inside the parts: they only emit.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Job, JobOutcome, Lane } from '../lib/jobs.js';
+import type { Job, JobOutcome } from '../lib/jobs.js';
+import type { Lane } from '../lib/tool.js';
 import type { JobQueue } from '../lib/queue/job-queue.js';
 import type { Pools } from './pools.js';
 import type { ProjectCache } from './projects.js';

@@ -5,8 +5,9 @@
  */
 import { Piscina } from 'piscina';
 import type { Config } from '../config/schema.js';
-import type { PoolTask, PoolWorkerData } from '../handlers/worker.js';
-import type { JobOutcome, Lane } from '../lib/jobs.js';
+import type { PoolTask, PoolWorkerData } from '../handlers/protocol.js';
+import type { JobOutcome } from '../lib/jobs.js';
+import type { Lane } from '../lib/tool.js';
 import type { MessagePort } from 'node:worker_threads';
 
 // Under tsx (tests, bench) the supervisor runs from .ts sources and pool threads load the .ts worker; built code

@@ -10,15 +10,17 @@
 import { EventEmitter, setMaxListeners } from 'node:events';
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { MessageChannel } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
-import type { ControlMessage } from '../handlers/context.js';
+import type { ExecuteRequest } from '../handlers/execute.js';
+import { jobToolOf } from '../handlers/index.js';
 import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import { FairSemaphore } from '../lib/fair-semaphore.js';
-import { type Job, type JobOutcome, type JobType, type Lane, isMutating, laneOf } from '../lib/jobs.js';
+import type { Job, JobOutcome } from '../lib/jobs.js';
 import { KeyedMutex } from '../lib/keyed-mutex.js';
 import type { JobQueue } from '../lib/queue/job-queue.js';
-import type { ExecuteRequest } from '../lib/schemas.js';
+import type { JobTool, Lane } from '../lib/tool.js';
+import type { ActiveJobs } from './active-jobs.js';
 import type { CommandJobs } from './command-jobs.js';
 import type { Logger } from './logger.js';
 import { FILE_LANE_PER_THREAD, type Pools } from './pools.js';
@@ -32,6 +34,8 @@ export interface PumpOptions {
   projects: ProjectCache;
   /** The registry of command jobs (status, output sizes, stdin, cancel). */
   commands: CommandJobs;
+  /** Jobs of each project received and not completed; the pump counts them, the cache reads them. */
+  active: ActiveJobs;
   log: Logger;
   /**
    * Most jobs received and not finished. The embedded queue hands every job over at once (Infinity); a shared
@@ -90,10 +94,7 @@ export class QueuePump extends EventEmitter<PumpEvents> {
   readonly #fileLocks = new KeyedMutex();
   /** Jobs received and not completed. */
   readonly #inflight = new Map<string, { job: Job; done: Promise<void> }>();
-  readonly #activeByProject = new Map<string, number>();
-  readonly #runningByType = new Map<JobType, number>();
-  /** Cancel ports of running commands. */
-  readonly #cancels = new Map<string, MessagePort>();
+  readonly #runningByType = new Map<string, number>();
   /** Stops taking jobs off the queue. */
   readonly #intake = new AbortController();
   /** Fails every wait for a slot (forced shutdown). */
@@ -117,11 +118,6 @@ export class QueuePump extends EventEmitter<PumpEvents> {
     this.#loop ??= this.#receiveLoop();
   }
 
-  /** Jobs of a project received and not yet completed. */
-  activeJobs(projectId: string): number {
-    return this.#activeByProject.get(projectId) ?? 0;
-  }
-
   /** Received jobs still waiting for a project, a lock or a slot. */
   waiting(): number {
     let running = 0;
@@ -130,9 +126,9 @@ export class QueuePump extends EventEmitter<PumpEvents> {
   }
 
   /** Running jobs in all and by type. */
-  running(): { running: number; by_type: Partial<Record<JobType, number>> } {
+  running(): { running: number; by_type: Record<string, number> } {
     let running = 0;
-    const byType: Partial<Record<JobType, number>> = {};
+    const byType: Record<string, number> = {};
     for (const [type, n] of this.#runningByType) {
       running += n;
       if (n > 0) byType[type] = n;
@@ -151,19 +147,12 @@ export class QueuePump extends EventEmitter<PumpEvents> {
     this.#lanes.files.resize(config.pool.maxThreads * FILE_LANE_PER_THREAD);
   }
 
-  /** Asks a running command to stop; its handler kills the process tree. */
-  cancel(jobId: string): boolean {
-    const port = this.#cancels.get(jobId);
-    port?.postMessage({ t: 'cancel' } satisfies ControlMessage);
-    return port !== undefined;
-  }
-
   async #receiveLoop(): Promise<void> {
     const signal = this.#intake.signal;
     const max = this.#o.maxInflight ?? Number.POSITIVE_INFINITY;
     while (!signal.aborted) {
       if (this.#inflight.size >= max) {
-        await Promise.race([...[...this.#inflight.values()].map((f) => f.done), new Promise((r) => signal.addEventListener('abort', r, { once: true }))]);
+        await this.#oneDone(signal);
         continue;
       }
       let jobs: Job[];
@@ -178,41 +167,53 @@ export class QueuePump extends EventEmitter<PumpEvents> {
     }
   }
 
+  /** Resolves when one in-flight job is done or `signal` aborts; the abort listener goes with it. */
+  async #oneDone(signal: AbortSignal): Promise<void> {
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', (onAbort = () => resolve()), { once: true }));
+    try {
+      await Promise.race([...[...this.#inflight.values()].map((f) => f.done), aborted]);
+    } finally {
+      if (onAbort) signal.removeEventListener('abort', onAbort);
+    }
+  }
+
   #track(job: Job): void {
+    const tool = jobToolOf(job.type);
     // A command from another process's API: this worker's registry keeps its status, output and stdin.
-    if (job.type === 'execute' && !this.#o.commands.has(job.id)) this.#o.commands.create(job, job.payload as unknown as ExecuteRequest);
+    if (tool?.job.lane === 'commands' && !this.#o.commands.has(job.id)) this.#o.commands.create(job, job.payload as unknown as ExecuteRequest);
     this.emit('job:received', job);
-    this.#activeByProject.set(job.projectId, this.activeJobs(job.projectId) + 1);
-    const done = this.#process(job).finally(() => {
+    this.#o.active.add(job.projectId);
+    const done = this.#process(job, tool).finally(() => {
       this.#inflight.delete(job.id);
-      const n = this.activeJobs(job.projectId) - 1;
-      if (n === 0) this.#activeByProject.delete(job.projectId);
-      else this.#activeByProject.set(job.projectId, n);
+      this.#o.active.remove(job.projectId);
     });
     this.#inflight.set(job.id, { job, done });
   }
 
-  async #process(job: Job): Promise<void> {
+  async #process(job: Job, tool: JobTool | undefined): Promise<void> {
     const started = Date.now();
     let outcome: JobOutcome;
     let crashed: ThreadCrash | undefined;
     try {
-      outcome = await this.#run(job);
+      if (!tool) throw new ToolhostError('internal', `no tool runs jobs of type "${job.type}" (a queue shared with another version?)`);
+      outcome = await this.#run(job, tool);
     } catch (err) {
       if (err instanceof ThreadCrash) crashed = err;
       outcome = { ok: false, error: toToolhostError(err).toJSON() };
     }
     if (crashed && this.#o.queue.release) {
       // Its thread died under it: the queue delivers it again, or to the poison queue after too many tries.
-      if (job.type === 'execute') this.#o.commands.drop(job.id);
+      if (tool?.job.lane === 'commands') this.#o.commands.drop(job.id);
       this.emit('job:end', job, outcome, Date.now() - started);
       this.#o.log.error({ job_id: job.id, project_id: job.projectId, type: job.type, err: crashed.message }, 'job crashed its thread; handed back to the queue');
       await this.#o.queue.release(job, crashed.message).catch((err: unknown) => this.#o.log.error({ job_id: job.id, err: toToolhostError(err).message }, 'could not hand a crashed job back'));
       return;
     }
-    if (job.type === 'execute') {
-      this.#o.commands.finished(job.id, outcome);
-      if (outcome.ok) outcome = { ok: true, value: { ...(outcome.value as object), status: this.#o.commands.status(job.id) } };
+    if (tool?.job.lane === 'commands') {
+      // A command's answer is its record's final view (see CommandJobs).
+      const view = this.#o.commands.finished(job.id, outcome);
+      if (outcome.ok) outcome = view ? { ok: true, value: view } : { ok: false, error: new ToolhostError('internal', `command job ${job.id} ended without a record`).toJSON() };
     }
     const durationMs = Date.now() - started;
     this.emit('job:end', job, outcome, durationMs);
@@ -227,12 +228,12 @@ export class QueuePump extends EventEmitter<PumpEvents> {
     }
   }
 
-  async #run(job: Job): Promise<JobOutcome> {
+  async #run(job: Job, tool: JobTool): Promise<JobOutcome> {
     const root = await this.#o.projects.ensure(job.projectId);
-    const lockKey = job.type === 'file.write' || job.type === 'file.edit' ? await fileLockKey(root, String(job.payload.path)) : undefined;
-    const unlock = lockKey ? await this.#fileLocks.lock(lockKey) : undefined;
+    const lockPath = tool.job.lockPath?.(job.payload);
+    const unlock = lockPath === undefined ? undefined : await this.#fileLocks.lock(await fileLockKey(root, lockPath));
     try {
-      const lane = laneOf(job.type);
+      const { lane } = tool.job;
       const release = await this.#lanes[lane].acquire(job.projectId, this.#stop.signal);
       if (this.#o.commands.cancelledBeforeStart(job.id)) {
         release();
@@ -240,7 +241,7 @@ export class QueuePump extends EventEmitter<PumpEvents> {
       }
       let end: () => void;
       try {
-        end = await this.#o.projects.begin(job.projectId, isMutating(job.type));
+        end = await this.#o.projects.begin(job.projectId, tool.job.mutates);
       } catch (err) {
         release();
         throw err;
@@ -248,10 +249,7 @@ export class QueuePump extends EventEmitter<PumpEvents> {
       this.#runningByType.set(job.type, (this.#runningByType.get(job.type) ?? 0) + 1);
       this.emit('job:start', job);
       const channel = lane === 'commands' ? new MessageChannel() : undefined;
-      if (channel) {
-        this.#cancels.set(job.id, channel.port1);
-        this.#o.commands.started(job.id, channel.port1);
-      }
+      if (channel) this.#o.commands.started(job.id, channel.port1);
       try {
         try {
           return await this.#o.pools.run(lane, { kind: 'job', job, root, cancelPort: channel?.port2 }, channel?.port2);
@@ -261,7 +259,6 @@ export class QueuePump extends EventEmitter<PumpEvents> {
         }
       } finally {
         channel?.port1.close();
-        this.#cancels.delete(job.id);
         this.#runningByType.set(job.type, this.#runningByType.get(job.type)! - 1);
         end();
         release();
@@ -286,7 +283,7 @@ export class QueuePump extends EventEmitter<PumpEvents> {
     if (!this.#stop.signal.aborted) {
       this.#stop.abort(new ToolhostError('shutting_down', 'the server is shutting down; the job did not start, retry later'));
     }
-    for (const port of this.#cancels.values()) port.postMessage({ t: 'cancel' } satisfies ControlMessage);
+    this.#o.commands.cancelRunning();
   }
 
   async #close(force: boolean): Promise<void> {

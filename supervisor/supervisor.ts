@@ -11,7 +11,9 @@ import { MemoryQueue } from '../lib/queue/memory-queue.js';
 import { prepareDataDir, resolveContainment } from '../lib/process/containment.js';
 import { openStore } from '../lib/store/create-store.js';
 import { CommandJobs } from './command-jobs.js';
-import { type AppDeps, createApp } from './http/app.js';
+import { ActiveJobs } from './active-jobs.js';
+import { createApp } from './http/app.js';
+import type { AppDeps } from './http/deps.js';
 import { HttpFront } from './http/server.js';
 import { Janitor, type JanitorReport } from './janitor.js';
 import { JobRecords, type JobsApi, LocalJobs, RemoteJobs } from './jobs-api.js';
@@ -80,14 +82,13 @@ export async function startSupervisor(configured: Config, log: Logger = createLo
     const pools = new Pools(worker ? config : { ...config, pool: { ...config.pool, maxThreads: 1 }, commands: { ...config.commands, threads: 1 } });
     releases.push(() => pools.close());
 
-    // The pump is built after the cache, but the cache asks it how busy a project is.
-    let pump: QueuePump | undefined;
+    const active = new ActiveJobs();
     const projects = new ProjectCache({
       dataDir: config.dataDir,
       store,
       pools,
       maxExtractions: Math.max(1, Math.floor(config.pool.maxThreads / 2)),
-      activeJobs: (id) => pump?.activeJobs(id) ?? 0,
+      activeJobs: (id) => active.count(id),
       exclude: () => deps.config.store.exclude,
       now: opts.now,
     });
@@ -112,23 +113,23 @@ export async function startSupervisor(configured: Config, log: Logger = createLo
     const localJobs = new LocalJobs(commands);
     let jobs: JobsApi = localJobs;
 
-    pump = new QueuePump({
+    const pump = new QueuePump({
       config,
       queue,
       pools,
       projects,
       commands,
+      active,
       log,
       // A worker on a shared queue takes what it can run soon and leaves the rest to its peers.
       maxInflight: azure ? config.commands.maxConcurrent + config.pool.maxThreads * FILE_LANE_PER_THREAD : undefined,
     });
-    const thePump = pump;
     if (azure) {
       const records = new JobRecords(azure.container, nodeId);
       jobs = new RemoteJobs({ queue: azure, records, nodeId, local: worker ? localJobs : undefined, config: () => deps.config, log });
-      if (worker) wireWorker(azure, records, { pump: thePump, projects, commands, localJobs, log });
+      if (worker) wireWorker(azure, records, { pump, active, projects, commands, localJobs, log });
     }
-    if (worker) thePump.start();
+    if (worker) pump.start();
 
     const janitor = new Janitor({ projects, config: () => deps.config, log, now: opts.now });
     releases.push(() => janitor.close());
@@ -145,7 +146,7 @@ export async function startSupervisor(configured: Config, log: Logger = createLo
         // Containment never changes under a reload: keep the sandbox resolved at start.
         const resolved = Object.freeze({ ...next, commands: Object.freeze({ ...next.commands, sandbox: config.commands.sandbox }) }) as Config;
         deps.config = resolved;
-        thePump.resize(resolved);
+        pump.resize(resolved);
         pools.reconfigure(resolved);
       },
       closing: () => closing,
@@ -162,7 +163,7 @@ export async function startSupervisor(configured: Config, log: Logger = createLo
     const close = async (force: boolean): Promise<void> => {
       closing = true;
       http.stopAccepting();
-      await thePump.close({ force });
+      await pump.close({ force });
       await http.close({ force });
       for (const release of releases.reverse()) await release();
       log.info('toolhost stopped');
@@ -176,7 +177,7 @@ export async function startSupervisor(configured: Config, log: Logger = createLo
       reload: () => reloader.reload(),
       runJanitor: () => janitor.runOnce(),
       close(opts = {}) {
-        if (opts.force && closed) void thePump.close({ force: true });
+        if (opts.force && closed) void pump.close({ force: true });
         closed ??= close(opts.force ?? false);
         return closed;
       },
@@ -212,7 +213,7 @@ function newAzureQueue(config: Config, nodeId: string, log: Logger): AzureQueue 
 function wireWorker(
   azure: AzureQueue,
   records: JobRecords,
-  w: { pump: QueuePump; projects: ProjectCache; commands: CommandJobs; localJobs: LocalJobs; log: Logger },
+  w: { pump: QueuePump; active: ActiveJobs; projects: ProjectCache; commands: CommandJobs; localJobs: LocalJobs; log: Logger },
 ): void {
   const warn = (what: string) => (err: unknown) => w.log.warn({ err: String(err) }, what);
   azure.setHooks({
@@ -223,18 +224,18 @@ function wireWorker(
     },
   });
   w.pump.on('job:received', (job) => {
-    if (job.type === 'execute') void records.write(job, azure.nodeId).catch(warn('could not write a command job record'));
+    if (w.commands.has(job.id)) void records.write(job, azure.nodeId).catch(warn('could not write a command job record'));
   });
   w.pump.on('job:end', (job, outcome) => {
     // A job of a project that does not exist took its lease for nothing; nothing will evict it, so let it go.
-    if (!outcome.ok && outcome.error.code === 'project_not_found' && w.pump.activeJobs(job.projectId) <= 1) void azure.leases.release(job.projectId);
-    if (job.type !== 'execute' || !w.commands.has(job.id)) return;
+    if (!outcome.ok && outcome.error.code === 'project_not_found' && w.active.count(job.projectId) <= 1) void azure.leases.release(job.projectId);
+    if (!w.commands.has(job.id)) return;
     void w.commands
       .view(job.id, 'snapshot')
       .then((view) => records.ended(job, view))
       .catch(warn('could not write a command job record'));
   });
   w.projects.on('evicted', (id) => {
-    if (w.pump.activeJobs(id) === 0) void azure.leases.release(id);
+    if (w.active.count(id) === 0) void azure.leases.release(id);
   });
 }

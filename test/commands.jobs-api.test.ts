@@ -3,11 +3,10 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { expect } from 'chai';
 import { loadConfig } from '../config/load.js';
-import type { ExecuteResult } from '../handlers/execute.js';
+import { type ExecuteResult, executeRequest, executeTool } from '../handlers/execute.js';
 import { ToolhostError } from '../lib/errors.js';
 import { newJob } from '../lib/jobs.js';
 import { jobLogPaths, jobLogsDir } from '../lib/process/job-logs.js';
-import { executeRequest } from '../lib/schemas.js';
 import { CommandJobs } from '../supervisor/command-jobs.js';
 import { createLogger } from '../supervisor/logger.js';
 import { startServer, tempDir, type TestServer } from './helpers/harness.js';
@@ -476,7 +475,7 @@ describe('commands: job retention (the registry, driven directly)', () => {
   /** A command job that ran to the end with `stdout`, as the pump would report it. */
   async function finishedJob(stdout: string): Promise<string> {
     const req = executeRequest.parse({ project_id: 'p', command: 'echo' });
-    const job = newJob('execute', 'p', req);
+    const job = newJob(executeTool, 'p', req);
     registry.create(job, req);
     const channel = new MessageChannel();
     ports.push(channel);
@@ -500,6 +499,7 @@ describe('commands: job retention (the registry, driven directly)', () => {
       stdout_offset: size,
       stderr_offset: 0,
       log_dropped_bytes: { stdout: 0, stderr: 0 },
+      invalid_utf8: { stdout: false, stderr: false },
     };
     registry.finished(job.id, { ok: true, value });
     return job.id;
@@ -521,7 +521,7 @@ describe('commands: job retention (the registry, driven directly)', () => {
 
   it('never forgets a running job, however old', async () => {
     const req = executeRequest.parse({ project_id: 'p', command: 'sleep 1000' });
-    const job = newJob('execute', 'p', req);
+    const job = newJob(executeTool, 'p', req);
     registry.create(job, req);
     const channel = new MessageChannel();
     ports.push(channel);

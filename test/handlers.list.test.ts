@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { fileList, type ListResult } from '../handlers/file-list.js';
-import { listRequest, type ListRequest } from '../lib/schemas.js';
+import type { z } from 'zod';
+import { fileListTool } from '../handlers/file-list.js';
 import { HandlerProject, failure } from './helpers/handler-project.js';
 
 describe('handlers/file-list', () => {
@@ -22,10 +22,12 @@ describe('handlers/file-list', () => {
 
   const files = (tree: Record<string, string>): Promise<void> => project.files(tree);
 
+  type ListResult = z.infer<typeof fileListTool.output>;
+
   function run(req: Record<string, unknown> = {}, signal = new AbortController().signal): Promise<ListResult> {
     // Through the schema, as the HTTP front does, so defaults are the real ones.
-    const parsed: ListRequest = listRequest.parse({ project_id: 'p', ...req });
-    return fileList(parsed, { ...project.ctx({ signal }), config });
+    const parsed = fileListTool.input.parse({ project_id: 'p', ...req });
+    return fileListTool.job.handler(parsed, { ...project.ctx({ signal }), config });
   }
 
   const paths = (r: ListResult): string[] => r.entries.map((e) => e.path);

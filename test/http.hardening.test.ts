@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { ToolhostError } from '../lib/errors.js';
-import { TOOL_ROUTES } from '../supervisor/http/tool-routes.js';
+import { TOOLS } from '../supervisor/http/tools.js';
 import { startSupervisor } from '../supervisor/supervisor.js';
 import { resolveToken } from '../supervisor/token.js';
 import { startServer, tempDir, type TestServer } from './helpers/harness.js';
@@ -84,7 +84,7 @@ describe('HTTP hardening', () => {
 
     it('refuses every route but /health without it, and with every malformed or wrong Authorization', async () => {
       const routes: [string, string, unknown][] = [
-        ...TOOL_ROUTES.map((r): [string, string, unknown] => ['POST', r.path, { project_id: 'p', path: 'a.txt', command: 'true', pattern: 'a' }]),
+        ...TOOLS.filter((t) => 'job' in t).map((t): [string, string, unknown] => ['POST', t.route.path, { project_id: 'p', path: 'a.txt', command: 'true', pattern: 'a' }]),
         ['POST', '/mcp', { jsonrpc: '2.0', id: 1, method: 'tools/list' }],
         ['GET', '/projects', undefined],
         ['GET', '/projects/p', undefined],

@@ -1,7 +1,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { expect } from 'chai';
-import { TOOL_CATALOG } from '../lib/tool-catalog.js';
+import { TOOLS } from '../supervisor/http/tools.js';
 import { startServer, type TestServer } from './helpers/harness.js';
 import { DEMO_FILES, startStdinJob, withJob } from './helpers/tool-calls.js';
 
@@ -44,7 +44,7 @@ describe('MCP endpoint (Streamable HTTP)', () => {
     expect(client.getServerVersion()?.name).to.equal('toolhost');
     expect(client.getServerCapabilities()?.tools).to.be.an('object');
     const { tools } = await client.listTools();
-    expect(tools.map((t) => t.name)).to.deep.equal(TOOL_CATALOG.map((t) => t.name));
+    expect(tools.map((t) => t.name)).to.deep.equal(TOOLS.map((t) => t.name));
     const anthropic = (await s.api('/tools?format=anthropic')).body.tools as any[];
     tools.forEach((t, i) => {
       expect(t.inputSchema).to.deep.equal(anthropic[i].input_schema);
@@ -56,7 +56,7 @@ describe('MCP endpoint (Streamable HTTP)', () => {
   it('calls every tool with its example, through the same job path as HTTP', async () => {
     const client = await connect();
     const jobId = await startStdinJob(s);
-    for (const tool of TOOL_CATALOG) {
+    for (const tool of TOOLS) {
       for (const example of tool.examples) {
         const r = await call(client, tool.name, withJob(example, jobId));
         expect(r.isError ?? false, `${tool.name}: ${r.content[0]?.text}`).to.equal(false);

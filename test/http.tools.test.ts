@@ -1,9 +1,9 @@
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { expect } from 'chai';
 import { loadConfig } from '../config/load.js';
-import { TOOL_CATALOG } from '../lib/tool-catalog.js';
-import { type AppDeps, createApp } from '../supervisor/http/app.js';
-import { TOOL_ROUTES } from '../supervisor/http/tool-routes.js';
+import { createApp } from '../supervisor/http/app.js';
+import type { AppDeps } from '../supervisor/http/deps.js';
+import { TOOLS } from '../supervisor/http/tools.js';
 import { startServer, type TestServer } from './helpers/harness.js';
 import { DEMO_FILES, callRoute, startStdinJob, withJob } from './helpers/tool-calls.js';
 
@@ -61,7 +61,7 @@ describe('tool definitions and OpenAPI', () => {
     const r = await s.api('/tools?format=openai');
     expect(r.status).to.equal(200);
     expect(r.body.format).to.equal('openai');
-    expect(r.body.tools.map((t: any) => t.function.name)).to.deep.equal(TOOL_CATALOG.map((t) => t.name));
+    expect(r.body.tools.map((t: any) => t.function.name)).to.deep.equal(TOOLS.map((t) => t.name));
     for (const t of r.body.tools) {
       expect(Object.keys(t).sort()).to.deep.equal(['function', 'type']);
       expect(t.type).to.equal('function');
@@ -78,7 +78,7 @@ describe('tool definitions and OpenAPI', () => {
     const r = await s.api('/tools?format=anthropic');
     expect(r.status).to.equal(200);
     const openai = (await s.api('/tools?format=openai')).body.tools;
-    expect(r.body.tools).to.have.length(TOOL_CATALOG.length);
+    expect(r.body.tools).to.have.length(TOOLS.length);
     r.body.tools.forEach((t: any, i: number) => {
       expect(Object.keys(t).sort()).to.deep.equal(['description', 'input_schema', 'name']);
       expect(t.name).to.match(NAME);
@@ -94,18 +94,15 @@ describe('tool definitions and OpenAPI', () => {
     expect(r.body.error.message).to.include('openai').and.include('anthropic');
   });
 
-  it('is generated from the request schemas: defaults shown, every HTTP tool route in the catalog', async () => {
-    const tools = (await s.api('/tools?format=anthropic')).body.tools as any[];
-    const byName = new Map(tools.map((t) => [t.name, t]));
+  it('is generated from the request schemas: defaults shown, every tool and its route named once', async () => {
+    const body = (await s.api('/tools?format=anthropic')).body as { tools: any[]; routes: Record<string, { method: string; path: string }> };
+    const byName = new Map(body.tools.map((t) => [t.name, t]));
     expect(byName.get('file_edit').input_schema.properties.expected_replacements.default).to.equal(1);
     expect(byName.get('search').input_schema.properties.max_results).to.include({ type: 'integer', minimum: 1, default: 200 });
     expect(byName.get('execute').input_schema.required).to.deep.equal(['project_id', 'command']);
-    for (const route of TOOL_ROUTES) {
-      const tool = TOOL_CATALOG.find((t) => t.jobType === route.type);
-      expect(tool, route.path).to.not.equal(undefined);
-      expect(tool!.route).to.deep.equal({ method: 'POST', path: route.path });
-      expect(tool!.input(), `${tool!.name} validates with the route's own schema`).to.equal(route.schema);
-    }
+    expect(new Set(TOOLS.map((t) => t.name)).size, 'tool names are unique').to.equal(TOOLS.length);
+    expect(new Set(TOOLS.map((t) => `${t.route.method} ${t.route.path}`)).size, 'routes are unique').to.equal(TOOLS.length);
+    for (const tool of TOOLS) expect(body.routes[tool.name]).to.deep.equal({ method: tool.route.method, path: tool.route.path });
   });
 
   it('describes limits from the running configuration', async () => {
@@ -119,13 +116,16 @@ describe('tool definitions and OpenAPI', () => {
   it('runs a call built from every tool\'s example, over the route GET /tools names', async () => {
     const { routes } = (await s.api('/tools')).body as { routes: Record<string, { method: string; path: string }> };
     const jobId = await startStdinJob(s);
-    for (const tool of TOOL_CATALOG) {
+    for (const tool of TOOLS) {
       expect(tool.examples.length, tool.name).to.be.greaterThan(0);
       for (const example of tool.examples) {
         const args = withJob(example, jobId);
-        expect(tool.input().safeParse(args).success, `${tool.name} example fits its schema`).to.equal(true);
+        expect(tool.input.safeParse(args).success, `${tool.name} example fits its schema`).to.equal(true);
         const r = await callRoute(s, routes[tool.name]!, args);
         expect(r.status, `${tool.name}: ${JSON.stringify(r.body)}`).to.equal(200);
+        // The response schemas are strict: an answer with a field the schema lacks, or without one it requires, fails.
+        const answer = tool.output.safeParse(r.body);
+        expect(answer.success, `${tool.name} answers as its output schema says: ${JSON.stringify(answer.error?.issues)}`).to.equal(true);
       }
     }
   });
@@ -167,7 +167,7 @@ describe('tool definitions and OpenAPI', () => {
 describe('tool descriptions follow a loaded configuration', () => {
   it('takes its numbers from the config in effect', () => {
     const config = loadConfig({ overrides: { files: { maxReadBytes: 4242 } } });
-    const read = TOOL_CATALOG.find((t) => t.name === 'file_read')!;
+    const read = TOOLS.find((t) => t.name === 'file_read')!;
     expect(read.describe(config)).to.include('4242 bytes');
   });
 });

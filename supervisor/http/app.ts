@@ -6,53 +6,16 @@ import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Config } from '../../config/schema.js';
 import { ToolhostError } from '../../lib/errors.js';
-import type { Containment } from '../../lib/process/containment-types.js';
-import type { JobQueue } from '../../lib/queue/job-queue.js';
-import type { CommandJobs } from '../command-jobs.js';
-import type { JobsApi } from '../jobs-api.js';
-import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
-import type { Pools } from '../pools.js';
-import type { ProjectCache } from '../projects.js';
-import type { QueuePump } from '../pump.js';
-import type { ReloadReport } from '../reload.js';
 import { adminRoutes } from './admin-routes.js';
 import { docsRoutes } from './docs-routes.js';
 import { bodyParserError, sendError, setErrorContext } from './errors.js';
+import type { AppDeps } from './deps.js';
 import { authChecker, authGuard, hostGuard, jsonPostGuard, originGuard } from './guards.js';
 import { jobRoutes } from './job-routes.js';
 import { mcpRoutes } from './mcp-routes.js';
 import { projectRoutes } from './project-routes.js';
-import { TOOL_ROUTES, toolRoutes } from './tool-routes.js';
-
-/** What the HTTP front needs from the rest of the supervisor. */
-export interface AppDeps {
-  /** The configuration in effect; a reload replaces it, so routes read it per request. */
-  config: Config;
-  queue: JobQueue;
-  pump: QueuePump;
-  pools: Pools;
-  projects: ProjectCache;
-  commands: CommandJobs;
-  /** The jobs API: this process's registry, or (Azure queue) the registries of the workers running the commands. */
-  jobs: JobsApi;
-  metrics: Metrics;
-  log: Logger;
-  startedAt: number;
-  /** This process's name among its peers (the distributed queue). */
-  nodeId: string;
-  /** How commands are contained here, for the authenticated /health. */
-  containment: Containment;
-  /**
-   * The bearer token every request but a bare /health must carry, resolved at start (supervisor/token.ts); null
-   * with auth "none". Not read from `config`, whose `token` may be null and which a reload replaces.
-   */
-  token: string | null;
-  /** Re-reads and applies the config file (POST /admin/reload). */
-  reload(): Promise<ReloadReport>;
-  /** True once shutdown began: new work is refused with 503. */
-  closing(): boolean;
-}
+import { toolRoutes } from './tool-routes.js';
+import { TOOLS } from './tools.js';
 
 /** Builds the Express application. */
 export function createApp(d: AppDeps): express.Express {
@@ -137,7 +100,7 @@ function refuseOffRole(app: express.Express, role: Config['role']): void {
   const refuse = (why: string) => (_req: Request, _res: Response, next: NextFunction) => next(new ToolhostError('not_on_this_role', why));
   if (role === 'worker') {
     app.use(
-      [...TOOL_ROUTES.map((r) => r.path), '/jobs', '/mcp'],
+      [...new Set(TOOLS.map((t) => t.route.path.replace(/\/\{.*$/, ''))), '/jobs', '/mcp'],
       refuse('this process has role "worker": it runs jobs but takes no requests for them; send tool, jobs and MCP requests to a process with role "api" (or "all")'),
     );
   }

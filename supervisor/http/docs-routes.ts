@@ -1,11 +1,10 @@
 /** Machine-readable descriptions of the API: LLM tool definitions (GET /tools) and OpenAPI (GET /openapi.json). */
 import express from 'express';
 import * as schemas from '../../lib/schemas.js';
-import { TOOL_CATALOG } from '../../lib/tool-catalog.js';
 import { toolDefinition } from '../../lib/tool-formats.js';
-import type { AppDeps } from './app.js';
-import { sendError } from './errors.js';
+import type { AppDeps } from './deps.js';
 import { openApiDocument } from './openapi.js';
+import { TOOLS } from './tools.js';
 import { validate } from './validate.js';
 
 /** GET /tools?format=openai|anthropic, GET /openapi.json. Both read the configuration in effect. */
@@ -13,18 +12,14 @@ export function docsRoutes(d: AppDeps): express.Router {
   const router = express.Router();
 
   router.get('/tools', (req, res) => {
-    try {
-      const { format } = validate(schemas.toolsQuery, { ...req.query }, 'GET /tools query');
-      res.json({
-        format,
-        tools: TOOL_CATALOG.map((t) => toolDefinition(t, d.config, format)),
-        // How to run a call over HTTP: `{field}` in a path takes that argument; the other arguments are the JSON
-        // body (POST) or the query string (GET, DELETE).
-        routes: Object.fromEntries(TOOL_CATALOG.map((t) => [t.name, t.route])),
-      });
-    } catch (err) {
-      sendError(res, err);
-    }
+    const { format } = validate(schemas.toolsQuery, { ...req.query }, 'GET /tools query');
+    res.json({
+      format,
+      tools: TOOLS.map((t) => toolDefinition(t, d.config, format)),
+      // How to run a call over HTTP: `{field}` in a path takes that argument; the other arguments are the JSON
+      // body (POST) or the query string (GET, DELETE).
+      routes: Object.fromEntries(TOOLS.map((t) => [t.name, { method: t.route.method, path: t.route.path }])),
+    });
   });
 
   router.get('/openapi.json', (req, res) => {

@@ -1,85 +1,25 @@
 /**
- * The jobs API, for commands that outlive a request: long-poll by offsets, Server-Sent Events, stdin, cancel and
- * a list. Output is read from the job's log files; waiting is by event (one timer per waiting request).
+ * A command job's output as Server-Sent Events, for clients that show it live. Output is read from the job's log
+ * files; waiting is by event (one timer per waiting request).
  */
-import express, { type Request, type Response } from 'express';
+import express, { type Response } from 'express';
 import { ToolhostError } from '../../lib/errors.js';
-import * as schemas from '../../lib/schemas.js';
-import type { AppDeps } from './app.js';
-import { sendError } from './errors.js';
+import { jobId } from '../../lib/schemas.js';
+import type { AppDeps } from './deps.js';
+import { outputOffsets } from './job-tools.js';
 import { clientGone } from './tool-routes.js';
-import { jsonBody, validate } from './validate.js';
+import { validate } from './validate.js';
 
-function jobIdParam(req: Request): string {
-  const parsed = schemas.jobId.safeParse(req.params.id);
-  if (!parsed.success) {
-    throw new ToolhostError('job_not_found', `"${req.params.id}" is not a job id; use the job_id that /execute returned`);
-  }
-  return parsed.data;
-}
-
-/**
- * The jobs tools as plain operations on validated input, shared by the HTTP routes below and the MCP endpoint.
- * `signal` ends a wait early (the caller went away).
- */
-export const JOB_OPERATIONS = {
-  job_list: async (d: AppDeps, q: { project_id?: string | undefined }, _signal?: AbortSignal) => ({ jobs: await d.jobs.list(q.project_id) }),
-  job_status: async (d: AppDeps, q: schemas.JobPollQuery & { job_id: string }, signal?: AbortSignal) =>
-    d.jobs.page(q.job_id, { stdout: q.stdout_offset, stderr: q.stderr_offset }, q.wait_s * 1000, signal),
-  job_input: async (d: AppDeps, q: schemas.JobInputRequest & { job_id: string }, _signal?: AbortSignal) => {
-    await d.jobs.input(q.job_id, q.data, q.eof);
-    return { job_id: q.job_id, bytes: Buffer.byteLength(q.data), eof: q.eof };
-  },
-  // The handler kills the tree (TERM, then KILL after the grace) and reports; wait for that.
-  job_cancel: async (d: AppDeps, q: { job_id: string }, _signal?: AbortSignal) => d.jobs.cancel(q.job_id, (d.config.commands.killGraceS + 10) * 1000),
-} as const;
-
-/** The name of a jobs tool. */
-export type JobOperation = keyof typeof JOB_OPERATIONS;
-
-/** GET /jobs, GET /jobs/:id, GET /jobs/:id/stream, POST /jobs/:id/input, DELETE /jobs/:id. */
+/** GET /jobs/:id/stream (the other jobs routes are tools: job-tools.ts). */
 export function jobRoutes(d: AppDeps): express.Router {
   const router = express.Router();
-  const route = (handler: (req: Request, res: Response) => Promise<unknown>) => async (req: Request, res: Response) => {
-    try {
-      const body = await handler(req, res);
-      if (body !== undefined) res.json(body);
-    } catch (err) {
-      sendError(res, err);
-    }
-  };
-
-  router.get('/jobs', route(async (req, res) => JOB_OPERATIONS.job_list(d, validate(schemas.jobListQuery, { ...req.query }, 'GET /jobs query'), clientGone(res))));
-
-  router.get(
-    '/jobs/:id',
-    route(async (req, res) => {
-      const q = validate(schemas.jobPollQuery, { ...req.query }, 'GET /jobs/:id query');
-      return JOB_OPERATIONS.job_status(d, { ...q, job_id: jobIdParam(req) }, clientGone(res));
-    }),
-  );
-
-  router.get(
-    '/jobs/:id/stream',
-    route(async (req, res) => {
-      const id = jobIdParam(req);
-      const q = validate(schemas.jobPollQuery.omit({ wait_s: true }), { ...req.query }, 'GET /jobs/:id/stream query');
-      await d.jobs.page(id, { stdout: 0, stderr: 0 }, 0); // 404 before the stream starts
-      await streamJob(d, id, { stdout: q.stdout_offset, stderr: q.stderr_offset }, res);
-      return undefined;
-    }),
-  );
-
-  router.post(
-    '/jobs/:id/input',
-    jsonBody(d.config.http.maxBodyBytes),
-    route(async (req, res) => {
-      const body = validate(schemas.jobInputRequest, req.body, 'POST /jobs/:id/input');
-      return JOB_OPERATIONS.job_input(d, { ...body, job_id: jobIdParam(req) }, clientGone(res));
-    }),
-  );
-
-  router.delete('/jobs/:id', route(async (req, res) => JOB_OPERATIONS.job_cancel(d, { job_id: jobIdParam(req) }, clientGone(res))));
+  router.get('/jobs/:id/stream', async (req, res) => {
+    const parsed = jobId.safeParse(req.params.id);
+    if (!parsed.success) throw new ToolhostError('job_not_found', `"${req.params.id}" is not a job id; use the job_id that /execute returned`);
+    const q = validate(outputOffsets, { ...req.query }, 'GET /jobs/:id/stream query');
+    await d.jobs.page(parsed.data, { stdout: 0, stderr: 0 }, 0); // 404 before the stream starts
+    await streamJob(d, parsed.data, { stdout: q.stdout_offset, stderr: q.stderr_offset }, res);
+  });
   return router;
 }
 

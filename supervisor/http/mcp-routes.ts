@@ -1,20 +1,18 @@
 /**
  * The MCP endpoint (Model Context Protocol over Streamable HTTP, stateless: a new server and transport per
  * request). It serves the catalog's tools with the HTTP API's own validation and errors: a tool that fails answers
- * with a result flagged isError whose text is the JSON error body, never with a protocol error. Tools that queue a
- * job go through the tool routes' submission path; the jobs tools run the same operations as the /jobs routes. Auth is the app's bearer check in front of it.
+ * with a result flagged isError whose text is the JSON error body, never with a protocol error.  Every call takes
+ * the same path as the tool's HTTP route (tools.ts). Auth is the app's bearer check in front of it.
  */
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { CallToolRequestSchema, ErrorCode as RpcErrorCode, ListToolsRequestSchema, McpError, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, ErrorCode as RpcErrorCode, ListToolsRequestSchema, McpError, type CallToolResult, type Tool as McpTool } from '@modelcontextprotocol/sdk/types.js';
 import express, { type Request, type Response } from 'express';
-import { TOOL_CATALOG, findTool, type ToolSpec } from '../../lib/tool-catalog.js';
 import { inputJsonSchema, toolDescription } from '../../lib/tool-formats.js';
 import { VERSION } from '../../lib/version.js';
-import type { AppDeps } from './app.js';
-import { errorBody, sendError } from './errors.js';
-import { JOB_OPERATIONS, type JobOperation } from './job-routes.js';
-import { submitTool } from './tool-routes.js';
+import type { AppDeps } from './deps.js';
+import { errorBody } from './errors.js';
+import { type Tool, TOOLS, callTool, findTool } from './tools.js';
 import { jsonBody, validate } from './validate.js';
 
 const INSTRUCTIONS =
@@ -33,12 +31,8 @@ export function mcpRoutes(d: AppDeps): express.Router {
       void transport.close();
       void server.close();
     });
-    try {
-      await server.connect(transport);
-      await transport.handleRequest(req, res, req.body);
-    } catch (err) {
-      sendError(res, err);
-    }
+    await server.connect(transport);
+    await transport.handleRequest(req, res, req.body);
   });
   const notAllowed = (_req: Request, res: Response): void => {
     res.status(405).set('Allow', 'POST').json({ jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed: this MCP endpoint is stateless; POST JSON-RPC messages to it.' }, id: null });
@@ -54,12 +48,13 @@ export function mcpRoutes(d: AppDeps): express.Router {
  */
 function mcpServer(d: AppDeps, res: Response): Server {
   const server = new Server({ name: 'toolhost', version: VERSION }, { capabilities: { tools: {} }, instructions: INSTRUCTIONS });
-  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: TOOL_CATALOG.map((t) => mcpTool(t, d)) }));
+  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: TOOLS.map((t) => mcpTool(t, d)) }));
   server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
     const tool = findTool(request.params.name);
     if (!tool) throw new McpError(RpcErrorCode.InvalidParams, `unknown tool "${request.params.name}"; tools/list names the tools`);
     try {
-      const value = await callTool(d, tool, request.params.arguments ?? {}, extra.signal, res.locals.requestId as string | undefined);
+      const input = validate(tool.input, request.params.arguments ?? {}, `tool ${tool.name}`);
+      const value = await callTool(d, tool, input, { signal: extra.signal, requestId: res.locals.requestId as string | undefined });
       const result: CallToolResult = { content: [{ type: 'text', text: JSON.stringify(value) }] };
       if (typeof value === 'object' && value !== null && !Array.isArray(value)) result.structuredContent = value as Record<string, unknown>;
       return result;
@@ -70,21 +65,12 @@ function mcpServer(d: AppDeps, res: Response): Server {
   return server;
 }
 
-function mcpTool(t: ToolSpec, d: AppDeps): Tool {
+function mcpTool(t: Tool, d: AppDeps): McpTool {
   return {
     name: t.name,
     title: t.title,
     description: toolDescription(t, d.config),
-    inputSchema: inputJsonSchema(t) as Tool['inputSchema'],
+    inputSchema: inputJsonSchema(t) as McpTool['inputSchema'],
     annotations: { title: t.title, readOnlyHint: t.readOnly, openWorldHint: false },
   };
-}
-
-/** Validates the arguments with the tool's schema, then runs the tool; throws the tool's error. */
-async function callTool(d: AppDeps, tool: ToolSpec, args: Record<string, unknown>, signal: AbortSignal, requestId?: string): Promise<unknown> {
-  const body = validate(tool.input(), args, `tool ${tool.name}`);
-  if (tool.jobType) return submitTool(d, tool.jobType, body as { project_id: string }, signal, requestId);
-  if (!(tool.name in JOB_OPERATIONS)) throw new Error(`tool ${tool.name} has neither a job type nor an operation`);
-  const op = JOB_OPERATIONS[tool.name as JobOperation] as (d: AppDeps, q: unknown, signal?: AbortSignal) => Promise<unknown>;
-  return op(d, body, signal);
 }

@@ -1,16 +1,19 @@
 /**
  * The OpenAPI 3.1 document of the whole HTTP API (GET /openapi.json), generated from the same zod schemas the
- * routes validate with: the tools come from the catalog, the other routes from the table below. Error responses
+ * routes validate with: the tools, requests and answers, come from their definitions (tools.ts), the other routes
+ * from the table below. Error responses
  * are derived from the error codes each route can return and share one error body schema.
  */
 import { z } from 'zod';
 import type { Config } from '../../config/schema.js';
 import { ERROR_STATUS, type ErrorCode } from '../../lib/errors.js';
 import * as schemas from '../../lib/schemas.js';
-import { COMMON_ERRORS, TOOL_CATALOG } from '../../lib/tool-catalog.js';
+import { COMMON_ERRORS } from '../../lib/tool.js';
 import { inputJsonSchema, toolDescription, type JsonSchema } from '../../lib/tool-formats.js';
 import { VERSION } from '../../lib/version.js';
+import { outputOffsets } from './job-tools.js';
 import { putProjectQuery } from './project-routes.js';
+import { TOOLS } from './tools.js';
 
 /** A route that is not a tool. */
 interface RouteDoc {
@@ -83,7 +86,7 @@ const ROUTES: readonly RouteDoc[] = [
     method: 'get', path: '/jobs/{job_id}/stream', operationId: 'job_stream', summary: 'Stream a command job\'s output (Server-Sent Events)',
     description: 'Events `stdout` and `stderr` carry {text, offset, next_offset}; `end` carries the final status.',
     pathParams: { job_id: schemas.jobId },
-    query: schemas.jobPollQuery.omit({ wait_s: true }),
+    query: outputOffsets,
     ok: { '200': { description: 'The event stream.', contentType: 'text/event-stream', schema: { type: 'string' } } },
     errors: ['job_not_found', 'bad_request', ...ADMIN_ERRORS],
   },
@@ -146,7 +149,7 @@ export function openApiDocument(config: Config, serverUrl: string): JsonSchema {
     (paths[path] ??= {})[method] = op;
   };
   const auth = config.auth === 'token';
-  for (const tool of TOOL_CATALOG) {
+  for (const tool of TOOLS) {
     const method = tool.route.method.toLowerCase();
     const input = inputJsonSchema(tool);
     const pathFields = [...tool.route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
@@ -168,7 +171,7 @@ export function openApiDocument(config: Config, serverUrl: string): JsonSchema {
       parameters.push(...rest.map((name) => parameter(name, 'query', properties[name]!, required.has(name))));
     }
     if (parameters.length > 0) op.parameters = parameters;
-    op.responses = responses({ '200': { description: 'The tool\'s result.', schema: object('The result; see the description.') } }, [...tool.errors, ...COMMON_ERRORS, ...(method === 'post' ? JSON_BODY_ERRORS : [])], auth);
+    op.responses = responses({ '200': { description: 'The tool\'s result.', schema: jsonSchema(tool.output, 'output') } }, [...tool.errors, ...COMMON_ERRORS, ...(method === 'post' ? JSON_BODY_ERRORS : [])], auth);
     add(tool.route.path, method, op);
   }
   for (const r of ROUTES) {
@@ -222,8 +225,8 @@ function errorBodySchema(): JsonSchema {
   };
 }
 
-function jsonSchema(s: z.ZodType): JsonSchema {
-  const out = z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+function jsonSchema(s: z.ZodType, io: 'input' | 'output' = 'input'): JsonSchema {
+  const out = z.toJSONSchema(s, { io, unrepresentable: 'any' }) as JsonSchema;
   delete out.$schema;
   return out;
 }

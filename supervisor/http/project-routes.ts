@@ -9,8 +9,7 @@ import express, { type Request } from 'express';
 import { z } from 'zod';
 import { ToolhostError } from '../../lib/errors.js';
 import { PROJECT_ID_PATTERN, PROJECT_ID_RULE } from '../../lib/schemas.js';
-import type { AppDeps } from './app.js';
-import { sendError } from './errors.js';
+import type { AppDeps } from './deps.js';
 import { validate } from './validate.js';
 
 /** The query of PUT /projects/:id (also documented in the OpenAPI description). */
@@ -22,51 +21,31 @@ export const putProjectQuery = z.strictObject({
 export function projectRoutes(d: AppDeps): express.Router {
   const router = express.Router();
   router.put('/projects/:id', async (req, res) => {
-    try {
-      const id = projectIdParam(req.params.id);
-      const q = validate(putProjectQuery, { ...req.query }, `PUT /projects/${id} query`);
-      const replace = q.replace === 'true';
-      const upload = await receiveUpload(req, d);
-      const { created, info } = await d.projects.put(id, upload, { replace });
-      res.status(created ? 201 : 200).json(info);
-    } catch (err) {
-      sendError(res, err);
-    }
+    const id = projectIdParam(req.params.id);
+    const q = validate(putProjectQuery, { ...req.query }, `PUT /projects/${id} query`);
+    const replace = q.replace === 'true';
+    const upload = await receiveUpload(req, d);
+    const { created, info } = await d.projects.put(id, upload, { replace });
+    res.status(created ? 201 : 200).json(info);
   });
 
   router.get('/projects', async (_req, res) => {
-    try {
-      res.json({ projects: await d.projects.list() });
-    } catch (err) {
-      sendError(res, err);
-    }
+    res.json({ projects: await d.projects.list() });
   });
 
   router.get('/projects/:id', async (req, res) => {
-    try {
-      res.json(await d.projects.info(projectIdParam(req.params.id)));
-    } catch (err) {
-      sendError(res, err);
-    }
+    res.json(await d.projects.info(projectIdParam(req.params.id)));
   });
 
   router.post('/projects/:id/save', async (req, res) => {
-    try {
-      res.json(await d.projects.save(projectIdParam(req.params.id)));
-    } catch (err) {
-      sendError(res, err);
-    }
+    res.json(await d.projects.save(projectIdParam(req.params.id)));
   });
 
   router.delete('/projects/:id/cache', async (req, res) => {
-    try {
-      const id = projectIdParam(req.params.id);
-      const evicted = await d.projects.evict(id);
-      if (!evicted) await d.projects.info(id); // 404 for a project that does not exist at all
-      res.json({ project_id: id, evicted });
-    } catch (err) {
-      sendError(res, err);
-    }
+    const id = projectIdParam(req.params.id);
+    const evicted = await d.projects.evict(id);
+    if (!evicted) await d.projects.info(id); // 404 for a project that does not exist at all
+    res.json({ project_id: id, evicted });
   });
   return router;
 }

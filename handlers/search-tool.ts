@@ -1,0 +1,56 @@
+/** The search tool's definition (to be folded into handlers/search.ts once its split lands). */
+import { z } from 'zod';
+import { searchRequest } from '../lib/schemas.js';
+import { PROJECT_ERRORS, jobTool } from '../lib/tool.js';
+import { search } from './search.js';
+
+const searchMatch = z.strictObject({
+  path: z.string().describe('Project-relative path with forward slashes.'),
+  line: z.number().int().describe('1-based line number.'),
+  column: z.number().int().describe('1-based column of the first match on the line, in code points.'),
+  text: z.string().describe('The line without its line break, cut to 500 code points around the match ("…" where cut).'),
+  before: z.array(z.string()).describe('Up to context_lines lines just before the match, nearest last.'),
+  after: z.array(z.string()).describe('Up to context_lines lines just after the match, nearest first.'),
+});
+
+const searchResult = z.strictObject({
+  matches: z.array(searchMatch).describe('Matches in path order, then line order.'),
+  truncated: z.boolean().describe('True when the search stopped at max_results; there may be more.'),
+  timed_out: z.boolean().optional().describe('True when the search was stopped at search.timeoutS; matches holds what it found by then.'),
+  complete: z.boolean().describe('True only when every file under the target was searched to its end and every match found is in matches.'),
+  incomplete_reasons: z.array(z.enum(['max_results', 'timed_out', 'long_lines', 'unreadable_files', 'search_aborted'])).optional(),
+  note: z.string().optional().describe('When complete is false: what each reason means and what to do next.'),
+  skipped_long_lines: z.number().int().optional().describe('Matching lines longer than search.maxLineBytes, left out of matches.'),
+  long_lines: z.array(z.strictObject({ path: z.string(), line: z.number().int() })).optional().describe('Where the first of those lines are.'),
+  errors: z.array(z.string()).optional().describe("rg's messages about files or folders it could not read."),
+});
+
+/** The search tool. */
+export const searchTool = jobTool({
+  name: 'search',
+  title: 'Search file contents',
+  route: { method: 'POST', path: '/search' },
+  input: searchRequest,
+  output: searchResult,
+  readOnly: true,
+  errors: [...PROJECT_ERRORS, 'file_not_found', 'not_a_regular_file', 'invalid_regex', 'search_failed'],
+  hints: {
+    pattern: 'Text to find; a regular expression when regex is true.',
+    case_sensitive: 'Match letter case exactly (false ignores case).',
+    context_lines: 'Lines of context to return before and after each match.',
+    max_results: 'Most matches to return.',
+  },
+  describe: ({ search }) =>
+    'Search file contents with ripgrep: literal text by default, a Rust-syntax regular expression with regex: true; ' +
+    'narrow it with glob (e.g. "*.ts") and path. Returns matches (path, line, column, text, optional context lines) in ' +
+    `path order. At most max_results (default 200, at most ${search.maxResults}) come back, then truncated: true. ` +
+    'Respects .gitignore, searches hidden files, never .git. ' +
+    `A search still running after ${search.timeoutS} s returns what it found. complete: false says something was ` +
+    'left out (incomplete_reasons and note say what and what to do): max_results, a timeout, matching lines over ' +
+    `${search.maxLineBytes} bytes (counted in skipped_long_lines, located in long_lines), files it could not read ` +
+    '(errors). Use it to find definitions, usages and strings before reading files.',
+  limits: (req, { search }) =>
+    req.max_results > search.maxResults ? `max_results ${req.max_results} exceeds search.maxResults (${search.maxResults}); narrow the search instead` : undefined,
+  examples: [{ project_id: 'demo', pattern: 'TODO\\(\\w+\\)', regex: true, glob: '*.ts', context_lines: 1 }],
+  job: { type: 'search', lane: 'files', mutates: false, handler: (req, ctx) => search(req, ctx) },
+});

@@ -1,0 +1,110 @@
+/**
+ * What a tool is. Each tool is one declarative definition, in one file: its request and response schemas, its
+ * HTTP route, its description for a model, the limits that depend on the configuration, and how it runs. The
+ * HTTP routes, GET /tools, GET /openapi.json, POST /mcp and the pool threads' handler registry are all derived
+ * from these definitions, so adding a tool is one new file (and its tests) plus its line in a registry.
+ *
+ * Two kinds of tool share the {@link ToolBase}:
+ *   - a job tool ({@link JobTool}) is queued as a job and runs on a pool thread (handlers/);
+ *   - a supervisor tool answers from the supervisor itself (the jobs API, supervisor/http/job-tools.ts).
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { z } from 'zod';
+import type { Config } from '../config/schema.js';
+import { type ErrorCode, ToolhostError } from './errors.js';
+
+/** The part every tool has. */
+export interface ToolBase<In extends z.ZodObject = z.ZodObject, Out extends z.ZodType = z.ZodType> {
+  /** The name models call it by: ^[a-zA-Z0-9_-]{1,64}$. */
+  name: string;
+  /** A short human title (MCP clients show it). */
+  title: string;
+  /**
+   * The HTTP route that serves the tool. A `{field}` in the path takes that input field; the other fields go in
+   * the query string (GET, DELETE) or the JSON body (POST). `notFound` is the error of a path field that is
+   * malformed, and so names nothing that exists.
+   */
+  route: { method: 'GET' | 'POST' | 'DELETE'; path: string; notFound?: ErrorCode };
+  /** The request schema: HTTP, MCP and the provider formats validate with it and document it. */
+  input: In;
+  /** The response schema: OpenAPI types every answer with it, and the tests hold every answer to it. */
+  output: Out;
+  /** True when the tool never changes the project or a job. */
+  readOnly: boolean;
+  /** What the tool does, when to use it and its limits, for the model. */
+  describe(config: Config): string;
+  /** Error codes this tool can end with, besides {@link COMMON_ERRORS}. */
+  errors: readonly ErrorCode[];
+  /** Descriptions of input fields that the schema leaves undocumented. */
+  hints?: Readonly<Record<string, string>>;
+  /** Valid calls; a `job_id` in them stands for a job the caller started. Tests run every one. */
+  examples: readonly z.input<In>[];
+  /** Bounds that depend on the configuration, checked before the tool runs: a message saying what to ask for. */
+  limits?(input: z.output<In>, config: Config): string | undefined;
+}
+
+/**
+ * Lanes keep short jobs from waiting behind long ones: commands run in their own lane on their own pool, so a
+ * read, list or search never competes with a command for a slot or a thread. A job of the commands lane is a
+ * command job: it has a record (status, output logs, stdin, cancel) that outlives its request.
+ */
+export type Lane = 'commands' | 'files';
+
+/** A tool that is queued as a job and runs on a pool thread. */
+export interface JobTool<In extends z.ZodObject = z.ZodObject, Out extends z.ZodType = z.ZodType, Res = z.input<Out>> extends ToolBase<In, Out> {
+  job: {
+    /** The job type on the queue (and in logs and metrics). */
+    type: string;
+    lane: Lane;
+    /** Changes the project: marks the working copy dirty first, and is never run again silently after a crash. */
+    mutates: boolean;
+    /** The project path whose jobs run one at a time (a write or an edit of one file), if any. */
+    lockPath?(input: z.output<In>): string;
+    /**
+     * The implementation, on a pool thread. Its result is the caller's answer, except for a command, whose result
+     * (the facts of its run) its record turns into the answer (supervisor/command-jobs.ts).
+     */
+    handler(req: z.output<In>, ctx: HandlerContext): Promise<Res>;
+  };
+}
+
+/** Checks a job tool's definition against its schemas (and infers their types). */
+export function jobTool<In extends z.ZodObject, Out extends z.ZodType, Res = z.input<Out>>(tool: JobTool<In, Out, Res>): JobTool<In, Out, Res> {
+  return tool;
+}
+
+/** The context of one job inside a pool thread. */
+export interface HandlerContext {
+  /** Absolute real path of the project's working copy. */
+  root: string;
+  /** The supervisor's validated configuration. */
+  config: Config;
+  /** Fires when the job must stop (its process tree is killed). */
+  signal: AbortSignal;
+  /** Job id, used to mark the processes a command starts. */
+  jobId: string;
+  /** The project the job runs in. */
+  projectId: string;
+  /** The job's channel to the supervisor, for commands: the handler posts progress messages on it. */
+  port?: MessagePort | undefined;
+  /**
+   * Delivers input sent to the job's stdin, including what arrived before the handler subscribed (the
+   * supervisor may forward input as soon as the job is handed to the thread).
+   */
+  onStdin?: ((sink: (m: { data: string; eof?: boolean | undefined }) => void) => void) | undefined;
+}
+
+/** A tool implementation: a plain async function from a validated request to a JSON-safe result. */
+export type Handler<Req, Res> = (req: Req, ctx: HandlerContext) => Promise<Res>;
+
+/** Errors any tool can end with. */
+export const COMMON_ERRORS: readonly ErrorCode[] = ['bad_request', 'unknown_field', 'queue_full', 'shutting_down', 'internal'];
+
+/** Errors of every tool that works in a project's files. */
+export const PROJECT_ERRORS: readonly ErrorCode[] = ['project_not_found', 'path_outside_project', 'permission_denied', 'no_space'];
+
+/** Runs a tool's config-dependent limits: a 400 that says what to ask for instead. */
+export function checkLimits<In extends z.ZodObject>(tool: ToolBase<In>, input: z.output<In>, config: Config): void {
+  const over = tool.limits?.(input, config);
+  if (over !== undefined) throw new ToolhostError('bad_request', over);
+}
