@@ -17,17 +17,11 @@ import type { ArchiveFormat } from './format.js';
 import { corrupt } from './refusals.js';
 import { READ_CHUNK_BYTES, readTarGz } from './tar-reader.js';
 import { TreeWriter } from './tree-writer.js';
+import type { ArchiveLimits } from './types.js';
 import { readZip } from './zip-reader.js';
 
-/** Bomb limits of one extraction: the `archive` section of the configuration. */
-export interface ArchiveLimits {
-  /** Most entries (files, folders, links) the archive may hold. */
-  maxEntries: number;
-  /** Most bytes of file content the archive may expand to. */
-  maxTotalBytes: number;
-  /** Largest ratio of expanded bytes to the archive file's size. */
-  maxRatio: number;
-}
+// For callers outside lib/archive that import it from here; it is defined in the leaf `types.ts`.
+export type { ArchiveLimits } from './types.js';
 
 /** What {@link extractArchive} extracts, and where to. */
 export interface ExtractOptions {

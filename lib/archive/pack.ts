@@ -25,8 +25,8 @@ import { ToolhostError, errnoCode, toToolhostError } from '../errors.js';
 import { O_PATH, closeQuietly, fdPath, openSubfolder } from '../safe-fs.js';
 import type { ArchiveFormat } from './format.js';
 import { TarGzWriter } from './tar-writer.js';
-import type { ArchiveLimits } from './extract.js';
 import { MAX_LINK_TARGET, ratioLimit } from './tree-writer.js';
+import type { ArchiveLimits, ArchiveWriter, EntryMeta } from './types.js';
 import { ZipWriter } from './zip-writer.js';
 
 /** What {@link packTree} packs, and where to. */
@@ -65,15 +65,6 @@ export interface PackResult {
 /** Most skipped entries a {@link PackResult} names. */
 export const MAX_SKIPPED_REPORTED = 100;
 
-/** What every entry tells the archive writers. */
-export interface EntryMeta {
-  /** Root-relative name, "/"-separated, without a trailing "/". */
-  name: string;
-  /** The full st_mode (type and permission bits). */
-  mode: number;
-  mtimeMs: number;
-}
-
 /** One thing found by {@link walkTree}. */
 export type TreeEntry = EntryMeta & ({ kind: 'dir' } | { kind: 'file'; size: number } | { kind: 'symlink'; target: string });
 
@@ -82,24 +73,6 @@ export type TreeEntry = EntryMeta & ({ kind: 'dir' } | { kind: 'file'; size: num
  * user through `at` (`/proc/self/fd/<folder fd>/<name>`), which is valid until the walk is resumed.
  */
 type Met = Exclude<TreeEntry, { kind: 'file' }> | { kind: 'file'; name: string; at: string };
-
-/** The content of one file going into an archive. */
-export interface FileSink {
-  /** Adds the next chunk; the caller may reuse the chunk's memory once this returns. */
-  write(chunk: Buffer): void;
-  /** Completes the entry once its content is written (even when fewer bytes came than announced). */
-  end(): void;
-}
-
-/** An archive format being written to an open file, one entry at a time. */
-export interface ArchiveWriter {
-  directory(entry: EntryMeta): void;
-  symlink(entry: EntryMeta, target: string): void;
-  /** Starts a file whose content will be at most `size` bytes. */
-  file(entry: EntryMeta, size: number): FileSink;
-  /** Writes the archive's closing records; returns the archive's size in bytes. */
-  finish(): number;
-}
 
 /**
  * Files up to this size are read in one call, which fixes their size before their header is written; larger ones

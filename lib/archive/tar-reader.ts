@@ -9,7 +9,7 @@ import { createGunzip } from 'node:zlib';
 import tar, { type ExtractEvents, type Header } from 'tar-stream';
 import { ToolhostError } from '../errors.js';
 import { corrupt, special } from './refusals.js';
-import type { FileSink, TreeWriter } from './tree-writer.js';
+import type { TreeFileSink, TreeWriter } from './tree-writer.js';
 
 /**
  * Tar bytes per entry beyond its content (header, pax header, padding); with the slack, how far the raw tar
@@ -45,7 +45,7 @@ export async function readTarGz(input: Readable, out: TreeWriter): Promise<void>
     extract.destroy(refusal);
   };
   /** Closes an entry's file; on an error (thrown from a handler, it would kill the thread) fails the extraction. */
-  const closed = (sink: FileSink): boolean => {
+  const closed = (sink: TreeFileSink): boolean => {
     try {
       sink.close();
       return true;

@@ -9,8 +9,8 @@
  */
 import { writeSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
-import type { ArchiveWriter, EntryMeta, FileSink } from './pack.js';
-import { ChunkedDeflate } from './zip-writer.js';
+import { ChunkedDeflate } from './chunked-deflate.js';
+import type { ArchiveFileSink, ArchiveWriter, EntryMeta } from './types.js';
 
 /** Tar bytes deflated at once; a multiple of the 512-byte block, so headers never straddle two chunks. */
 const CHUNK_BYTES = 1024 * 1024;
@@ -51,7 +51,7 @@ export class TarGzWriter implements ArchiveWriter {
     this.#header(entry.name, TYPE_SYMLINK, 0o777, 0, entry.mtimeMs, target);
   }
 
-  file(entry: EntryMeta, size: number): FileSink {
+  file(entry: EntryMeta, size: number): ArchiveFileSink {
     this.#header(entry.name, TYPE_FILE, entry.mode & 0o7777, size, entry.mtimeMs, '');
     let written = 0;
     return {

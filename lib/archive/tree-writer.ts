@@ -11,8 +11,8 @@ import { chmodSync, closeSync, constants, fchmodSync, linkSync, mkdirSync, openS
 import { basename, dirname, resolve } from 'node:path';
 import { ToolhostError, errnoCode } from '../errors.js';
 import { isInside } from '../paths.js';
-import type { ArchiveLimits } from './extract.js';
 import { show, tooManyEntries, unsafe } from './refusals.js';
+import type { ArchiveLimits } from './types.js';
 
 /** Longest symlink target accepted (PATH_MAX less its NUL). */
 export const MAX_LINK_TARGET = 4095;
@@ -31,8 +31,11 @@ const ENTRY_ERRNOS = new Set(['EEXIST', 'ENOTDIR', 'EISDIR', 'ELOOP', 'ENAMETOOL
 
 const RELATIVE_LINKS = 'repack the archive without it, or with a relative symlink that stays inside the project';
 
-/** The open file of one entry: its content goes in chunk by chunk, each checked against the limits first. */
-export interface FileSink {
+/**
+ * The open file of one entry being extracted: its content goes in chunk by chunk, each checked against the limits
+ * first. Not to be confused with `ArchiveFileSink` (`types.ts`), a file entry of an archive being written.
+ */
+export interface TreeFileSink {
   /** Writes the next chunk of content, or throws `archive_too_large` before writing past a limit. */
   write(chunk: Buffer): void;
   /** Closes the file; safe to call more than once. */
@@ -91,7 +94,7 @@ export class TreeWriter {
    * Creates a file (0644, or 0755 when `mode` has an execute bit) and returns the sink for its content, which the
    * caller must close, whatever happens. `declared` is its announced size, refused up front when past a limit.
    */
-  file(entry: string, mode: number, declared?: number): FileSink {
+  file(entry: string, mode: number, declared?: number): TreeFileSink {
     const rel = this.#leaf(entry);
     if (declared !== undefined) this.#account(entry, declared, false);
     const fileMode = (mode & 0o111) !== 0 ? 0o755 : 0o644;

@@ -14,7 +14,7 @@ import { crc32, createInflateRaw, inflateRawSync } from 'node:zlib';
 import yauzl from 'yauzl';
 import { ToolhostError, errnoCode } from '../errors.js';
 import { corrupt, show, special, tooManyEntries, unsafe } from './refusals.js';
-import { MAX_LINK_TARGET, type FileSink, type TreeWriter } from './tree-writer.js';
+import { MAX_LINK_TARGET, type TreeFileSink, type TreeWriter } from './tree-writer.js';
 
 /** Bytes read from the archive at once: the window consecutive headers and small entries are served from. */
 const WINDOW_BYTES = 1024 * 1024;
@@ -153,7 +153,7 @@ class EntryData {
   }
 
   /** Writes the content of `entry` into `sink`; a decoding failure is `bad_archive` naming the entry. */
-  async copy(entry: yauzl.Entry, name: string, sink: FileSink): Promise<void> {
+  async copy(entry: yauzl.Entry, name: string, sink: TreeFileSink): Promise<void> {
     const check = new ContentCheck(entry);
     // Failures of the sink (limits, the disk) are not the archive's fault and pass through as they are.
     let sinkError: unknown = null;

@@ -9,13 +9,10 @@
  * descriptor; the patch usually lands in the output buffer, before the bytes reach the disk.
  */
 import { writeSync } from 'node:fs';
-import { constants, crc32, deflateRawSync } from 'node:zlib';
-import type { ArchiveWriter, EntryMeta, FileSink } from './pack.js';
+import { crc32 } from 'node:zlib';
+import { ChunkedDeflate } from './chunked-deflate.js';
+import type { ArchiveFileSink, ArchiveWriter, EntryMeta } from './types.js';
 
-/** zlib's default level, which `zip` and `gzip` use too. */
-const DEFLATE_LEVEL = 6;
-/** Deflate's window: how much of the previous chunk the next one may refer back to. */
-const WINDOW_BYTES = 32 * 1024;
 /** Output collected before a write: headers of small files would otherwise cost a syscall each. */
 const OUTPUT_BUFFER_BYTES = 1024 * 1024;
 const MAX16 = 0xffff;
@@ -45,43 +42,6 @@ const S_IFLNK = 0o120000;
 /** Extended timestamp extra field (mtime in Unix seconds), as `zip` writes it: `unzip` restores it in UTC. */
 const EXTRA_TIMESTAMP = 0x5455;
 const EXTRA_ZIP64 = 0x0001;
-
-/**
- * A raw deflate stream made one chunk at a time, each with a synchronous zlib call. Every chunk but the last ends
- * in a sync flush (on a byte boundary, not final) and the next one starts with the previous chunk's last 32 KiB
- * as its dictionary, so the concatenated output is one valid stream compressed almost as well as in one go (the
- * way pigz splits its work). A streaming zlib object would run on libuv's shared pool instead.
- */
-export class ChunkedDeflate {
-  #dictionary: Buffer | null = null;
-  #finished = false;
-
-  /** True once the last chunk was pushed. */
-  get finished(): boolean {
-    return this.#finished;
-  }
-
-  /** The compressed bytes of `chunk` (which may be reused afterwards); `last` ends the stream. */
-  push(chunk: Buffer, last: boolean): Buffer {
-    if (this.#finished) throw new Error('ChunkedDeflate: push after the last chunk');
-    const packed = deflateRawSync(chunk, {
-      level: DEFLATE_LEVEL,
-      finishFlush: last ? constants.Z_FINISH : constants.Z_SYNC_FLUSH,
-      // One output buffer in the common case; zlib's default of 16 KiB would concatenate many.
-      chunkSize: Math.max(64, Math.min(chunk.length + 1024, 1024 * 1024 + 1024)),
-      ...(this.#dictionary === null ? {} : { dictionary: this.#dictionary }),
-    });
-    this.#finished = last;
-    if (!last) {
-      const tail = chunk.subarray(Math.max(0, chunk.length - WINDOW_BYTES));
-      // A copy: the chunk's memory belongs to the caller. Too short a tail is topped up from the old dictionary.
-      this.#dictionary = tail.length === WINDOW_BYTES || this.#dictionary === null
-        ? Buffer.from(tail)
-        : Buffer.concat([this.#dictionary, tail]).subarray(-WINDOW_BYTES);
-    }
-    return packed;
-  }
-}
 
 /** What the central directory needs of an entry once its data is written. */
 interface Written {
@@ -119,7 +79,7 @@ export class ZipWriter implements ArchiveWriter {
     this.#whole(entry, entry.name, Buffer.from(target, 'utf8'), ((S_IFLNK | 0o777) << 16) >>> 0);
   }
 
-  file(entry: EntryMeta, size: number): FileSink {
+  file(entry: EntryMeta, size: number): ArchiveFileSink {
     const zip64 = size >= ZIP64_LOCAL_BYTES;
     const header = this.#begin(entry, entry.name, zip64);
     const written: Written = { ...header.fields, attributes: (((entry.mode & 0o7777) | 0o100000) << 16) >>> 0 };
