@@ -1,12 +1,12 @@
 /**
  * Loads the configuration: config/default.json, then a config file (`--config FILE` or TOOLHOST_CONFIG), then
- * environment overrides (PORT, TOOLHOST_DATA_DIR, TOOLHOST_TOKEN, TOOLHOST_STORE, TOOLHOST_QUEUE, TOOLHOST_ROLE,
- * TOOLHOST_NODE_ID, AZURE_STORAGE_CONNECTION_STRING). Validated once; the result is frozen.
+ * the environment variables of config/env.ts. Validated once; the result is frozen.
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ENV_VARS, type EnvVar } from './env.js';
 import { configSchema, type Config, type RawConfig } from './schema.js';
 
 /** Thrown when the configuration is invalid; the message names every bad field. */
@@ -32,7 +32,7 @@ export interface ConfigSources {
   file?: string | undefined;
   /** An object merged over the file (tests use it). */
   overrides?: Record<string, unknown> | undefined;
-  /** Environment to read PORT, TOOLHOST_DATA_DIR, TOOLHOST_TOKEN, TOOLHOST_STORE, TOOLHOST_QUEUE, TOOLHOST_ROLE, TOOLHOST_NODE_ID and AZURE_STORAGE_CONNECTION_STRING from. */
+  /** Environment to read the variables of config/env.ts from (nothing else in it is looked at). */
   env?: NodeJS.ProcessEnv | undefined;
 }
 
@@ -115,26 +115,23 @@ export function validateConfig(raw: unknown): Config {
   return deepFreeze({ ...c, dataDir: resolve(c.dataDir), pool: { ...c.pool, maxThreads } });
 }
 
+/** The options set by the variables of config/env.ts that `env` has (non-empty), as a partial raw config. */
 function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  if (env.PORT !== undefined && env.PORT !== '') {
-    const port = Number(env.PORT);
-    if (!Number.isInteger(port)) throw new ConfigError(`PORT: "${env.PORT}" is not an integer port number`);
-    out.port = port;
+  let out: unknown = {};
+  for (const v of ENV_VARS) {
+    const text = env[v.name];
+    if (text === undefined || text === '') continue;
+    const value = envValue(v, text);
+    for (const option of v.options) out = deepMerge(out, option.split('.').reduceRight<unknown>((inner, key) => ({ [key]: inner }), value));
   }
-  if (env.TOOLHOST_DATA_DIR) out.dataDir = env.TOOLHOST_DATA_DIR;
-  if (env.TOOLHOST_TOKEN) out.token = env.TOOLHOST_TOKEN;
-  const store: Record<string, unknown> = {};
-  if (env.TOOLHOST_STORE) store.backend = env.TOOLHOST_STORE;
-  if (env.AZURE_STORAGE_CONNECTION_STRING) store.azure = { connectionString: env.AZURE_STORAGE_CONNECTION_STRING };
-  if (Object.keys(store).length > 0) out.store = store;
-  const queue: Record<string, unknown> = {};
-  if (env.TOOLHOST_QUEUE) queue.backend = env.TOOLHOST_QUEUE;
-  if (env.AZURE_STORAGE_CONNECTION_STRING) queue.azure = { connectionString: env.AZURE_STORAGE_CONNECTION_STRING };
-  if (Object.keys(queue).length > 0) out.queue = queue;
-  if (env.TOOLHOST_ROLE) out.role = env.TOOLHOST_ROLE;
-  if (env.TOOLHOST_NODE_ID) out.nodeId = env.TOOLHOST_NODE_ID;
-  return out;
+  return out as Record<string, unknown>;
+}
+
+function envValue(v: EnvVar, text: string): unknown {
+  if (v.kind === 'string') return text;
+  const n = Number(text);
+  if (!Number.isInteger(n)) throw new ConfigError(`${v.name}: "${text}" is not an integer; it sets ${v.options.join(' and ')}`);
+  return n;
 }
 
 /** True for "scheme://host[:port]" as a browser serializes it in the Origin header. */

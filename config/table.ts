@@ -1,17 +1,18 @@
 /**
- * Renders the configuration table of the README from the schema and the defaults file, so the documentation
- * cannot drift from the code (a test compares the two). Run `npm run config:table` to print it.
+ * Renders the configuration section of the README from the schema, the defaults file and the environment
+ * variables of config/env.ts, so the documentation cannot drift from the code (a test compares the two). Run
+ * `npm run config:table` to print it.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
+import { ENV_VARS } from './env.js';
 import { readDefaults } from './load.js';
 import { configSchema } from './schema.js';
 
-/** Environment variables that override an option. */
-const ENV: Record<string, string> = { port: 'PORT', dataDir: 'TOOLHOST_DATA_DIR', token: 'TOOLHOST_TOKEN' };
-
-/** The markdown table: option, default, env, meaning. */
+/** The markdown tables: every option (default, the variables that set it, meaning), then every variable. */
 export function configTable(): string {
+  const envOf = new Map<string, string[]>();
+  for (const v of ENV_VARS) for (const option of v.options) envOf.set(option, [...(envOf.get(option) ?? []), v.name]);
   const rows: string[] = ['| option | default | env | meaning |', '| --- | --- | --- | --- |'];
   const walk = (schema: z.ZodType, value: unknown, path: string): void => {
     if (schema instanceof z.ZodObject) {
@@ -21,9 +22,14 @@ export function configTable(): string {
       return;
     }
     const doc = (schema.description ?? '').replace(/\|/g, '\\|');
-    rows.push(`| \`${path}\` | \`${JSON.stringify(value)}\` | ${ENV[path] ? `\`${ENV[path]}\`` : ''} | ${doc} |`);
+    const env = (envOf.get(path) ?? []).map((name) => `\`${name}\``).join(', ');
+    rows.push(`| \`${path}\` | \`${JSON.stringify(value)}\` | ${env} | ${doc} |`);
   };
   walk(configSchema, readDefaults(), '');
+  rows.push('', 'Environment variables, applied over the config file (one set to the empty string counts as unset):', '', '| variable | sets | example | why |', '| --- | --- | --- | --- |');
+  for (const v of ENV_VARS) {
+    rows.push(`| \`${v.name}\` | ${v.options.map((o) => `\`${o}\``).join(', ')} | \`${v.example}\` | ${v.doc.replace(/\|/g, '\\|')} |`);
+  }
   return rows.join('\n');
 }
 
