@@ -3,31 +3,31 @@
  * of `extract.ts`. The tree is walked in sorted order and never followed through a symlink; the archive is
  * written to a new file, which is removed again on any failure, so a caller sees a complete archive or none.
  *
- * Commands may still be running in the project while it is packed, so the walk tolerates change: whatever
+ * Commands may still be running in the project while it is packed, so packing tolerates change: whatever
  * vanishes between listing and reading is left out, and a file is packed as far as it was read. It runs as root
- * and those commands may be hostile, so it never goes by path: every folder is opened through the open folder
- * above it (`/proc/self/fd/<fd>/<name>`, O_DIRECTORY | O_NOFOLLOW, see `safe-fs.ts`) and listed through its own
- * fd, every file opened through its folder's fd with O_NOFOLLOW | O_NONBLOCK and read only when fstat says it is
- * a regular file. A folder swapped for a symlink after it was listed (to /etc, say) therefore cannot redirect the
- * walk: the fd still names the folder that was listed.
+ * and those commands may be hostile, so it never goes by path: the walk (`tree-walk.ts`) opens every folder
+ * through the open folder above it, and every file is opened through its folder's fd with O_NOFOLLOW |
+ * O_NONBLOCK and read only when fstat says it is a regular file.
  *
  * Meant for a pool thread, like extraction: every file system call and every compression is synchronous, because
  * libuv's four-thread pool is shared by all threads of the process and queueing thousands of small reads on it
  * costs several times the reads themselves. The thread turns its event loop over every few milliseconds so it
- * still hears its messages. This file is the front and the walk; the formats are in `zip-writer.ts` and
- * `tar-writer.ts`.
+ * still hears its messages. This file is the front: what goes in, and the reading of files; the walk is in
+ * `tree-walk.ts`, the formats in `zip-writer.ts` and `tar-writer.ts`.
  */
-import { type Dirent, type Stats, closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, readlinkSync, statSync, unlinkSync } from 'node:fs';
+import { type Stats, closeSync, constants, fstatSync, mkdirSync, openSync, readSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, isAbsolute, posix, resolve } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import ignore from 'ignore';
 import { ToolhostError, errnoCode, toToolhostError } from '../errors.js';
-import { O_PATH, closeQuietly, fdPath, openSubfolder } from '../safe-fs.js';
 import type { ArchiveFormat } from './format.js';
 import { TarGzWriter } from './tar-writer.js';
+import { MAX_NAME_BYTES, type Met, type TreeEntry, VANISHED, tooLong, unreadable, walk } from './tree-walk.js';
 import { MAX_LINK_TARGET, ratioLimit } from './tree-writer.js';
 import type { ArchiveLimits, ArchiveWriter, EntryMeta } from './types.js';
 import { ZipWriter } from './zip-writer.js';
+
+// For callers outside lib/archive that import it from here; it lives with the walk in `tree-walk.ts`.
+export { walkTree } from './tree-walk.js';
 
 /** What {@link packTree} packs, and where to. */
 export interface PackOptions {
@@ -65,15 +65,6 @@ export interface PackResult {
 /** Most skipped entries a {@link PackResult} names. */
 export const MAX_SKIPPED_REPORTED = 100;
 
-/** One thing found by {@link walkTree}. */
-export type TreeEntry = EntryMeta & ({ kind: 'dir' } | { kind: 'file'; size: number } | { kind: 'symlink'; target: string });
-
-/**
- * What the walk meets: folders and symlinks already looked at; a file only as listed, to be looked at by its
- * user through `at` (`/proc/self/fd/<folder fd>/<name>`), which is valid until the walk is resumed.
- */
-type Met = Exclude<TreeEntry, { kind: 'file' }> | { kind: 'file'; name: string; at: string };
-
 /**
  * Files up to this size are read in one call, which fixes their size before their header is written; larger ones
  * are streamed, announced at the size they had when opened.
@@ -89,17 +80,6 @@ const SLICE_MS = 10;
  * O_NOCTTY: a terminal swapped in never becomes the process's controlling terminal.
  */
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY;
-/**
- * Errors that mean the entry changed under us since it was listed: it is left out, not a failure. ENOTDIR and
- * ELOOP are a folder swapped for a file or a symlink; ENXIO and ENODEV a file swapped for a socket or a device.
- */
-const VANISHED = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'EINVAL', 'ENXIO', 'ENODEV']);
-/**
- * Longest entry name packed, in bytes (PATH_MAX less its NUL): extraction makes entries by path, so a longer one
- * could not be made again. A folder with a longer name is not entered, which also bounds the walk's depth, and so
- * the folders it holds open (one per level).
- */
-const MAX_NAME_BYTES = 4095;
 
 /**
  * Packs the tree under `opts.root` into the new file `opts.out` (created with `wx`, its parent folder too when
@@ -271,183 +251,6 @@ async function packFile(writer: ArchiveWriter, name: string, at: string, slice: 
 }
 
 /**
- * The entries of the tree under `root` (an absolute path to a folder), depth first, each folder's names sorted,
- * a folder before its contents. Symlinks are reported, never followed; sockets, fifos and devices are skipped,
- * and so is whatever vanishes between being listed and being looked at. `exclude` holds gitignore-style
- * patterns relative to `root`; an excluded folder is not entered. Every look goes through the open folder it is
- * in (see the top of this file): a concurrent swap cannot make the walk report anything outside the tree.
- *
- * Lazy: each folder is listed only when the walk reaches it, so it sees the tree as it is at that moment.
- */
-export function* walkTree(root: string, exclude: readonly string[]): Generator<TreeEntry> {
-  for (const met of walk(root, exclude)) {
-    if (met.kind !== 'file') {
-      yield met;
-      continue;
-    }
-    // lstat through the open folder: a name swapped for a symlink meanwhile is the link, never its target.
-    const st = lookAt(met.at, met.name);
-    if (st?.isFile() === true) yield { kind: 'file', name: met.name, mode: st.mode, mtimeMs: st.mtimeMs, size: st.size };
-  }
-}
-
-/** A folder being walked: its fd, its root-relative name ("" for the root), its entries once listed, the next one. */
-interface Level {
-  fd: number;
-  rel: string;
-  entries: Listed[] | null;
-  next: number;
-}
-
-/** A name found by listing a folder, with the kind the listing gave it; null when it gave none (no d_type). */
-interface Listed {
-  name: string;
-  kind: 'dir' | 'file' | 'symlink' | 'other' | null;
-}
-
-/**
- * The walk behind {@link walkTree} and packing (see there), holding one open folder per level. Files are only
- * listed, not looked at: packing opens them, {@link walkTree} lstats them, each once.
- */
-function* walk(root: string, exclude: readonly string[]): Generator<Met> {
-  // Case-sensitive, as git is on Linux: "Build/" must not leave out "build/".
-  const rules = exclude.length === 0 ? null : ignore({ ignoreCase: false }).add([...exclude]);
-  const stack: Level[] = [{ fd: openRoot(root), rel: '', entries: null, next: 0 }];
-  try {
-    while (stack.length > 0) {
-      const level = stack[stack.length - 1]!;
-      level.entries ??= listFolder(level.fd, level.rel);
-      const listed = level.entries[level.next++];
-      if (listed === undefined) {
-        closeSync(stack.pop()!.fd);
-        continue;
-      }
-      const name = level.rel === '' ? listed.name : `${level.rel}/${listed.name}`;
-      const at = fdPath(level.fd, listed.name);
-      let kind = listed.kind;
-      let st: Stats | null = null;
-      if (kind === null || kind === 'symlink') {
-        st = lookAt(at, name);
-        kind = st === null ? 'other' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : 'other';
-      }
-      if (kind === 'dir') {
-        if (rules?.ignores(`${name}/`) === true) continue;
-        const fd = enterFolder(level.fd, listed.name, name);
-        if (fd === null) continue;
-        // On the stack before anything can throw, so that the finally below closes it.
-        const sub: Level = { fd, rel: name, entries: null, next: 0 };
-        stack.push(sub);
-        const dirStat = statOpen(fd, name);
-        // Reported (packing refuses it), never entered.
-        if (tooLong(name)) sub.entries = [];
-        yield { kind: 'dir', name, mode: dirStat.mode, mtimeMs: dirStat.mtimeMs };
-      } else if (kind === 'file') {
-        if (rules?.ignores(name) === true) continue;
-        yield { kind: 'file', name, at };
-      } else if (kind === 'symlink') {
-        if (rules?.ignores(name) === true) continue;
-        const target = readLink(at, name);
-        if (target !== null) yield { kind: 'symlink', name, mode: st!.mode, mtimeMs: st!.mtimeMs, target };
-      }
-      // Sockets, fifos and devices are not project content, and extraction would refuse them.
-    }
-  } finally {
-    // Left early (the consumer stopped, or a failure): release every level still open.
-    for (const level of stack) closeQuietly(level.fd);
-  }
-}
-
-/** The folder to walk, opened once; `internal` when it is missing or not a folder. */
-function openRoot(root: string): number {
-  try {
-    return openSync(root, O_PATH | constants.O_DIRECTORY);
-  } catch (err) {
-    const code = errnoCode(err);
-    if (code === 'ENOTDIR') throw new ToolhostError('internal', `cannot pack ${root}: not a folder; pack a project folder`);
-    // The root missing is not a change to tolerate: an empty archive would stand for a lost project.
-    throw new ToolhostError('internal', `cannot pack ${root}: ${code ?? String(err)}; pack an existing project folder`);
-  }
-}
-
-/** The subfolder `base` of the open folder `parentFd`, opened through it; null when it vanished or is no longer a folder. */
-function enterFolder(parentFd: number, base: string, name: string): number | null {
-  try {
-    return openSubfolder(parentFd, base);
-  } catch (err) {
-    if (VANISHED.has(errnoCode(err) ?? '')) return null;
-    throw unreadable(name, err);
-  }
-}
-
-/** fstat of an open entry of the tree. */
-function statOpen(fd: number, name: string): Stats {
-  try {
-    return fstatSync(fd);
-  } catch (err) {
-    throw unreadable(name, err);
-  }
-}
-
-/**
- * The entries of the open folder `fd`, sorted by name; [] when it was removed meanwhile. Their kinds come from the
- * listing itself (d_type), at no cost per name.
- */
-function listFolder(fd: number, rel: string): Listed[] {
-  const path = fdPath(fd);
-  try {
-    // libuv's scandir already sorts (by bytes), which Node does not promise; on sorted input the sort is linear.
-    return readdirSync(path, { withFileTypes: true }).map(listedOf).sort(byName);
-  } catch (err) {
-    if (!VANISHED.has(errnoCode(err) ?? '')) throw unreadable(rel || '.', err);
-  }
-  // The folder was removed, or a file system without d_type had a name vanish before Node's own lstat of it (which
-  // fails the whole listing): the names alone, each looked at when the walk reaches it.
-  try {
-    return readdirSync(path)
-      .sort()
-      .map((name) => ({ name, kind: null }));
-  } catch (err) {
-    if (VANISHED.has(errnoCode(err) ?? '')) return [];
-    throw unreadable(rel || '.', err);
-  }
-}
-
-function listedOf(d: Dirent): Listed {
-  const kind = d.isDirectory() ? 'dir' : d.isFile() ? 'file' : d.isSymbolicLink() ? 'symlink' : 'other';
-  return { name: d.name, kind };
-}
-
-/** The order of `Array.prototype.sort` on the names (UTF-16 code units). */
-function byName(a: Listed, b: Listed): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
-}
-
-/** True when `name` is longer than {@link MAX_NAME_BYTES} in UTF-8 (a UTF-16 unit takes at most 3 bytes). */
-function tooLong(name: string): boolean {
-  return name.length > MAX_NAME_BYTES / 3 && Buffer.byteLength(name) > MAX_NAME_BYTES;
-}
-
-/** lstat, or null when the entry vanished. */
-function lookAt(path: string, name: string): Stats | null {
-  try {
-    return lstatSync(path, { throwIfNoEntry: false }) ?? null;
-  } catch (err) {
-    if (VANISHED.has(errnoCode(err) ?? '')) return null;
-    throw unreadable(name, err);
-  }
-}
-
-/** A symlink's target text; null when it vanished or is no longer a symlink (EINVAL). */
-function readLink(path: string, name: string): string | null {
-  try {
-    return readlinkSync(path);
-  } catch (err) {
-    if (VANISHED.has(errnoCode(err) ?? '')) return null;
-    throw unreadable(name, err);
-  }
-}
-
-/**
  * Reads into `buffer` from `position` until it is full or the file ends; the part filled. A read error names the
  * file (errors of writing the archive pass through elsewhere, as what they are).
  */
@@ -463,16 +266,6 @@ function readAt(fd: number, buffer: Buffer, position: number, name: string): Buf
     throw unreadable(name, err);
   }
   return buffer.subarray(0, n);
-}
-
-/** A file system error on a path of the project, naming it. */
-function unreadable(name: string, err: unknown): ToolhostError {
-  const code = errnoCode(err);
-  if (code === 'EACCES' || code === 'EPERM') {
-    return new ToolhostError('permission_denied', `cannot read ${JSON.stringify(name)} to pack the project (${code}); make it readable (chmod) or leave it out with an exclude pattern`, { path: name });
-  }
-  const why = err instanceof Error ? err.message : String(err);
-  return new ToolhostError('internal', `cannot read ${JSON.stringify(name)} to pack the project: ${why}`, { path: name });
 }
 
 /** Measures runs of synchronous work and turns the event loop over when one has lasted long enough. */
