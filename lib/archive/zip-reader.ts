@@ -316,7 +316,15 @@ class FileWindow {
   }
 }
 
-/** yauzl's reader of the central directory, served from a window: its many small reads become a few. */
+/**
+ * yauzl's reader of the central directory, served from a window: its many small reads become a few.
+ *
+ * This leans on yauzl internals its README does not promise: that opening a zip and `readEntry()` read only
+ * through `read()` (its `readAndAssertNoEof`), never through `_readStreamForRange`, which the README says a
+ * subclass must implement and this one refuses; and that the bytes read passed to `read()`'s callback are checked
+ * against `length`, which is what catches a truncated directory. yauzl is pinned to an exact version in
+ * package.json for this reason: check both again in `index.js` before moving it.
+ */
 class DirectoryReader extends yauzl.RandomAccessReader {
   readonly #window: FileWindow;
 
