@@ -1,0 +1,55 @@
+/**
+ * rg's command line for a search request: its standard printer in a form lib/search/rg-output.ts can split
+ * record by record, the project's own ignore rules only, and the request's pattern, case, context and glob.
+ */
+import type { SearchRequest } from '../schemas.js';
+
+/**
+ * The rg command line. Output is rg's standard printer, not --json: --max-columns works only there, and --json
+ * builds each match with all its submatches in memory (670 MB for one 21 MB line). Each record is
+ * `path NUL line:column:text LF` (a match) or `path NUL line-text LF` (a context line); text holds neither NUL nor
+ * LF, a path may hold LF. The user pattern goes through `-e` so a leading "-" is never read as a flag.
+ *
+ * @param target what rg searches (a path, or "." in its working folder).
+ * @param ignoreFile `walk`: the .gitignore files rg meets on its walk; a path: that file as well; null: none.
+ * @param glob the request's glob when rg applies it, undefined when it does not.
+ */
+export function rgArgs(req: SearchRequest, target: string, ignoreFile: 'walk' | string | null, glob: string | undefined, maxLineBytes: number): string[] {
+  const args = [
+    '--no-config', // RIPGREP_CONFIG_PATH of the host must not change results
+    '--sort=path', // deterministic order (and so a deterministic cut at max_results), at the cost of one thread
+    '--null',
+    '--line-number',
+    '--column',
+    '--with-filename',
+    '--no-heading',
+    '--color=never',
+    '--no-context-separator',
+    '--stats', // printed only when rg got to the end: the proof that a search finished
+    // Each line as it is found: a pipe would get rg's output in 8 KiB blocks, and the block not yet written when
+    // rg is killed (timeout) or dies (out of memory) would be lost from the partial answer.
+    '--line-buffered',
+    `--max-columns=${maxLineBytes}`,
+    // rg would quote lines of an ignore file it cannot parse; without a sandbox that file may be a link to any
+    // file of the host. The rules are applied again by MatchFilter anyway.
+    '--no-ignore-messages',
+    '--hidden',
+    // Only the project's own .gitignore files count: --no-require-git for projects shipped without .git, and
+    // --no-ignore-parent because with it rg would also apply .gitignore files of folders above the searched one
+    // (the data dir's, the host's), since it stops at a repository boundary only when it requires git.
+    '--no-require-git',
+    '--no-ignore-parent',
+    '--no-ignore-global',
+    '--no-ignore-exclude',
+    '--no-ignore-dot', // .ignore/.rgignore are rg's own; file.list does not read them either
+  ];
+  if (ignoreFile === null) args.push('--no-ignore-vcs');
+  else if (ignoreFile !== 'walk') args.push(`--ignore-file=${ignoreFile}`);
+  if (!req.regex) args.push('--fixed-strings');
+  if (!req.case_sensitive) args.push('--ignore-case');
+  if (req.context_lines > 0) args.push(`--context=${req.context_lines}`);
+  if (glob) args.push(`--glob=${glob}`);
+  // Last, so it wins over a user glob such as "**": .git is never searched.
+  args.push('--glob=!.git', '-e', req.pattern, '--', target);
+  return args;
+}
