@@ -21,21 +21,13 @@ import { type ArchiveFormat, archiveExtension, sniffFile } from '../lib/archive/
 import { ToolhostError, type SerializedError, errnoCode, fromSerialized, toToolhostError } from '../lib/errors.js';
 import { FairSemaphore } from '../lib/fair-semaphore.js';
 import { KeyedMutex } from '../lib/keyed-mutex.js';
-import { type ProjectStore, type StoredProject, notFound } from '../lib/store/project-store.js';
+import { type StoredProject, notFound } from '../lib/store/project-store.js';
 import type { MaterializeResult, SaveResult } from '../handlers/worker.js';
 import { CacheIndex, type IndexedProject } from './cache-index.js';
 import type { Pools } from './pools.js';
+import type { ProjectCacheEvents, ProjectCacheOptions, ProjectInfo, SaveOutcome, WritebackFailure } from './project-types.js';
 
-/** A failed write-back, kept until a later one succeeds (reported by /health and GET /projects/:id). */
-export interface WritebackFailure {
-  project_id: string;
-  error: SerializedError;
-  /** ISO time of the first failure of this run of failures. */
-  since: string;
-  attempts: number;
-  /** Epoch ms of the latest attempt. */
-  lastAttempt: number;
-}
+export type { ProjectCacheEvents, ProjectCacheOptions, ProjectInfo, SaveOutcome, WritebackFailure } from './project-types.js';
 
 /** What the cache knows of one working copy. */
 interface CacheEntry extends IndexedProject {
@@ -51,76 +43,6 @@ interface CacheEntry extends IndexedProject {
   persisting: Promise<void> | null;
   /** The latest save that lost a race and left a conflict copy. */
   conflict: { blob: string; at: number } | null;
-}
-
-/** The JSON view of a project (GET /projects/:id). */
-export interface ProjectInfo {
-  project_id: string;
-  /** Format of the stored archive (or of the working copy when the store has none). */
-  format: string;
-  /** Stored archive: size, last write and version; null when the store has no archive of the project. */
-  archive_bytes: number | null;
-  modified_at: string | null;
-  etag: string | null;
-  cached: boolean;
-  /** The working copy may hold changes the store does not have yet. */
-  dirty: boolean;
-  cache: {
-    size_bytes: number;
-    last_access: string;
-    materialized_at: string;
-    source_etag: string | null;
-    last_save: string | null;
-    writeback_error: (SerializedError & { since: string; attempts: number }) | null;
-    /** The latest save that found the stored archive changed by another writer, and where the copy went. */
-    last_conflict: { conflict_blob: string; at: string } | null;
-  } | null;
-  /** Set when the store could not be asked (the archive fields are then null): the cache fields still show. */
-  store_error?: SerializedError;
-}
-
-/** The outcome of a save (POST /projects/:id/save). */
-export interface SaveOutcome {
-  project_id: string;
-  /** Whether an archive was uploaded (false: not cached, or nothing changed since the last save). */
-  saved: boolean;
-  etag: string | null;
-  archive_bytes: number | null;
-  dirty: boolean;
-  last_save: string | null;
-  /** Left out of the archive because it could not be extracted again (escaping symlinks, backslash names). */
-  skipped: { name: string; reason: string }[];
-}
-
-/** Dependencies of the cache. */
-export interface ProjectCacheOptions {
-  dataDir: string;
-  store: ProjectStore;
-  pools: Pools;
-  /** Most extractions running at once (they share the file pool with file jobs). */
-  maxExtractions: number;
-  /** Jobs queued or running for a project; a project with any is never replaced or evicted under them. */
-  activeJobs(id: string): number;
-  /** gitignore-style patterns left out of saved archives (read at each save, so a reload applies). */
-  exclude(): readonly string[];
-  /** The clock (epoch ms); tests move it to age projects. */
-  now?: () => number;
-}
-
-/** Events of the cache, for metrics and observers. */
-export interface ProjectCacheEvents {
-  /** A job found its project's working copy ready. */
-  hit: [id: string];
-  /** A job's project had to be extracted first (emitted once per extraction). */
-  miss: [id: string];
-  /** A working copy was written back to the store; `skipped` was left out (it could not be extracted again). */
-  saved: [id: string, skipped: SaveOutcome['skipped']];
-  /** A save lost a race with another writer; the copy was stored as `conflictBlob`. */
-  conflict: [id: string, conflictBlob: string];
-  /** A write-back failed (the copy stays cached and dirty). */
-  'writeback:failed': [id: string, error: ToolhostError];
-  /** A working copy was removed from the cache. */
-  evicted: [id: string];
 }
 
 /** The in-memory state of a copy just extracted or found at start-up. */
