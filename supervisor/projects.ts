@@ -1,61 +1,42 @@
 /**
- * The local cache of project working copies. The store holds the truth; a working copy is extracted from it on
- * first use into `<dataDir>/projects/<id>/` (through a temp folder renamed into place, so nothing is ever
- * half-extracted in the cache), used by every job on the project, written back when asked, when evicted and at
- * shutdown, and recorded in a persisted index (cache-index.ts) so a restart forgets nothing.
+ * The local cache of project working copies: what is done to a copy and when. The store holds the truth; a
+ * working copy is extracted from it on first use into `<dataDir>/projects/<id>/` (through a temp folder renamed
+ * into place, so nothing is ever half-extracted in the cache), used by every job on the project, written back
+ * when asked, when evicted and at shutdown, and recorded in a persisted index (cache-index.ts) so a restart
+ * forgets nothing. Where copies live (folders, entries, index) is project-copies.ts; what an entry holds and the
+ * JSON views of it, project-entry.ts; the types callers see, project-types.ts.
  *
- * A working copy's states:
- *   absent -> materializing (one download and extraction, shared by every request that waits for it)
- *   -> clean -> dirty (a write, an edit or any command started on it; recorded on disk before the job runs)
- *   -> saving (packed on the pool and uploaded on condition of the ETag it came from) -> clean, or still dirty if a
- *      change started meanwhile; a save that lost a race leaves a conflict copy beside the blob and changes nothing
- *   -> evicting (idle: saved first if dirty, then removed) -> absent.
+ * A working copy goes absent -> materializing (one download and extraction, shared by every request that waits
+ * for it) -> clean -> dirty (a write, an edit or any command started on it; recorded on disk before the job runs)
+ * -> saving (packed on the pool and uploaded on condition of the ETag it came from) -> clean, or still dirty if a
+ * change started meanwhile; a save that lost a race leaves a conflict copy beside the blob and changes nothing in
+ * the store. An eviction (idle: saved first if dirty, then removed) or a replacement withdraws the copy from new
+ * jobs while it holds the project. working-copy.ts has the full table of modes and transitions and checks each
+ * change against it.
+ *
  * Downloads, extraction and packing run on the pool, never on the supervisor's event loop. Materialization,
  * uploads, saves and evictions of one project hold its lock, so they run one at a time; jobs do not take it.
  */
-import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { chmod, mkdir, readdir, realpath, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { type ArchiveFormat, archiveExtension, sniffFile } from '../lib/archive/format.js';
-import { ToolhostError, type SerializedError, errnoCode, fromSerialized, toToolhostError } from '../lib/errors.js';
+import { ToolhostError, type SerializedError, fromSerialized, toToolhostError } from '../lib/errors.js';
 import { FairSemaphore } from '../lib/fair-semaphore.js';
 import { KeyedMutex } from '../lib/keyed-mutex.js';
 import { type StoredProject, notFound } from '../lib/store/project-store.js';
 import type { MaterializeResult, SaveResult } from '../handlers/worker.js';
-import { CacheIndex, type IndexedProject } from './cache-index.js';
-import type { Pools } from './pools.js';
+import { ProjectCopies } from './project-copies.js';
+import { type CacheEntry, cacheView, projectView, saveOutcome } from './project-entry.js';
 import type { ProjectCacheEvents, ProjectCacheOptions, ProjectInfo, SaveOutcome, WritebackFailure } from './project-types.js';
+import type { Pools } from './pools.js';
 
 export type { ProjectCacheEvents, ProjectCacheOptions, ProjectInfo, SaveOutcome, WritebackFailure } from './project-types.js';
-
-/** What the cache knows of one working copy. */
-interface CacheEntry extends IndexedProject {
-  root: string;
-  /** Bumped by every mutating job that starts: a save is clean only if no change started while it ran. */
-  generation: number;
-  /** Mutating jobs running now. */
-  mutating: number;
-  /** Set while the copy is being evicted or replaced: new jobs wait for the project's lock instead of using it. */
-  withdrawn: boolean;
-  failure: WritebackFailure | null;
-  /** The index write that records this copy as dirty, until it is on disk; mutating jobs wait for it. */
-  persisting: Promise<void> | null;
-  /** The latest save that lost a race and left a conflict copy. */
-  conflict: { blob: string; at: number } | null;
-}
-
-/** The in-memory state of a copy just extracted or found at start-up. */
-const FRESH = { generation: 0, mutating: 0, withdrawn: false, failure: null, persisting: null, conflict: null } as const;
 
 /** Local working copies of stored projects. */
 export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
   readonly #o: ProjectCacheOptions;
   readonly #now: () => number;
-  readonly #projectsDir: string;
-  readonly #tmpDir: string;
-  readonly #index: CacheIndex;
-  readonly #entries = new Map<string, CacheEntry>();
+  readonly #copies: ProjectCopies;
   readonly #inflight = new Map<string, Promise<string>>();
   readonly #locks = new KeyedMutex();
   readonly #extractions: FairSemaphore;
@@ -64,64 +45,32 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     super();
     this.#o = o;
     this.#now = o.now ?? Date.now;
-    this.#projectsDir = join(o.dataDir, 'projects');
-    this.#tmpDir = join(o.dataDir, 'tmp');
-    this.#index = new CacheIndex(o.dataDir);
-    this.#index.source(() => {
-      const out: Record<string, IndexedProject> = {};
-      for (const [id, e] of this.#entries) {
-        out[id] = { format: e.format, sourceEtag: e.sourceEtag, materializedAt: e.materializedAt, lastAccess: e.lastAccess, dirty: e.dirty, lastSave: e.lastSave, sizeBytes: e.sizeBytes };
-      }
-      return out;
-    });
+    this.#copies = new ProjectCopies({ dataDir: o.dataDir, store: o.store, now: this.#now });
     this.#extractions = new FairSemaphore(o.maxExtractions);
   }
 
   /** Scratch folder for uploads and extractions (same file system as the cache, so renames are atomic). */
   get tmpDir(): string {
-    return this.#tmpDir;
+    return this.#copies.tmpDir;
   }
 
   /**
-   * Creates the folders, drops half-done work of an earlier run and learns what is cached from the index. A
-   * working copy the index does not know (a crash between its extraction and the index write) is kept as dirty
-   * with an unknown source: saving it never overwrites the store, at worst it becomes a conflict copy.
+   * Creates the folders, drops half-done work of an earlier run and learns what is cached from the index (a copy
+   * it does not know is kept as dirty with an unknown source).
    */
-  async start(): Promise<void> {
-    await rm(this.#tmpDir, { recursive: true, force: true });
-    // 0700: uploads, extractions and save archives pass through here; commands run as other uids.
-    await mkdir(this.#tmpDir, { recursive: true, mode: 0o700 });
-    await chmod(this.#tmpDir, 0o700);
-    await mkdir(this.#projectsDir, { recursive: true });
-    const indexed = await this.#index.load();
-    const now = this.#now();
-    for (const id of await readdir(this.#projectsDir)) {
-      const root = await realpath(join(this.#projectsDir, id));
-      const known = indexed.get(id);
-      const stored = known ? null : await this.#o.store.stat(id).catch(() => null);
-      const base: IndexedProject = known ?? {
-        format: stored?.format ?? 'tar.gz',
-        sourceEtag: null,
-        materializedAt: now,
-        lastAccess: now,
-        dirty: true,
-        lastSave: null,
-        sizeBytes: 0,
-      };
-      this.#entries.set(id, { ...base, root, ...FRESH });
-    }
-    await this.#index.flush();
+  start(): Promise<void> {
+    return this.#copies.start();
   }
 
   /** Writes the index out (shutdown, after the last write-backs). */
-  async close(): Promise<void> {
-    await this.#index.close();
+  close(): Promise<void> {
+    return this.#copies.close();
   }
 
   /** The working copy's root, extracting the project first if needed. Throws `project_not_found`. */
   ensure(id: string): Promise<string> {
-    const entry = this.#entries.get(id);
-    if (entry && !entry.withdrawn) {
+    const entry = this.#copies.get(id);
+    if (entry && !entry.state.withdrawn) {
       entry.lastAccess = this.#now();
       this.emit('hit', id);
       return Promise.resolve(entry.root);
@@ -140,13 +89,13 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
    * copy dirty, on disk, before it runs. Returns the function to call when the job ends.
    */
   async begin(id: string, mutating: boolean): Promise<() => void> {
-    const entry = this.#entries.get(id);
+    const entry = this.#copies.get(id);
     if (!entry) throw new ToolhostError('internal', `project "${id}" left the cache while a job was starting on it; retry`);
     entry.lastAccess = this.#now();
     if (mutating) {
-      if (!entry.dirty) {
-        entry.dirty = true;
-        entry.persisting = this.#index.flush().finally(() => (entry.persisting = null));
+      if (!entry.state.dirty) {
+        entry.state.on('change');
+        entry.persisting = this.#copies.flush().finally(() => (entry.persisting = null));
       }
       // No change may start before "dirty" is on disk: after a crash the copy must still be known dirty. A failed
       // write fails the job (it never ran); the copy stays dirty in memory, so nothing treats it as clean.
@@ -157,16 +106,17 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     return () => {
       entry.lastAccess = this.#now();
       if (mutating) entry.mutating--;
-      this.#index.flushSoon();
+      this.#copies.flushSoon();
     };
   }
 
   async #materialize(id: string): Promise<string> {
-    const cached = this.#entries.get(id);
+    const cached = this.#copies.get(id);
     if (cached) return cached.root; // a PUT finished, or an eviction was called off, while we waited for the lock
-    const staging = join(this.#tmpDir, `extract-${id}-${randomUUID()}`);
-    const got = await this.#onPool<MaterializeResult>({ kind: 'materialize', id, dest: staging, scratch: this.#tmpDir });
-    return this.#swapIn(id, staging, got.format, got.etag, got.bytes);
+    return this.#copies.materialize(id, async (staging) => {
+      const got = await this.#onPool<MaterializeResult>({ kind: 'materialize', id, dest: staging, scratch: this.#copies.tmpDir });
+      return { format: got.format, sourceEtag: got.etag, sizeBytes: got.bytes };
+    });
   }
 
   /** Runs an extraction-sized task on the file pool, within the extraction slots. */
@@ -181,34 +131,6 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     }
   }
 
-  /** Replaces the project's working copy with an extracted folder and records it, clean, in the index. */
-  async #swapIn(id: string, staging: string, format: ArchiveFormat, etag: string, bytes: number): Promise<string> {
-    await this.#discard(id);
-    const dest = join(this.#projectsDir, id);
-    await rename(staging, dest);
-    const root = await realpath(dest);
-    const now = this.#now();
-    this.#entries.set(id, {
-      root, format, sourceEtag: etag, materializedAt: now, lastAccess: now, dirty: false, lastSave: null, sizeBytes: bytes,
-      ...FRESH,
-    });
-    await this.#index.flush();
-    return root;
-  }
-
-  /** Moves a working copy out of the way and deletes it. */
-  async #discard(id: string): Promise<void> {
-    this.#entries.delete(id);
-    const trash = join(this.#tmpDir, `trash-${id}-${randomUUID()}`);
-    try {
-      await rename(join(this.#projectsDir, id), trash);
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return; // nothing cached
-      throw err;
-    }
-    await rm(trash, { recursive: true, force: true });
-  }
-
   /**
    * Stores an uploaded archive as project `id` (the upload file is consumed). The archive is extracted first, so
    * an unsafe or corrupt one is refused (422) before anything reaches the store. A working copy with unsaved
@@ -221,14 +143,15 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
         throw new ToolhostError('unsupported_media_type', 'the body is neither a zip nor a gzip-compressed tar archive; send a .zip or .tar.gz file as the request body');
       }
       return await this.#locks.run(id, async () => {
-        // Flagged before the checks, as for an eviction: a job arriving from now on waits for the new copy
+        // Withdrawn before the checks, as for an eviction: a job arriving from now on waits for the new copy
         // instead of working in the old one, which the swap below deletes.
-        const cached = this.#entries.get(id);
-        if (cached) cached.withdrawn = true;
+        const cached = this.#copies.get(id);
+        cached?.state.on('withdraw');
         try {
           return await this.#replace(id, upload, format, opts.replace);
         } finally {
-          if (cached && this.#entries.get(id) === cached) cached.withdrawn = false;
+          // Still cached: the replacement was refused or failed before its swap, so the old copy serves again.
+          if (cached && cached.state.mode !== 'absent') cached.state.on('giveBack');
         }
       });
     } finally {
@@ -245,22 +168,23 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     if (this.#o.activeJobs(id) > 0) {
       throw new ToolhostError('project_busy', `project "${id}" has jobs queued or running; retry the upload once they finish`, { project_id: id });
     }
-    if (this.#entries.get(id)?.dirty) {
+    if (this.#copies.get(id)?.state.dirty) {
       throw new ToolhostError('project_busy', `project "${id}" has unsaved changes in its working copy; POST /projects/${id}/save first (or DELETE /projects/${id}/cache), then replace it`, { project_id: id });
     }
-    const staging = join(this.#tmpDir, `extract-${id}-${randomUUID()}`);
-    const extracted = await this.#onPool<{ bytes: number }>({ kind: 'extract', id, file: upload, format, dest: staging });
-    let stored: StoredProject;
-    try {
-      // On the pool: an upload of gigabytes to Blob Storage (TLS, reads) would otherwise run on this event loop.
-      stored = await this.#onPool<StoredProject>({ kind: 'put', id, format, file: upload, ...(existing ? {} : { condition: { ifNoneMatch: '*' } }) });
-    } catch (err) {
-      await rm(staging, { recursive: true, force: true });
-      throw toToolhostError(err).code === 'save_conflict'
-        ? new ToolhostError('project_exists', `project "${id}" was created by someone else meanwhile; pass ?replace=true to replace it`, { project_id: id })
-        : err;
-    }
-    await this.#swapIn(id, staging, format, stored.etag, extracted.bytes);
+    await this.#copies.materialize(id, async (staging) => {
+      const extracted = await this.#onPool<{ bytes: number }>({ kind: 'extract', id, file: upload, format, dest: staging });
+      let stored: StoredProject;
+      try {
+        // On the pool: an upload of gigabytes to Blob Storage (TLS, reads) would otherwise run on this event loop.
+        stored = await this.#onPool<StoredProject>({ kind: 'put', id, format, file: upload, ...(existing ? {} : { condition: { ifNoneMatch: '*' } }) });
+      } catch (err) {
+        await rm(staging, { recursive: true, force: true });
+        throw toToolhostError(err).code === 'save_conflict'
+          ? new ToolhostError('project_exists', `project "${id}" was created by someone else meanwhile; pass ?replace=true to replace it`, { project_id: id })
+          : err;
+      }
+      return { format, sourceEtag: stored.etag, sizeBytes: extracted.bytes };
+    });
     return { created: !existing, info: await this.info(id) };
   }
 
@@ -275,15 +199,16 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
   }
 
   async #save(id: string): Promise<SaveOutcome> {
-    const entry = this.#entries.get(id);
+    const entry = this.#copies.get(id);
     if (!entry) {
       if (!(await this.#o.store.stat(id))) throw notFound(id);
       return { project_id: id, saved: false, etag: null, archive_bytes: null, dirty: false, last_save: null, skipped: [] };
     }
-    if (!entry.dirty) return this.#saveOutcome(id, entry, null, []);
+    if (!entry.state.dirty) return saveOutcome(id, entry, null, []);
     const generation = entry.generation;
     const busy = entry.mutating > 0;
     const now = this.#now();
+    entry.state.on('saveStarted');
     let result: SaveResult;
     try {
       result = await this.#onPool<SaveResult>({
@@ -292,13 +217,14 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
         root: entry.root,
         format: entry.format,
         exclude: [...this.#o.exclude()],
-        scratch: this.#tmpDir,
+        scratch: this.#copies.tmpDir,
         condition: entry.sourceEtag ? { ifMatch: entry.sourceEtag } : { ifNoneMatch: '*' },
         stamp: conflictStamp(now),
       });
     } catch (err) {
       const error = toToolhostError(err);
       entry.failure = { project_id: id, error: error.toJSON(), since: entry.failure?.since ?? new Date(now).toISOString(), attempts: (entry.failure?.attempts ?? 0) + 1, lastAttempt: now };
+      entry.state.on('savedDirty');
       this.emit('writeback:failed', id, error);
       throw error;
     }
@@ -311,8 +237,8 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
       // after another change makes another conflict copy rather than overwriting the other writer.
       const blob = id + archiveExtension(entry.format);
       entry.conflict = { blob: result.conflict, at: now };
-      if (unchanged) entry.dirty = false;
-      await this.#index.flush();
+      entry.state.on(unchanged ? 'savedClean' : 'savedDirty');
+      await this.#copies.flush();
       this.emit('conflict', id, result.conflict);
       throw new ToolhostError(
         'save_conflict',
@@ -324,23 +250,11 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     entry.lastSave = now;
     entry.conflict = null;
     // Clean only if no change started while packing: otherwise the archive may miss it.
-    if (unchanged) entry.dirty = false;
-    await this.#index.flush();
+    entry.state.on(unchanged ? 'savedClean' : 'savedDirty');
+    await this.#copies.flush();
     await this.#measure(entry);
     this.emit('saved', id, result.skipped);
-    return this.#saveOutcome(id, entry, result.stored, result.skipped);
-  }
-
-  #saveOutcome(id: string, entry: CacheEntry, stored: StoredProject | null, skipped: SaveOutcome['skipped']): SaveOutcome {
-    return {
-      project_id: id,
-      saved: stored !== null,
-      etag: entry.sourceEtag,
-      archive_bytes: stored?.size ?? null,
-      dirty: entry.dirty,
-      last_save: entry.lastSave === null ? null : new Date(entry.lastSave).toISOString(),
-      skipped,
-    };
+    return saveOutcome(id, entry, result.stored, result.skipped);
   }
 
   /**
@@ -350,17 +264,17 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
    */
   evict(id: string, opts: { unusedSince?: number } = {}): Promise<boolean> {
     return this.#locks.run(id, async () => {
-      const entry = this.#entries.get(id);
+      const entry = this.#copies.get(id);
       if (!entry) return false;
       // The janitor decided on a snapshot, maybe minutes ago (saves before this one take time): used since, kept.
       if (opts.unusedSince !== undefined && entry.lastAccess > opts.unusedSince) return false;
       const busy = (): ToolhostError =>
         new ToolhostError('project_busy', `project "${id}" has jobs queued or running; its working copy is evicted once they finish (retry then)`, { project_id: id });
-      // Flagged first, so a job that arrives from now on waits for this lock instead of using the copy.
-      entry.withdrawn = true;
+      // Withdrawn first, so a job that arrives from now on waits for this lock instead of using the copy.
+      entry.state.on('withdraw');
       try {
         if (this.#o.activeJobs(id) > 0) throw busy();
-        if (entry.dirty) {
+        if (entry.state.dirty) {
           try {
             await this.#save(id);
           } catch (err) {
@@ -373,11 +287,11 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
         }
         if (this.#o.activeJobs(id) > 0) throw busy();
       } catch (err) {
-        entry.withdrawn = false;
+        entry.state.on('giveBack');
         throw err;
       }
-      await this.#discard(id);
-      await this.#index.flush();
+      await this.#copies.discard(id);
+      await this.#copies.flush();
       this.emit('evicted', id);
       return true;
     });
@@ -386,7 +300,7 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
   /** Writes back every dirty copy (shutdown). Failures are returned; those copies stay dirty for the next start. */
   async saveAll(): Promise<{ id: string; error: ToolhostError }[]> {
     const failed: { id: string; error: ToolhostError }[] = [];
-    const dirty = [...this.#entries].filter(([, e]) => e.dirty).map(([id]) => id);
+    const dirty = this.#copies.dirtyIds();
     await Promise.all(
       dirty.map((id) =>
         this.save(id).catch((err: unknown) => {
@@ -400,13 +314,13 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
 
   /** The working copies, for the janitor: idle time, size, dirtiness, whether jobs use them, failures. */
   snapshot(): { id: string; lastAccess: number; lastSave: number; sizeBytes: number; dirty: boolean; busy: boolean; failure: WritebackFailure | null }[] {
-    return [...this.#entries].map(([id, e]) => ({
+    return [...this.#copies.entries()].map(([id, e]) => ({
       id,
       lastAccess: e.lastAccess,
       /** The last save, or when the copy came from the store. */
       lastSave: e.lastSave ?? e.materializedAt,
       sizeBytes: e.sizeBytes,
-      dirty: e.dirty,
+      dirty: e.state.dirty,
       busy: this.#o.activeJobs(id) > 0 || e.mutating > 0,
       failure: e.failure,
     }));
@@ -414,7 +328,7 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
 
   /** Re-measures the size of dirty working copies (they may have grown) on the pool. */
   async measureDirty(): Promise<void> {
-    for (const e of this.#entries.values()) if (e.dirty) await this.#measure(e);
+    for (const [, e] of this.#copies.entries()) if (e.state.dirty) await this.#measure(e);
   }
 
   /** Measures a working copy on the pool (everything on disk, excluded paths too: they take disk all the same). */
@@ -425,34 +339,27 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
 
   /** Write-backs failing now, oldest first. */
   failures(): WritebackFailure[] {
-    return [...this.#entries.values()].flatMap((e) => (e.failure ? [e.failure] : [])).sort((a, b) => a.since.localeCompare(b.since));
+    return this.#copies.failures();
   }
 
   /** Counts for /health. */
   summary(): { projects: number; dirty: number; bytes: number } {
-    let dirty = 0;
-    for (const e of this.#entries.values()) if (e.dirty) dirty++;
-    return { projects: this.#entries.size, dirty, bytes: this.cachedBytes() };
+    return this.#copies.summary();
   }
 
   /** Bytes of all working copies, as last measured. */
   cachedBytes(): number {
-    let total = 0;
-    for (const e of this.#entries.values()) total += e.sizeBytes;
-    return total;
+    return this.#copies.cachedBytes();
   }
 
   /** Every stored project with its cache state (sizes of working copies are not computed here). */
   async list(): Promise<Omit<ProjectInfo, 'cache'>[]> {
-    return (await this.#o.store.list()).map((p) => {
-      const entry = this.#entries.get(p.id);
-      return { ...this.#view(p.id, p, entry), cached: entry !== undefined, dirty: entry?.dirty ?? false };
-    });
+    return (await this.#o.store.list()).map((p) => projectView(p.id, p, this.#copies.get(p.id)));
   }
 
   /** One project with its cache state and working-copy size. Throws `project_not_found`. */
   async info(id: string): Promise<ProjectInfo> {
-    const entry = this.#entries.get(id);
+    const entry = this.#copies.get(id);
     let stored: StoredProject | null = null;
     let storeError: SerializedError | undefined;
     try {
@@ -463,26 +370,10 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
       storeError = toToolhostError(err).toJSON();
     }
     if (!stored && !entry) throw notFound(id);
-    let cache: ProjectInfo['cache'] = null;
-    if (entry) {
-      await this.#measure(entry);
-      cache = {
-        size_bytes: entry.sizeBytes,
-        last_access: new Date(entry.lastAccess).toISOString(),
-        materialized_at: new Date(entry.materializedAt).toISOString(),
-        source_etag: entry.sourceEtag,
-        last_save: entry.lastSave === null ? null : new Date(entry.lastSave).toISOString(),
-        writeback_error: entry.failure ? { ...entry.failure.error, since: entry.failure.since, attempts: entry.failure.attempts } : null,
-        last_conflict: entry.conflict ? { conflict_blob: entry.conflict.blob, at: new Date(entry.conflict.at).toISOString() } : null,
-      };
-    }
-    const info: ProjectInfo = { ...this.#view(id, stored, entry), cached: entry !== undefined, dirty: entry?.dirty ?? false, cache };
+    if (entry) await this.#measure(entry);
+    const info: ProjectInfo = { ...projectView(id, stored, entry), cache: entry ? cacheView(entry) : null };
     if (storeError) info.store_error = storeError;
     return info;
-  }
-
-  #view(id: string, p: StoredProject | null, entry: CacheEntry | undefined): Pick<ProjectInfo, 'project_id' | 'format' | 'archive_bytes' | 'modified_at' | 'etag'> {
-    return { project_id: id, format: p?.format ?? entry!.format, archive_bytes: p?.size ?? null, modified_at: p?.modifiedAt ?? null, etag: p?.etag ?? null };
   }
 }
 
