@@ -5,7 +5,7 @@ import { fileEditTool } from './file-edit.js';
 import { fileListTool } from './file-list.js';
 import { fileReadTool } from './file-read.js';
 import { fileWriteTool } from './file-write.js';
-import { searchTool } from './search-tool.js';
+import { searchTool } from './search.js';
 
 /** Every job tool, in the order models see them. */
 export const JOB_TOOLS: readonly JobTool[] = [executeTool, fileReadTool, fileWriteTool, fileEditTool, fileListTool, searchTool];

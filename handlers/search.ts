@@ -2,12 +2,70 @@
  * The `search` tool: ripgrep over a project, answering with matches and, when anything was left out, why.
  * The search itself is lib/search/ (search-project.ts describes what it guards against and promises).
  */
+import { z } from 'zod';
+import { projectId, relPath } from '../lib/schemas.js';
 import { searchProject } from '../lib/search/search-project.js';
-import type { SearchResult } from '../lib/search/types.js';
-import type { SearchRequest } from '../lib/schemas.js';
-import type { Handler } from './context.js';
+import { MAX_LINE_CHARS } from '../lib/search/types.js';
+import { PROJECT_ERRORS, jobTool } from '../lib/tool.js';
 
-export { MAX_LINE_CHARS, MAX_LISTED, type IncompleteReason, type SearchMatch, type SearchResult } from '../lib/search/types.js';
+const searchRequest = z.strictObject({
+  project_id: projectId,
+  pattern: z.string().min(1).max(10_000),
+  regex: z.boolean().default(false).describe('Treat pattern as a regular expression (Rust regex syntax).'),
+  glob: z.string().min(1).optional().describe('Only search files matching this glob, e.g. "*.ts" or "src/**".'),
+  case_sensitive: z.boolean().default(true),
+  context_lines: z.number().int().min(0).max(20).default(0),
+  max_results: z.number().int().positive().default(200),
+  path: relPath.default('.').describe('Folder or file to search within.'),
+});
 
-/** Searches the project with ripgrep. */
-export const search: Handler<SearchRequest, SearchResult> = (req, ctx) => searchProject(req, ctx);
+const searchMatch = z.strictObject({
+  path: z.string().describe('Project-relative path with forward slashes.'),
+  line: z.number().int().describe('1-based line number.'),
+  column: z.number().int().describe('1-based column of the first match on the line, in code points.'),
+  text: z.string().describe(`The line without its line break, cut to ${MAX_LINE_CHARS} code points around the match ("…" where cut).`),
+  before: z.array(z.string()).describe('Up to context_lines lines just before the match, nearest last.'),
+  after: z.array(z.string()).describe('Up to context_lines lines just after the match, nearest first.'),
+});
+
+const searchResult = z.strictObject({
+  matches: z.array(searchMatch).describe('Matches in path order, then line order.'),
+  truncated: z.boolean().describe('True when the search stopped at max_results; there may be more.'),
+  timed_out: z.boolean().optional().describe('True when the search was stopped at search.timeoutS; matches holds what it found by then.'),
+  complete: z.boolean().describe('True only when every file under the target was searched to its end and every match found is in matches.'),
+  incomplete_reasons: z.array(z.enum(['max_results', 'timed_out', 'long_lines', 'unreadable_files', 'search_aborted'])).optional(),
+  note: z.string().optional().describe('When complete is false: what each reason means and what to do next.'),
+  skipped_long_lines: z.number().int().optional().describe('Matching lines longer than search.maxLineBytes, left out of matches.'),
+  long_lines: z.array(z.strictObject({ path: z.string(), line: z.number().int() })).optional().describe('Where the first of those lines are.'),
+  errors: z.array(z.string()).optional().describe("rg's messages about files or folders it could not read."),
+});
+
+/** The search tool. */
+export const searchTool = jobTool({
+  name: 'search',
+  title: 'Search file contents',
+  route: { method: 'POST', path: '/search' },
+  input: searchRequest,
+  output: searchResult,
+  readOnly: true,
+  errors: [...PROJECT_ERRORS, 'file_not_found', 'not_a_regular_file', 'invalid_regex', 'search_failed'],
+  hints: {
+    pattern: 'Text to find; a regular expression when regex is true.',
+    case_sensitive: 'Match letter case exactly (false ignores case).',
+    context_lines: 'Lines of context to return before and after each match.',
+    max_results: 'Most matches to return.',
+  },
+  describe: ({ search }) =>
+    'Search file contents with ripgrep: literal text by default, a Rust-syntax regular expression with regex: true; ' +
+    'narrow it with glob (e.g. "*.ts") and path. Returns matches (path, line, column, text, optional context lines) in ' +
+    `path order. At most max_results (default 200, at most ${search.maxResults}) come back, then truncated: true. ` +
+    'Respects .gitignore, searches hidden files, never .git. ' +
+    `A search still running after ${search.timeoutS} s returns what it found. complete: false says something was ` +
+    'left out (incomplete_reasons and note say what and what to do): max_results, a timeout, matching lines over ' +
+    `${search.maxLineBytes} bytes (counted in skipped_long_lines, located in long_lines), files it could not read ` +
+    '(errors). Use it to find definitions, usages and strings before reading files.',
+  limits: (req, { search }) =>
+    req.max_results > search.maxResults ? `max_results ${req.max_results} exceeds search.maxResults (${search.maxResults}); narrow the search instead` : undefined,
+  examples: [{ project_id: 'demo', pattern: 'TODO\\(\\w+\\)', regex: true, glob: '*.ts', context_lines: 1 }],
+  job: { type: 'search', lane: 'files', mutates: false, handler: searchProject },
+});

@@ -30,18 +30,6 @@ export const relPath = z.string().min(1).max(4096).describe('Path relative to th
 /** A 1-based line number. */
 export const lineNumber = z.number().int().positive();
 
-export const searchRequest = z.strictObject({
-  project_id: projectId,
-  pattern: z.string().min(1).max(10_000),
-  regex: z.boolean().default(false).describe('Treat pattern as a regular expression (Rust regex syntax).'),
-  glob: z.string().min(1).optional().describe('Only search files matching this glob, e.g. "*.ts" or "src/**".'),
-  case_sensitive: z.boolean().default(true),
-  context_lines: z.number().int().min(0).max(20).default(0),
-  max_results: z.number().int().positive().default(200),
-  path: relPath.default('.').describe('Folder or file to search within.'),
-});
-export type SearchRequest = z.infer<typeof searchRequest>;
-
 /** A job id as the API hands it out. */
 export const jobId = z.string().regex(/^[0-9a-f-]{36}$/, 'must be a job_id returned by /execute').describe('Job identifier.');
 

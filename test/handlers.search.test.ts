@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import type { HandlerContext } from '../handlers/context.js';
-import { MAX_LINE_CHARS, search, type SearchResult } from '../handlers/search.js';
+import { searchTool } from '../handlers/search.js';
 import { projectOwner } from '../lib/process/owner.js';
 import { resolveSandbox } from '../lib/process/sandbox.js';
-import { searchRequest, type SearchRequest } from '../lib/schemas.js';
+import { MAX_LINE_CHARS, type SearchResult } from '../lib/search/types.js';
+import type { HandlerContext } from '../lib/tool.js';
 import { HandlerProject, failure } from './helpers/handler-project.js';
 
 // Every test runs with rg in the bubblewrap sandbox (when installed) and without one (rg gets the target as fd 3).
@@ -44,11 +44,11 @@ for (const sandbox of ['bwrap', 'none'] as const) describe(`handlers/search (san
 
   function run(req: Record<string, unknown>, c: HandlerContext = ctx()): Promise<SearchResult> {
     // Through the schema, as the HTTP front does, so defaults are the real ones.
-    const parsed: SearchRequest = searchRequest.parse({ project_id: 'p', ...req });
+    const parsed = searchTool.input.parse({ project_id: 'p', ...req });
     // Without a sandbox rg runs as the project's uid (when the tests run as root): the project must be its.
     const owner = sandbox === 'none' ? projectOwner(c.config, c.projectId) : null;
     if (owner) execFileSync('chown', ['-R', `${owner.uid}:${owner.gid}`, root]);
-    return search(parsed, c);
+    return searchTool.job.handler(parsed, c);
   }
 
   const where = (r: SearchResult): string[] => r.matches.map((m) => `${m.path}:${m.line}`);

@@ -4,15 +4,14 @@
  */
 import type { Config } from '../../config/schema.js';
 import { ToolhostError, cancelled } from '../errors.js';
-import type { SearchRequest } from '../schemas.js';
 import type { RgRunOutcome } from './run-rg.js';
-import { type IncompleteReason, MAX_LISTED, type SearchResult } from './types.js';
+import { type IncompleteReason, MAX_LISTED, type SearchQuery, type SearchResult } from './types.js';
 
 /**
  * The answer of a run, saying plainly what is missing; throws when the run was cancelled, failed before it
  * searched (a bad regex or glob), or died before it found anything.
  */
-export function answer(run: RgRunOutcome, req: SearchRequest, s: Config['search'], signal: AbortSignal): SearchResult {
+export function answer(run: RgRunOutcome, req: SearchQuery, s: Config['search'], signal: AbortSignal): SearchResult {
   if (run.end === 'cancelled') throw cancelled(signal, 'the search');
   if (run.end === 'failed') throw rgFailure(req, run.stderr);
   if (run.end === 'aborted' && run.matches.length === 0) {
@@ -85,7 +84,7 @@ function abortCause(run: RgRunOutcome, maxMemoryBytes: number): string {
 }
 
 /** Maps a failed rg run (exit 2 before any search happened) to the caller's error. */
-function rgFailure(req: SearchRequest, stderr: string): ToolhostError {
+function rgFailure(req: SearchQuery, stderr: string): ToolhostError {
   const first = stderr.split('\n').find((l) => l.trim() !== '')?.replace(/^rg: /, '') ?? 'ripgrep failed';
   if (/error parsing glob/.test(stderr)) {
     return new ToolhostError('bad_request', `glob "${req.glob ?? ''}" is invalid: ${first}; fix it or leave glob out`, {

@@ -2,7 +2,7 @@
  * rg's command line for a search request: its standard printer in a form lib/search/rg-output.ts can split
  * record by record, the project's own ignore rules only, and the request's pattern, case, context and glob.
  */
-import type { SearchRequest } from '../schemas.js';
+import type { SearchQuery } from './types.js';
 
 /**
  * The rg command line. Output is rg's standard printer, not --json: --max-columns works only there, and --json
@@ -14,7 +14,7 @@ import type { SearchRequest } from '../schemas.js';
  * @param ignoreFile `walk`: the .gitignore files rg meets on its walk; a path: that file as well; null: none.
  * @param glob the request's glob when rg applies it, undefined when it does not.
  */
-export function rgArgs(req: SearchRequest, target: string, ignoreFile: 'walk' | string | null, glob: string | undefined, maxLineBytes: number): string[] {
+export function rgArgs(req: SearchQuery, target: string, ignoreFile: 'walk' | string | null, glob: string | undefined, maxLineBytes: number): string[] {
   const args = [
     '--no-config', // RIPGREP_CONFIG_PATH of the host must not change results
     '--sort=path', // deterministic order (and so a deterministic cut at max_results), at the cost of one thread

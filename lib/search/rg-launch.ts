@@ -9,10 +9,9 @@ import { rgPath } from '@vscode/ripgrep';
 import { projectRelative } from '../paths.js';
 import { projectOwner } from '../process/owner.js';
 import { type Launch, launchArgv, planOf, ulimit } from '../process/sandbox.js';
-import type { SearchRequest } from '../schemas.js';
 import { rgArgs } from './rg-args.js';
 import type { OpenTarget } from './target.js';
-import type { SearchContext } from './types.js';
+import type { SearchContext, SearchQuery } from './types.js';
 
 /** Where rg finds the target opened here when there is no sandbox (the fd is passed as fd 3). */
 const FD_TARGET = '/proc/self/fd/3';
@@ -51,7 +50,7 @@ function anchored(glob: string): boolean {
  * @param ignoreFile `walk`: the .gitignore files rg meets; `root`: the root's as well (a subfolder is searched);
  *   null: none (a folder .gitignore excludes, named as path, is searched whole).
  */
-export function rgLaunch(req: SearchRequest, ctx: SearchContext, target: OpenTarget, ignoreFile: 'walk' | 'root' | null): RgLaunch {
+export function rgLaunch(req: SearchQuery, ctx: SearchContext, target: OpenTarget, ignoreFile: 'walk' | 'root' | null): RgLaunch {
   const { root, config } = ctx;
   // Searches run in the sandbox commands run in (the config's sandbox is the one resolved at start).
   const plan = { ...planOf(config.commands, config.dataDir), network: false };

@@ -24,13 +24,12 @@
 import { closeSync } from 'node:fs';
 import { ToolhostError, cancelled } from '../errors.js';
 import { GitignoreRules } from '../gitignore.js';
-import type { SearchRequest } from '../schemas.js';
 import { answer } from './answer.js';
 import { MatchFilter } from './match-filter.js';
 import { rgLaunch } from './rg-launch.js';
 import { type RgRunOutcome, runRg } from './run-rg.js';
 import { openTarget, rootGitignoreIsFile } from './target.js';
-import type { SearchContext, SearchResult } from './types.js';
+import type { SearchContext, SearchQuery, SearchResult } from './types.js';
 
 /**
  * rg prints no line longer than `search.maxLineBytes` (it prints a placeholder instead); a record longer than
@@ -39,7 +38,7 @@ import type { SearchContext, SearchResult } from './types.js';
 const RECORD_SLACK_BYTES = 64 * 1024;
 
 /** Searches the project with ripgrep; see the module comment for what the answer promises. */
-export async function searchProject(req: SearchRequest, ctx: SearchContext): Promise<SearchResult> {
+export async function searchProject(req: SearchQuery, ctx: SearchContext): Promise<SearchResult> {
   const { root, config, signal } = ctx;
   if (signal.aborted) throw cancelled(signal, 'the search');
   if (/[\r\n]/.test(req.pattern)) {

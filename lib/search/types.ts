@@ -16,6 +16,19 @@ export interface SearchContext {
   projectId: string;
 }
 
+/** What to search for and where: the search tool's validated request. */
+export interface SearchQuery {
+  pattern: string;
+  /** Rust regex syntax when true; literal text otherwise. */
+  regex: boolean;
+  glob?: string | undefined;
+  case_sensitive: boolean;
+  context_lines: number;
+  max_results: number;
+  /** Project-relative folder or file to search within. */
+  path: string;
+}
+
 /** One matching line. */
 export interface SearchMatch {
   /** Project-relative path with forward slashes (symlinks in the requested `path` resolved). */
