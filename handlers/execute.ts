@@ -160,7 +160,7 @@ async function execute(req: ExecuteRequest, ctx: HandlerContext): Promise<Execut
     stdout_offset: logs.stdout.written,
     stderr_offset: logs.stderr.written,
     log_dropped_bytes: { stdout: logs.stdout.dropped, stderr: logs.stderr.dropped },
-    invalid_utf8: { stdout: r.stdout.includes('\uFFFD'), stderr: r.stderr.includes('\uFFFD') },
+    invalid_utf8: r.invalidUtf8,
   };
 }
 

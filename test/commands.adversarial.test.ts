@@ -176,9 +176,10 @@ for (const sandbox of ['none', 'bwrap'] as const) {
       }
     });
 
-    it('invalid UTF-8 output: valid JSON with replacement characters, flagged by GET /jobs/:id', async () => {
+    it('invalid UTF-8 output: valid JSON with replacement characters, flagged in the answer and by GET /jobs/:id', async () => {
       const r = await exec({ command: "printf '\\xff\\xfe ok\\n'; printf 'bad \\xc3\\n' >&2" });
       expect(r.body, 'the answer is JSON').to.be.an('object');
+      expect(r.body.invalid_utf8).to.deep.equal({ stdout: true, stderr: true });
       expect(r.body.exit_code).to.equal(0);
       expect(r.body.stdout).to.equal('\uFFFD\uFFFD ok\n');
       expect(r.body.stderr).to.equal('bad \uFFFD\n');

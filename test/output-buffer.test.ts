@@ -36,20 +36,20 @@ function prng(seed: number): () => number {
 
 describe('output buffer', () => {
   it('keeps a stream that fits whole, at exactly the cap too', () => {
-    expect(capture(10, Buffer.from('hello'))).to.deep.equal({ text: 'hello', truncated: false, omittedBytes: 0, totalBytes: 5 });
-    expect(capture(10, Buffer.from('0123456789'), [1, 1, 3])).to.deep.equal({ text: '0123456789', truncated: false, omittedBytes: 0, totalBytes: 10 });
-    expect(capture(10, Buffer.alloc(0))).to.deep.equal({ text: '', truncated: false, omittedBytes: 0, totalBytes: 0 });
+    expect(capture(10, Buffer.from('hello'))).to.deep.equal({ text: 'hello', truncated: false, omittedBytes: 0, totalBytes: 5, invalidUtf8: false });
+    expect(capture(10, Buffer.from('0123456789'), [1, 1, 3])).to.deep.equal({ text: '0123456789', truncated: false, omittedBytes: 0, totalBytes: 10, invalidUtf8: false });
+    expect(capture(10, Buffer.alloc(0))).to.deep.equal({ text: '', truncated: false, omittedBytes: 0, totalBytes: 0, invalidUtf8: false });
   });
 
   it('keeps the first ceil(cap/2) and the last floor(cap/2) bytes of a longer stream and counts the rest', () => {
     const r = capture(7, Buffer.from('abcdefghijklmnopqrstuvwxyz'), [2, 5, 1, 9]);
-    expect(r).to.deep.equal({ text: 'abcd\n[... 19 bytes omitted ...]\nxyz', truncated: true, omittedBytes: 19, totalBytes: 26 });
+    expect(r).to.deep.equal({ text: 'abcd\n[... 19 bytes omitted ...]\nxyz', truncated: true, omittedBytes: 19, totalBytes: 26, invalidUtf8: false });
     expect(capture(10, Buffer.from('0123456789X'))).to.include({ truncated: true, omittedBytes: 1, totalBytes: 11 });
   });
 
   it('keeps only the count when the cap is 0 or 1', () => {
-    expect(capture(0, Buffer.from('abc'))).to.deep.equal({ text: '\n[... 3 bytes omitted ...]\n', truncated: true, omittedBytes: 3, totalBytes: 3 });
-    expect(capture(1, Buffer.from('abc'), [1, 1])).to.deep.equal({ text: 'a\n[... 2 bytes omitted ...]\n', truncated: true, omittedBytes: 2, totalBytes: 3 });
+    expect(capture(0, Buffer.from('abc'))).to.deep.equal({ text: '\n[... 3 bytes omitted ...]\n', truncated: true, omittedBytes: 3, totalBytes: 3, invalidUtf8: false });
+    expect(capture(1, Buffer.from('abc'), [1, 1])).to.deep.equal({ text: 'a\n[... 2 bytes omitted ...]\n', truncated: true, omittedBytes: 2, totalBytes: 3, invalidUtf8: false });
   });
 
   it('cuts at character boundaries, counting the bytes of a cut character as omitted', () => {
@@ -87,7 +87,7 @@ describe('output buffer', () => {
       expect(chunked, what).to.deep.equal(whole);
       expect(chunked.totalBytes, what).to.equal(data.length);
       if (data.length <= cap) {
-        expect(chunked, what).to.deep.equal({ text, truncated: false, omittedBytes: 0, totalBytes: data.length });
+        expect(chunked, what).to.deep.equal({ text, truncated: false, omittedBytes: 0, totalBytes: data.length, invalidUtf8: false });
         continue;
       }
       expect(chunked.truncated, what).to.equal(true);
@@ -112,6 +112,16 @@ describe('output buffer', () => {
     expect(head).to.equal(`START${'x'.repeat(45)}`);
     expect(tail).to.equal(`${'x'.repeat(47)}END`);
     expect(r.omittedBytes).to.equal(r.totalBytes - 100);
+  });
+
+  it('flags kept bytes that are not UTF-8, in a whole stream and in a head or tail of a cut one', () => {
+    expect(capture(10, Buffer.from([0x61, 0xff])).invalidUtf8).to.equal(true);
+    expect(capture(10, Buffer.from('caf\u00e9')).invalidUtf8).to.equal(false);
+    const cut = Buffer.concat([Buffer.from([0xff]), Buffer.alloc(100, 0x61)]);
+    expect(capture(10, cut)).to.include({ truncated: true, invalidUtf8: true });
+    expect(capture(10, Buffer.concat([Buffer.alloc(100, 0x61), Buffer.from([0xfe])]))).to.include({ truncated: true, invalidUtf8: true });
+    // A character cut by the head/tail split is dropped whole, not flagged.
+    expect(capture(10, Buffer.from('\u00e9'.repeat(50)))).to.include({ truncated: true, invalidUtf8: false });
   });
 
   it('passes binary output through instead of holding bytes back for a character that can never complete', () => {

@@ -3,6 +3,8 @@
  * so a command that prints a gigabyte costs at most `cap` bytes of memory.
  */
 
+import { isUtf8 } from 'node:buffer';
+
 /** What a capture yields when the stream ended. */
 export interface CapturedOutput {
   /** Head, then tail, decoded as UTF-8 (invalid bytes replaced with U+FFFD). */
@@ -13,6 +15,8 @@ export interface CapturedOutput {
   omittedBytes: number;
   /** All bytes the stream produced. */
   totalBytes: number;
+  /** True when the kept bytes are not valid UTF-8 (the text shows U+FFFD for them). */
+  invalidUtf8: boolean;
 }
 
 /** Keeps the head and the tail of a byte stream within a fixed budget. */
@@ -62,7 +66,8 @@ export class OutputBuffer {
     const head = Buffer.concat(this.#head);
     const omittedBytes = this.#total - head.length - tail.length;
     if (omittedBytes === 0) {
-      return { text: Buffer.concat([head, tail]).toString('utf8'), truncated: false, omittedBytes: 0, totalBytes: this.#total };
+      const all = Buffer.concat([head, tail]);
+      return { text: all.toString('utf8'), truncated: false, omittedBytes: 0, totalBytes: this.#total, invalidUtf8: !isUtf8(all) };
     }
     // Cut at character boundaries so a split multi-byte character does not turn into replacement characters.
     const h = head.subarray(0, utf8Boundary(head, head.length));
@@ -73,6 +78,7 @@ export class OutputBuffer {
       truncated: true,
       omittedBytes: dropped,
       totalBytes: this.#total,
+      invalidUtf8: !isUtf8(h) || !isUtf8(t),
     };
   }
 }

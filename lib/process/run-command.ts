@@ -64,6 +64,8 @@ export interface CommandResult {
   durationMs: number;
   truncated: { stdout: boolean; stderr: boolean };
   omittedBytes: { stdout: number; stderr: number };
+  /** Whether the kept output of each stream had bytes that are not UTF-8. */
+  invalidUtf8: { stdout: boolean; stderr: boolean };
 }
 
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
@@ -112,6 +114,7 @@ export function runCommand(opts: CommandOptions): Promise<CommandResult> {
       durationMs: Date.now() - started,
       truncated: { stdout: out.truncated, stderr: err.truncated },
       omittedBytes: { stdout: out.omittedBytes, stderr: err.omittedBytes },
+      invalidUtf8: { stdout: out.invalidUtf8, stderr: err.invalidUtf8 },
     };
   });
 }
