@@ -37,7 +37,7 @@ export function fdPath(fd: number, name?: string): string {
 /** True when `child` is `parent` or lies below it (both absolute and normalized). */
 export function isInside(parent: string, child: string): boolean {
   const rel = relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel) && rel.split(sep)[0] !== '..');
+  return rel === '' || (!isAbsolute(rel) && rel.split(sep)[0] !== '..');
 }
 
 /** The error for a path that leaves the project; it names the path as the caller gave it, nothing the server resolved. */
