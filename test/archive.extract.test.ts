@@ -4,7 +4,8 @@ import { mkdir, mkdtemp, readFile, readdir, readlink, realpath, rm, stat, writeF
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { extractArchive, type ArchiveLimits, type ExtractResult } from '../lib/archive/extract.js';
+import { extractArchive, type ExtractResult } from '../lib/archive/extract.js';
+import type { ArchiveLimits } from '../lib/archive/types.js';
 import { archiveExtension, detectFormat, sniffFile, type ArchiveFormat } from '../lib/archive/format.js';
 import { ToolhostError } from '../lib/errors.js';
 import { buildTarGz, type TarSpec } from './helpers/tar-writer.js';

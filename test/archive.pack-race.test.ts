@@ -12,9 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
-import type { ArchiveLimits } from '../lib/archive/extract.js';
+import type { ArchiveLimits } from '../lib/archive/types.js';
 import { archiveExtension, type ArchiveFormat } from '../lib/archive/format.js';
-import { packTree, walkTree } from '../lib/archive/pack.js';
+import { packTree } from '../lib/archive/pack.js';
+import { walkTree } from '../lib/archive/tree-walk.js';
 import { ToolhostError } from '../lib/errors.js';
 
 const run = promisify(execFile);

@@ -6,9 +6,11 @@ import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, realpath, rm
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { extractArchive, type ArchiveLimits } from '../lib/archive/extract.js';
+import { extractArchive } from '../lib/archive/extract.js';
+import type { ArchiveLimits } from '../lib/archive/types.js';
 import { archiveExtension, sniffFile, type ArchiveFormat } from '../lib/archive/format.js';
-import { packTree, walkTree, type PackResult } from '../lib/archive/pack.js';
+import { packTree, type PackResult } from '../lib/archive/pack.js';
+import { walkTree } from '../lib/archive/tree-walk.js';
 import { ToolhostError } from '../lib/errors.js';
 import { exists } from './helpers/probes.js';
 

@@ -21,7 +21,6 @@ import type { ArchiveLimits } from './types.js';
 import { readZip } from './zip-reader.js';
 
 // For callers outside lib/archive that import it from here; it is defined in the leaf `types.ts`.
-export type { ArchiveLimits } from './types.js';
 
 /** What {@link extractArchive} extracts, and where to. */
 export interface ExtractOptions {

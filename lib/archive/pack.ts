@@ -27,7 +27,6 @@ import type { ArchiveLimits, ArchiveWriter, EntryMeta } from './types.js';
 import { ZipWriter } from './zip-writer.js';
 
 // For callers outside lib/archive that import it from here; it lives with the walk in `tree-walk.ts`.
-export { walkTree } from './tree-walk.js';
 
 /** What {@link packTree} packs, and where to. */
 export interface PackOptions {
