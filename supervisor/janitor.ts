@@ -10,16 +10,16 @@
  * Every run also saves dirty copies last saved more than `cache.autosaveMinutes` ago, in use or not, so a worker
  * that dies loses at most that much work.
  */
-import type { Config } from '../config/schema.js';
 import { toToolhostError } from '../lib/errors.js';
 import type { Logger } from './logger.js';
 import type { ProjectCache } from './projects.js';
+import type { LiveConfig } from './reload.js';
 
 /** Dependencies of the janitor. */
 export interface JanitorOptions {
   projects: ProjectCache;
   /** The configuration in effect (read at each run, so a reload applies). */
-  config(): Config;
+  config: Readonly<LiveConfig>;
   log: Logger;
   /** The clock (epoch ms); tests move it to age projects. */
   now?: () => number;
@@ -56,7 +56,7 @@ export class Janitor {
 
   #schedule(): void {
     if (this.#closed) return;
-    const mean = this.#o.config().cache.janitorIntervalS * 1000;
+    const mean = this.#o.config.current.cache.janitorIntervalS * 1000;
     this.#timer = setTimeout(() => {
       this.#timer = null;
       this.runOnce()
@@ -73,7 +73,7 @@ export class Janitor {
   }
 
   async #run(): Promise<JanitorReport> {
-    const { cache } = this.#o.config();
+    const { cache } = this.#o.config.current;
     const report: JanitorReport = { evicted: [], failed: [], kept: [], autosaved: [] };
     await this.#o.projects.measureDirty();
     const now = this.#now();

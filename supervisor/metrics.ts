@@ -1,7 +1,9 @@
 /**
  * Prometheus metrics (prom-client) for GET /metrics. Each supervisor has its own registry, so several can run in
  * one process (tests). Counters and histograms are fed by the pump's and the project cache's events; gauges are
- * read when scraped. No hooks inside the parts: they only emit.
+ * read when scraped. No hooks inside the parts: they only emit. The metrics of running jobs (pools, jobs, cache,
+ * write-backs) exist only on a process that has the worker parts; an api process shows its queue and the process
+ * defaults.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Job, JobOutcome } from '../lib/jobs.js';
@@ -14,10 +16,12 @@ import type { QueuePump } from './pump.js';
 /** What the metrics observe. */
 export interface MetricsSources {
   queue: JobQueue;
-  pump: QueuePump;
-  pools: Pools;
-  projects: ProjectCache;
+  /** The parts that run jobs; without them (an api process) no pool, job, cache or write-back metric exists. */
+  worker?: { pump: QueuePump; pools: Pools; projects: ProjectCache } | undefined;
 }
+
+/** The worker parts the metrics read. */
+type WorkerSources = NonNullable<MetricsSources['worker']>;
 
 /** Latency buckets in seconds: file tools take milliseconds, commands up to hours. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
@@ -28,7 +32,42 @@ const LANES: readonly Lane[] = ['files', 'commands'];
 export class Metrics {
   /** The registry GET /metrics renders. */
   readonly registry = new Registry();
-  readonly #s: MetricsSources;
+  readonly #worker: WorkerMetrics | undefined;
+
+  constructor(s: MetricsSources) {
+    // prom-client has no way to stop these: their GC observer and event-loop monitor live as long as the process.
+    collectDefaultMetrics({ register: this.registry });
+    const { worker } = s;
+    new Gauge({
+      name: 'toolhost_queue_depth',
+      help: 'Jobs accepted and not yet running (queued, or waiting for a project, a lock or a slot).',
+      registers: [this.registry],
+      collect() {
+        this.set(s.queue.depth() + (worker?.pump.waiting() ?? 0));
+      },
+    });
+    this.#worker = worker && new WorkerMetrics(this.registry, worker);
+  }
+
+  /** Subscribes to the pump's and the cache's events. */
+  start(): void {
+    this.#worker?.start();
+  }
+
+  /** The exposition text and its content type. */
+  async render(): Promise<{ contentType: string; text: string }> {
+    return { contentType: this.registry.contentType, text: await this.registry.metrics() };
+  }
+
+  /** Unsubscribes; the registry keeps its last values. */
+  async close(): Promise<void> {
+    this.#worker?.stop();
+  }
+}
+
+/** The metrics of the parts that run jobs: counters fed by their events, gauges read when scraped. */
+class WorkerMetrics {
+  readonly #s: WorkerSources;
   readonly #jobs: Counter<'type' | 'outcome'>;
   readonly #durations: Histogram<'type'>;
   readonly #cacheHits: Counter;
@@ -39,11 +78,9 @@ export class Metrics {
   readonly #conflicts: Counter;
   #unsubscribe: (() => void) | undefined;
 
-  constructor(s: MetricsSources) {
+  constructor(registry: Registry, s: WorkerSources) {
     this.#s = s;
-    const registers = [this.registry];
-    // prom-client has no way to stop these: their GC observer and event-loop monitor live as long as the process.
-    collectDefaultMetrics({ register: this.registry });
+    const registers = [registry];
     this.#jobs = new Counter({
       name: 'toolhost_jobs_total',
       help: 'Jobs that ended, by type and outcome ("ok" or the error code).',
@@ -56,14 +93,6 @@ export class Metrics {
       labelNames: ['type'],
       buckets: DURATION_BUCKETS,
       registers,
-    });
-    new Gauge({
-      name: 'toolhost_queue_depth',
-      help: 'Jobs accepted and not yet running (queued, or waiting for a project, a lock or a slot).',
-      registers,
-      collect() {
-        this.set(s.queue.depth() + s.pump.waiting());
-      },
     });
     new Gauge({
       name: 'toolhost_pool_threads',
@@ -127,7 +156,7 @@ export class Metrics {
     });
   }
 
-  /** Subscribes to the pump's and the cache's events. */
+  /** Subscribes to the pump's and the cache's events (once). */
   start(): void {
     if (this.#unsubscribe) return;
     const onEnd = (job: Job, outcome: JobOutcome, durationMs: number): void => {
@@ -149,13 +178,8 @@ export class Metrics {
     };
   }
 
-  /** The exposition text and its content type. */
-  async render(): Promise<{ contentType: string; text: string }> {
-    return { contentType: this.registry.contentType, text: await this.registry.metrics() };
-  }
-
-  /** Unsubscribes; the registry keeps its last values. */
-  async close(): Promise<void> {
+  /** Unsubscribes. */
+  stop(): void {
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
   }

@@ -29,6 +29,14 @@ function isLive(path: string): boolean {
   return LIVE.some(under) && !NOT_LIVE.some(under);
 }
 
+/**
+ * The configuration in effect: one holder, built before every part that reads it. A reload puts a new `current`
+ * in it; the parts read `current` when they need it (per request, per run, per save) and so see the change.
+ */
+export interface LiveConfig {
+  current: Config;
+}
+
 /** What a reload did. */
 export interface ReloadReport {
   /** The config file that was re-read, or null when the supervisor runs on defaults and environment only. */

@@ -6,10 +6,11 @@ import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Config } from '../../config/schema.js';
 import { ToolhostError } from '../../lib/errors.js';
+import type { WritebackFailure } from '../projects.js';
 import { adminRoutes } from './admin-routes.js';
 import { docsRoutes } from './docs-routes.js';
 import { bodyParserError, sendError, setErrorContext } from './errors.js';
-import type { AppDeps } from './deps.js';
+import type { AppDeps, WorkerParts } from './deps.js';
 import { authChecker, authGuard, hostGuard, jsonPostGuard, originGuard } from './guards.js';
 import { jobRoutes } from './job-routes.js';
 import { mcpRoutes } from './mcp-routes.js';
@@ -45,23 +46,21 @@ export function createApp(d: AppDeps): express.Express {
 
   // Without the token, only whether the server is up: the rest (node, jobs, containment) is for the operator.
   app.get('/health', (req, res) => {
-    const status = d.closing() ? 'shutting_down' : d.projects.failures().length > 0 ? 'degraded' : 'ok';
+    const w = d.worker;
+    const failing = w?.projects.failures() ?? [];
+    const status = d.closing() ? 'shutting_down' : failing.length > 0 ? 'degraded' : 'ok';
     if (checkToken(req.headers.authorization) !== 'ok') {
       res.json({ status });
       return;
     }
-    const pool = d.pools.stats();
-    const failing = d.projects.failures().map(({ lastAttempt: _, ...f }) => f);
     res.json({
       status,
       uptime_s: Math.round((Date.now() - d.startedAt) / 1000),
       role: d.config.role,
       node: d.nodeId,
-      queue: { backend: d.config.queue.backend, depth: d.queue.depth() + d.pump.waiting() },
-      pool: { threads: pool.threads, busy: pool.busy, lanes: pool.lanes },
-      jobs: d.pump.running(),
-      cache: d.projects.summary(),
-      writeback: { failing },
+      queue: { backend: d.config.queue.backend, depth: d.queue.depth() + (w?.pump.waiting() ?? 0) },
+      // An api process runs no jobs and holds no working copies: it has no pool, jobs, cache or write-backs to show.
+      ...(w && workerHealth(w, failing)),
       containment: d.containment,
     });
   });
@@ -90,6 +89,17 @@ export function createApp(d: AppDeps): express.Express {
     sendError(res, bodyParserError(err, d.config.http.maxBodyBytes) ?? err);
   });
   return app;
+}
+
+/** The figures of /health that only a process running jobs has. */
+function workerHealth(w: WorkerParts, failing: WritebackFailure[]) {
+  const pool = w.pools.stats();
+  return {
+    pool: { threads: pool.threads, busy: pool.busy, lanes: pool.lanes },
+    jobs: w.pump.running(),
+    cache: w.projects.summary(),
+    writeback: { failing: failing.map(({ lastAttempt: _, ...f }) => f) },
+  };
 }
 
 /**

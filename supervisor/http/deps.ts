@@ -1,7 +1,12 @@
-/** What the HTTP front needs from the rest of the supervisor: the one type every route module takes. */
+/**
+ * What the HTTP front needs from the rest of the supervisor: the one type every route module takes. A leaf module
+ * (types only), so the parts it names and the routes that read them never import each other.
+ */
 import type { Config } from '../../config/schema.js';
 import type { Containment } from '../../lib/process/containment-types.js';
 import type { JobQueue } from '../../lib/queue/job-queue.js';
+import type { ProjectStore } from '../../lib/store/project-store.js';
+import type { ActiveJobs } from '../active-jobs.js';
 import type { CommandJobs } from '../command-jobs.js';
 import type { JobsApi } from '../jobs-api.js';
 import type { Logger } from '../logger.js';
@@ -11,18 +16,30 @@ import type { ProjectCache } from '../projects.js';
 import type { QueuePump } from '../pump.js';
 import type { ReloadReport } from '../reload.js';
 
+/** The parts that run jobs (supervisor/worker-role.ts): built on processes with role "worker" or "all" only. */
+export interface WorkerParts {
+  pump: QueuePump;
+  pools: Pools;
+  /** The working copies; without them GET /projects answers from {@link AppDeps.store}. */
+  projects: ProjectCache;
+  /** This process's registry of command jobs. */
+  commands: CommandJobs;
+  /** Jobs received and not completed, per project. */
+  active: ActiveJobs;
+}
+
 /** What the HTTP front needs from the rest of the supervisor. */
 export interface AppDeps {
   /** The configuration in effect; a reload replaces it, so routes read it per request. */
-  config: Config;
+  readonly config: Config;
   queue: JobQueue;
-  pump: QueuePump;
-  pools: Pools;
-  projects: ProjectCache;
-  commands: CommandJobs;
+  /** The project store: what GET /projects reads where there is no cache. */
+  store: ProjectStore;
   /** The jobs API: this process's registry, or (Azure queue) the registries of the workers running the commands. */
   jobs: JobsApi;
   metrics: Metrics;
+  /** Absent on an api process, which runs no jobs: /health, /metrics and the project routes show it. */
+  worker?: WorkerParts | undefined;
   log: Logger;
   startedAt: number;
   /** This process's name among its peers (the distributed queue). */
