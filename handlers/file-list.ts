@@ -12,7 +12,9 @@ import { lstatSync, readdirSync } from 'node:fs';
 import { cancelled } from '../lib/errors.js';
 import { GitignoreRules } from '../lib/gitignore.js';
 import { z } from 'zod';
-import { FolderCursor, fdPath, fileError, fileErrorFor, reachFolder } from '../lib/safe-fs.js';
+import { fileError } from '../lib/file-errors.js';
+import { FolderCursor } from '../lib/folder-cursor.js';
+import { fdPath, fileErrorFor, reachFolder } from '../lib/safe-fs.js';
 import { projectId, relPath } from '../lib/schemas.js';
 import { type HandlerContext, PROJECT_ERRORS, jobTool } from '../lib/tool.js';
 

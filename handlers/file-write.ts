@@ -7,7 +7,8 @@ import { replaceInFolder } from '../lib/atomic-write.js';
 import { ToolhostError } from '../lib/errors.js';
 import { projectOwner } from '../lib/process/owner.js';
 import { z } from 'zod';
-import { fileErrorFor, notRegularFile, reach, type Reached } from '../lib/safe-fs.js';
+import { notRegularFile } from '../lib/file-errors.js';
+import { fileErrorFor, reach, type Reached } from '../lib/safe-fs.js';
 import { projectId, relPath } from '../lib/schemas.js';
 import { type HandlerContext, PROJECT_ERRORS, jobTool } from '../lib/tool.js';
 

@@ -17,7 +17,8 @@
  */
 import { closeSync, constants, fstatSync, mkdirSync, openSync, readlinkSync, readSync, type Stats } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { ToolhostError, errnoCode, toToolhostError } from './errors.js';
+import { ToolhostError, errnoCode } from './errors.js';
+import { danglingLink, fileError, fileNotFound, notRegularFile, unstable } from './file-errors.js';
 import { chownFd, type Owner } from './process/owner.js';
 
 /** Linux's O_PATH (the same on x86-64 and arm64), which Node's fs.constants does not export. */
@@ -258,34 +259,6 @@ function makeFolder(dirFd: number, name: string, owner: Owner | null): number | 
   return fd;
 }
 
-function fileNotFound(shown: string): ToolhostError {
-  return new ToolhostError('file_not_found', `"${shown}" does not exist in the project; check the path with /file/list`, { path: shown });
-}
-
-function danglingLink(shown: string): ToolhostError {
-  return new ToolhostError(
-    'not_a_directory',
-    `a symlink on the way to "${shown}" points to a folder that does not exist; create that folder, or remove the link, with a command`,
-    { path: shown },
-  );
-}
-
-function unstable(shown: string): ToolhostError {
-  return new ToolhostError('project_busy', `"${shown}" kept changing while it was being opened (a command is renaming it); retry when it has stopped`, {
-    path: shown,
-  });
-}
-
-/** The error for an entry that exists but is neither a regular file nor a folder (a FIFO, socket or device). */
-export function notRegularFile(shown: string, st: Stats): ToolhostError {
-  const kind = st.isFIFO() ? 'a FIFO (named pipe)' : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
-  return new ToolhostError(
-    'not_a_regular_file',
-    `"${shown}" is ${kind}; the file tools only read and write regular files: use a command if you really mean it`,
-    { path: shown },
-  );
-}
-
 /** An open regular file of the project: a readable fd, its fstat, and its paths. Close {@link fd} when done. */
 export interface OpenFile {
   fd: number;
@@ -358,92 +331,6 @@ export function reachFolder(root: string, userPath: string): Reached {
   } catch (err) {
     at.close();
     throw err;
-  }
-}
-
-/**
- * Opens the subfolder `name` of the open folder `parentFd` through the parent's fd, O_PATH | O_DIRECTORY |
- * O_NOFOLLOW: a name swapped for a symlink (ELOOP or ENOTDIR) or a file (ENOTDIR) is never entered, and a swap of
- * a folder above cannot redirect it. The fd can be listed (`readdirSync(fdPath(fd))`) and fstat'ed.
- *
- * @throws the system error: ENOENT when the name is gone, ENOTDIR or ELOOP when it is no longer a real folder.
- */
-export function openSubfolder(parentFd: number, name: string): number {
-  return openSync(fdPath(parentFd, name), O_PATH | O_DIRECTORY | O_NOFOLLOW);
-}
-
-/**
- * Opens subfolders below one open folder by their relative names, each step through the step above with
- * O_DIRECTORY | O_NOFOLLOW, so a subfolder swapped for a symlink is never entered. Keeps the steps of the previous
- * call open and reuses the shared prefix: a breadth-first walk asks for siblings one after another, so most calls
- * open one folder. At most one fd per level is held.
- */
-export class FolderCursor {
-  readonly #top: number;
-  readonly #stack: { name: string; fd: number }[] = [];
-
-  /** @param topFd An open folder (the cursor does not close it). */
-  constructor(topFd: number) {
-    this.#top = topFd;
-  }
-
-  /** An fd of the folder at `parts` below the top; null when it is gone or is no longer a real folder. */
-  open(parts: readonly string[]): number | null {
-    let common = 0;
-    while (common < this.#stack.length && common < parts.length && this.#stack[common]!.name === parts[common]) common++;
-    while (this.#stack.length > common) closeQuietly(this.#stack.pop()!.fd);
-    for (let i = common; i < parts.length; i++) {
-      const parent = i === 0 ? this.#top : this.#stack[i - 1]!.fd;
-      let fd: number;
-      try {
-        fd = openSubfolder(parent, parts[i]!);
-      } catch {
-        return null; // vanished, or swapped for a symlink or a file: not entered
-      }
-      this.#stack.push({ name: parts[i]!, fd });
-    }
-    return parts.length === 0 ? this.#top : this.#stack[parts.length - 1]!.fd;
-  }
-
-  /** Closes every fd the cursor opened. */
-  close(): void {
-    while (this.#stack.length > 0) closeQuietly(this.#stack.pop()!.fd);
-  }
-}
-
-/**
- * The ToolhostError for a failure of a file operation on `shown` (a project-relative path). System errors carry
- * the server's absolute paths in their messages; the error made here names only `shown`.
- */
-export function fileError(err: unknown, shown: string): ToolhostError {
-  if (err instanceof ToolhostError) return err;
-  const code = errnoCode(err);
-  switch (code) {
-    case undefined:
-      return toToolhostError(err);
-    case 'ENOENT':
-      return fileNotFound(shown);
-    case 'EISDIR':
-      return new ToolhostError('is_a_directory', `"${shown}" is a folder; pass a file path`, { path: shown });
-    case 'ENOTDIR':
-    case 'EEXIST':
-    case 'ENOTEMPTY':
-      return new ToolhostError('not_a_directory', `"${shown}" or a folder on its way is not what it should be (a file where a folder belongs, or the reverse); choose another path`, {
-        path: shown,
-      });
-    case 'ELOOP':
-      return new ToolhostError('bad_request', `"${shown}" goes through too many symlinks (a loop?); fix the links with a command`, { path: shown });
-    case 'ENAMETOOLONG':
-      return new ToolhostError('bad_request', `"${shown}" is too long a path (or has too long a name) for the file system; shorten it`, { path: shown });
-    case 'EACCES':
-    case 'EPERM':
-    case 'EROFS':
-      return new ToolhostError('permission_denied', `the file system refused access to "${shown}"; fix the mode with a command (chmod) first`, { path: shown });
-    case 'ENOSPC':
-    case 'EDQUOT':
-      return toToolhostError(err);
-    default:
-      return new ToolhostError('internal', `file system error ${code} on "${shown}"`, { path: shown });
   }
 }
 

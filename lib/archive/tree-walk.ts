@@ -14,7 +14,8 @@
 import { type Dirent, type Stats, closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync } from 'node:fs';
 import ignore from 'ignore';
 import { ToolhostError, errnoCode } from '../errors.js';
-import { O_PATH, closeQuietly, fdPath, openSubfolder } from '../safe-fs.js';
+import { openSubfolder } from '../folder-cursor.js';
+import { O_PATH, closeQuietly, fdPath } from '../safe-fs.js';
 import type { EntryMeta } from './types.js';
 
 /** One thing found by {@link walkTree}. */

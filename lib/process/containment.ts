@@ -13,7 +13,8 @@ import type { Config } from '../../config/schema.js';
 import type { Containment } from './containment-types.js';
 import { cgroupBase } from './cgroup.js';
 import { ownedDir, runningAsRoot, uidsDir } from './owner.js';
-import { PRELUDE_ENV, type SandboxPlan, launchArgv, planOf, prepareEtc, untraversable, which } from './sandbox.js';
+import { prepareEtc } from './sandbox-etc.js';
+import { PRELUDE_ENV, type SandboxPlan, launchArgv, planOf, untraversable, which } from './sandbox.js';
 
 /** A start-time refusal: the message says what to install or set. */
 export class ContainmentError extends Error {

@@ -14,10 +14,11 @@
  * uid with setpriv and enters the cwd with `env -i -C`. Not root: no uid change is possible, and the command runs
  * as toolhost's own uid (the start banner and /health say so). Search launches ripgrep through the same code.
  */
-import { accessSync, chmodSync, constants, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { delimiter, dirname, join, relative, resolve } from 'node:path';
 import type { Owner } from './owner.js';
+import { ETC_LIVE, allowedEtc, preparedEtc } from './sandbox-etc.js';
 
 /** Which sandbox commands run in. */
 export type SandboxMode = 'none' | 'bwrap';
@@ -77,53 +78,6 @@ export function planOf(c: { sandbox: 'none' | 'bwrap' | 'auto'; network: boolean
   return { mode, network: c.network && mode === 'bwrap', launchers: launchersOnce, readOnlyPaths: c.readOnlyPaths, etc };
 }
 
-const etcCopies = new Map<string, string | null>();
-/** The /etc copy that {@link prepareEtc} made for `dataDir`, if any (looked up once per thread). */
-function preparedEtc(dataDir: string): string | null {
-  let dir = etcCopies.get(dataDir);
-  if (dir === undefined) {
-    dir = join(dataDir, 'sandbox', 'etc');
-    if (!existsSync(join(dir, '.complete'))) dir = null;
-    etcCopies.set(dataDir, dir);
-  }
-  return dir;
-}
-
-/** True for a symlink, a file others may read, or a folder others may list and enter. */
-function worldReadable(src: string): boolean {
-  const st = lstatSync(src);
-  if (st.isSymbolicLink()) return true;
-  const need = st.isDirectory() ? 0o005 : 0o004;
-  return (st.mode & need) === need;
-}
-
-/** /etc entries bound live rather than copied: they change while the service runs (DHCP, VPNs). */
-const ETC_LIVE = ['resolv.conf', 'hosts'];
-
-/**
- * Copies the allowed /etc entries into `<dataDir>/sandbox/etc` at start, so a sandbox binds one folder instead of
- * dozens of entries (each bind is a mount: together a sixth of a launch). Empty files stand where passwd, group
- * and the live entries are bound. Changes to /etc other than resolv.conf and hosts need a restart to be seen.
- */
-export function prepareEtc(dataDir: string): void {
-  const dir = join(dataDir, 'sandbox', 'etc');
-  rmSync(dirname(dir), { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  chmodSync(dirname(dir), 0o711);
-  for (const name of allowedEtc()) {
-    if (ETC_LIVE.includes(name)) continue;
-    try {
-      // Only what other users may read: the sandbox's uid could read nothing else, and secrets (ssl/private)
-      // are not copied around.
-      cpSync(`/etc/${name}`, join(dir, name), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, filter: worldReadable });
-    } catch {
-      // unreadable or gone: the sandbox goes without it, as it would without a bind
-    }
-  }
-  for (const name of ['passwd', 'group', ...ETC_LIVE]) writeFileSync(join(dir, name), '', { mode: 0o644 });
-  writeFileSync(join(dir, '.complete'), '');
-  etcCopies.delete(dataDir);
-}
 let launchersOnce: Launchers | undefined;
 
 /** Absolute paths of the programs the launch uses, found once on the supervisor's own PATH. */
@@ -345,42 +299,6 @@ const METADATA_V4 = '169.254.0.0/16';
 
 /** Folders of programs and libraries, shown read-only (a symlink such as /bin -> usr/bin is recreated as one). */
 const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/opt'];
-
-/**
- * What of /etc a command sees: what programs need to start, resolve names, verify TLS and find their
- * alternatives, and nothing that holds secrets (shadow, ssh keys, sudoers, toolhost's config, package manager
- * credentials). Entries ending in "*" are prefixes (java-17-openjdk, python3.11).
- */
-const ETC_ALLOWED = [
-  'alternatives', 'bash.bashrc', 'ca-certificates', 'ca-certificates.conf', 'debian_version', 'ethertypes', 'fonts',
-  'gai.conf', 'gitconfig', 'host.conf', 'hosts', 'inputrc', 'iproute2', 'java-*', 'ld.so.cache', 'ld.so.conf',
-  'ld.so.conf.d', 'locale.alias', 'localtime', 'magic', 'magic.mime', 'manpath.config', 'maven', 'mime.types', 'mtab',
-  'networks', 'nsswitch.conf', 'os-release', 'perl', 'profile', 'protocols', 'python*', 'resolv.conf', 'rpc',
-  'services', 'sgml', 'shells', 'ssl', 'terminfo', 'timezone', 'vim', 'wgetrc', 'xml',
-];
-
-let etcEntries: string[] | undefined;
-/** The allowed /etc entries present on this machine, listed once. */
-function allowedEtc(): string[] {
-  if (!etcEntries) {
-    const names = new Set<string>();
-    let listing: string[] = [];
-    try {
-      listing = readdirSync('/etc');
-    } catch {
-      // no /etc to show
-    }
-    for (const pattern of ETC_ALLOWED) {
-      if (!pattern.endsWith('*')) {
-        if (listing.includes(pattern)) names.add(pattern);
-        continue;
-      }
-      for (const n of listing) if (n.startsWith(pattern.slice(0, -1))) names.add(n);
-    }
-    etcEntries = [...names].sort();
-  }
-  return etcEntries;
-}
 
 /** bind (or recreate as a symlink) a host path read-only at the same place. */
 function showReadOnly(path: string): string[] {
