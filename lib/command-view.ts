@@ -1,6 +1,7 @@
 /**
  * The one shape of a command job as callers see it: the answer of /execute (finished or still running), of
- * GET /jobs/:id and of DELETE /jobs/:id. Only the command's record (supervisor/command-jobs.ts) makes it.
+ * GET /jobs/:id and of DELETE /jobs/:id. Only the command's record (supervisor/command-jobs.ts) makes it. It does
+ * not repeat the command: the caller sent it, and it may be long (GET /jobs lists it).
  */
 import { z } from 'zod';
 
@@ -17,7 +18,6 @@ const errorBody = z.object({ code: z.string(), message: z.string() }).catchall(z
 export const commandView = z.strictObject({
   job_id: z.string(),
   project_id: z.string(),
-  command: z.string(),
   status: commandStatus,
   exit_code: z.number().int().nullable().describe('The exit code once the command ended (128 + n after signal n), else null.'),
   signal: z.string().nullable().describe('The signal that ended the command, if one did.'),
@@ -42,8 +42,10 @@ export const commandView = z.strictObject({
 });
 export type CommandView = z.infer<typeof commandView>;
 
-/** A line of GET /jobs. */
-export const jobListItem = commandView.pick({ job_id: true, project_id: true, command: true, status: true, exit_code: true, created_at: true, finished_at: true });
+/** A line of GET /jobs: the command (its first 200 characters) tells the jobs apart. */
+export const jobListItem = commandView
+  .pick({ job_id: true, project_id: true, status: true, exit_code: true, created_at: true, finished_at: true })
+  .extend({ command: z.string() });
 export type JobListItem = z.infer<typeof jobListItem>;
 
 /** True once a command can change no more. */

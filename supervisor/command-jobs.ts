@@ -245,7 +245,6 @@ export class CommandJobs {
     const view: CommandView = {
       job_id: r.id,
       project_id: r.projectId,
-      command: r.command,
       status: r.status,
       exit_code: res?.exit_code ?? null,
       signal: res?.signal ?? null,

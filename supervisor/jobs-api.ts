@@ -115,7 +115,7 @@ export class JobRecords {
 
   /** The command ended with `view`. */
   async ended(job: Job, view: CommandView): Promise<void> {
-    await this.#write({ job_id: job.id, project_id: job.projectId, command: view.command, stdin: view.stdin, node: this.nodeId, created_at: view.created_at, final: view }, view.status, view);
+    await this.#write({ job_id: job.id, project_id: job.projectId, command: String(job.payload.command), stdin: view.stdin, node: this.nodeId, created_at: view.created_at, final: view }, view.status, view);
   }
 
   /** Removes the record of a command that was never queued. */
@@ -272,7 +272,6 @@ function queuedView(rec: JobRecord): CommandView {
   return {
     job_id: rec.job_id,
     project_id: rec.project_id,
-    command: rec.command,
     status: 'queued',
     exit_code: null,
     signal: null,
