@@ -1,10 +1,8 @@
 /**
  * The job model shared by the HTTP front, the queue, the pump and the pool threads. Every request for a job tool
- * (lib/tool.ts) becomes a Job; its result comes back as a JobOutcome, success or a serialized ToolhostError.
+ * (lib/tool.ts) becomes a Job (supervisor/http/tools.ts makes them); its result comes back as a JobOutcome, success or a serialized ToolhostError.
  */
-import { randomUUID } from 'node:crypto';
 import type { SerializedError } from './errors.js';
-import type { JobTool } from './tool.js';
 
 /** One unit of work on one project. */
 export interface Job {
@@ -28,11 +26,6 @@ export type JobOutcome = ({ ok: true; value: unknown } | { ok: false; error: Ser
   /** The worker process that ran it (the distributed queue fills it in; the X-Toolhost-Worker header shows it). */
   worker?: string;
 };
-
-/** Makes a new job of `tool` with a fresh id; `requestId` ties it to the request that made it (logs). */
-export function newJob(tool: Pick<JobTool, 'job'>, projectId: string, payload: Record<string, unknown>, requestId?: string): Job {
-  return { id: randomUUID(), type: tool.job.type, mutates: tool.job.mutates, projectId, payload, enqueuedAt: Date.now(), requestId };
-}
 
 /** @deprecated until the Azure queue reads `job.mutates`: whether a job type changes the project. */
 export function isMutating(type: string): boolean {

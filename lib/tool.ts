@@ -11,7 +11,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { z } from 'zod';
 import type { Config } from '../config/schema.js';
-import { type ErrorCode, ToolhostError } from './errors.js';
+import type { ErrorCode } from './errors.js';
 
 /** The part every tool has. */
 export interface ToolBase<In extends z.ZodObject = z.ZodObject, Out extends z.ZodType = z.ZodType> {
@@ -102,9 +102,3 @@ export const COMMON_ERRORS: readonly ErrorCode[] = ['bad_request', 'unknown_fiel
 
 /** Errors of every tool that works in a project's files. */
 export const PROJECT_ERRORS: readonly ErrorCode[] = ['project_not_found', 'path_outside_project', 'permission_denied', 'no_space'];
-
-/** Runs a tool's config-dependent limits: a 400 that says what to ask for instead. */
-export function checkLimits<In extends z.ZodObject>(tool: ToolBase<In>, input: z.output<In>, config: Config): void {
-  const over = tool.limits?.(input, config);
-  if (over !== undefined) throw new ToolhostError('bad_request', over);
-}

@@ -11,9 +11,8 @@
 import { mkdir, rm } from 'node:fs/promises';
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
-import type { ExecuteRequest, ExecuteResult } from '../handlers/execute.js';
+import type { CommandStatus, CommandView, ExecuteRequest, ExecuteResult, JobListItem } from '../handlers/execute.js';
 import type { ControlMessage, ProgressMessage } from '../handlers/protocol.js';
-import { type CommandStatus, type CommandView, type JobListItem, isFinal } from '../lib/command-view.js';
 import { type SerializedError, ToolhostError, forClients } from '../lib/errors.js';
 import type { Job, JobOutcome } from '../lib/jobs.js';
 import { jobLogPaths, jobLogsDir, readHeadTail, readPage, type LogRead } from '../lib/process/job-logs.js';
@@ -41,6 +40,11 @@ interface CommandRecord {
   /** Woken on every change (new output, a new status). */
   waiters: Set<() => void>;
   logsRemoved: boolean;
+}
+
+/** True once a command can change no more. */
+function isFinal(status: CommandStatus): boolean {
+  return status !== 'queued' && status !== 'running';
 }
 
 /** The registry; an actor with start() and close(). */

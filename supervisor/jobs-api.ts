@@ -10,8 +10,7 @@ import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import type { Job } from '../lib/jobs.js';
 import type { AzureQueue } from '../lib/queue/azure/azure-queue.js';
 import { BLOBS } from '../lib/queue/azure/names.js';
-import type { ExecuteRequest } from '../handlers/execute.js';
-import type { CommandView, JobListItem } from '../lib/command-view.js';
+import type { CommandView, ExecuteRequest, JobListItem } from '../handlers/execute.js';
 import type { CommandJobs } from './command-jobs.js';
 import type { Logger } from './logger.js';
 

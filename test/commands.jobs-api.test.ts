@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { loadConfig } from '../config/load.js';
 import { type ExecuteResult, executeRequest, executeTool } from '../handlers/execute.js';
 import { ToolhostError } from '../lib/errors.js';
-import { newJob } from '../lib/jobs.js';
+import { newJob } from '../supervisor/http/tools.js';
 import { jobLogPaths, jobLogsDir } from '../lib/process/job-logs.js';
 import { CommandJobs } from '../supervisor/command-jobs.js';
 import { createLogger } from '../supervisor/logger.js';

@@ -15,8 +15,7 @@ import { authChecker, authGuard, hostGuard, jsonPostGuard, originGuard } from '.
 import { jobRoutes } from './job-routes.js';
 import { mcpRoutes } from './mcp-routes.js';
 import { projectRoutes } from './project-routes.js';
-import { toolRoutes } from './tool-routes.js';
-import { TOOLS } from './tools.js';
+import { TOOLS, toolRoutes } from './tools.js';
 
 /** Builds the Express application. */
 export function createApp(d: AppDeps): express.Express {

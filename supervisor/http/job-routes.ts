@@ -7,7 +7,7 @@ import { ToolhostError } from '../../lib/errors.js';
 import { jobId } from '../../lib/schemas.js';
 import type { AppDeps } from './deps.js';
 import { outputOffsets } from './job-tools.js';
-import { clientGone } from './tool-routes.js';
+import { clientGone } from './tools.js';
 import { validate } from './validate.js';
 
 /** GET /jobs/:id/stream (the other jobs routes are tools: job-tools.ts). */

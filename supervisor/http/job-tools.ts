@@ -4,7 +4,7 @@
  * reads the command's record wherever it runs; nothing is queued.
  */
 import { z } from 'zod';
-import { commandView, jobListItem } from '../../lib/command-view.js';
+import { commandView, jobListItem } from '../../handlers/execute.js';
 import { jobId, projectId } from '../../lib/schemas.js';
 import type { ToolBase } from '../../lib/tool.js';
 import type { AppDeps } from './deps.js';

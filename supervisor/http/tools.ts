@@ -1,16 +1,24 @@
 /**
- * Every tool an agent can call, and the one way to call one, whatever the transport (an HTTP route, MCP): check
- * its config-dependent limits, then queue it as a job and wait for the outcome event (a job tool), or answer from
- * the supervisor (a jobs tool). A command answers after `wait_s` with its view as it is then, and keeps running.
+ * Every tool an agent can call, its HTTP route, and the one way to call one, whatever the transport (the route,
+ * MCP): check its config-dependent limits, then queue it as a job and wait for the outcome event (a job tool), or
+ * answer from the supervisor (a jobs tool). A command answers after `wait_s` with its view as it is then, and
+ * keeps running.
+ *
+ * A tool's route comes from its definition: a `{field}` of the path takes that input field, the other fields come
+ * from the JSON body (POST) or the query string (GET, DELETE). Errors reach the app's error handler (Express 5
+ * forwards a rejected handler).
  */
+import { randomUUID } from 'node:crypto';
+import express, { type Request, type Response } from 'express';
 import type { z } from 'zod';
 import { JOB_TOOLS } from '../../handlers/index.js';
 import type { ExecuteRequest } from '../../handlers/execute.js';
 import { ToolhostError } from '../../lib/errors.js';
-import { type Job, type JobOutcome, newJob } from '../../lib/jobs.js';
-import { type JobTool, checkLimits } from '../../lib/tool.js';
+import type { Job, JobOutcome } from '../../lib/jobs.js';
+import type { JobTool } from '../../lib/tool.js';
 import type { AppDeps } from './deps.js';
 import { JOB_API_TOOLS, type SupervisorTool } from './job-tools.js';
+import { jsonBody, validate } from './validate.js';
 
 /** A tool: queued as a job, or answered by the supervisor. */
 export type Tool = JobTool | SupervisorTool;
@@ -33,9 +41,15 @@ export interface ToolCall {
   worker?: string | undefined;
 }
 
+/** Makes a new job of `tool` with a fresh id; `requestId` ties it to the request that made it (logs). */
+export function newJob(tool: Pick<JobTool, 'job'>, projectId: string, payload: Record<string, unknown>, requestId?: string): Job {
+  return { id: randomUUID(), type: tool.job.type, mutates: tool.job.mutates, projectId, payload, enqueuedAt: Date.now(), requestId };
+}
+
 /** Runs a tool on input its schema already validated; resolves with its answer or throws its error. */
 export async function callTool(d: AppDeps, tool: Tool, input: z.output<z.ZodObject>, call: ToolCall = {}): Promise<unknown> {
-  checkLimits(tool, input, d.config);
+  const over = tool.limits?.(input, d.config);
+  if (over !== undefined) throw new ToolhostError('bad_request', over);
   if ('serve' in tool) return tool.serve(d, input, call.signal);
   const job = newJob(tool, String(input.project_id), input, call.requestId);
   if (tool.job.lane === 'commands') return runCommand(d, job, input as ExecuteRequest, call);
@@ -112,4 +126,56 @@ async function within<T>(p: Promise<T>, ms: number, signal?: AbortSignal): Promi
     clearTimeout(timer);
     if (onAbort) signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** Routes for every tool. */
+export function toolRoutes(d: AppDeps): express.Router {
+  const router = express.Router();
+  const json = jsonBody(d.config.http.maxBodyBytes);
+  for (const tool of TOOLS) {
+    const { method, path } = tool.route;
+    const expressPath = path.replace(/\{(\w+)\}/g, ':$1');
+    const serve = async (req: Request, res: Response): Promise<void> => {
+      const ids = pathFields(tool, req);
+      const fields: unknown = method === 'POST' ? req.body : { ...req.query };
+      const input = validate(tool.input, isObject(fields) ? { ...fields, ...ids } : fields, `${method} ${path}`);
+      const call = { signal: clientGone(res), requestId: res.locals.requestId as string | undefined, worker: undefined as string | undefined };
+      const result = await callTool(d, tool, input, call);
+      if (call.worker) res.setHeader('X-Toolhost-Worker', call.worker);
+      res.json(result);
+    };
+    if (method === 'POST') router.post(expressPath, json, serve);
+    else if (method === 'GET') router.get(expressPath, serve);
+    else router.delete(expressPath, serve);
+  }
+  return router;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The route's path fields. A malformed one names nothing that exists: it is answered with the route's
+ * `notFound` code (a job id that cannot be one is job_not_found).
+ */
+function pathFields(tool: Tool, req: Request): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [field, value] of Object.entries(req.params as Record<string, string>)) {
+    const schema = (tool.input.shape as Record<string, z.ZodType>)[field];
+    if (schema && !schema.safeParse(value).success) {
+      throw new ToolhostError(tool.route.notFound ?? 'bad_request', `"${value}" is not a ${field}; use a ${field} the API returned`);
+    }
+    out[field] = value;
+  }
+  return out;
+}
+
+/** A signal that fires when the client closes the connection before the answer was sent. */
+export function clientGone(res: Response): AbortSignal {
+  const gone = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) gone.abort(new ToolhostError('bad_request', 'client closed the connection'));
+  });
+  return gone.signal;
 }
