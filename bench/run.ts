@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { stopAll } from './lib/children.js';
-import { allRows, machineInfo, markdown, textTable, toRow, writeAtomic, type ScenarioResult } from './lib/report.js';
+import { allRows, machineInfo, markdown, type ScenarioResult, textTable, toRow, writeAtomic } from './lib/report.js';
 import { NotBuilt, type Scenario } from './lib/types.js';
 import { SCENARIOS } from './scenarios/index.js';
 
@@ -23,8 +23,8 @@ const BUDGET_S = 120;
 const HARD_LIMIT_S = { full: 300, smoke: 90 };
 
 const NOTES = [
-  'Every supervisor runs as a child process from the compiled build (`node dist/supervisor/main.js`, what `npm start` runs; logLevel info to a file) on 127.0.0.1 port 0 with config/default.json except shutdown.graceS = 2 and what a scenario states; RSS figures are that process\'s VmRSS/VmHWM from /proc.',
-  'Baselines run in their own processes too (a bare node:http server, or the system tools); the bench client and the servers share the machine\'s cores.',
+  "Every supervisor runs as a child process from the compiled build (`node dist/supervisor/main.js`, what `npm start` runs; logLevel info to a file) on 127.0.0.1 port 0 with config/default.json except shutdown.graceS = 2 and what a scenario states; RSS figures are that process's VmRSS/VmHWM from /proc.",
+  "Baselines run in their own processes too (a bare node:http server, or the system tools); the bench client and the servers share the machine's cores.",
 ];
 
 async function runScenario(s: Scenario, smoke: boolean): Promise<ScenarioResult> {
@@ -46,7 +46,12 @@ async function runScenario(s: Scenario, smoke: boolean): Promise<ScenarioResult>
   } catch (err) {
     const duration_s = (performance.now() - started) / 1000;
     if (err instanceof NotBuilt) {
-      return { ...base, status: 'not built', duration_s, rows: [{ scenario: s.name, figure: '', unit: '', toolhost: null, baseline: null, ratio: null, target: '', status: 'not built', note: err.message }] };
+      return {
+        ...base,
+        status: 'not built',
+        duration_s,
+        rows: [{ scenario: s.name, figure: '', unit: '', toolhost: null, baseline: null, ratio: null, target: '', status: 'not built', note: err.message }],
+      };
     }
     const message = err instanceof Error ? err.message : String(err);
     log(`error: ${err instanceof Error ? err.stack : message}`);
@@ -59,7 +64,10 @@ async function runScenario(s: Scenario, smoke: boolean): Promise<ScenarioResult>
 }
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({ options: { smoke: { type: 'boolean', default: false }, list: { type: 'boolean', default: false } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    options: { smoke: { type: 'boolean', default: false }, list: { type: 'boolean', default: false } },
+    allowPositionals: true,
+  });
   if (values.list) {
     for (const s of SCENARIOS) process.stdout.write(`${s.name.padEnd(16)} ${s.description}\n`);
     return 0;

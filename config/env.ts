@@ -26,10 +26,22 @@ export interface EnvVar {
 /** Every environment variable the configuration loader honours. */
 export const ENV_VARS: readonly EnvVar[] = [
   { name: 'PORT', options: ['port'], kind: 'integer', example: '8081', doc: 'The port the platform assigns (container hosts set PORT).' },
-  { name: 'TOOLHOST_DATA_DIR', options: ['dataDir'], kind: 'string', example: '/var/lib/toolhost', doc: 'Where this instance keeps its data, e.g. a mounted volume.' },
+  {
+    name: 'TOOLHOST_DATA_DIR',
+    options: ['dataDir'],
+    kind: 'string',
+    example: '/var/lib/toolhost',
+    doc: 'Where this instance keeps its data, e.g. a mounted volume.',
+  },
   { name: 'TOOLHOST_TOKEN', options: ['token'], kind: 'string', example: 'a-secret-of-16-chars-or-more', doc: 'The bearer token, kept out of config files.' },
   { name: 'TOOLHOST_ROLE', options: ['role'], kind: 'string', example: 'worker', doc: 'What this process does, so one image runs as api or worker.' },
-  { name: 'TOOLHOST_NODE_ID', options: ['nodeId'], kind: 'string', example: 'worker-1', doc: 'A stable name for this process, e.g. the pod name of a stateful set.' },
+  {
+    name: 'TOOLHOST_NODE_ID',
+    options: ['nodeId'],
+    kind: 'string',
+    example: 'worker-1',
+    doc: 'A stable name for this process, e.g. the pod name of a stateful set.',
+  },
   { name: 'TOOLHOST_QUEUE', options: ['queue.backend'], kind: 'string', example: 'azure', doc: 'The job queue backend.' },
   { name: 'TOOLHOST_STORE', options: ['store.backend'], kind: 'string', example: 'azure', doc: 'The project store backend.' },
   {

@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENV_VARS, type EnvVar } from './env.js';
-import { configSchema, type Config, type RawConfig } from './schema.js';
+import { type Config, configSchema, type RawConfig } from './schema.js';
 
 /** Thrown when the configuration is invalid; the message names every bad field. */
 export class ConfigError extends Error {
@@ -16,9 +16,7 @@ export class ConfigError extends Error {
 
 // Compiled code runs from dist/config/, but the defaults file stays in config/ beside the schema.
 const DEFAULTS_PATH = fileURLToPath(
-  import.meta.url.includes('/dist/config/')
-    ? new URL('../../config/default.json', import.meta.url)
-    : new URL('./default.json', import.meta.url),
+  import.meta.url.includes('/dist/config/') ? new URL('../../config/default.json', import.meta.url) : new URL('./default.json', import.meta.url),
 );
 
 /** The defaults file, parsed. */
@@ -122,7 +120,11 @@ function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
     const text = env[v.name];
     if (text === undefined || text === '') continue;
     const value = envValue(v, text);
-    for (const option of v.options) out = deepMerge(out, option.split('.').reduceRight<unknown>((inner, key) => ({ [key]: inner }), value));
+    for (const option of v.options)
+      out = deepMerge(
+        out,
+        option.split('.').reduceRight<unknown>((inner, key) => ({ [key]: inner }), value),
+      );
   }
   return out as Record<string, unknown>;
 }

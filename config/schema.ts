@@ -16,27 +16,78 @@ export const configSchema = z.strictObject({
   host: z.string().min(1).describe('Address the HTTP front binds to; anything but loopback (127.0.0.1, ::1, localhost) requires auth "token".'),
   port: z.number().int().min(0).max(65535).describe('TCP port of the HTTP front (0 picks a free one).'),
   dataDir: z.string().min(1).describe('Folder for the project store, project caches and homes.'),
-  auth: z.enum(['token', 'none']).describe('"token": every route needs "Authorization: Bearer <token>" (/health without it says only its status); "none": no auth, allowed only when host is loopback (the Host and Origin checks still apply).'),
-  token: z.string().min(16).nullable().describe('The bearer token (env TOOLHOST_TOKEN; at least 16 visible ASCII characters). null: read from <dataDir>/token, which the first start creates (32 random bytes, base64url, mode 0600); the start log names the file, never the token.'),
+  auth: z
+    .enum(['token', 'none'])
+    .describe(
+      '"token": every route needs "Authorization: Bearer <token>" (/health without it says only its status); "none": no auth, allowed only when host is loopback (the Host and Origin checks still apply).',
+    ),
+  token: z
+    .string()
+    .min(16)
+    .nullable()
+    .describe(
+      'The bearer token (env TOOLHOST_TOKEN; at least 16 visible ASCII characters). null: read from <dataDir>/token, which the first start creates (32 random bytes, base64url, mode 0600); the start log names the file, never the token.',
+    ),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).describe('pino log level.'),
-  role: z.enum(['all', 'api', 'worker']).describe('"all": one machine does everything; "api": HTTP front that enqueues; "worker": pump, pools, cache and janitor (env TOOLHOST_ROLE; api and worker need queue.backend "azure").'),
-  nodeId: z.string().regex(/^[A-Za-z0-9._-]{1,40}$/, 'must be 1-40 letters, digits, ".", "_" or "-"').nullable().describe('Name of this process among its peers (env TOOLHOST_NODE_ID; null: hostname-pid). A worker restarted with the same nodeId takes back its project leases at once.'),
+  role: z
+    .enum(['all', 'api', 'worker'])
+    .describe(
+      '"all": one machine does everything; "api": HTTP front that enqueues; "worker": pump, pools, cache and janitor (env TOOLHOST_ROLE; api and worker need queue.backend "azure").',
+    ),
+  nodeId: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,40}$/, 'must be 1-40 letters, digits, ".", "_" or "-"')
+    .nullable()
+    .describe(
+      'Name of this process among its peers (env TOOLHOST_NODE_ID; null: hostname-pid). A worker restarted with the same nodeId takes back its project leases at once.',
+    ),
   http: z.strictObject({
     maxBodyBytes: positiveInt().describe('Largest JSON request body; larger bodies get 413.'),
     maxArchiveBytes: positiveInt().describe('Largest archive accepted by PUT /projects/:id; larger gets 413.'),
     requestTimeoutS: positiveInt().describe('How long a request waits for a non-command job before 504 job_deadline.'),
-    allowedHosts: z.array(z.string().min(1)).describe('Host header names accepted besides loopback ones (localhost, 127.x.x.x, [::1]): the bare names (no scheme, no port; case-insensitive) this server is reached by, e.g. "toolhost.internal". Any other Host gets 403, which defeats DNS rebinding.'),
-    allowedOrigins: z.array(z.string().min(1)).describe('Browser origins (scheme://host[:port], e.g. "https://console.example.com") whose cross-origin requests (and CORS preflights) are accepted; a request with any other Origin header, "null" included, gets 403. Requests without Origin (curl, SDKs) are unaffected.'),
+    allowedHosts: z
+      .array(z.string().min(1))
+      .describe(
+        'Host header names accepted besides loopback ones (localhost, 127.x.x.x, [::1]): the bare names (no scheme, no port; case-insensitive) this server is reached by, e.g. "toolhost.internal". Any other Host gets 403, which defeats DNS rebinding.',
+      ),
+    allowedOrigins: z
+      .array(z.string().min(1))
+      .describe(
+        'Browser origins (scheme://host[:port], e.g. "https://console.example.com") whose cross-origin requests (and CORS preflights) are accepted; a request with any other Origin header, "null" included, gets 403. Requests without Origin (curl, SDKs) are unaffected.',
+      ),
   }),
   queue: z.strictObject({
-    backend: z.enum(['memory', 'azure']).describe('Job queue backend: "memory" (embedded, in-process) or "azure" (Azure Queue Storage; env TOOLHOST_QUEUE; needs store.backend "azure").'),
+    backend: z
+      .enum(['memory', 'azure'])
+      .describe('Job queue backend: "memory" (embedded, in-process) or "azure" (Azure Queue Storage; env TOOLHOST_QUEUE; needs store.backend "azure").'),
     maxDepth: positiveInt().describe('Most jobs accepted and not yet finished (per API process); beyond it requests get 503 queue_full with Retry-After.'),
-    maxDequeueCount: positiveInt().describe('A job delivered this many times (its thread crashed each time) goes to the <queue>-poison queue and its caller gets 500 job_poisoned.'),
+    maxDequeueCount: positiveInt().describe(
+      'A job delivered this many times (its thread crashed each time) goes to the <queue>-poison queue and its caller gets 500 job_poisoned.',
+    ),
     azure: z.strictObject({
-      connectionString: z.string().min(1).nullable().describe('Storage account connection string for queues and coordination blobs (env AZURE_STORAGE_CONNECTION_STRING).'),
-      prefix: z.string().regex(/^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,19}$/, 'must be 3-20 lowercase letters, digits and single hyphens').describe('Name prefix of every queue (<prefix>-jobs, <prefix>-replies-<nodeId>...) and of the <prefix>-state container.'),
-      visibilityS: z.number().int().min(5).max(600).describe('Seconds a received job stays invisible; renewed every third of it while the job runs, so a dead worker\'s jobs reappear this long after it died.'),
-      leaseS: z.number().int().min(15).max(60).describe('Seconds of a project (and worker) lease; renewed every third of it, so a dead worker\'s projects are taken over this long after it died.'),
+      connectionString: z
+        .string()
+        .min(1)
+        .nullable()
+        .describe('Storage account connection string for queues and coordination blobs (env AZURE_STORAGE_CONNECTION_STRING).'),
+      prefix: z
+        .string()
+        .regex(/^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,19}$/, 'must be 3-20 lowercase letters, digits and single hyphens')
+        .describe('Name prefix of every queue (<prefix>-jobs, <prefix>-replies-<nodeId>...) and of the <prefix>-state container.'),
+      visibilityS: z
+        .number()
+        .int()
+        .min(5)
+        .max(600)
+        .describe(
+          "Seconds a received job stays invisible; renewed every third of it while the job runs, so a dead worker's jobs reappear this long after it died.",
+        ),
+      leaseS: z
+        .number()
+        .int()
+        .min(15)
+        .max(60)
+        .describe("Seconds of a project (and worker) lease; renewed every third of it, so a dead worker's projects are taken over this long after it died."),
       pollMinMs: positiveInt().describe('Delay between polls while messages flow (doubles on every empty poll, with jitter).'),
       pollMaxMs: positiveInt().describe('Longest delay between polls of an idle queue: the idle cost is at most one request per pollMaxMs per process.'),
     }),
@@ -50,15 +101,35 @@ export const configSchema = z.strictObject({
     maxPerProject: positiveInt().describe('Most shell commands running at once in one project; more wait their turn.'),
     threads: positiveInt().describe('Threads of the command pool; each hosts several commands (they mostly wait on I/O).'),
     defaultTimeoutS: positiveInt().describe('timeout_s of /execute when the request gives none (background jobs get maxTimeoutS).'),
-    defaultWaitS: z.number().int().min(0).max(MAX_WAIT_S).describe(`wait_s of /execute when the request gives none (at most ${MAX_WAIT_S}: HTTP clients give up at 300 s).`),
+    defaultWaitS: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_WAIT_S)
+      .describe(`wait_s of /execute when the request gives none (at most ${MAX_WAIT_S}: HTTP clients give up at 300 s).`),
     maxTimeoutS: positiveInt().describe('Largest timeout_s a request may ask for.'),
     killGraceS: nonNegativeInt().describe('Seconds between SIGTERM and SIGKILL when a command tree is killed.'),
     maxOutputBytes: positiveInt().describe('Bytes of stdout and of stderr in one response (half head, half tail).'),
     maxLogBytes: positiveInt().describe('Bytes of stdout and of stderr spooled to disk per command, readable by offset.'),
-    sandbox: z.enum(['none', 'bwrap', 'auto']).describe('"bwrap": bubblewrap sandbox (user namespace without capabilities, only system folders read-only, project and HOME read-write, private /tmp, own pid namespace); "auto": bwrap when installed, else none with a loud warning; "none": no sandbox, explicitly (still an unprivileged uid per project when toolhost runs as root).'),
-    network: z.boolean().describe('Whether commands get outbound network (through pasta, never the host\'s loopback); needs bwrap and pasta (apt-get install passt).'),
-    readOnlyPaths: z.array(z.string().regex(/^\//, 'must be an absolute path')).describe('Extra host folders shown read-only inside the sandbox, for toolchains installed outside /usr, /bin, /lib and /opt (e.g. "/root/.cargo").'),
-    uidBase: z.number().int().min(1000).max(4_000_000_000).describe('When toolhost runs as root, each project\'s commands run as its own uid from uidBase to uidBase + uidCount - 1 (allocated once, recorded in <dataDir>/uids).'),
+    sandbox: z
+      .enum(['none', 'bwrap', 'auto'])
+      .describe(
+        '"bwrap": bubblewrap sandbox (user namespace without capabilities, only system folders read-only, project and HOME read-write, private /tmp, own pid namespace); "auto": bwrap when installed, else none with a loud warning; "none": no sandbox, explicitly (still an unprivileged uid per project when toolhost runs as root).',
+      ),
+    network: z
+      .boolean()
+      .describe("Whether commands get outbound network (through pasta, never the host's loopback); needs bwrap and pasta (apt-get install passt)."),
+    readOnlyPaths: z
+      .array(z.string().regex(/^\//, 'must be an absolute path'))
+      .describe('Extra host folders shown read-only inside the sandbox, for toolchains installed outside /usr, /bin, /lib and /opt (e.g. "/root/.cargo").'),
+    uidBase: z
+      .number()
+      .int()
+      .min(1000)
+      .max(4_000_000_000)
+      .describe(
+        "When toolhost runs as root, each project's commands run as its own uid from uidBase to uidBase + uidCount - 1 (allocated once, recorded in <dataDir>/uids).",
+      ),
     uidCount: z.number().int().min(1).max(100_000_000).describe('How many uids projects may get (see uidBase).'),
     limits: z.strictObject({
       addressSpaceBytes: nonNegativeInt().describe('RLIMIT_AS of each command process (0: unlimited).'),
@@ -92,13 +163,29 @@ export const configSchema = z.strictObject({
     maxRatio: positiveInt().describe('Largest expanded/compressed size ratio before an archive counts as a bomb.'),
   }),
   store: z.strictObject({
-    backend: z.enum(['local', 'azure']).describe('Project store: "local" keeps archives in the store/ folder of dataDir; "azure" in Azure Blob Storage (env TOOLHOST_STORE).'),
-    exclude: z.array(z.string().min(1)).describe('gitignore-style patterns left out when a working copy is saved (.git is kept unless listed); what they match is not written back and is gone once the copy is evicted.'),
+    backend: z
+      .enum(['local', 'azure'])
+      .describe('Project store: "local" keeps archives in the store/ folder of dataDir; "azure" in Azure Blob Storage (env TOOLHOST_STORE).'),
+    exclude: z
+      .array(z.string().min(1))
+      .describe(
+        'gitignore-style patterns left out when a working copy is saved (.git is kept unless listed); what they match is not written back and is gone once the copy is evicted.',
+      ),
     azure: z.strictObject({
       connectionString: z.string().min(1).nullable().describe('Storage account connection string (env AZURE_STORAGE_CONNECTION_STRING); or set accountUrl.'),
-      accountUrl: z.string().url().nullable().describe('Blob endpoint, e.g. https://<account>.blob.core.windows.net, authenticated with DefaultAzureCredential.'),
-      container: z.string().regex(/^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/, 'must be a valid container name (3-63 lowercase letters, digits and single hyphens)').describe('Container holding <project_id>.zip / <project_id>.tar.gz blobs (created when missing).'),
-      prefix: z.string().regex(/^(?:[A-Za-z0-9._-]+\/)*$/, 'must be empty or end with "/" (e.g. "team-a/")').describe('Blob name prefix of every project, e.g. "team-a/" (empty: none).'),
+      accountUrl: z
+        .string()
+        .url()
+        .nullable()
+        .describe('Blob endpoint, e.g. https://<account>.blob.core.windows.net, authenticated with DefaultAzureCredential.'),
+      container: z
+        .string()
+        .regex(/^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/, 'must be a valid container name (3-63 lowercase letters, digits and single hyphens)')
+        .describe('Container holding <project_id>.zip / <project_id>.tar.gz blobs (created when missing).'),
+      prefix: z
+        .string()
+        .regex(/^(?:[A-Za-z0-9._-]+\/)*$/, 'must be empty or end with "/" (e.g. "team-a/")')
+        .describe('Blob name prefix of every project, e.g. "team-a/" (empty: none).'),
     }),
   }),
   cache: z.strictObject({
@@ -106,7 +193,12 @@ export const configSchema = z.strictObject({
     maxBytes: nonNegativeInt().describe('Disk budget of all working copies; beyond it the least recently used idle ones are evicted (0: no budget).'),
     janitorIntervalS: positiveInt().describe('Mean seconds between janitor runs (jittered +-20%).'),
     retryS: positiveInt().describe('Seconds before a failed write-back is tried again.'),
-    autosaveMinutes: z.number().nonnegative().describe('A dirty working copy is written back this often even while in use, bounding what a dead worker can lose (0: only on eviction, save and shutdown).'),
+    autosaveMinutes: z
+      .number()
+      .nonnegative()
+      .describe(
+        'A dirty working copy is written back this often even while in use, bounding what a dead worker can lose (0: only on eviction, save and shutdown).',
+      ),
   }),
   shutdown: z.strictObject({
     graceS: nonNegativeInt().describe('On SIGTERM, seconds in-flight jobs get to finish before their processes are killed.'),
@@ -117,6 +209,4 @@ export const configSchema = z.strictObject({
 export type RawConfig = z.infer<typeof configSchema>;
 
 /** The configuration the rest of the code receives: complete, resolved and frozen. */
-export type Config = Readonly<
-  Omit<RawConfig, 'pool'> & { pool: Readonly<{ maxThreads: number; idleTimeoutS: number }> }
->;
+export type Config = Readonly<Omit<RawConfig, 'pool'> & { pool: Readonly<{ maxThreads: number; idleTimeoutS: number }> }>;

@@ -26,7 +26,13 @@ export function configTable(): string {
     rows.push(`| \`${path}\` | \`${JSON.stringify(value)}\` | ${env} | ${doc} |`);
   };
   walk(configSchema, readDefaults(), '');
-  rows.push('', 'Environment variables, applied over the config file (one set to the empty string counts as unset):', '', '| variable | sets | example | why |', '| --- | --- | --- | --- |');
+  rows.push(
+    '',
+    'Environment variables, applied over the config file (one set to the empty string counts as unset):',
+    '',
+    '| variable | sets | example | why |',
+    '| --- | --- | --- | --- |',
+  );
   for (const v of ENV_VARS) {
     rows.push(`| \`${v.name}\` | ${v.options.map((o) => `\`${o}\``).join(', ')} | \`${v.example}\` | ${v.doc.replace(/\|/g, '\\|')} |`);
   }

@@ -1,16 +1,16 @@
 /** `POST /execute`: one shell command in the project, as one child process with its own process group. */
 import { lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { reachFolder, withFileErrors } from '../lib/safe-fs.js';
+import { z } from 'zod';
+import { createJobCgroup } from '../lib/process/cgroup.js';
 import { jobLogPaths, jobLogsDir } from '../lib/process/job-logs.js';
 import { LogSpool } from '../lib/process/log-spool.js';
-import { commandEnv, runCommand } from '../lib/process/run-command.js';
-import { createJobCgroup } from '../lib/process/cgroup.js';
 import { chownTree, ownedDir, projectOwner } from '../lib/process/owner.js';
+import { commandEnv, runCommand } from '../lib/process/run-command.js';
 import { launchArgv, planOf } from '../lib/process/sandbox.js';
-import { z } from 'zod';
+import { reachFolder, withFileErrors } from '../lib/safe-fs.js';
 import { noNul, projectId, relPath } from '../lib/schemas.js';
-import { type HandlerContext, PROJECT_ERRORS, jobTool } from '../lib/tool.js';
+import { type HandlerContext, jobTool, PROJECT_ERRORS } from '../lib/tool.js';
 import type { ProgressMessage } from './protocol.js';
 
 export const executeRequest = z.strictObject({
@@ -93,7 +93,7 @@ export const executeTool = jobTool({
   describe: ({ commands: c }) =>
     'Run a shell command in the project with `bash -c` and return its exit_code, stdout and stderr. Use it to build, ' +
     'run tests and scripts, use git, install dependencies, or inspect what the file tools cannot (binary files, processes). ' +
-    'It runs in the project root (or `cwd`) with a clean environment: none of the server\'s secrets, CI=1, no pager, no ' +
+    "It runs in the project root (or `cwd`) with a clean environment: none of the server's secrets, CI=1, no pager, no " +
     'prompts; stdin is closed unless `stdin: "pipe"` (then write to it with job_input), so pass flags such as -y ' +
     'instead of answering prompts. ' +
     `The call waits up to wait_s (default ${c.defaultWaitS} s); a command still running then is answered with ` +
@@ -135,11 +135,14 @@ export interface ExecuteResult {
 async function execute(req: ExecuteRequest, ctx: HandlerContext): Promise<ExecuteResult> {
   // Opened and checked where it really is (a command may swap it for a symlink at any moment); the prelude only
   // starts there, and the sandbox resolves the path again in its own view, where nothing outside exists.
-  const cwd = join(ctx.root, withFileErrors(ctx.root, req.cwd ?? '.', () => {
-    const at = reachFolder(ctx.root, req.cwd ?? '.');
-    at.close();
-    return at.rel;
-  }));
+  const cwd = join(
+    ctx.root,
+    withFileErrors(ctx.root, req.cwd ?? '.', () => {
+      const at = reachFolder(ctx.root, req.cwd ?? '.');
+      at.close();
+      return at.rel;
+    }),
+  );
   // Each project gets its own HOME outside the working copy, so tool caches (~/.npm, ~/.cache) are not packed
   // into the project. Both belong to the project's uid (toolhost as root); a copy extracted before uids were
   // given out is handed over on its first command.

@@ -7,15 +7,16 @@
  * replaced, so a file that is not valid UTF-8 (Latin-1, say) keeps every byte the edit does not replace. The
  * file is read through the fd lib/safe-fs.ts opened and checked, and replaced inside the folder it opened.
  */
-import { closeSync, type Stats } from 'node:fs';
+
 import { isUtf8 } from 'node:buffer';
+import { closeSync, type Stats } from 'node:fs';
+import { z } from 'zod';
 import { replaceInFolder } from '../lib/atomic-write.js';
 import { ToolhostError } from '../lib/errors.js';
 import { projectOwner } from '../lib/process/owner.js';
-import { z } from 'zod';
 import { fileErrorFor, openReached, reach, readExactly } from '../lib/safe-fs.js';
 import { projectId, relPath } from '../lib/schemas.js';
-import { type HandlerContext, PROJECT_ERRORS, jobTool } from '../lib/tool.js';
+import { type HandlerContext, jobTool, PROJECT_ERRORS } from '../lib/tool.js';
 
 const editRequest = z.strictObject({
   project_id: projectId,
@@ -110,7 +111,11 @@ function similarity(a: string, b: string): number {
 
 /** The lines of `text` most like the first non-blank line of `needle`, for a no-match error. */
 function closestLines(text: string, needle: string): { line: number; text: string }[] {
-  const probe = needle.split('\n').find((l) => l.trim() !== '')?.trim() ?? '';
+  const probe =
+    needle
+      .split('\n')
+      .find((l) => l.trim() !== '')
+      ?.trim() ?? '';
   const scored = text
     .split('\n')
     .map((t, i) => ({ line: i + 1, text: t.replace(/\r$/, ''), score: similarity(probe, t.trim()) }))
@@ -196,5 +201,11 @@ function edit(raw: Buffer, req: EditRequest, shown: string, maxBytes: number): {
   }
   const updated = spliceAll(raw, at, oldBytes.length, newBytes);
   const shift = newBytes.length - oldBytes.length;
-  return { updated, lines: lineNumbers(updated, at.map((off, i) => off + i * shift)) };
+  return {
+    updated,
+    lines: lineNumbers(
+      updated,
+      at.map((off, i) => off + i * shift),
+    ),
+  };
 }

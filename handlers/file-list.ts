@@ -8,15 +8,15 @@
  * Also home of {@link GitignoreRules}, the project's .gitignore semantics, which `search` reuses so that both
  * tools agree on what is ignored.
  */
-import { lstatSync, readdirSync } from 'node:fs';
-import { cancelled } from '../lib/errors.js';
-import { GitignoreRules } from '../lib/gitignore.js';
+import { type Dirent, lstatSync, readdirSync } from 'node:fs';
 import { z } from 'zod';
+import { cancelled } from '../lib/errors.js';
 import { fileError } from '../lib/file-errors.js';
 import { FolderCursor } from '../lib/folder-cursor.js';
+import { GitignoreRules } from '../lib/gitignore.js';
 import { fdPath, fileErrorFor, reachFolder } from '../lib/safe-fs.js';
 import { projectId, relPath } from '../lib/schemas.js';
-import { type HandlerContext, PROJECT_ERRORS, jobTool } from '../lib/tool.js';
+import { type HandlerContext, jobTool, PROJECT_ERRORS } from '../lib/tool.js';
 
 const listRequest = z.strictObject({
   project_id: projectId,
@@ -51,7 +51,7 @@ export const fileListTool = jobTool({
   describe: ({ list }) =>
     'List the files and folders under a folder of the project (default its root) with their types and sizes, ' +
     `depth-first in tree order, down to depth levels (default 2, at most ${list.maxDepth}). .git and what the ` +
-    'project\'s .gitignore files exclude are skipped unless include_ignored. Symlinks are listed, not followed. ' +
+    "project's .gitignore files exclude are skipped unless include_ignored. Symlinks are listed, not followed. " +
     `At most ${list.maxEntries} entries, then truncated: true: list a subfolder to see the rest.`,
   limits: (req, { list }) => (req.depth > list.maxDepth ? `depth ${req.depth} exceeds list.maxDepth (${list.maxDepth}); list a subfolder instead` : undefined),
   examples: [{ project_id: 'demo', path: 'src', depth: 1 }],
@@ -88,7 +88,7 @@ function compareTreeOrder(a: string, b: string): number {
 async function fileList(req: ListRequest, ctx: HandlerContext): Promise<ListResult> {
   const { root, signal } = ctx;
   if (signal.aborted) throw cancelled(signal, 'the listing');
-  let top;
+  let top: ReturnType<typeof reachFolder>;
   try {
     top = reachFolder(root, req.path);
   } catch (err) {
@@ -160,7 +160,7 @@ async function listChildren(
   skipGit: boolean,
   rules: GitignoreRules | null,
 ): Promise<{ name: string; entry: Entry }[]> {
-  let dirents;
+  let dirents: Dirent[];
   try {
     dirents = readdirSync(fdPath(dirFd), { withFileTypes: true });
   } catch (err) {

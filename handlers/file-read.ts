@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { ToolhostError } from '../lib/errors.js';
 import { fileErrorFor, openProjectFile, readExactly } from '../lib/safe-fs.js';
 import { lineNumber, projectId, relPath } from '../lib/schemas.js';
-import { type HandlerContext, PROJECT_ERRORS, jobTool } from '../lib/tool.js';
+import { type HandlerContext, jobTool, PROJECT_ERRORS } from '../lib/tool.js';
 
 const readRequest = z.strictObject({
   project_id: projectId,

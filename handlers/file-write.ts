@@ -3,14 +3,15 @@
  * file written through open folders (lib/safe-fs.ts), so a symlink swapped in meanwhile cannot make the write land
  * outside the project; only a regular file is ever replaced.
  */
+
+import { z } from 'zod';
 import { replaceInFolder } from '../lib/atomic-write.js';
 import { ToolhostError } from '../lib/errors.js';
-import { projectOwner } from '../lib/process/owner.js';
-import { z } from 'zod';
 import { notRegularFile } from '../lib/file-errors.js';
-import { fileErrorFor, reach, type Reached } from '../lib/safe-fs.js';
+import { projectOwner } from '../lib/process/owner.js';
+import { fileErrorFor, type Reached, reach } from '../lib/safe-fs.js';
 import { projectId, relPath } from '../lib/schemas.js';
-import { type HandlerContext, PROJECT_ERRORS, jobTool } from '../lib/tool.js';
+import { type HandlerContext, jobTool, PROJECT_ERRORS } from '../lib/tool.js';
 
 const writeRequest = z.strictObject({
   project_id: projectId,
@@ -63,7 +64,10 @@ export function assertReplaceable(at: Reached): void {
 async function fileWrite(req: WriteRequest, ctx: HandlerContext): Promise<WriteResult> {
   const bytes = Buffer.byteLength(req.content);
   if (bytes > ctx.config.files.maxWriteBytes) {
-    throw new ToolhostError('file_too_large', `content is ${bytes} bytes, more than files.maxWriteBytes (${ctx.config.files.maxWriteBytes}); write it in a command instead`);
+    throw new ToolhostError(
+      'file_too_large',
+      `content is ${bytes} bytes, more than files.maxWriteBytes (${ctx.config.files.maxWriteBytes}); write it in a command instead`,
+    );
   }
   try {
     const owner = projectOwner(ctx.config, ctx.projectId);

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { projectId, relPath } from '../lib/schemas.js';
 import { searchProject } from '../lib/search/search-project.js';
 import { MAX_LINE_CHARS } from '../lib/search/types.js';
-import { PROJECT_ERRORS, jobTool } from '../lib/tool.js';
+import { jobTool, PROJECT_ERRORS } from '../lib/tool.js';
 
 const searchRequest = z.strictObject({
   project_id: projectId,
@@ -36,7 +36,10 @@ const searchResult = z.strictObject({
   incomplete_reasons: z.array(z.enum(['max_results', 'timed_out', 'long_lines', 'unreadable_files', 'search_aborted'])).optional(),
   note: z.string().optional().describe('When complete is false: what each reason means and what to do next.'),
   skipped_long_lines: z.number().int().optional().describe('Matching lines longer than search.maxLineBytes, left out of matches.'),
-  long_lines: z.array(z.strictObject({ path: z.string(), line: z.number().int() })).optional().describe('Where the first of those lines are.'),
+  long_lines: z
+    .array(z.strictObject({ path: z.string(), line: z.number().int() }))
+    .optional()
+    .describe('Where the first of those lines are.'),
   errors: z.array(z.string()).optional().describe("rg's messages about files or folders it could not read."),
 });
 
@@ -65,7 +68,9 @@ export const searchTool = jobTool({
     `${search.maxLineBytes} bytes (counted in skipped_long_lines, located in long_lines), files it could not read ` +
     '(errors). Use it to find definitions, usages and strings before reading files.',
   limits: (req, { search }) =>
-    req.max_results > search.maxResults ? `max_results ${req.max_results} exceeds search.maxResults (${search.maxResults}); narrow the search instead` : undefined,
+    req.max_results > search.maxResults
+      ? `max_results ${req.max_results} exceeds search.maxResults (${search.maxResults}); narrow the search instead`
+      : undefined,
   examples: [{ project_id: 'demo', pattern: 'TODO\\(\\w+\\)', regex: true, glob: '*.ts', context_lines: 1 }],
   job: { type: 'search', lane: 'files', mutates: false, handler: searchProject },
 });

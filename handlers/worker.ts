@@ -33,6 +33,7 @@ const FAULTS = JSON.parse(process.env.TOOLHOST_TEST_FAULTS || '{}') as { crashPa
 async function injectFaults(job: Job): Promise<void> {
   const path = job.payload.path;
   if (path === undefined) return;
+  // biome-ignore lint/nursery/noProcessExit: test-only fault injection; it ends this pool thread as a native crash would
   if (path === FAULTS.crashPath) process.exit(70);
   if (path === FAULTS.slowPath) await new Promise((r) => setTimeout(r, FAULTS.slowMs ?? 5_000));
 }
@@ -40,11 +41,11 @@ async function injectFaults(job: Job): Promise<void> {
 /** This thread's client of the project store, made on first use. */
 let store: Promise<ProjectStore> | undefined;
 function theStore(): Promise<ProjectStore> {
-  const opened = (store ??= openStore(config).catch((err: unknown) => {
+  store ??= openStore(config).catch((err: unknown) => {
     store = undefined; // the next task tries again: the store may be back
     throw err;
-  }));
-  return opened;
+  });
+  return store;
 }
 
 /**

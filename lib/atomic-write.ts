@@ -3,7 +3,7 @@
  * both named through `/proc/self/fd/<dirfd>/<name>` so a folder swapped for a symlink meanwhile cannot redirect
  * either step (see lib/safe-fs.ts).
  */
-import { closeSync, constants, fchmodSync, fchownSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, fchmodSync, fchownSync, openSync, renameSync, type Stats, unlinkSync, writeSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';
 import type { Owner } from './process/owner.js';
 import { fdPath } from './safe-fs.js';

@@ -84,9 +84,7 @@ export class ToolhostError extends Error {
 
   /** A structured-clone-safe copy for postMessage and JSON. */
   toJSON(): SerializedError {
-    return this.details === undefined
-      ? { code: this.code, message: this.message }
-      : { code: this.code, message: this.message, details: this.details };
+    return this.details === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, details: this.details };
   }
 }
 
@@ -112,16 +110,17 @@ export function toToolhostError(err: unknown): ToolhostError {
 
 function isSerializedError(x: unknown): x is SerializedError {
   return (
-    typeof x === 'object' && x !== null && typeof (x as SerializedError).code === 'string' &&
-    typeof (x as SerializedError).message === 'string' && (x as SerializedError).code in ERROR_STATUS
+    typeof x === 'object' &&
+    x !== null &&
+    typeof (x as SerializedError).code === 'string' &&
+    typeof (x as SerializedError).message === 'string' &&
+    (x as SerializedError).code in ERROR_STATUS
   );
 }
 
 /** Node's errno code of a system error (ENOENT, EACCES...), or undefined. */
 export function errnoCode(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && typeof (err as NodeJS.ErrnoException).code === 'string'
-    ? (err as NodeJS.ErrnoException).code
-    : undefined;
+  return typeof err === 'object' && err !== null && typeof (err as NodeJS.ErrnoException).code === 'string' ? (err as NodeJS.ErrnoException).code : undefined;
 }
 
 /** The error a handler ends with when its job is cancelled: the abort reason when it is a ToolhostError. */
@@ -130,7 +129,6 @@ export function cancelled(signal: AbortSignal, what: string): ToolhostError {
     ? signal.reason
     : new ToolhostError('cancelled', `${what} was cancelled before it finished; retry it if it is still needed`);
 }
-
 
 /**
  * A serialized error fit for a client that reads it later (a job's view): an `internal` one keeps only its code and

@@ -3,7 +3,7 @@
  * errors carry the server's absolute paths in their messages; the errors made here never do.
  */
 import type { Stats } from 'node:fs';
-import { ToolhostError, errnoCode, toToolhostError } from './errors.js';
+import { errnoCode, ToolhostError, toToolhostError } from './errors.js';
 
 export function fileNotFound(shown: string): ToolhostError {
   return new ToolhostError('file_not_found', `"${shown}" does not exist in the project; check the path with /file/list`, { path: shown });
@@ -25,7 +25,13 @@ export function unstable(shown: string): ToolhostError {
 
 /** The error for an entry that exists but is neither a regular file nor a folder (a FIFO, socket or device). */
 export function notRegularFile(shown: string, st: Stats): ToolhostError {
-  const kind = st.isFIFO() ? 'a FIFO (named pipe)' : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
+  const kind = st.isFIFO()
+    ? 'a FIFO (named pipe)'
+    : st.isSocket()
+      ? 'a socket'
+      : st.isCharacterDevice() || st.isBlockDevice()
+        ? 'a device'
+        : 'not a regular file';
   return new ToolhostError(
     'not_a_regular_file',
     `"${shown}" is ${kind}; the file tools only read and write regular files: use a command if you really mean it`,
@@ -50,9 +56,13 @@ export function fileError(err: unknown, shown: string): ToolhostError {
     case 'ENOTDIR':
     case 'EEXIST':
     case 'ENOTEMPTY':
-      return new ToolhostError('not_a_directory', `"${shown}" or a folder on its way is not what it should be (a file where a folder belongs, or the reverse); choose another path`, {
-        path: shown,
-      });
+      return new ToolhostError(
+        'not_a_directory',
+        `"${shown}" or a folder on its way is not what it should be (a file where a folder belongs, or the reverse); choose another path`,
+        {
+          path: shown,
+        },
+      );
     case 'ELOOP':
       return new ToolhostError('bad_request', `"${shown}" goes through too many symlinks (a loop?); fix the links with a command`, { path: shown });
     case 'ENAMETOOLONG':

@@ -3,7 +3,7 @@
  * through the fd of the one above it (see lib/safe-fs.ts for why that holds against a command renaming things).
  */
 import { constants, openSync } from 'node:fs';
-import { O_PATH, closeQuietly, fdPath } from './safe-fs.js';
+import { closeQuietly, fdPath, O_PATH } from './safe-fs.js';
 
 const { O_DIRECTORY, O_NOFOLLOW } = constants;
 

@@ -17,7 +17,7 @@
  */
 import { closeSync, constants, fstatSync, mkdirSync, openSync, readlinkSync, readSync, type Stats } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { ToolhostError, errnoCode } from './errors.js';
+import { errnoCode, ToolhostError } from './errors.js';
 import { danglingLink, fileError, fileNotFound, notRegularFile, unstable } from './file-errors.js';
 import { chownFd, type Owner } from './process/owner.js';
 
@@ -60,7 +60,9 @@ export function projectParts(root: string, userPath: string): string[] {
   }
   const target = resolve(root, userPath);
   if (!isInside(root, target)) throw outsideProject(userPath);
-  return relative(root, target).split(sep).filter((p) => p !== '');
+  return relative(root, target)
+    .split(sep)
+    .filter((p) => p !== '');
 }
 
 /** Joins names into a project-relative path ("." for the root). */
@@ -188,7 +190,9 @@ export function reach(root: string, userPath: string, opts: ReachOptions = {}): 
         closeQuietly(fd);
         held.delete(fd);
         if (++links > MAX_LINKS) {
-          throw new ToolhostError('bad_request', `"${shown}" goes through more than ${MAX_LINKS} symlinks (a loop?); fix the links with a command`, { path: shown });
+          throw new ToolhostError('bad_request', `"${shown}" goes through more than ${MAX_LINKS} symlinks (a loop?); fix the links with a command`, {
+            path: shown,
+          });
         }
         let target: string;
         try {
@@ -202,7 +206,9 @@ export function reach(root: string, userPath: string, opts: ReachOptions = {}): 
         // Resolved as a path, never opened: a target outside the project is refused without touching it.
         const abs = resolve(join(root, ...dir.parts), target);
         if (!isInside(root, abs)) throw outsideProject(userPath);
-        const expanded = relative(root, abs).split(sep).filter((p) => p !== '');
+        const expanded = relative(root, abs)
+          .split(sep)
+          .filter((p) => p !== '');
         queue = [...expanded, ...queue.slice(1)];
         fromLink = expanded.length + Math.max(0, fromLink - 1);
         enter(rootFd, '');
@@ -217,9 +223,13 @@ export function reach(root: string, userPath: string, opts: ReachOptions = {}): 
           held.delete(fd);
           return done(undefined, undefined, name, true);
         }
-        throw new ToolhostError('not_a_directory', `"${relOf([...dir.parts, name])}" is a file, not a folder, so "${shown}" cannot be inside it; choose another path`, {
-          path: shown,
-        });
+        throw new ToolhostError(
+          'not_a_directory',
+          `"${relOf([...dir.parts, name])}" is a file, not a folder, so "${shown}" cannot be inside it; choose another path`,
+          {
+            path: shown,
+          },
+        );
       }
       enter(fd, name);
     }

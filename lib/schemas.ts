@@ -15,7 +15,8 @@ export const CONFLICT_SUFFIX = /\.conflict-[A-Za-z0-9._-]+$/;
 export const PROJECT_ID_PATTERN = /^(?!.*\.conflict-[A-Za-z0-9._-]+$)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** What a valid project id is, for error messages. */
-export const PROJECT_ID_RULE = '1-128 letters, digits, ".", "_" or "-", starting with a letter or digit, and not ending in ".conflict-<anything>" (reserved for conflict copies)';
+export const PROJECT_ID_RULE =
+  '1-128 letters, digits, ".", "_" or "-", starting with a letter or digit, and not ending in ".conflict-<anything>" (reserved for conflict copies)';
 
 export const projectId = z.string().regex(PROJECT_ID_PATTERN, `must be ${PROJECT_ID_RULE}`).describe('Project identifier.');
 
@@ -31,7 +32,10 @@ export const relPath = z.string().min(1).max(4096).describe('Path relative to th
 export const lineNumber = z.number().int().positive();
 
 /** A job id as the API hands it out. */
-export const jobId = z.string().regex(/^[0-9a-f-]{36}$/, 'must be a job_id returned by /execute').describe('Job identifier.');
+export const jobId = z
+  .string()
+  .regex(/^[0-9a-f-]{36}$/, 'must be a job_id returned by /execute')
+  .describe('Job identifier.');
 
 /** GET /tools: which LLM API's tool format to answer in. */
 export const toolsQuery = z.strictObject({

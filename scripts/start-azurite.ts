@@ -19,7 +19,7 @@
  * `node --import tsx` rather than the tsx CLI because the CLI's signal relay can SIGKILL this process when one
  * Ctrl-C reaches it twice (from the terminal and from npm), which would leave Azurite running.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
@@ -147,9 +147,22 @@ async function startAzurite(): Promise<Azurite> {
   // anything it still writes (debug or extent files) lands there and goes with it.
   const home = await mkdtemp(join(tmpdir(), 'toolhost-azurite-'));
   const args = [
-    '--skipApiVersionCheck', '--inMemoryPersistence', '--disableTelemetry', '--silent',
-    '--blobHost', '127.0.0.1', '--queueHost', '127.0.0.1', '--tableHost', '127.0.0.1',
-    '--blobPort', '0', '--queuePort', '0', '--tablePort', '0',
+    '--skipApiVersionCheck',
+    '--inMemoryPersistence',
+    '--disableTelemetry',
+    '--silent',
+    '--blobHost',
+    '127.0.0.1',
+    '--queueHost',
+    '127.0.0.1',
+    '--tableHost',
+    '127.0.0.1',
+    '--blobPort',
+    '0',
+    '--queuePort',
+    '0',
+    '--tablePort',
+    '0',
   ];
   const child = spawn(AZURITE_BIN, args, { cwd: home, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
@@ -227,15 +240,16 @@ function banner(connectionString: string, dataDir: string | undefined): void {
   const command = (role: string, nodeId: string, port: number) =>
     `  ${env} TOOLHOST_ROLE=${role} TOOLHOST_NODE_ID=${nodeId} PORT=${port} TOOLHOST_DATA_DIR=./data-${nodeId} npm start`;
   const here = dataDir
-    ? `Starting a supervisor (role all) here on port ${process.env.PORT || '8080 (or your config\'s)'}, data in ${dataDir}.\n` +
+    ? `Starting a supervisor (role all) here on port ${process.env.PORT || "8080 (or your config's)"}, data in ${dataDir}.\n` +
       `Its bearer token is in ${join(dataDir, 'token')} (created on its first start): send "Authorization: Bearer <token>".\n` +
       'It takes jobs from the queue too; run with --no-supervisor for an api and workers only.'
     : 'No supervisor started here (--no-supervisor).';
   // Azurite starts empty every time, but a data dir keeps its working copies: the supervisor would still serve a
   // project cached by an earlier run although the store no longer has it.
-  const stale = dataDir && existsSync(dataDir) && readdirSync(dataDir).length > 0
-    ? `Note: ${dataDir} holds working copies from an earlier run, which Azurite no longer has; remove it for a clean start.\n`
-    : '';
+  const stale =
+    dataDir && existsSync(dataDir) && readdirSync(dataDir).length > 0
+      ? `Note: ${dataDir} holds working copies from an earlier run, which Azurite no longer has; remove it for a clean start.\n`
+      : '';
   process.stderr.write(
     [
       '',
@@ -244,7 +258,7 @@ function banner(connectionString: string, dataDir: string | undefined): void {
       '',
       stale + here,
       'More processes on the same queue and store, each from its own terminal in this folder (upload projects',
-      'through a worker: the api role refuses PUT /projects; each process\'s token is the file token in its data dir):',
+      "through a worker: the api role refuses PUT /projects; each process's token is the file token in its data dir):",
       command('api', 'api1', 8090),
       command('worker', 'w1', 8091),
       command('worker', 'w2', 8092),

@@ -31,7 +31,9 @@ export interface Api {
 export function buildApi(i: ApiInputs): Api {
   if (i.azure) {
     const { live } = i;
-    return { jobs: new RemoteJobs({ queue: i.azure.queue, records: i.azure.records, nodeId: i.nodeId, local: i.local, config: () => live.current, log: i.log }) };
+    return {
+      jobs: new RemoteJobs({ queue: i.azure.queue, records: i.azure.records, nodeId: i.nodeId, local: i.local, config: () => live.current, log: i.log }),
+    };
   }
   // config/load.ts refuses role "api" without the Azure queue; a Config built by hand could still ask for it.
   if (!i.local) throw new ToolhostError('invalid_config', 'role "api" needs queue.backend "azure": api and worker processes meet only through a shared queue');

@@ -63,7 +63,9 @@ export class CacheIndex {
     try {
       parsed = JSON.parse(text) as typeof parsed;
     } catch (err) {
-      throw new Error(`${this.#file} is not valid JSON (${(err as Error).message}); it records which working copies hold unsaved work: repair it, or move it away and every cached copy is then kept as dirty with an unknown source (saved as a conflict copy if the store has the project)`);
+      throw new Error(
+        `${this.#file} is not valid JSON (${(err as Error).message}); it records which working copies hold unsaved work: repair it, or move it away and every cached copy is then kept as dirty with an unknown source (saved as a conflict copy if the store has the project)`,
+      );
     }
     if (parsed.version !== VERSION || typeof parsed.projects !== 'object' || parsed.projects === null) {
       throw new Error(`${this.#file}: not a cache index of version ${VERSION}; move it away to start (cached copies are then kept as dirty)`);

@@ -13,9 +13,9 @@ import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
 import type { CommandStatus, CommandView, ExecuteRequest, ExecuteResult, JobListItem } from '../handlers/execute.js';
 import type { ControlMessage, ProgressMessage } from '../handlers/protocol.js';
-import { type SerializedError, ToolhostError, forClients } from '../lib/errors.js';
+import { forClients, type SerializedError, ToolhostError } from '../lib/errors.js';
 import type { Job, JobOutcome } from '../lib/jobs.js';
-import { jobLogPaths, jobLogsDir, readHeadTail, readPage, type LogRead } from '../lib/process/job-logs.js';
+import { jobLogPaths, jobLogsDir, type LogRead, readHeadTail, readPage } from '../lib/process/job-logs.js';
 import type { Logger } from './logger.js';
 
 type Stream = 'stdout' | 'stderr';
@@ -101,7 +101,9 @@ export class CommandJobs {
   #get(id: string): CommandRecord {
     const r = this.#records.get(id);
     if (!r) {
-      throw new ToolhostError('job_not_found', `no command job ${id}; it never existed, or it finished more than jobs.retentionMinutes ago (see GET /jobs)`, { job_id: id });
+      throw new ToolhostError('job_not_found', `no command job ${id}; it never existed, or it finished more than jobs.retentionMinutes ago (see GET /jobs)`, {
+        job_id: id,
+      });
     }
     return r;
   }
@@ -179,8 +181,7 @@ export class CommandJobs {
    */
   async changed(id: string, since: Record<Stream, number>, waitMs: number, signal?: AbortSignal): Promise<void> {
     const r = this.#get(id);
-    const ready = (): boolean =>
-      this.#closed || isFinal(r.status) || r.sizes.stdout > since.stdout || r.sizes.stderr > since.stderr;
+    const ready = (): boolean => this.#closed || isFinal(r.status) || r.sizes.stdout > since.stdout || r.sizes.stderr > since.stderr;
     if (ready() || waitMs <= 0 || signal?.aborted) return;
     await new Promise<void>((resolve) => {
       const done = (): void => {
@@ -294,7 +295,10 @@ export class CommandJobs {
   input(id: string, data: string, eof: boolean): void {
     const r = this.#get(id);
     if (r.stdin !== 'pipe') {
-      throw new ToolhostError('stdin_not_piped', `job ${id} was started without stdin: "pipe", so its stdin is /dev/null; start the command again with stdin: "pipe"`);
+      throw new ToolhostError(
+        'stdin_not_piped',
+        `job ${id} was started without stdin: "pipe", so its stdin is /dev/null; start the command again with stdin: "pipe"`,
+      );
     }
     if (isFinal(r.status)) throw new ToolhostError('job_finished', `job ${id} has already ended (${r.status}); its stdin is closed`);
     const m: ControlMessage = { t: 'stdin', data, eof };

@@ -57,12 +57,15 @@ export class Janitor {
   #schedule(): void {
     if (this.#closed) return;
     const mean = this.#o.config.current.cache.janitorIntervalS * 1000;
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      this.runOnce()
-        .catch((err: unknown) => this.#o.log.error({ err: toToolhostError(err).message }, 'janitor run failed'))
-        .finally(() => this.#schedule());
-    }, mean * (0.8 + Math.random() * 0.4));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = null;
+        this.runOnce()
+          .catch((err: unknown) => this.#o.log.error({ err: toToolhostError(err).message }, 'janitor run failed'))
+          .finally(() => this.#schedule());
+      },
+      mean * (0.8 + Math.random() * 0.4),
+    );
     this.#timer.unref();
   }
 
@@ -93,7 +96,10 @@ export class Janitor {
         if (await this.#o.projects.evict(copy.id, { unusedSince: copy.lastAccess })) {
           report.evicted.push(copy.id);
           total -= copy.sizeBytes;
-          this.#o.log.info({ project_id: copy.id, reason: expired ? 'idle' : 'cache.maxBytes', idle_s: Math.round((now - copy.lastAccess) / 1000) }, 'evicted working copy');
+          this.#o.log.info(
+            { project_id: copy.id, reason: expired ? 'idle' : 'cache.maxBytes', idle_s: Math.round((now - copy.lastAccess) / 1000) },
+            'evicted working copy',
+          );
         } else {
           report.kept.push(copy.id);
         }

@@ -6,11 +6,11 @@
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import type { Config } from '../config/schema.js';
+import type { CommandView, ExecuteRequest, JobListItem } from '../handlers/execute.js';
 import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import type { Job } from '../lib/jobs.js';
 import type { AzureQueue } from '../lib/queue/azure/azure-queue.js';
 import { BLOBS } from '../lib/queue/azure/names.js';
-import type { CommandView, ExecuteRequest, JobListItem } from '../handlers/execute.js';
 import type { CommandJobs } from './command-jobs.js';
 import type { Logger } from './logger.js';
 
@@ -109,12 +109,27 @@ export class JobRecords {
   /** An API process queued the command (`node` empty) or a worker took it (`node` its own). */
   async write(job: Job, node: string): Promise<void> {
     const req = job.payload as unknown as ExecuteRequest;
-    await this.#write({ job_id: job.id, project_id: job.projectId, command: req.command, stdin: req.stdin, node, created_at: new Date(job.enqueuedAt).toISOString() }, 'queued');
+    await this.#write(
+      { job_id: job.id, project_id: job.projectId, command: req.command, stdin: req.stdin, node, created_at: new Date(job.enqueuedAt).toISOString() },
+      'queued',
+    );
   }
 
   /** The command ended with `view`. */
   async ended(job: Job, view: CommandView): Promise<void> {
-    await this.#write({ job_id: job.id, project_id: job.projectId, command: String(job.payload.command), stdin: view.stdin, node: this.nodeId, created_at: view.created_at, final: view }, view.status, view);
+    await this.#write(
+      {
+        job_id: job.id,
+        project_id: job.projectId,
+        command: String(job.payload.command),
+        stdin: view.stdin,
+        node: this.nodeId,
+        created_at: view.created_at,
+        final: view,
+      },
+      view.status,
+      view,
+    );
   }
 
   /** Removes the record of a command that was never queued. */
@@ -159,9 +174,11 @@ export class JobRecords {
     const prev = this.#writes.get(r.job_id) ?? Promise.resolve();
     const next = prev.catch(() => {}).then(() => this.#upload(r, status, view));
     this.#writes.set(r.job_id, next);
-    void next.catch(() => {}).finally(() => {
-      if (this.#writes.get(r.job_id) === next) this.#writes.delete(r.job_id);
-    });
+    void next
+      .catch(() => {})
+      .finally(() => {
+        if (this.#writes.get(r.job_id) === next) this.#writes.delete(r.job_id);
+      });
     return next;
   }
 
@@ -183,7 +200,11 @@ export class JobRecords {
 }
 
 function notFound(id: string): ToolhostError {
-  return new ToolhostError('job_not_found', `no command job ${id}; it never existed, it has not reached a worker yet, or it finished more than jobs.retentionMinutes ago (see GET /jobs)`, { job_id: id });
+  return new ToolhostError(
+    'job_not_found',
+    `no command job ${id}; it never existed, it has not reached a worker yet, or it finished more than jobs.retentionMinutes ago (see GET /jobs)`,
+    { job_id: id },
+  );
 }
 
 /** The jobs API across machines: the record names the worker; the worker's registry answers. */
@@ -254,7 +275,11 @@ export class RemoteJobs implements JobsApi {
       const code = toToolhostError(err).code;
       if (code !== 'worker_lost' && code !== 'job_not_found') throw err;
       if (!rec.final && code === 'worker_lost') {
-        throw new ToolhostError('worker_lost', `the worker running job ${id} (${rec.node}) stopped before the command ended; its output is gone. Check the project's state, then run the command again if needed`, { job_id: id, node: rec.node });
+        throw new ToolhostError(
+          'worker_lost',
+          `the worker running job ${id} (${rec.node}) stopped before the command ended; its output is gone. Check the project's state, then run the command again if needed`,
+          { job_id: id, node: rec.node },
+        );
       }
       if (!rec.final) throw err;
     }

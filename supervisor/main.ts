@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
 import { ToolhostError } from '../lib/errors.js';
 import { ContainmentError } from '../lib/process/containment.js';
 import { startSupervisor } from './supervisor.js';
@@ -12,7 +13,7 @@ import { startSupervisor } from './supervisor.js';
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, strict: true });
   const sources = { file: values.config ?? process.env.TOOLHOST_CONFIG, env: process.env };
-  let config;
+  let config: Config;
   try {
     config = loadConfig(sources);
   } catch (err) {
@@ -45,7 +46,13 @@ main().catch((err: unknown) => {
   // A known failure (the store cannot be reached, its settings are wrong) is told by its code and message; only
   // the unexpected needs a stack.
   const told =
-    err instanceof ToolhostError ? `${err.code}: ${err.message}` : err instanceof ContainmentError ? err.message : err instanceof Error ? err.stack : String(err);
+    err instanceof ToolhostError
+      ? `${err.code}: ${err.message}`
+      : err instanceof ContainmentError
+        ? err.message
+        : err instanceof Error
+          ? err.stack
+          : String(err);
   process.stderr.write(`toolhost: failed to start: ${told}\n`);
   process.exit(1);
 });

@@ -5,10 +5,10 @@
  * write-backs) exist only on a process that has the worker parts; an api process shows its queue and the process
  * defaults.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Job, JobOutcome } from '../lib/jobs.js';
-import type { Lane } from '../lib/tool.js';
 import type { JobQueue } from '../lib/queue/job-queue.js';
+import type { Lane } from '../lib/tool.js';
 import type { Pools } from './pools.js';
 import type { ProjectCache } from './projects.js';
 import type { QueuePump } from './pump.js';
@@ -89,7 +89,7 @@ class WorkerMetrics {
     });
     this.#durations = new Histogram({
       name: 'toolhost_job_duration_seconds',
-      help: 'Time from a job\'s receipt by the pump to its end, by type.',
+      help: "Time from a job's receipt by the pump to its end, by type.",
       labelNames: ['type'],
       buckets: DURATION_BUCKETS,
       registers,
@@ -136,7 +136,11 @@ class WorkerMetrics {
     this.#cacheMisses = new Counter({ name: 'toolhost_cache_misses_total', help: 'Projects extracted from the store on first use.', registers });
     this.#evictions = new Counter({ name: 'toolhost_cache_evictions_total', help: 'Working copies evicted from the project cache.', registers });
     this.#saves = new Counter({ name: 'toolhost_store_writebacks_total', help: 'Working copies written back to the project store.', registers });
-    this.#writebackFailures = new Counter({ name: 'toolhost_store_writeback_failures_total', help: 'Failed write-backs of working copies to the project store.', registers });
+    this.#writebackFailures = new Counter({
+      name: 'toolhost_store_writeback_failures_total',
+      help: 'Failed write-backs of working copies to the project store.',
+      registers,
+    });
     new Gauge({
       name: 'toolhost_cache_bytes',
       help: 'Bytes of all working copies in the project cache (as last measured).',
@@ -145,7 +149,11 @@ class WorkerMetrics {
         this.set(s.projects.cachedBytes());
       },
     });
-    this.#conflicts = new Counter({ name: 'toolhost_store_conflicts_total', help: 'Saves that found the stored project changed by another writer and left a conflict copy.', registers });
+    this.#conflicts = new Counter({
+      name: 'toolhost_store_conflicts_total',
+      help: 'Saves that found the stored project changed by another writer and left a conflict copy.',
+      registers,
+    });
     new Gauge({
       name: 'toolhost_store_writeback_failing',
       help: 'Working copies whose last write-back failed (kept, retried by the janitor).',
@@ -174,7 +182,13 @@ class WorkerMetrics {
     projects.on('hit', onHit).on('miss', onMiss).on('evicted', onEvicted).on('saved', onSaved).on('writeback:failed', onFailed).on('conflict', onConflict);
     this.#unsubscribe = () => {
       pump.off('job:end', onEnd);
-      projects.off('hit', onHit).off('miss', onMiss).off('evicted', onEvicted).off('saved', onSaved).off('writeback:failed', onFailed).off('conflict', onConflict);
+      projects
+        .off('hit', onHit)
+        .off('miss', onMiss)
+        .off('evicted', onEvicted)
+        .off('saved', onSaved)
+        .off('writeback:failed', onFailed)
+        .off('conflict', onConflict);
     };
   }
 

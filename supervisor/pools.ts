@@ -3,12 +3,13 @@
  * which mostly wait on their child process), so a file read, list or search never shares a thread or a slot with
  * a command: short jobs cannot wait behind long ones, by construction.
  */
+
+import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Config } from '../config/schema.js';
 import type { PoolTask, PoolWorkerData } from '../handlers/protocol.js';
 import type { JobOutcome } from '../lib/jobs.js';
 import type { Lane } from '../lib/tool.js';
-import type { MessagePort } from 'node:worker_threads';
 
 // Under tsx (tests, bench) the supervisor runs from .ts sources and pool threads load the .ts worker; built code
 // runs from dist/ with .js. Worker threads inherit the parent's --import=tsx.
@@ -38,7 +39,10 @@ export class Pools {
     for (const lane of ['files', 'commands'] as const) {
       const pool = old[lane];
       // close() waits for running tasks (the closeTimeout of buildPools outlasts any command), then ends the threads.
-      const closed = pool.close().catch(() => {}).finally(() => this.#retiring.delete(pool));
+      const closed = pool
+        .close()
+        .catch(() => {})
+        .finally(() => this.#retiring.delete(pool));
       this.#retiring.set(pool, { lane, closed });
     }
   }

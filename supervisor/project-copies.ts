@@ -12,7 +12,7 @@ import { errnoCode } from '../lib/errors.js';
 import type { ProjectStore } from '../lib/store/project-store.js';
 import { CacheIndex, type IndexedProject } from './cache-index.js';
 import { type CacheEntry, indexed, newEntry } from './project-entry.js';
-import type { WritebackFailure } from './project-types.js';
+import type { CopySnapshot, WritebackFailure } from './project-types.js';
 import { CopyState } from './working-copy.js';
 
 /** What an extraction tells of the copy it made. */
@@ -147,6 +147,19 @@ export class ProjectCopies {
   /** Ids of the copies that may hold unsaved work. */
   dirtyIds(): string[] {
     return [...this.#entries].filter(([, e]) => e.state.dirty).map(([id]) => id);
+  }
+
+  /** The copies, for the janitor: idle time, size, dirtiness, whether jobs use them (`activeJobs`), failures. */
+  snapshot(activeJobs: (id: string) => number): CopySnapshot[] {
+    return [...this.#entries].map(([id, e]) => ({
+      id,
+      lastAccess: e.lastAccess,
+      lastSave: e.lastSave ?? e.materializedAt,
+      sizeBytes: e.sizeBytes,
+      dirty: e.state.dirty,
+      busy: activeJobs(id) > 0 || e.mutating > 0,
+      failure: e.failure,
+    }));
   }
 
   /** Write-backs failing now, oldest first. */

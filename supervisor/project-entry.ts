@@ -28,12 +28,34 @@ export interface CacheEntry extends Omit<IndexedProject, 'dirty'> {
 /** An entry for a copy just extracted or found at start-up (its state already left `absent`). */
 export function newEntry(fields: Omit<IndexedProject, 'dirty'>, root: string, state: CopyState): CacheEntry {
   const { format, sourceEtag, materializedAt, lastAccess, lastSave, sizeBytes } = fields;
-  return { format, sourceEtag, materializedAt, lastAccess, lastSave, sizeBytes, root, state, generation: 0, mutating: 0, failure: null, persisting: null, conflict: null };
+  return {
+    format,
+    sourceEtag,
+    materializedAt,
+    lastAccess,
+    lastSave,
+    sizeBytes,
+    root,
+    state,
+    generation: 0,
+    mutating: 0,
+    failure: null,
+    persisting: null,
+    conflict: null,
+  };
 }
 
 /** What the index records of an entry. */
 export function indexed(e: CacheEntry): IndexedProject {
-  return { format: e.format, sourceEtag: e.sourceEtag, materializedAt: e.materializedAt, lastAccess: e.lastAccess, dirty: e.state.dirty, lastSave: e.lastSave, sizeBytes: e.sizeBytes };
+  return {
+    format: e.format,
+    sourceEtag: e.sourceEtag,
+    materializedAt: e.materializedAt,
+    lastAccess: e.lastAccess,
+    dirty: e.state.dirty,
+    lastSave: e.lastSave,
+    sizeBytes: e.sizeBytes,
+  };
 }
 
 /** The project fields of GET /projects and GET /projects/:id, from the stored archive (else the working copy). */

@@ -57,6 +57,19 @@ export interface SaveOutcome {
   skipped: { name: string; reason: string }[];
 }
 
+/** One working copy as the janitor sees it (ProjectCache.snapshot). */
+export interface CopySnapshot {
+  id: string;
+  lastAccess: number;
+  /** The last save, or when the copy came from the store. */
+  lastSave: number;
+  sizeBytes: number;
+  dirty: boolean;
+  /** Jobs are queued or running on the project. */
+  busy: boolean;
+  failure: WritebackFailure | null;
+}
+
 /** Dependencies of the cache. */
 export interface ProjectCacheOptions {
   dataDir: string;

@@ -19,16 +19,16 @@
  */
 import { EventEmitter } from 'node:events';
 import { rm } from 'node:fs/promises';
+import type { MaterializeResult, SaveResult } from '../handlers/worker.js';
 import { type ArchiveFormat, archiveExtension, sniffFile } from '../lib/archive/format.js';
-import { ToolhostError, type SerializedError, fromSerialized, toToolhostError } from '../lib/errors.js';
+import { fromSerialized, type SerializedError, ToolhostError, toToolhostError } from '../lib/errors.js';
 import { FairSemaphore } from '../lib/fair-semaphore.js';
 import { KeyedMutex } from '../lib/keyed-mutex.js';
-import { type StoredProject, notFound } from '../lib/store/project-store.js';
-import type { MaterializeResult, SaveResult } from '../handlers/worker.js';
+import { notFound, type StoredProject } from '../lib/store/project-store.js';
+import type { Pools } from './pools.js';
 import { ProjectCopies } from './project-copies.js';
 import { type CacheEntry, cacheView, projectView, saveOutcome } from './project-entry.js';
-import type { ProjectCacheEvents, ProjectCacheOptions, ProjectInfo, SaveOutcome, WritebackFailure } from './project-types.js';
-import type { Pools } from './pools.js';
+import type { CopySnapshot, ProjectCacheEvents, ProjectCacheOptions, ProjectInfo, SaveOutcome, WritebackFailure } from './project-types.js';
 
 export type { ProjectCacheEvents, ProjectCacheOptions, ProjectInfo, SaveOutcome, WritebackFailure } from './project-types.js';
 
@@ -140,7 +140,10 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     try {
       const format = await sniffFile(upload);
       if (!format) {
-        throw new ToolhostError('unsupported_media_type', 'the body is neither a zip nor a gzip-compressed tar archive; send a .zip or .tar.gz file as the request body');
+        throw new ToolhostError(
+          'unsupported_media_type',
+          'the body is neither a zip nor a gzip-compressed tar archive; send a .zip or .tar.gz file as the request body',
+        );
       }
       return await this.#locks.run(id, async () => {
         // Withdrawn before the checks, as for an eviction: a job arriving from now on waits for the new copy
@@ -163,13 +166,19 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
   async #replace(id: string, upload: string, format: ArchiveFormat, replace: boolean): Promise<{ created: boolean; info: ProjectInfo }> {
     const existing = await this.#o.store.stat(id);
     if (existing && !replace) {
-      throw new ToolhostError('project_exists', `project "${id}" already exists; pass ?replace=true to replace it (its working copy is discarded)`, { project_id: id });
+      throw new ToolhostError('project_exists', `project "${id}" already exists; pass ?replace=true to replace it (its working copy is discarded)`, {
+        project_id: id,
+      });
     }
     if (this.#o.activeJobs(id) > 0) {
       throw new ToolhostError('project_busy', `project "${id}" has jobs queued or running; retry the upload once they finish`, { project_id: id });
     }
     if (this.#copies.get(id)?.state.dirty) {
-      throw new ToolhostError('project_busy', `project "${id}" has unsaved changes in its working copy; POST /projects/${id}/save first (or DELETE /projects/${id}/cache), then replace it`, { project_id: id });
+      throw new ToolhostError(
+        'project_busy',
+        `project "${id}" has unsaved changes in its working copy; POST /projects/${id}/save first (or DELETE /projects/${id}/cache), then replace it`,
+        { project_id: id },
+      );
     }
     await this.#copies.materialize(id, async (staging) => {
       const extracted = await this.#onPool<{ bytes: number }>({ kind: 'extract', id, file: upload, format, dest: staging });
@@ -223,7 +232,13 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
       });
     } catch (err) {
       const error = toToolhostError(err);
-      entry.failure = { project_id: id, error: error.toJSON(), since: entry.failure?.since ?? new Date(now).toISOString(), attempts: (entry.failure?.attempts ?? 0) + 1, lastAttempt: now };
+      entry.failure = {
+        project_id: id,
+        error: error.toJSON(),
+        since: entry.failure?.since ?? new Date(now).toISOString(),
+        attempts: (entry.failure?.attempts ?? 0) + 1,
+        lastAttempt: now,
+      };
       entry.state.on('savedDirty');
       this.emit('writeback:failed', id, error);
       throw error;
@@ -269,7 +284,9 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
       // The janitor decided on a snapshot, maybe minutes ago (saves before this one take time): used since, kept.
       if (opts.unusedSince !== undefined && entry.lastAccess > opts.unusedSince) return false;
       const busy = (): ToolhostError =>
-        new ToolhostError('project_busy', `project "${id}" has jobs queued or running; its working copy is evicted once they finish (retry then)`, { project_id: id });
+        new ToolhostError('project_busy', `project "${id}" has jobs queued or running; its working copy is evicted once they finish (retry then)`, {
+          project_id: id,
+        });
       // Withdrawn first, so a job that arrives from now on waits for this lock instead of using the copy.
       entry.state.on('withdraw');
       try {
@@ -281,7 +298,11 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
             const error = toToolhostError(err);
             // A conflict stored the copy beside the blob: the work is safe, eviction goes on.
             if (error.code !== 'save_conflict') {
-              throw new ToolhostError(error.code, `could not write project "${id}" back before evicting it: ${error.message}; the working copy stays cached and dirty, and the janitor tries again`, error.details);
+              throw new ToolhostError(
+                error.code,
+                `could not write project "${id}" back before evicting it: ${error.message}; the working copy stays cached and dirty, and the janitor tries again`,
+                error.details,
+              );
             }
           }
         }
@@ -313,17 +334,8 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
   }
 
   /** The working copies, for the janitor: idle time, size, dirtiness, whether jobs use them, failures. */
-  snapshot(): { id: string; lastAccess: number; lastSave: number; sizeBytes: number; dirty: boolean; busy: boolean; failure: WritebackFailure | null }[] {
-    return [...this.#copies.entries()].map(([id, e]) => ({
-      id,
-      lastAccess: e.lastAccess,
-      /** The last save, or when the copy came from the store. */
-      lastSave: e.lastSave ?? e.materializedAt,
-      sizeBytes: e.sizeBytes,
-      dirty: e.state.dirty,
-      busy: this.#o.activeJobs(id) > 0 || e.mutating > 0,
-      failure: e.failure,
-    }));
+  snapshot(): CopySnapshot[] {
+    return this.#copies.snapshot((id) => this.#o.activeJobs(id));
   }
 
   /** Re-measures the size of dirty working copies (they may have grown) on the pool. */

@@ -170,7 +170,10 @@ export class QueuePump extends EventEmitter<PumpEvents> {
   /** Resolves when one in-flight job is done or `signal` aborts; the abort listener goes with it. */
   async #oneDone(signal: AbortSignal): Promise<void> {
     let onAbort: (() => void) | undefined;
-    const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', (onAbort = () => resolve()), { once: true }));
+    const aborted = new Promise<void>((resolve) => {
+      onAbort = () => resolve();
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
     try {
       await Promise.race([...[...this.#inflight.values()].map((f) => f.done), aborted]);
     } finally {
@@ -206,19 +209,34 @@ export class QueuePump extends EventEmitter<PumpEvents> {
       // Its thread died under it: the queue delivers it again, or to the poison queue after too many tries.
       if (tool?.job.lane === 'commands') this.#o.commands.drop(job.id);
       this.emit('job:end', job, outcome, Date.now() - started);
-      this.#o.log.error({ job_id: job.id, project_id: job.projectId, type: job.type, err: crashed.message }, 'job crashed its thread; handed back to the queue');
-      await this.#o.queue.release(job, crashed.message).catch((err: unknown) => this.#o.log.error({ job_id: job.id, err: toToolhostError(err).message }, 'could not hand a crashed job back'));
+      this.#o.log.error(
+        { job_id: job.id, project_id: job.projectId, type: job.type, err: crashed.message },
+        'job crashed its thread; handed back to the queue',
+      );
+      await this.#o.queue
+        .release(job, crashed.message)
+        .catch((err: unknown) => this.#o.log.error({ job_id: job.id, err: toToolhostError(err).message }, 'could not hand a crashed job back'));
       return;
     }
     if (tool?.job.lane === 'commands') {
       // A command's answer is its record's final view (see CommandJobs).
       const view = this.#o.commands.finished(job.id, outcome);
-      if (outcome.ok) outcome = view ? { ok: true, value: view } : { ok: false, error: new ToolhostError('internal', `command job ${job.id} ended without a record`).toJSON() };
+      if (outcome.ok)
+        outcome = view
+          ? { ok: true, value: view }
+          : { ok: false, error: new ToolhostError('internal', `command job ${job.id} ended without a record`).toJSON() };
     }
     const durationMs = Date.now() - started;
     this.emit('job:end', job, outcome, durationMs);
     this.#o.log.info(
-      { job_id: job.id, request_id: job.requestId, project_id: job.projectId, type: job.type, outcome: outcome.ok ? 'ok' : outcome.error.code, duration_ms: durationMs },
+      {
+        job_id: job.id,
+        request_id: job.requestId,
+        project_id: job.projectId,
+        type: job.type,
+        outcome: outcome.ok ? 'ok' : outcome.error.code,
+        duration_ms: durationMs,
+      },
       'job',
     );
     try {

@@ -4,7 +4,7 @@
  * with the reason and the old configuration stays. Options that cannot change live keep their old value and are
  * reported as needing a restart, so the configuration in effect is always one consistent, validated object.
  */
-import { ConfigError, loadConfig, type ConfigSources } from '../config/load.js';
+import { ConfigError, type ConfigSources, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { ToolhostError } from '../lib/errors.js';
 import type { Logger } from './logger.js';
@@ -21,7 +21,20 @@ import type { Logger } from './logger.js';
  * parsers are built at start), jobs.* and commands.maxOutputBytes (the command-job registry reads them at start),
  * commands.sandbox and commands.network (resolved at start for /health; isolation never changes under a report).
  */
-const LIVE = ['logLevel', 'http.requestTimeoutS', 'http.maxArchiveBytes', 'pool', 'commands', 'files', 'search', 'list', 'archive', 'shutdown', 'cache', 'store.exclude'];
+const LIVE = [
+  'logLevel',
+  'http.requestTimeoutS',
+  'http.maxArchiveBytes',
+  'pool',
+  'commands',
+  'files',
+  'search',
+  'list',
+  'archive',
+  'shutdown',
+  'cache',
+  'store.exclude',
+];
 const NOT_LIVE = ['commands.maxOutputBytes', 'commands.sandbox', 'commands.network'];
 
 function isLive(path: string): boolean {
@@ -109,7 +122,10 @@ export class ConfigReloader {
     const { sources, log } = this.#o;
     if (this.#o.closing()) throw new ToolhostError('shutting_down', 'the server is shutting down; a reload would not outlive it');
     if (!sources) {
-      throw new ToolhostError('bad_request', 'this supervisor was given its configuration in memory, not from a file; there is nothing to re-read (restart it instead)');
+      throw new ToolhostError(
+        'bad_request',
+        'this supervisor was given its configuration in memory, not from a file; there is nothing to re-read (restart it instead)',
+      );
     }
     const file = sources.file ?? null;
     let next: Config;

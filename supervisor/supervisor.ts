@@ -123,7 +123,21 @@ export async function startSupervisor(configured: Config, log: Logger = createLo
     const address = await http.start();
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const runs = worker && { threads: config.pool.maxThreads, command_slots: config.commands.maxConcurrent };
-    log.info({ url: `http://${host}:${address.port}`, role: config.role, node: nodeId, queue: config.queue.backend, ...runs, sandbox: containment.sandbox, commands_user: containment.user, network: containment.network, auth: config.auth, token_file: auth.file }, 'toolhost listening');
+    log.info(
+      {
+        url: `http://${host}:${address.port}`,
+        role: config.role,
+        node: nodeId,
+        queue: config.queue.backend,
+        ...runs,
+        sandbox: containment.sandbox,
+        commands_user: containment.user,
+        network: containment.network,
+        auth: config.auth,
+        token_file: auth.file,
+      },
+      'toolhost listening',
+    );
 
     const close = async (force: boolean): Promise<void> => {
       closing = true;
@@ -143,7 +157,9 @@ export async function startSupervisor(configured: Config, log: Logger = createLo
       runJanitor: () =>
         worker
           ? worker.runJanitor()
-          : Promise.reject(new ToolhostError('not_on_this_role', 'this process has role "api" and holds no working copies, so it has no janitor; run it on a worker')),
+          : Promise.reject(
+              new ToolhostError('not_on_this_role', 'this process has role "api" and holds no working copies, so it has no janitor; run it on a worker'),
+            ),
       close(opts = {}) {
         if (opts.force && closed) void worker?.drain({ force: true });
         closed ??= close(opts.force ?? false);

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, unlink } from 'node:fs/promises';
+import { type FileHandle, link, mkdir, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { errnoCode, ToolhostError } from '../lib/errors.js';
@@ -68,24 +68,37 @@ export async function resolveToken(config: Pick<Config, 'auth' | 'token' | 'data
 
 /** The token in `file`; undefined when there is no such file. Never follows a symlink. */
 async function readTokenFile(file: string, log?: Logger): Promise<string | undefined> {
-  let fh;
+  let fh: FileHandle | undefined;
   try {
     fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return undefined;
-    throw new ToolhostError('invalid_config', `cannot read the token file ${file} (${errnoCode(err) ?? (err as Error).message}); it must be a regular file, not a symlink: fix or delete it (a new token is then generated), or set token (or TOOLHOST_TOKEN)`);
+    throw new ToolhostError(
+      'invalid_config',
+      `cannot read the token file ${file} (${errnoCode(err) ?? (err as Error).message}); it must be a regular file, not a symlink: fix or delete it (a new token is then generated), or set token (or TOOLHOST_TOKEN)`,
+    );
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw new ToolhostError('invalid_config', `the token file ${file} is not a regular file; delete it (a new token is then generated), or set token (or TOOLHOST_TOKEN)`);
+    if (!st.isFile())
+      throw new ToolhostError(
+        'invalid_config',
+        `the token file ${file} is not a regular file; delete it (a new token is then generated), or set token (or TOOLHOST_TOKEN)`,
+      );
     if ((st.mode & 0o077) !== 0) {
       // Readable by others: whoever could read it may hold the token. Close the hole; the operator decides whether to rotate.
       await fh.chmod(0o600).catch(() => {});
-      log?.warn({ file, mode: (st.mode & 0o777).toString(8) }, 'the token file was readable by other users; its mode is now 0600. Delete it and restart to rotate the token if they may have read it');
+      log?.warn(
+        { file, mode: (st.mode & 0o777).toString(8) },
+        'the token file was readable by other users; its mode is now 0600. Delete it and restart to rotate the token if they may have read it',
+      );
     }
     const token = (await fh.readFile('utf8')).trim();
     if (!USABLE.test(token)) {
-      throw new ToolhostError('invalid_config', `the token file ${file} holds no usable token (it needs at least 16 visible ASCII characters, no spaces); delete it to have a new one generated, or write one there`);
+      throw new ToolhostError(
+        'invalid_config',
+        `the token file ${file} holds no usable token (it needs at least 16 visible ASCII characters, no spaces); delete it to have a new one generated, or write one there`,
+      );
     }
     return token;
   } finally {

@@ -82,12 +82,18 @@ export async function buildWorker(i: WorkerInputs, releases: Release[]): Promise
     if (skipped.length > 0) log.warn({ project_id: id, skipped }, 'saved without symlinks that lead outside the project');
   });
   projects.on('conflict', (id, conflictBlob) => {
-    log.warn({ project_id: id, conflict_blob: conflictBlob }, 'the stored project changed under its working copy (another writer); the copy was saved beside it');
+    log.warn(
+      { project_id: id, conflict_blob: conflictBlob },
+      'the stored project changed under its working copy (another writer); the copy was saved beside it',
+    );
   });
   // Runs before the pools close (releases run in reverse): dirty copies are packed on the pool.
   releases.push(async () => {
     for (const { id, error } of await projects.saveAll()) {
-      log.error({ project_id: id, code: error.code, err: error.message }, 'write-back at shutdown failed; the copy stays dirty and is saved after the next start');
+      log.error(
+        { project_id: id, code: error.code, err: error.message },
+        'write-back at shutdown failed; the copy stays dirty and is saved after the next start',
+      );
     }
     await projects.close();
   });
@@ -144,7 +150,10 @@ function wireWorker(
   queue.setHooks({
     call: (op, args) => w.localJobs.answer(op, args),
     leaseLost: (id) => {
-      w.log.error({ project_id: id }, 'another worker took this project\'s lease; the working copy is saved (as a conflict copy if the store moved on) and dropped');
+      w.log.error(
+        { project_id: id },
+        "another worker took this project's lease; the working copy is saved (as a conflict copy if the store moved on) and dropped",
+      );
       void w.projects.evict(id).catch(warn('could not drop a project whose lease was lost'));
     },
   });

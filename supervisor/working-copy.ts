@@ -21,9 +21,9 @@ export const MODES = {
   clean: 'the same as the stored archive it came from or was last saved as',
   dirty: 'may hold changes the store does not have; marked so in the index before any change runs',
   saving: 'being packed and uploaded; jobs still use it, and it stays dirty until the upload is in',
-  'withdrawn-clean': 'clean, and being evicted or replaced: new jobs wait for the project\'s lock',
-  'withdrawn-dirty': 'dirty, and being evicted or replaced: new jobs wait for the project\'s lock',
-  'withdrawn-saving': 'being saved before its eviction: new jobs wait for the project\'s lock',
+  'withdrawn-clean': "clean, and being evicted or replaced: new jobs wait for the project's lock",
+  'withdrawn-dirty': "dirty, and being evicted or replaced: new jobs wait for the project's lock",
+  'withdrawn-saving': "being saved before its eviction: new jobs wait for the project's lock",
 } as const;
 
 /** A mode of a working copy (see {@link MODES}). */
@@ -34,6 +34,7 @@ export type Mode = keyof typeof MODES;
  * (a change starting on a copy already dirty) changes nothing, and an event asked of a mode it does not apply to
  * asks for a change to the same mode, which is refused like any other change missing here.
  */
+// biome-ignore format: a table is read down its columns
 export const TRANSITIONS = [
   // from              to                  when
   ['absent',           'materializing',    'a job or an upload needs the project: extraction starts'],
@@ -45,8 +46,8 @@ export const TRANSITIONS = [
   ['dirty',            'saving',           'a save starts (jobs may still start changes: the save then ends dirty)'],
   ['saving',           'clean',            'stored (or kept as a conflict copy) and no change started meanwhile'],
   ['saving',           'dirty',            'the save failed, or a change started meanwhile'],
-  ['clean',            'withdrawn-clean',  'an eviction or a replacement takes the project\'s lock'],
-  ['dirty',            'withdrawn-dirty',  'an eviction or a replacement takes the project\'s lock'],
+  ['clean',            'withdrawn-clean',  "an eviction or a replacement takes the project's lock"],
+  ['dirty',            'withdrawn-dirty',  "an eviction or a replacement takes the project's lock"],
   ['withdrawn-clean',  'clean',            'the eviction or replacement was called off (busy, refused, failed)'],
   ['withdrawn-dirty',  'dirty',            'the eviction or replacement was called off (busy, refused, failed write-back)'],
   ['withdrawn-clean',  'withdrawn-dirty',  'a job admitted earlier starts a change (the withdrawal is then called off: busy)'],

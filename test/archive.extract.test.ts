@@ -1,16 +1,16 @@
-import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, readlink, realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { extractArchive, type ExtractResult } from '../lib/archive/extract.js';
+import { expect } from 'chai';
+import { type ExtractResult, extractArchive } from '../lib/archive/extract.js';
+import { type ArchiveFormat, archiveExtension, detectFormat, sniffFile } from '../lib/archive/format.js';
 import type { ArchiveLimits } from '../lib/archive/types.js';
-import { archiveExtension, detectFormat, sniffFile, type ArchiveFormat } from '../lib/archive/format.js';
 import { ToolhostError } from '../lib/errors.js';
-import { buildTarGz, type TarSpec } from './helpers/tar-writer.js';
-import { buildZip, zipDir, zipFile, zipSymlink, type ZipEntrySpec } from './helpers/zip-writer.js';
 import { exists } from './helpers/probes.js';
+import { buildTarGz, type TarSpec } from './helpers/tar-writer.js';
+import { buildZip, type ZipEntrySpec, zipDir, zipFile, zipSymlink } from './helpers/zip-writer.js';
 
 const MiB = 1024 * 1024;
 const LIMITS: ArchiveLimits = { maxEntries: 1000, maxTotalBytes: 256 * MiB, maxRatio: 200 };
@@ -120,7 +120,10 @@ describe('archive extraction', () => {
       });
 
       it('refuses zip-slip names with ".."', async () => {
-        const bytes = await build(format, [{ kind: 'file', name: 'ok.txt', data: 'ok' }, { kind: 'file', name: '../evil', data: 'pwned' }]);
+        const bytes = await build(format, [
+          { kind: 'file', name: 'ok.txt', data: 'ok' },
+          { kind: 'file', name: '../evil', data: 'pwned' },
+        ]);
         const err = await expectRefusal(extract(format, bytes), 'unsafe_archive_entry', ['"../evil"', '".." segment', 'repack the archive']);
         expect(err.details).to.deep.equal({ entry: '../evil' });
       });
@@ -261,13 +264,19 @@ describe('archive extraction', () => {
 
     for (const type of ['character-device', 'block-device', 'fifo'] as const) {
       it(`refuses a ${type}`, async () => {
-        const bytes = await buildTarGz([{ name: 'ok.txt', data: 'ok' }, { name: `dev/${type}`, type }]);
+        const bytes = await buildTarGz([
+          { name: 'ok.txt', data: 'ok' },
+          { name: `dev/${type}`, type },
+        ]);
         await expectRefusal(extract('tar.gz', bytes), 'unsafe_archive_entry', [`"dev/${type}"`, 'repack the archive without device files']);
       });
     }
 
     it('names the entry a truncated archive breaks off in', async () => {
-      const bytes = await buildTarGz([{ name: 'a.txt', data: 'a' }, { name: 'big.bin', data: randomBytes(512 * 1024) }]);
+      const bytes = await buildTarGz([
+        { name: 'a.txt', data: 'a' },
+        { name: 'big.bin', data: randomBytes(512 * 1024) },
+      ]);
       const cut = bytes.subarray(0, Math.floor(bytes.length * 0.75));
       await expectRefusal(extract('tar.gz', cut), 'bad_archive', ['"big.bin"', 'truncated']);
     });

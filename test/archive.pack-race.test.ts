@@ -4,18 +4,19 @@
  * again and again: no pack may ever hold anything from outside, report its size, or block on a FIFO. And a tree
  * deeper than PATH_MAX, which only a walk by fd can reach, neither holds more than one fd per level nor packs.
  */
-import { expect } from 'chai';
+
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
-import type { ArchiveLimits } from '../lib/archive/types.js';
-import { archiveExtension, type ArchiveFormat } from '../lib/archive/format.js';
+import { expect } from 'chai';
+import { type ArchiveFormat, archiveExtension } from '../lib/archive/format.js';
 import { packTree } from '../lib/archive/pack.js';
 import { walkTree } from '../lib/archive/tree-walk.js';
+import type { ArchiveLimits } from '../lib/archive/types.js';
 import { ToolhostError } from '../lib/errors.js';
 
 const run = promisify(execFile);
@@ -189,7 +190,12 @@ describe('archive packing of a hostile tree', function () {
   it('holds one folder open per level, and enters no folder whose path is too long to extract again', async () => {
     // 25 levels of 200-byte names: level 21 passes PATH_MAX (4096), which only a walk by fd could go below.
     const level = (k: number): string => `L${String(k).padStart(2, '0')}`.padEnd(200, 'x');
-    await run('python3', ['-c', 'import os,sys\nos.chdir(sys.argv[1])\nfor n in sys.argv[2:]:\n  os.mkdir(n); os.chdir(n)\nopen("deep.txt","w").write("deep")', root, ...Array.from({ length: 25 }, (_, k) => level(k + 1))]);
+    await run('python3', [
+      '-c',
+      'import os,sys\nos.chdir(sys.argv[1])\nfor n in sys.argv[2:]:\n  os.mkdir(n); os.chdir(n)\nopen("deep.txt","w").write("deep")',
+      root,
+      ...Array.from({ length: 25 }, (_, k) => level(k + 1)),
+    ]);
     try {
       let mostOpen = 0;
       let deepest = 0;

@@ -1,16 +1,16 @@
-import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, realpath, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { expect } from 'chai';
 import { extractArchive } from '../lib/archive/extract.js';
-import type { ArchiveLimits } from '../lib/archive/types.js';
-import { archiveExtension, sniffFile, type ArchiveFormat } from '../lib/archive/format.js';
-import { packTree, type PackResult } from '../lib/archive/pack.js';
+import { type ArchiveFormat, archiveExtension, sniffFile } from '../lib/archive/format.js';
+import { type PackResult, packTree } from '../lib/archive/pack.js';
 import { walkTree } from '../lib/archive/tree-walk.js';
+import type { ArchiveLimits } from '../lib/archive/types.js';
 import { ToolhostError } from '../lib/errors.js';
 import { exists } from './helpers/probes.js';
 
@@ -95,7 +95,9 @@ async function snapshot(root: string, modes: 'exact' | 'exec'): Promise<Record<s
         out[path] = `link -> ${await readlink(join(root, path))}`;
       } else if (st.isFile()) {
         const mode = modes === 'exact' ? (st.mode & 0o7777).toString(8) : (st.mode & 0o111) !== 0 ? 'exec' : 'plain';
-        out[path] = `file ${mode} ${createHash('sha256').update(await readFile(join(root, path))).digest('hex')}`;
+        out[path] = `file ${mode} ${createHash('sha256')
+          .update(await readFile(join(root, path)))
+          .digest('hex')}`;
       }
     }
   };
@@ -206,7 +208,7 @@ describe('archive packing', () => {
           'src/app.ts': 'app',
           'debug.log': 'noise',
           'logs/keep.log': 'kept by a negation',
-          'build': 'a file named like a folder pattern',
+          build: 'a file named like a folder pattern',
           'lib/build/gen.js': 'x',
           'out/x.js': 'x',
           '.git/HEAD': 'ref',
@@ -214,7 +216,16 @@ describe('archive packing', () => {
         const packed = await pack(format, ['node_modules/', '*.log', '!keep.log', 'out/', 'build/']);
         const dest = join(tmp, 'extracted');
         await extractArchive({ file: out(), format, dest, limits: LIMITS });
-        expect(Object.keys(await snapshot(dest, 'exec')).sort()).to.deep.equal(['.git', '.git/HEAD', 'build', 'lib', 'logs', 'logs/keep.log', 'src', 'src/app.ts']);
+        expect(Object.keys(await snapshot(dest, 'exec')).sort()).to.deep.equal([
+          '.git',
+          '.git/HEAD',
+          'build',
+          'lib',
+          'logs',
+          'logs/keep.log',
+          'src',
+          'src/app.ts',
+        ]);
         expect(packed.entries).to.equal(8);
       });
 
@@ -257,11 +268,26 @@ describe('archive packing', () => {
       it('with limits, refuses what extraction would refuse or lose, and removes out; without them packs it', async () => {
         await writeFile(join(root, 'zeros.bin'), Buffer.alloc(4 * 1024 * 1024));
         const tight = { ...LIMITS, maxRatio: 10 };
-        await expectFailure(packTree({ root, format, out: out(), exclude: [], limits: tight }), 'archive_too_large', ['archive.maxRatio', 'store.exclude'], out());
-        await expectFailure(packTree({ root, format, out: out(), exclude: [], limits: { ...LIMITS, maxEntries: 0 } }), 'archive_too_large', ['archive.maxEntries'], out());
+        await expectFailure(
+          packTree({ root, format, out: out(), exclude: [], limits: tight }),
+          'archive_too_large',
+          ['archive.maxRatio', 'store.exclude'],
+          out(),
+        );
+        await expectFailure(
+          packTree({ root, format, out: out(), exclude: [], limits: { ...LIMITS, maxEntries: 0 } }),
+          'archive_too_large',
+          ['archive.maxEntries'],
+          out(),
+        );
         await rm(join(root, 'zeros.bin'));
         await writeFile(join(root, 'back\\slash.txt'), 'x');
-        await expectFailure(packTree({ root, format, out: out(), exclude: [], limits: LIMITS }), 'unsafe_archive_entry', ['back\\slash.txt', 'backslash'], out());
+        await expectFailure(
+          packTree({ root, format, out: out(), exclude: [], limits: LIMITS }),
+          'unsafe_archive_entry',
+          ['back\\slash.txt', 'backslash'],
+          out(),
+        );
         expect((await pack(format)).skipped.map((e) => e.name)).to.deep.equal(['back\\slash.txt']);
       });
 
@@ -309,7 +335,12 @@ describe('archive packing', () => {
     await files(root, { 'random.bin': randomBytes(3 * MiB), 'text.txt': text(3 * MiB), 'tiny.txt': 'x' });
     await pack('zip');
     const { stdout } = await run('unzip', ['-v', join(tmp, 'out.zip')]);
-    const method = (name: string): string | undefined => stdout.split('\n').find((l) => l.trim().endsWith(` ${name}`))?.trim().split(/\s+/)[1];
+    const method = (name: string): string | undefined =>
+      stdout
+        .split('\n')
+        .find((l) => l.trim().endsWith(` ${name}`))
+        ?.trim()
+        .split(/\s+/)[1];
     expect(method('random.bin')).to.equal('Stored');
     expect(method('text.txt')).to.match(/^Defl/);
     expect(method('tiny.txt')).to.equal('Stored');

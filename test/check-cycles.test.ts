@@ -72,7 +72,8 @@ describe('check-cycles script', function () {
       'handlers/d.ts': "export async function load() { return import('./e.js'); }\n",
       'handlers/e.ts': "export type { D } from './d.js';\n",
       'lib/self.ts': "import type { S } from './self.js';\nexport interface S { next?: S }\n",
-      'lib/outside-the-graph.ts': "import { readFileSync } from 'node:fs';\nimport { z } from 'zod';\nimport data from './data.json';\nimport { gone } from './missing.js';\n",
+      'lib/outside-the-graph.ts':
+        "import { readFileSync } from 'node:fs';\nimport { z } from 'zod';\nimport data from './data.json';\nimport { gone } from './missing.js';\n",
     });
     const out = formatReport(findCycles(importGraph(root)));
     expect(chains(out)).to.deep.equal([

@@ -15,7 +15,7 @@ const running = (marker: string): string => `until pgrep -f '^${marker}' > /dev/
 // Every adversarial command runs with and without the bubblewrap sandbox: without it, the process-group kill,
 // the marker scan and the pids cgroup must do all the work.
 for (const sandbox of ['none', 'bwrap'] as const) {
-  describe(`commands: adversarial commands (sandbox ${sandbox})`, function () {
+  describe(`commands: adversarial commands (sandbox ${sandbox})`, () => {
     let s: TestServer;
     let health: { containment: { sandbox: string; process_limit: string } };
     const guard = new LeakGuard(`adv-${sandbox}`);
@@ -36,7 +36,7 @@ for (const sandbox of ['none', 'bwrap'] as const) {
       }
       expect((await s.putProject('adv', { 'a.txt': 'a\n' })).status).to.equal(201);
     });
-    afterEach(async function () {
+    afterEach(async () => {
       if (!s) return;
       await guard.check();
       // The server still serves a plain file read after each of them.
@@ -49,7 +49,10 @@ for (const sandbox of ['none', 'bwrap'] as const) {
     it('`yes`: cut by timeout_s, a bounded answer, and other requests served meanwhile', async () => {
       const marker = guard.marker('yes');
       const order: string[] = [];
-      const flood = exec({ command: `exec -a ${marker} yes`, timeout_s: 1 }).then((r) => (order.push('yes answered'), r));
+      const flood = exec({ command: `exec -a ${marker} yes`, timeout_s: 1 }).then((r) => {
+        order.push('yes answered');
+        return r;
+      });
       expect(await eventually(() => processesNamed(marker).length === 1)).to.equal(true);
       await expectResponsive(s, 'adv');
       order.push('read answered');
@@ -79,7 +82,7 @@ for (const sandbox of ['none', 'bwrap'] as const) {
       expect(await eventually(() => processesWith(marker).length === 0)).to.equal(true);
     });
 
-    it("a leftover that ignores TERM after the command exited is killed too", async () => {
+    it('a leftover that ignores TERM after the command exited is killed too', async () => {
       const marker = guard.marker('trapbg');
       const r = await exec({ command: `(trap '' TERM; exec -a ${marker} sleep 1000) & ${running(marker)}; echo started`, timeout_s: 30 });
       expect(r.body).to.include({ status: 'completed', exit_code: 0, stdout: 'started\n' });

@@ -5,12 +5,13 @@
  * its project's own uid and reads no other project, the data dir or the supervisor's environment; and unsafe
  * combinations are refused at start. Real commands, real bubblewrap where installed.
  */
-import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+
 import { execFile } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
-import { promisify } from 'node:util';
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { loadConfig } from '../config/load.js';
 import { startSupervisor } from '../supervisor/supervisor.js';
@@ -51,7 +52,7 @@ async function envAttacks(s: TestServer, project: string, marker: string): Promi
     { BASH_ENV: `${root}/evil.sh` },
     { ENV: `${root}/evil.sh` },
     { SHELLOPTS: 'xtrace', PS4: `$(touch ${marker})` },
-    { BASHOPTS: 'extdebug', SHELLOPTS: 'xtrace', PS4: '`touch ' + marker + '`' },
+    { BASHOPTS: 'extdebug', SHELLOPTS: 'xtrace', PS4: `\`touch ${marker}\`` },
     { PATH: `${root}/fake:/usr/bin:/bin` },
     { LD_PRELOAD: `${root}/evil.sh`, LD_LIBRARY_PATH: `${root}/fake` },
     { GCONV_PATH: `${root}/fake`, LD_AUDIT: `${root}/evil.sh` },
@@ -73,7 +74,7 @@ async function envAttacks(s: TestServer, project: string, marker: string): Promi
   }
 }
 
-describe('commands: containment in the bubblewrap sandbox', function () {
+describe('commands: containment in the bubblewrap sandbox', () => {
   let s: TestServer;
   before(async function () {
     s = await startServer({ commands: { sandbox: 'auto' } });
@@ -125,13 +126,16 @@ describe('commands: containment in the bubblewrap sandbox', function () {
     expect(lines.slice(2)).to.deep.equal(['done']);
   });
 
-  it('runs as an unprivileged uid of the project\'s own on the host, and its files belong to it', async function () {
+  it("runs as an unprivileged uid of the project's own on the host, and its files belong to it", async function () {
     if (!isRoot) this.skip(); // not root: commands keep toolhost's uid, which is no privilege to drop
     const tag = `th-uid-${process.pid}-${Date.now()}`;
     const started = s.api('/execute', { project_id: 'c1', command: `exec -a ${tag} sleep 3`, timeout_s: 30 });
     expect(await eventually(() => processesWith(tag).length > 0)).to.equal(true);
     const pid = processesWith(tag)[0]!;
-    const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))!.slice(1).map(Number);
+    const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m
+      .exec(readFileSync(`/proc/${pid}/status`, 'utf8'))!
+      .slice(1)
+      .map(Number);
     const cap = /^CapEff:\s+(\S+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1];
     await started;
     expect(new Set(uids).size, 'real, effective, saved and fs uids agree').to.equal(1);
@@ -166,13 +170,16 @@ describe('commands: containment in the bubblewrap sandbox', function () {
     }
   });
 
-  it('hands a working copy and HOME made before per-project uids (root\'s) over to the project on its first command', async function () {
+  it("hands a working copy and HOME made before per-project uids (root's) over to the project on its first command", async function () {
     if (!isRoot) this.skip();
     expect((await s.putProject('legacy', { 'a.txt': 'a\n' })).status).to.equal(201);
     const root = join(s.dataDir, 'projects', 'legacy');
     const home = join(s.dataDir, 'homes', 'legacy');
     // As an older toolhost left them: everything root's.
-    await promisify(execFile)('bash', ['-c', `chown -R 0:0 '${root}' && chmod 755 '${root}' && mkdir -p '${home}/.cache/tool' && echo old > '${home}/.cache/tool/state'`]);
+    await promisify(execFile)('bash', [
+      '-c',
+      `chown -R 0:0 '${root}' && chmod 755 '${root}' && mkdir -p '${home}/.cache/tool' && echo old > '${home}/.cache/tool/state'`,
+    ]);
     const r = await s.api('/execute', { project_id: 'legacy', command: 'echo new >> a.txt && echo more >> ~/.cache/tool/state && cat ~/.cache/tool/state' });
     expect(r.body).to.include({ exit_code: 0, stdout: 'old\nmore\n' });
     expect(statSync(root).mode & 0o777).to.equal(0o700);
@@ -182,8 +189,25 @@ describe('commands: containment in the bubblewrap sandbox', function () {
     const secretFile = `/etc/th-secret-${process.pid}.json`;
     await writeFile(secretFile, '{"token": "not for commands"}');
     try {
-      const probes = ['/etc/shadow', '/etc/gshadow', '/etc/sudoers', '/etc/ssh', secretFile, '/root', '/home', '/var/lib', '/var/log', s.dataDir, join(s.dataDir, 'projects', 'c2'), join(s.dataDir, 'token'), '/sys/fs/cgroup'];
-      const r = await s.api('/execute', { project_id: 'c1', command: probes.map((p) => `if [ -e '${p}' ]; then echo "visible ${p}"; else echo "hidden ${p}"; fi`).join('; ') });
+      const probes = [
+        '/etc/shadow',
+        '/etc/gshadow',
+        '/etc/sudoers',
+        '/etc/ssh',
+        secretFile,
+        '/root',
+        '/home',
+        '/var/lib',
+        '/var/log',
+        s.dataDir,
+        join(s.dataDir, 'projects', 'c2'),
+        join(s.dataDir, 'token'),
+        '/sys/fs/cgroup',
+      ];
+      const r = await s.api('/execute', {
+        project_id: 'c1',
+        command: probes.map((p) => `if [ -e '${p}' ]; then echo "visible ${p}"; else echo "hidden ${p}"; fi`).join('; '),
+      });
       const lines = r.body.stdout.trim().split('\n');
       // The data dir path itself exists inside (the project is mounted below it) but holds only that.
       const dataLine = `visible ${s.dataDir}`;
@@ -191,7 +215,10 @@ describe('commands: containment in the bubblewrap sandbox', function () {
       const listing = await s.api('/execute', { project_id: 'c1', command: `ls -A '${s.dataDir}' '${s.dataDir}/projects'` });
       expect(listing.body.stdout).to.not.match(/c2|token|store|jobs|cache-index|uids/);
       // What toolchains need is there.
-      const tools = await s.api('/execute', { project_id: 'c1', command: 'test -r /etc/ssl/certs/ca-certificates.crt -o -d /etc/ssl && getent passwd $(id -u) | cut -d: -f1 && ls /usr/bin/env >/dev/null && echo ok' });
+      const tools = await s.api('/execute', {
+        project_id: 'c1',
+        command: 'test -r /etc/ssl/certs/ca-certificates.crt -o -d /etc/ssl && getent passwd $(id -u) | cut -d: -f1 && ls /usr/bin/env >/dev/null && echo ok',
+      });
       expect(tools.body.stdout).to.equal('agent\nok\n');
     } finally {
       await rm(secretFile, { force: true });
@@ -199,7 +226,7 @@ describe('commands: containment in the bubblewrap sandbox', function () {
   });
 });
 
-describe('commands: containment without a sandbox (commands.sandbox "none")', function () {
+describe('commands: containment without a sandbox (commands.sandbox "none")', () => {
   let s: TestServer;
   before(async function () {
     if (!isRoot) this.skip(); // per-project uids need root; not root, "none" is documented as no isolation
@@ -215,7 +242,7 @@ describe('commands: containment without a sandbox (commands.sandbox "none")', fu
     expect(c.warnings.join(' ')).to.match(/without a sandbox/);
   });
 
-  it('runs as the project\'s uid with no capability, and reads no other project, the data dir or the supervisor', async () => {
+  it("runs as the project's uid with no capability, and reads no other project, the data dir or the supervisor", async () => {
     const other = join(s.dataDir, 'projects', 'n2', 'secret.txt');
     const r = await s.api('/execute', {
       project_id: 'n1',
@@ -232,11 +259,18 @@ describe('commands: containment without a sandbox (commands.sandbox "none")', fu
     });
     const lines = r.body.stdout.trim().split('\n');
     expect(Number(lines[0])).to.be.at.least(s.sup.config.commands.uidBase);
-    expect(lines.slice(1)).to.deep.equal(['0000000000000000', 'other project unreadable', 'data dir unlistable', 'data files unreadable', 'logs and store unreadable', 'end']);
+    expect(lines.slice(1)).to.deep.equal([
+      '0000000000000000',
+      'other project unreadable',
+      'data dir unlistable',
+      'data files unreadable',
+      'logs and store unreadable',
+      'end',
+    ]);
     expect(r.body.stdout).to.not.include('other project secret');
   });
 
-  it('enters the request\'s cwd as the project\'s uid: a cwd swapped for a symlink to a root-only folder leads nowhere', async () => {
+  it("enters the request's cwd as the project's uid: a cwd swapped for a symlink to a root-only folder leads nowhere", async () => {
     // A world-readable folder below a root-only one (as /root/x is): reachable only by a process already inside.
     const parent = await mkdtemp(join(tmpdir(), 'th-cwd-secret-'));
     const secret = join(parent, 'inner');
@@ -254,7 +288,14 @@ describe('commands: containment without a sandbox (commands.sandbox "none")', fu
       const outcomes = new Map<string, number>();
       for (let i = 0; i < 60; i++) {
         const r = await s.api('/execute', { project_id: 'n1', cwd: 'sub', command: 'cat loot.txt 2>/dev/null; pwd -P' });
-        const key = r.status !== 200 ? `${r.status} ${r.body.error?.code}` : r.body.stdout.includes('root-only') ? 'LEAKED' : r.body.exit_code === 0 ? 'ran' : `exit ${r.body.exit_code}`;
+        const key =
+          r.status !== 200
+            ? `${r.status} ${r.body.error?.code}`
+            : r.body.stdout.includes('root-only')
+              ? 'LEAKED'
+              : r.body.exit_code === 0
+                ? 'ran'
+                : `exit ${r.body.exit_code}`;
         outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
         expect(r.body.stdout ?? '', 'a command read a root-only folder through a swapped cwd').to.not.include('root-only');
       }
@@ -266,9 +307,12 @@ describe('commands: containment without a sandbox (commands.sandbox "none")', fu
     }
   });
 
-  it('cannot reach toolhost\'s API (or anything) on loopback: the network is unshared', async () => {
+  it("cannot reach toolhost's API (or anything) on loopback: the network is unshared", async () => {
     const port = new URL(s.url).port;
-    const r = await s.api('/execute', { project_id: 'n1', command: `if timeout 5 bash -c 'echo > /dev/tcp/127.0.0.1/${port}' 2>/dev/null; then echo connected; else echo refused; fi` });
+    const r = await s.api('/execute', {
+      project_id: 'n1',
+      command: `if timeout 5 bash -c 'echo > /dev/tcp/127.0.0.1/${port}' 2>/dev/null; then echo connected; else echo refused; fi`,
+    });
     expect(r.body.stdout).to.equal('refused\n');
   });
 
@@ -282,7 +326,7 @@ describe('commands: containment without a sandbox (commands.sandbox "none")', fu
   });
 });
 
-describe('commands: unsafe combinations are refused at start', function () {
+describe('commands: unsafe combinations are refused at start', () => {
   let bin: string;
   let savedPath: string | undefined;
   /** Runs `fn` with a PATH that lacks `missing` (and has the rest of what the launch uses). */
@@ -344,7 +388,7 @@ describe('commands: unsafe combinations are refused at start', function () {
     expect((await start({ commands: { sandbox: 'none', network: true } }))?.message).to.match(/network.*bwrap/);
   });
 
-  it('commands.readOnlyPaths that the commands\' uids cannot reach are refused; reachable ones are shown read-only', async function () {
+  it("commands.readOnlyPaths that the commands' uids cannot reach are refused; reachable ones are shown read-only", async function () {
     if (!isRoot) this.skip();
     const hidden = await mkdtemp(join(tmpdir(), 'th-ro-hidden-')); // mkdtemp: mode 0700
     const shown = await mkdtemp(join(tmpdir(), 'th-ro-shown-'));

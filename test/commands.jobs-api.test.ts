@@ -1,15 +1,15 @@
-import { MessageChannel } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { MessageChannel } from 'node:worker_threads';
 import { expect } from 'chai';
 import { loadConfig } from '../config/load.js';
 import { type ExecuteResult, executeRequest, executeTool } from '../handlers/execute.js';
 import { ToolhostError } from '../lib/errors.js';
-import { newJob } from '../supervisor/http/tools.js';
 import { jobLogPaths, jobLogsDir } from '../lib/process/job-logs.js';
 import { CommandJobs } from '../supervisor/command-jobs.js';
+import { newJob } from '../supervisor/http/tools.js';
 import { createLogger } from '../supervisor/logger.js';
-import { startServer, tempDir, type TestServer } from './helpers/harness.js';
+import { startServer, type TestServer, tempDir } from './helpers/harness.js';
 import { FINAL_STATES, follow, LeakGuard, openSse, poll, processesNamed, type SseEvent } from './helpers/jobs.js';
 import { eventually } from './helpers/procs.js';
 
@@ -86,7 +86,11 @@ describe('commands: the jobs API', () => {
       expect(sse.status).to.equal(200);
       expect(sse.contentType).to.match(/^text\/event-stream/);
       const events: SseEvent[] = [];
-      const text = (name: string) => events.filter((e) => e.event === name).map((e) => e.data.text as string).join('');
+      const text = (name: string) =>
+        events
+          .filter((e) => e.event === name)
+          .map((e) => e.data.text as string)
+          .join('');
       // Live: both lines arrive while the command is held at its gate.
       while (text('stdout') !== 'a\n' || text('stderr') !== 'b\n') {
         const e = await sse.next();
@@ -238,11 +242,13 @@ describe('commands: the jobs API', () => {
     }).catch((err: unknown) => err);
     // Find the job by its command in the list, wait for its first line, then hang up.
     let id: string | undefined;
-    expect(await eventuallyAsync(async () => {
-      const jobs = (await s.api('/jobs?project_id=p1')).body.jobs as { job_id: string; command: string }[];
-      id = jobs.find((j) => j.command.includes(marker))?.job_id;
-      return id !== undefined;
-    })).to.equal(true);
+    expect(
+      await eventuallyAsync(async () => {
+        const jobs = (await s.api('/jobs?project_id=p1')).body.jobs as { job_id: string; command: string }[];
+        id = jobs.find((j) => j.command.includes(marker))?.job_id;
+        return id !== undefined;
+      }),
+    ).to.equal(true);
     await follow(s, id!, { stdout: 0, stderr: 0 }, (f) => f.stdout === 'a\n');
     ctrl.abort();
     expect(await hungUp).to.be.instanceOf(Error);
@@ -420,10 +426,12 @@ describe('commands: the jobs API', () => {
       const r = await s.api('/execute', { project_id: 'p1', command, background: true, timeout_s: 30 });
       const id = r.body.job_id as string;
       // Wait until all three bytes are on disk; the page holds back the incomplete character.
-      expect(await eventuallyAsync(async () => {
-        const v = await poll(s, id, { stdout: 0, stderr: 0 }, 0);
-        return v.stdout_offset + v.more_bytes.stdout === 3;
-      })).to.equal(true);
+      expect(
+        await eventuallyAsync(async () => {
+          const v = await poll(s, id, { stdout: 0, stderr: 0 }, 0);
+          return v.stdout_offset + v.more_bytes.stdout === 3;
+        }),
+      ).to.equal(true);
       const first = await poll(s, id, { stdout: 0, stderr: 0 }, 0);
       expect(first.stdout).to.equal('x');
       expect(first.stdout_offset).to.equal(1);
@@ -434,7 +442,10 @@ describe('commands: the jobs API', () => {
       const answer = await longPoll;
       await opened;
       const progressed = answer.stdout.length > 0 || FINAL_STATES.includes(answer.status);
-      expect(progressed, `answered with nothing new: ${JSON.stringify({ stdout: answer.stdout, status: answer.status, more_bytes: answer.more_bytes })}`).to.equal(true);
+      expect(
+        progressed,
+        `answered with nothing new: ${JSON.stringify({ stdout: answer.stdout, status: answer.status, more_bytes: answer.more_bytes })}`,
+      ).to.equal(true);
       const rest = await follow(s, id, { stdout: 1, stderr: 0 });
       expect(rest.stdout).to.equal('日\n');
     });
@@ -512,7 +523,9 @@ describe('commands: job retention (the registry, driven directly)', () => {
     expect((await registry.view(id, 'page')).stdout).to.equal('kept\n');
 
     await registry.sweep(Date.now() + 61_000);
-    expect(() => registry.status(id)).to.throw(ToolhostError).with.property('code', 'job_not_found');
+    expect(() => registry.status(id))
+      .to.throw(ToolhostError)
+      .with.property('code', 'job_not_found');
     expect(registry.list('p').map((j) => j.job_id)).to.not.include(id);
     const paths = jobLogPaths(dataDir, id);
     expect(existsSync(paths.stdout)).to.equal(false);

@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { rm, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer, type Server } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { promisify } from 'node:util';
-import { rm, writeFile } from 'node:fs/promises';
 import { expect } from 'chai';
 import { startServer, type TestServer } from './helpers/harness.js';
 import { expectResponsive, LeakGuard, skipBecause } from './helpers/jobs.js';
@@ -14,7 +14,7 @@ const running = (marker: string): string => `until pgrep -f '^${marker}' > /dev/
 const portOf = (url: string): number => Number(new URL(url).port);
 const sh = async (command: string): Promise<string> => (await promisify(execFile)('bash', ['-c', command])).stdout.trim();
 
-describe('commands: the bubblewrap sandbox', function () {
+describe('commands: the bubblewrap sandbox', () => {
   let s: TestServer;
   const guard = new LeakGuard('sandbox');
   const exec = (command: string, project = 'sb') => s.api('/execute', { project_id: project, command, timeout_s: 30 });
@@ -74,7 +74,7 @@ describe('commands: the bubblewrap sandbox', function () {
     }
   });
 
-  it("hides the data dir: other projects, their HOMEs, job logs and the store", async () => {
+  it('hides the data dir: other projects, their HOMEs, job logs and the store', async () => {
     const secret = `secret-${guard.marker('secret')}`;
     expect((await s.putProject('other', { 'secret.txt': secret })).status).to.equal(201);
     // A job of the other project leaves its output in a job log and a file in its HOME.
@@ -96,7 +96,7 @@ describe('commands: the bubblewrap sandbox', function () {
     expect(lines.slice(probes.length + 1), 'files holding the secret').to.deep.equal([]);
   });
 
-  it('has no network by default; with commands.network: true it reaches out, never the host\'s own services', async function () {
+  it("has no network by default; with commands.network: true it reaches out, never the host's own services", async function () {
     const connect = (host: string, port: number) =>
       `if timeout 5 bash -c 'echo > /dev/tcp/${host}/${port}' 2>/dev/null; then echo "connected ${host}"; else echo "refused ${host}"; fi`;
     const closed = await exec(connect('127.0.0.1', portOf(s.url)));
@@ -117,14 +117,22 @@ describe('commands: the bubblewrap sandbox', function () {
       // 127.0.0.1, a second listener on every interface stands in for Azurite or a local database.
       const wide = createServer((sock) => sock.end()).listen(0, '0.0.0.0');
       await once(wide, 'listening');
+      let wide6: Server | undefined;
       try {
-        const hosts = ['127.0.0.1', 'localhost', ...Object.values(networkInterfaces()).flat().filter((a) => a && a.family === 'IPv4').map((a) => a!.address)];
+        const hosts = [
+          '127.0.0.1',
+          'localhost',
+          ...Object.values(networkInterfaces())
+            .flat()
+            .filter((a) => a && a.family === 'IPv4')
+            .map((a) => a!.address),
+        ];
         const gateways = (await sh("ip -4 route | sed -n 's/^default via \\([0-9.]*\\).*/\\1/p'")).split('\n').filter(Boolean);
         // IPv6 too, link-local addresses with their interface (fe80::1%eth0): a listener on "::" answers there.
         const v6 = Object.entries(networkInterfaces()).flatMap(([name, as]) =>
           (as ?? []).filter((a) => a.family === 'IPv6' && !a.internal).map((a) => (a.address.startsWith('fe80') ? `${a.address}%${name}` : a.address)),
         );
-        const wide6 = createServer((sock) => sock.end()).listen(0, '::');
+        wide6 = createServer((sock) => sock.end()).listen(0, '::');
         await once(wide6, 'listening');
         const port6 = (wide6.address() as AddressInfo).port;
         const connect6 = (host: string) =>
@@ -134,12 +142,12 @@ describe('commands: the bubblewrap sandbox', function () {
           ...[...hosts, ...gateways].map((h) => connect(h, (wide.address() as AddressInfo).port)),
           ...['::1', ...v6].map(connect6),
         ];
-        after(() => wide6.close());
         const r = await open.api('/execute', { project_id: 'net', command: probes.join('; '), timeout_s: 120 });
         expect(r.body.stdout, 'the sandbox reached a service of the host').to.not.include('connected');
         expect(r.body.stdout.trim().split('\n')).to.have.length(probes.length);
       } finally {
         wide.close();
+        wide6?.close();
       }
       // The instance metadata service (credentials of the machine) is unreachable at once, not merely silent.
       const imds = await open.api('/execute', { project_id: 'net', command: "timeout 5 bash -c 'echo > /dev/tcp/169.254.169.254/80' 2>&1; true" });
@@ -147,7 +155,11 @@ describe('commands: the bubblewrap sandbox', function () {
       // Outbound: the package registry, when this machine itself reaches it (the only outside host there is here).
       const hostReaches = await sh('curl -s -o /dev/null -m 10 -w "%{http_code}" https://registry.npmjs.org/ || true');
       if (hostReaches === '200') {
-        const out = await open.api('/execute', { project_id: 'net', command: 'curl -s -o /dev/null -m 20 -w "%{http_code}" https://registry.npmjs.org/', timeout_s: 60 });
+        const out = await open.api('/execute', {
+          project_id: 'net',
+          command: 'curl -s -o /dev/null -m 20 -w "%{http_code}" https://registry.npmjs.org/',
+          timeout_s: 60,
+        });
         expect(out.body.stdout).to.equal('200');
       }
     } finally {
@@ -164,7 +176,9 @@ describe('commands: the bubblewrap sandbox', function () {
   });
 
   it('cannot see or signal the supervisor: its own pid namespace', async () => {
-    const r = await exec(`if kill -0 ${process.pid} 2>/dev/null; then echo "supervisor visible"; else echo "supervisor hidden"; fi; ls /proc | grep -c '^[0-9]'`);
+    const r = await exec(
+      `if kill -0 ${process.pid} 2>/dev/null; then echo "supervisor visible"; else echo "supervisor hidden"; fi; ls /proc | grep -c '^[0-9]'`,
+    );
     const [seen, count] = r.body.stdout.trim().split('\n');
     expect(seen).to.equal('supervisor hidden');
     expect(Number(count)).to.be.lessThan(10);

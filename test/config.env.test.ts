@@ -70,7 +70,9 @@ describe('configuration: environment variables', () => {
           err = e;
         }
         expect(err, `${v.name}=${bad}`).to.be.instanceOf(ConfigError);
-        expect((err as Error).message).to.include(v.name).and.include(bad);
+        expect((err as Error).message)
+          .to.include(v.name)
+          .and.include(bad);
       }
     }
   });
@@ -85,7 +87,8 @@ describe('configuration: environment variables', () => {
     for (const v of ENV_VARS) for (const o of v.options) expected.set(o, [...(expected.get(o) ?? []), `\`${v.name}\``]);
     for (const [option, cell] of envColumn) expect(cell, option).to.equal((expected.get(option) ?? []).join(', '));
     for (const option of expected.keys()) expect(envColumn.has(option), `${option} has a row`).to.equal(true);
-    for (const v of ENV_VARS) expect(variables, v.name).to.match(new RegExp(`^\\| \`${v.name}\` \\| ${v.options.map((o) => `\`${o.replace(/\./g, '\\.')}\``).join(', ')} \\|`, 'm'));
+    for (const v of ENV_VARS)
+      expect(variables, v.name).to.match(new RegExp(`^\\| \`${v.name}\` \\| ${v.options.map((o) => `\`${o.replace(/\./g, '\\.')}\``).join(', ')} \\|`, 'm'));
   });
 });
 

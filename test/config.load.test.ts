@@ -1,7 +1,7 @@
-import { expect } from 'chai';
-import { availableParallelism } from 'node:os';
 import { rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import { z } from 'zod';
 import { ConfigError, loadConfig, readDefaults } from '../config/load.js';
 import { configSchema } from '../config/schema.js';
@@ -69,11 +69,23 @@ describe('configuration', () => {
 
   it('reads the queue, role and node from the environment, and refuses combinations that cannot work', () => {
     const cs = 'UseDevelopmentStorage=true';
-    const c = loadConfig({ env: { TOOLHOST_QUEUE: 'azure', TOOLHOST_STORE: 'azure', TOOLHOST_ROLE: 'worker', TOOLHOST_NODE_ID: 'w-1', AZURE_STORAGE_CONNECTION_STRING: cs } });
-    expect([c.queue.backend, c.role, c.nodeId, c.queue.azure.connectionString, c.store.azure.connectionString]).to.deep.equal(['azure', 'worker', 'w-1', cs, cs]);
+    const c = loadConfig({
+      env: { TOOLHOST_QUEUE: 'azure', TOOLHOST_STORE: 'azure', TOOLHOST_ROLE: 'worker', TOOLHOST_NODE_ID: 'w-1', AZURE_STORAGE_CONNECTION_STRING: cs },
+    });
+    expect([c.queue.backend, c.role, c.nodeId, c.queue.azure.connectionString, c.store.azure.connectionString]).to.deep.equal([
+      'azure',
+      'worker',
+      'w-1',
+      cs,
+      cs,
+    ]);
     expect(fails(() => loadConfig({ env: { TOOLHOST_ROLE: 'api' } }))).to.include('role: "api" needs queue.backend "azure"');
-    expect(fails(() => loadConfig({ env: { TOOLHOST_QUEUE: 'azure', AZURE_STORAGE_CONNECTION_STRING: cs } }))).to.include('store.backend: the azure queue needs the azure store');
-    expect(fails(() => loadConfig({ env: { TOOLHOST_QUEUE: 'azure', TOOLHOST_STORE: 'azure' }, overrides: { store: { azure: { connectionString: cs } } } }))).to.include('queue.azure.connectionString');
+    expect(fails(() => loadConfig({ env: { TOOLHOST_QUEUE: 'azure', AZURE_STORAGE_CONNECTION_STRING: cs } }))).to.include(
+      'store.backend: the azure queue needs the azure store',
+    );
+    expect(
+      fails(() => loadConfig({ env: { TOOLHOST_QUEUE: 'azure', TOOLHOST_STORE: 'azure' }, overrides: { store: { azure: { connectionString: cs } } } })),
+    ).to.include('queue.azure.connectionString');
     expect(fails(() => loadConfig({ env: { TOOLHOST_QUEUE: 'kafka' } }))).to.include('queue.backend');
     expect(fails(() => loadConfig({ overrides: { nodeId: 'has space' } }))).to.include('nodeId');
     expect(fails(() => loadConfig({ overrides: { queue: { azure: { prefix: 'Bad_Prefix' } } } }))).to.include('queue.azure.prefix');
@@ -105,13 +117,31 @@ describe('configuration', () => {
     expect(fails(() => loadConfig({ overrides: { token: 'short' } }))).to.include('token');
     expect(fails(() => loadConfig({ overrides: { token: 'has spaces in it, sixteen+' } }))).to.include('token: must be visible ASCII');
     for (const h of ['http://toolhost.example', 'toolhost.example:8080', '*.example', 'a b', 'x/y']) {
-      expect(fails(() => loadConfig({ overrides: { http: { allowedHosts: [h] } } })), h).to.include('http.allowedHosts[0]');
+      expect(
+        fails(() => loadConfig({ overrides: { http: { allowedHosts: [h] } } })),
+        h,
+      ).to.include('http.allowedHosts[0]');
     }
-    expect(loadConfig({ overrides: { http: { allowedHosts: ['toolhost.internal', '10.0.0.5', '[fd00::5]', 'Toolhost.Example.'] } } }).http.allowedHosts).to.have.length(4);
-    for (const o of ['null', 'https://console.example.com/', 'https://console.example.com/app', 'console.example.com', 'https://console.example.com:443', 'file:///x', '*']) {
-      expect(fails(() => loadConfig({ overrides: { http: { allowedOrigins: [o] } } })), o).to.include('http.allowedOrigins[0]');
+    expect(
+      loadConfig({ overrides: { http: { allowedHosts: ['toolhost.internal', '10.0.0.5', '[fd00::5]', 'Toolhost.Example.'] } } }).http.allowedHosts,
+    ).to.have.length(4);
+    for (const o of [
+      'null',
+      'https://console.example.com/',
+      'https://console.example.com/app',
+      'console.example.com',
+      'https://console.example.com:443',
+      'file:///x',
+      '*',
+    ]) {
+      expect(
+        fails(() => loadConfig({ overrides: { http: { allowedOrigins: [o] } } })),
+        o,
+      ).to.include('http.allowedOrigins[0]');
     }
-    expect(loadConfig({ overrides: { http: { allowedOrigins: ['https://console.example.com', 'http://localhost:3000'] } } }).http.allowedOrigins).to.have.length(2);
+    expect(
+      loadConfig({ overrides: { http: { allowedOrigins: ['https://console.example.com', 'http://localhost:3000'] } } }).http.allowedOrigins,
+    ).to.have.length(2);
   });
 
   it('refuses a bad PORT', () => {

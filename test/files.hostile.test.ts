@@ -4,11 +4,11 @@
  * also checked never to name a server path.
  */
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, readdir, readFile, rm, stat, symlink, writeFile, chmod } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { startServer, tempDir, type ApiResponse, type TestServer } from './helpers/harness.js';
+import { type ApiResponse, startServer, type TestServer, tempDir } from './helpers/harness.js';
 import { FINAL_STATES } from './helpers/jobs.js';
 
 const run = promisify(execFile);

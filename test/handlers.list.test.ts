@@ -1,11 +1,11 @@
 import { symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import type { z } from 'zod';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import type { z } from 'zod';
 import { fileListTool } from '../handlers/file-list.js';
-import { HandlerProject, failure } from './helpers/handler-project.js';
+import { failure, HandlerProject } from './helpers/handler-project.js';
 
 describe('handlers/file-list', () => {
   let project: HandlerProject;
@@ -45,16 +45,7 @@ describe('handlers/file-list', () => {
     ]);
     expect(one.truncated).to.equal(false);
     expect(paths(await run())).to.deep.equal(['A.txt', 'a', 'a/deep', 'a/x.txt', 'a.md', 'b.txt', 'empty']);
-    expect(paths(await run({ depth: 3 }))).to.deep.equal([
-      'A.txt',
-      'a',
-      'a/deep',
-      'a/deep/z.txt',
-      'a/x.txt',
-      'a.md',
-      'b.txt',
-      'empty',
-    ]);
+    expect(paths(await run({ depth: 3 }))).to.deep.equal(['A.txt', 'a', 'a/deep', 'a/deep/z.txt', 'a/x.txt', 'a.md', 'b.txt', 'empty']);
   });
 
   it('lists a subfolder with project-relative paths', async () => {
@@ -105,12 +96,7 @@ describe('handlers/file-list', () => {
       'src/sub/local.ts',
     ]);
     // The rules of the folders above still apply when listing a subfolder.
-    expect(paths(await run({ path: 'src', depth: 1 }))).to.deep.equal([
-      'src/.gitignore',
-      'src/important.log',
-      'src/main.ts',
-      'src/sub',
-    ]);
+    expect(paths(await run({ path: 'src', depth: 1 }))).to.deep.equal(['src/.gitignore', 'src/important.log', 'src/main.ts', 'src/sub']);
   });
 
   it('lists a named ignored folder whole, but for .git', async () => {
@@ -121,10 +107,7 @@ describe('handlers/file-list', () => {
       'node_modules/dep/.git/HEAD': '',
     });
     expect(paths(await run())).to.deep.equal(['.gitignore']);
-    expect(paths(await run({ path: 'node_modules/dep' }))).to.deep.equal([
-      'node_modules/dep/debug.log',
-      'node_modules/dep/index.js',
-    ]);
+    expect(paths(await run({ path: 'node_modules/dep' }))).to.deep.equal(['node_modules/dep/debug.log', 'node_modules/dep/index.js']);
   });
 
   it('never lists .git, with or without .gitignore', async () => {
@@ -134,15 +117,7 @@ describe('handlers/file-list', () => {
 
   it('lists everything with include_ignored: true', async () => {
     await files({ '.gitignore': '*.log\nbuild/\n', 'a.log': '', 'build/out.js': '', '.git/HEAD': '', 'src.ts': '' });
-    expect(paths(await run({ include_ignored: true }))).to.deep.equal([
-      '.git',
-      '.git/HEAD',
-      '.gitignore',
-      'a.log',
-      'build',
-      'build/out.js',
-      'src.ts',
-    ]);
+    expect(paths(await run({ include_ignored: true }))).to.deep.equal(['.git', '.git/HEAD', '.gitignore', 'a.log', 'build', 'build/out.js', 'src.ts']);
   });
 
   it('does not apply .gitignore files above the project root', async () => {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { eventually, processesWith } from './helpers/procs.js';
 import { startServer, type TestServer } from './helpers/harness.js';
+import { eventually, processesWith } from './helpers/procs.js';
 
 describe('POST /execute', () => {
   let s: TestServer;

@@ -1,7 +1,7 @@
-import { expect } from 'chai';
-import { readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startServer, tempDir, type TestServer } from './helpers/harness.js';
+import { expect } from 'chai';
+import { startServer, type TestServer, tempDir } from './helpers/harness.js';
 
 describe('file tools', () => {
   let s: TestServer;
@@ -35,7 +35,14 @@ describe('file tools', () => {
     it('returns content with line counts', async () => {
       const r = await s.api('/file/read', { project_id: 'f', path: 'five.txt' });
       expect(r.status).to.equal(200);
-      expect(r.body).to.deep.equal({ path: 'five.txt', content: 'one\ntwo\nthree\nfour\nfive\n', total_lines: 5, start_line: 1, end_line: 5, truncated: false });
+      expect(r.body).to.deep.equal({
+        path: 'five.txt',
+        content: 'one\ntwo\nthree\nfour\nfive\n',
+        total_lines: 5,
+        start_line: 1,
+        end_line: 5,
+        truncated: false,
+      });
     });
 
     it('returns a line range', async () => {
@@ -187,7 +194,12 @@ describe('file tools', () => {
       const results = await Promise.all(
         // Spelled three ways: the lock must be per file, not per string.
         lines.map((_, i) =>
-          s.api('/file/edit', { project_id: 'f', path: ['race.txt', './race.txt', 'dir/../race.txt'][i % 3], old_str: `slot ${i}: empty`, new_str: `slot ${i}: done` }),
+          s.api('/file/edit', {
+            project_id: 'f',
+            path: ['race.txt', './race.txt', 'dir/../race.txt'][i % 3],
+            old_str: `slot ${i}: empty`,
+            new_str: `slot ${i}: done`,
+          }),
         ),
       );
       expect(results.map((r) => r.status)).to.deep.equal(Array(n).fill(200));

@@ -4,17 +4,18 @@
  * checked against DNS rebinding, browser origins refused, non-JSON POSTs refused before anything runs, broken
  * compressed bodies answered with 4xx, a bare /health that says only its status, and 500s that name no path.
  */
-import { expect } from 'chai';
-import { request } from 'node:http';
+
 import { access, chmod, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { expect } from 'chai';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { ToolhostError } from '../lib/errors.js';
 import { TOOLS } from '../supervisor/http/tools.js';
 import { startSupervisor } from '../supervisor/supervisor.js';
 import { resolveToken } from '../supervisor/token.js';
-import { startServer, tempDir, type TestServer } from './helpers/harness.js';
+import { startServer, type TestServer, tempDir } from './helpers/harness.js';
 import { captureLog } from './helpers/log-capture.js';
 
 interface RawResponse {
@@ -27,27 +28,33 @@ interface RawResponse {
  * One request with exactly the headers given (node:http: fetch will not send an arbitrary Host). `host` replaces
  * the Host header; null sends none at all.
  */
-function raw(base: string, o: { method?: string; path: string; headers?: Record<string, string>; body?: string | Buffer; host?: string | null }): Promise<RawResponse> {
+function raw(
+  base: string,
+  o: { method?: string; path: string; headers?: Record<string, string>; body?: string | Buffer; host?: string | null },
+): Promise<RawResponse> {
   const url = new URL(base);
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { ...o.headers };
     if (o.host) headers.host = o.host;
     if (o.body !== undefined) headers['content-length'] = String(Buffer.byteLength(o.body));
-    const req = request({ hostname: url.hostname, port: url.port, method: o.method ?? 'GET', path: o.path, headers, setHost: o.host === undefined, agent: false }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(parts).toString('utf8');
-        let body: unknown = text;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          // keep the text
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
-      });
-      res.on('error', reject);
-    });
+    const req = request(
+      { hostname: url.hostname, port: url.port, method: o.method ?? 'GET', path: o.path, headers, setHost: o.host === undefined, agent: false },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(parts).toString('utf8');
+          let body: unknown = text;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            // keep the text
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(o.body);
   });
@@ -58,10 +65,18 @@ const bearer = (token: string | null): Record<string, string> => (token ? { auth
 /** Proves a refused /execute ran nothing: no job knows the marker, and the file it would have made is absent. */
 async function ranNothing(s: TestServer, project: string, marker: string): Promise<void> {
   const jobs = (await s.api(`/jobs?project_id=${project}`)).body.jobs as { command: string }[];
-  expect(jobs.filter((j) => j.command.includes(marker)), 'a job with the marker').to.deep.equal([]);
+  expect(
+    jobs.filter((j) => j.command.includes(marker)),
+    'a job with the marker',
+  ).to.deep.equal([]);
   const read = await s.api('/file/read', { project_id: project, path: marker });
   expect(read.status, 'the file the command would have made').to.equal(404);
-  expect(await access(join(s.dataDir, 'projects', project, marker)).then(() => true, () => false)).to.equal(false);
+  expect(
+    await access(join(s.dataDir, 'projects', project, marker)).then(
+      () => true,
+      () => false,
+    ),
+  ).to.equal(false);
 }
 
 describe('HTTP hardening', () => {
@@ -84,7 +99,11 @@ describe('HTTP hardening', () => {
 
     it('refuses every route but /health without it, and with every malformed or wrong Authorization', async () => {
       const routes: [string, string, unknown][] = [
-        ...TOOLS.filter((t) => 'job' in t).map((t): [string, string, unknown] => ['POST', t.route.path, { project_id: 'p', path: 'a.txt', command: 'true', pattern: 'a' }]),
+        ...TOOLS.filter((t) => 'job' in t).map((t): [string, string, unknown] => [
+          'POST',
+          t.route.path,
+          { project_id: 'p', path: 'a.txt', command: 'true', pattern: 'a' },
+        ]),
         ['POST', '/mcp', { jsonrpc: '2.0', id: 1, method: 'tools/list' }],
         ['GET', '/projects', undefined],
         ['GET', '/projects/p', undefined],
@@ -101,7 +120,7 @@ describe('HTTP hardening', () => {
         ['GET', '/no-such-route', undefined],
       ];
       const token = s.token!;
-      const bad: (Record<string, string>)[] = [
+      const bad: Record<string, string>[] = [
         {},
         { authorization: '' },
         { authorization: 'Bearer' },
@@ -133,7 +152,12 @@ describe('HTTP hardening', () => {
         }
       }
       // The PUT of an archive without the token stored nothing.
-      const put = await raw(s.url, { method: 'PUT', path: '/projects/sneaky', headers: { 'content-type': 'application/octet-stream' }, body: Buffer.from('x') });
+      const put = await raw(s.url, {
+        method: 'PUT',
+        path: '/projects/sneaky',
+        headers: { 'content-type': 'application/octet-stream' },
+        body: Buffer.from('x'),
+      });
       expect(put.status).to.equal(401);
       expect((await s.api('/projects/sneaky')).status).to.equal(404);
     });
@@ -205,17 +229,29 @@ describe('HTTP hardening', () => {
       try {
         expect(byConfig.token).to.equal('configured-token-0123456789');
         expect((await raw(byConfig.url, { path: '/projects', headers: bearer('configured-token-0123456789') })).status).to.equal(200);
-        expect(await access(join(byConfig.dataDir, 'token')).then(() => true, () => false)).to.equal(false);
+        expect(
+          await access(join(byConfig.dataDir, 'token')).then(
+            () => true,
+            () => false,
+          ),
+        ).to.equal(false);
       } finally {
         await byConfig.sup.close();
       }
 
       const dataDir = await scratch();
-      const sup = await startSupervisor(loadConfig({ overrides: { port: 0, dataDir, logLevel: 'silent' }, env: { TOOLHOST_TOKEN: 'env-token-0123456789abcdef' } }));
+      const sup = await startSupervisor(
+        loadConfig({ overrides: { port: 0, dataDir, logLevel: 'silent' }, env: { TOOLHOST_TOKEN: 'env-token-0123456789abcdef' } }),
+      );
       try {
         expect((await raw(sup.url, { path: '/projects', headers: bearer('env-token-0123456789abcdef') })).status).to.equal(200);
         expect((await raw(sup.url, { path: '/projects' })).status).to.equal(401);
-        expect(await access(join(dataDir, 'token')).then(() => true, () => false)).to.equal(false);
+        expect(
+          await access(join(dataDir, 'token')).then(
+            () => true,
+            () => false,
+          ),
+        ).to.equal(false);
       } finally {
         await sup.close();
       }
@@ -292,12 +328,22 @@ describe('HTTP hardening', () => {
       const s = await startServer({ dataDir: await scratch(), auth: 'none' });
       try {
         expect(s.token).to.equal(null);
-        expect(await access(join(s.dataDir, 'token')).then(() => true, () => false)).to.equal(false);
+        expect(
+          await access(join(s.dataDir, 'token')).then(
+            () => true,
+            () => false,
+          ),
+        ).to.equal(false);
         expect((await raw(s.url, { path: '/projects' })).status).to.equal(200);
         expect((await raw(s.url, { path: '/health' })).body).to.include.keys('containment', 'pool');
         expect((await raw(s.url, { path: '/projects', host: 'evil.example' })).status).to.equal(403);
         expect((await raw(s.url, { path: '/projects', headers: { origin: 'http://evil.example' } })).status).to.equal(403);
-        const form = await raw(s.url, { method: 'POST', path: '/execute', headers: { 'content-type': 'text/plain' }, body: '{"project_id":"p","command":"true"}' });
+        const form = await raw(s.url, {
+          method: 'POST',
+          path: '/execute',
+          headers: { 'content-type': 'text/plain' },
+          body: '{"project_id":"p","command":"true"}',
+        });
         expect(form.status).to.equal(415);
       } finally {
         await s.sup.close();
@@ -349,17 +395,38 @@ describe('HTTP hardening', () => {
 
     it('accepts JSON with parameters and application/*+json', async () => {
       for (const type of ['application/json', 'application/json; charset=utf-8', 'Application/JSON;charset="UTF-8"', 'application/vnd.toolhost+json']) {
-        const r = await raw(s.url, { method: 'POST', path: '/file/read', headers: { 'content-type': type, ...bearer(s.token) }, body: JSON.stringify({ project_id: 'p', path: 'a.txt' }) });
+        const r = await raw(s.url, {
+          method: 'POST',
+          path: '/file/read',
+          headers: { 'content-type': type, ...bearer(s.token) },
+          body: JSON.stringify({ project_id: 'p', path: 'a.txt' }),
+        });
         expect(r.status, type).to.equal(200);
         expect(r.body.content).to.equal('a\n');
       }
-      const latin = await raw(s.url, { method: 'POST', path: '/file/read', headers: { 'content-type': 'application/json; charset=latin1', ...bearer(s.token) }, body: '{}' });
+      const latin = await raw(s.url, {
+        method: 'POST',
+        path: '/file/read',
+        headers: { 'content-type': 'application/json; charset=latin1', ...bearer(s.token) },
+        body: '{}',
+      });
       expect(latin.status).to.equal(415);
     });
 
     it('refuses a Host that is not loopback or allowed, before auth and on /health too', async () => {
       const port = new URL(s.url).port;
-      const refused = ['evil.example', `evil.example:${port}`, '127.0.0.1.evil.example', 'localhost.evil.example', `evil@127.0.0.1:${port}`, '128.0.0.1', '127.0.0.256', 'toolhost.example.evil', '0.0.0.0', '[::2]'];
+      const refused = [
+        'evil.example',
+        `evil.example:${port}`,
+        '127.0.0.1.evil.example',
+        'localhost.evil.example',
+        `evil@127.0.0.1:${port}`,
+        '128.0.0.1',
+        '127.0.0.256',
+        'toolhost.example.evil',
+        '0.0.0.0',
+        '[::2]',
+      ];
       for (const host of refused) {
         for (const path of ['/health', '/projects']) {
           const r = await raw(s.url, { path, host, headers: bearer(s.token) });
@@ -371,41 +438,81 @@ describe('HTTP hardening', () => {
         const unauth = await raw(s.url, { path: '/projects', host });
         expect(unauth.status, 'Host is checked before the token').to.equal(403);
         const marker = `pwned-host-${host.replace(/\W+/g, '-')}`;
-        const r = await raw(s.url, { method: 'POST', path: '/execute', host, headers: { 'content-type': 'application/json', ...bearer(s.token) }, body: exec(marker) });
+        const r = await raw(s.url, {
+          method: 'POST',
+          path: '/execute',
+          host,
+          headers: { 'content-type': 'application/json', ...bearer(s.token) },
+          body: exec(marker),
+        });
         expect(r.status).to.equal(403);
         await ranNothing(s, 'p', marker);
       }
       const none = await raw(s.url, { path: '/health', host: null });
       expect(none.status, 'no Host header').to.be.within(400, 499);
 
-      for (const host of [`127.0.0.1:${port}`, '127.0.0.1', '127.1.2.3:9', `localhost:${port}`, 'LOCALHOST', `[::1]:${port}`, 'toolhost.example', `TOOLHOST.EXAMPLE:${port}`]) {
+      for (const host of [
+        `127.0.0.1:${port}`,
+        '127.0.0.1',
+        '127.1.2.3:9',
+        `localhost:${port}`,
+        'LOCALHOST',
+        `[::1]:${port}`,
+        'toolhost.example',
+        `TOOLHOST.EXAMPLE:${port}`,
+      ]) {
         const r = await raw(s.url, { path: '/projects', host, headers: bearer(s.token) });
         expect(r.status, host).to.equal(200);
       }
     });
 
     it('refuses requests from a browser origin not in http.allowedOrigins, null included, and runs nothing', async () => {
-      for (const origin of ['http://evil.example', 'null', 'https://console.example.com.evil.example', 'http://console.example.com', `http://127.0.0.1:${new URL(s.url).port}`, 'https://console.example.com:8443']) {
+      for (const origin of [
+        'http://evil.example',
+        'null',
+        'https://console.example.com.evil.example',
+        'http://console.example.com',
+        `http://127.0.0.1:${new URL(s.url).port}`,
+        'https://console.example.com:8443',
+      ]) {
         const marker = `pwned-origin-${origin.replace(/\W+/g, '-')}`;
-        const r = await raw(s.url, { method: 'POST', path: '/execute', headers: { origin, 'content-type': 'application/json', ...bearer(s.token) }, body: exec(marker) });
+        const r = await raw(s.url, {
+          method: 'POST',
+          path: '/execute',
+          headers: { origin, 'content-type': 'application/json', ...bearer(s.token) },
+          body: exec(marker),
+        });
         expect(r.status, origin).to.equal(403);
         expect(r.body.error.reason).to.equal('origin_not_allowed');
         expect(r.body.error.message).to.include('http.allowedOrigins');
         expect(r.headers['access-control-allow-origin']).to.equal(undefined);
         await ranNothing(s, 'p', marker);
-        const preflight = await raw(s.url, { method: 'OPTIONS', path: '/execute', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' } });
+        const preflight = await raw(s.url, {
+          method: 'OPTIONS',
+          path: '/execute',
+          headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' },
+        });
         expect(preflight.status, `preflight from ${origin}`).to.equal(403);
         expect(preflight.headers['access-control-allow-origin']).to.equal(undefined);
       }
     });
 
     it('serves an allowed origin, with a minimal CORS preflight', async () => {
-      const preflight = await raw(s.url, { method: 'OPTIONS', path: '/execute', headers: { origin: allowedOrigin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' } });
+      const preflight = await raw(s.url, {
+        method: 'OPTIONS',
+        path: '/execute',
+        headers: { origin: allowedOrigin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' },
+      });
       expect(preflight.status).to.equal(204);
       expect(preflight.headers['access-control-allow-origin']).to.equal(allowedOrigin);
       expect(String(preflight.headers['access-control-allow-headers'])).to.include('authorization').and.include('content-type');
       expect(String(preflight.headers['access-control-allow-methods'])).to.include('POST');
-      const r = await raw(s.url, { method: 'POST', path: '/execute', headers: { origin: allowedOrigin, 'content-type': 'application/json', ...bearer(s.token) }, body: JSON.stringify({ project_id: 'p', command: 'echo hi' }) });
+      const r = await raw(s.url, {
+        method: 'POST',
+        path: '/execute',
+        headers: { origin: allowedOrigin, 'content-type': 'application/json', ...bearer(s.token) },
+        body: JSON.stringify({ project_id: 'p', command: 'echo hi' }),
+      });
       expect(r.status).to.equal(200);
       expect(r.body.stdout).to.equal('hi\n');
       expect(r.headers['access-control-allow-origin']).to.equal(allowedOrigin);
@@ -424,7 +531,12 @@ describe('HTTP hardening', () => {
     after(async () => s?.close());
 
     const post = (encoding: string, body: Buffer) =>
-      raw(s.url, { method: 'POST', path: '/file/read', headers: { 'content-type': 'application/json', 'content-encoding': encoding, ...bearer(s.token) }, body });
+      raw(s.url, {
+        method: 'POST',
+        path: '/file/read',
+        headers: { 'content-type': 'application/json', 'content-encoding': encoding, ...bearer(s.token) },
+        body,
+      });
 
     it('reads a valid gzip body, answers 400 to one that is not what it claims, 415 to an unknown encoding, 413 to a bomb', async () => {
       const good = await post('gzip', gzipSync(JSON.stringify({ project_id: 'p', path: 'a.txt' })));
@@ -457,7 +569,12 @@ describe('HTTP hardening', () => {
     it('answers an unexpected failure with a generic 500 naming the request id, never a server path, and logs the cause', async () => {
       // The upload folder vanished under the server: writing the upload fails with an errno naming its path.
       await rm(join(s.dataDir, 'tmp'), { recursive: true, force: true });
-      const r = await raw(s.url, { method: 'PUT', path: '/projects/q', headers: { 'content-type': 'application/octet-stream', 'x-request-id': 'boom-1', ...bearer(s.token) }, body: Buffer.from('x') });
+      const r = await raw(s.url, {
+        method: 'PUT',
+        path: '/projects/q',
+        headers: { 'content-type': 'application/octet-stream', 'x-request-id': 'boom-1', ...bearer(s.token) },
+        body: Buffer.from('x'),
+      });
       await mkdir(join(s.dataDir, 'tmp'), { recursive: true });
       expect(r.status).to.equal(500);
       expect(r.body.error.code).to.equal('internal');

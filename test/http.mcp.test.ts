@@ -39,7 +39,7 @@ describe('MCP endpoint (Streamable HTTP)', () => {
   });
   after(async () => s?.close({ force: true }));
 
-  it('initializes and lists the catalog\'s tools with their JSON Schemas', async () => {
+  it("initializes and lists the catalog's tools with their JSON Schemas", async () => {
     const client = await connect();
     expect(client.getServerVersion()?.name).to.equal('toolhost');
     expect(client.getServerCapabilities()?.tools).to.be.an('object');
@@ -69,7 +69,7 @@ describe('MCP endpoint (Streamable HTTP)', () => {
     expect(jobs.map((j) => j.command)).to.include('ls -la && git status --short');
   });
 
-  it('answers tool errors as results flagged isError, with the HTTP API\'s JSON error body', async () => {
+  it("answers tool errors as results flagged isError, with the HTTP API's JSON error body", async () => {
     const client = await connect();
     const missing = await call(client, 'file_read', { project_id: 'demo', path: 'nope.txt' });
     expect(missing.isError).to.equal(true);

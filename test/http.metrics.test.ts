@@ -1,8 +1,8 @@
-import { expect } from 'chai';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import { buildArchive, startServer, type TestServer } from './helpers/harness.js';
-import { captureLog, type CapturedLog } from './helpers/log-capture.js';
+import { type CapturedLog, captureLog } from './helpers/log-capture.js';
 
 /** The value of one sample of the exposition text, e.g. `toolhost_jobs_total{type="search",outcome="ok"}`. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -121,7 +121,11 @@ describe('metrics and structured logs', () => {
     const read = await s.api('/file/read', { project_id: 'm', path: 'c.txt' }, { headers: { 'x-request-id': 'trace-read-1' } });
     expect(read.body.content).to.equal(content);
     expect(read.headers.get('x-request-id')).to.equal('trace-read-1');
-    const exec = await s.api('/execute', { project_id: 'm', command: `echo "$TOKEN_X" ${content}`, env: { TOKEN_X: secret } }, { headers: { 'x-request-id': 'trace-exec-1' } });
+    const exec = await s.api(
+      '/execute',
+      { project_id: 'm', command: `echo "$TOKEN_X" ${content}`, env: { TOKEN_X: secret } },
+      { headers: { 'x-request-id': 'trace-exec-1' } },
+    );
     expect(exec.body.stdout).to.include(secret);
 
     const request = captured.lines.find((l) => l.msg === 'request' && l.request_id === 'trace-read-1');

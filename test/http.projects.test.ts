@@ -1,12 +1,14 @@
-import { expect } from 'chai';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { expect } from 'chai';
 import tar from 'tar-stream';
 import { buildArchive, startServer, type TestServer } from './helpers/harness.js';
 import { buildZip, zipFile, zipSymlink } from './helpers/zip-writer.js';
 
-async function tarGz(entries: { name: string; data?: string | Buffer; type?: 'file' | 'symlink' | 'link' | 'character-device'; linkname?: string }[]): Promise<Buffer> {
+async function tarGz(
+  entries: { name: string; data?: string | Buffer; type?: 'file' | 'symlink' | 'link' | 'character-device'; linkname?: string }[],
+): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
   const done = (async () => {
@@ -97,7 +99,7 @@ describe('projects', () => {
   });
 
   it('refuses an invalid project id', async () => {
-    const r = await s.api('/projects/-bad', await buildArchive({ 'a': 'a' }), { method: 'PUT' });
+    const r = await s.api('/projects/-bad', await buildArchive({ a: 'a' }), { method: 'PUT' });
     expect(r.status).to.equal(400);
     expect(r.body.error.code).to.equal('invalid_project_id');
     const t = await s.api('/file/read', { project_id: '../etc', path: 'passwd' });
@@ -130,7 +132,15 @@ describe('projects', () => {
   });
 
   const unsafe: [string, () => Promise<Buffer>, string][] = [
-    ['a zip-slip entry (tar)', () => tarGz([{ name: 'ok.txt', data: 'ok' }, { name: '../evil.txt', data: 'pwned' }]), '../evil.txt'],
+    [
+      'a zip-slip entry (tar)',
+      () =>
+        tarGz([
+          { name: 'ok.txt', data: 'ok' },
+          { name: '../evil.txt', data: 'pwned' },
+        ]),
+      '../evil.txt',
+    ],
     ['a zip-slip entry (zip)', async () => buildZip([zipFile('ok.txt', 'ok'), zipFile('../../evil.txt', 'pwned')]), '../../evil.txt'],
     ['an absolute path', () => tarGz([{ name: '/tmp/toolhost-evil.txt', data: 'pwned' }]), '/tmp/toolhost-evil.txt'],
     ['a symlink out of the project', () => tarGz([{ name: 'up', type: 'symlink', linkname: '../../..' }]), 'up'],

@@ -5,7 +5,7 @@ import { createApp } from '../supervisor/http/app.js';
 import type { AppDeps } from '../supervisor/http/deps.js';
 import { TOOLS } from '../supervisor/http/tools.js';
 import { startServer, type TestServer } from './helpers/harness.js';
-import { DEMO_FILES, callRoute, startStdinJob, withJob } from './helpers/tool-calls.js';
+import { callRoute, DEMO_FILES, startStdinJob, withJob } from './helpers/tool-calls.js';
 
 const NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 const JSON_TYPES = new Set(['object', 'array', 'string', 'number', 'integer', 'boolean', 'null']);
@@ -113,7 +113,7 @@ describe('tool definitions and OpenAPI', () => {
     expect(describe('file_edit')).to.include('edit_no_match');
   });
 
-  it('runs a call built from every tool\'s example, over the route GET /tools names', async () => {
+  it("runs a call built from every tool's example, over the route GET /tools names", async () => {
     const { routes } = (await s.api('/tools')).body as { routes: Record<string, { method: string; path: string }> };
     const jobId = await startStdinJob(s);
     for (const tool of TOOLS) {

@@ -44,7 +44,10 @@ describe('keyed mutex', () => {
   it('never makes one key wait for another', async () => {
     const unlockA = await mutex.lock('a');
     let gotB = false;
-    const b = mutex.lock('b').then((unlock) => ((gotB = true), unlock));
+    const b = mutex.lock('b').then((unlock) => {
+      gotB = true;
+      return unlock;
+    });
     await settle();
     expect(gotB, 'b acquired while a is held').to.equal(true);
     expect(mutex.size).to.equal(2);
@@ -55,9 +58,15 @@ describe('keyed mutex', () => {
   it('keeps the queue fair: a caller arriving as the key is released waits behind those already waiting', async () => {
     const order: string[] = [];
     const unlockA = await mutex.lock('k');
-    const b = mutex.lock('k').then((u) => (order.push('b'), u));
+    const b = mutex.lock('k').then((u) => {
+      order.push('b');
+      return u;
+    });
     unlockA();
-    const c = mutex.lock('k').then((u) => (order.push('c'), u));
+    const c = mutex.lock('k').then((u) => {
+      order.push('c');
+      return u;
+    });
     await settle();
     expect(order).to.deep.equal(['b']);
     (await b)();
@@ -98,7 +107,10 @@ describe('keyed mutex', () => {
     const unlockB = await mutex.lock('k');
     unlockA();
     let gotC = false;
-    const c = mutex.lock('k').then((u) => ((gotC = true), u));
+    const c = mutex.lock('k').then((u) => {
+      gotC = true;
+      return u;
+    });
     await settle();
     expect(gotC, 'c acquired while b holds the key').to.equal(false);
     unlockB();

@@ -7,7 +7,12 @@ describe('fair command lane', () => {
     const sem = new FairSemaphore(1, 1);
     const order: string[] = [];
     const first = await sem.acquire('A');
-    const waits = ['A', 'A', 'A', 'B', 'C', 'A'].map((k, i) => sem.acquire(k).then((release) => (order.push(`${k}${i}`), release)));
+    const waits = ['A', 'A', 'A', 'B', 'C', 'A'].map((k, i) =>
+      sem.acquire(k).then((release) => {
+        order.push(`${k}${i}`);
+        return release;
+      }),
+    );
     first();
     for (let i = 0; i < waits.length; i++) {
       const release = await Promise.race(waits.filter((_, j) => !order.some((o) => o.endsWith(String(j)))));

@@ -9,7 +9,8 @@ import type { Job, JobOutcome } from '../lib/jobs.js';
 import { MemoryQueue } from '../lib/queue/memory-queue.js';
 
 /** A job as the queue sees it: it routes by id and looks at nothing else. */
-const job = (n: number | string): Job => ({ id: `job-${n}`, type: 'file.read' as const, mutates: false, projectId: 'p', payload: { n }, enqueuedAt: Date.now() }) as Job;
+const job = (n: number | string): Job =>
+  ({ id: `job-${n}`, type: 'file.read' as const, mutates: false, projectId: 'p', payload: { n }, enqueuedAt: Date.now() }) as Job;
 const ids = (jobs: Job[]): string[] => jobs.map((j) => j.id);
 const OK: JobOutcome = { ok: true, value: 'done' };
 
@@ -114,7 +115,7 @@ describe('memory queue', () => {
     const [got] = await q.receive(1, intake.signal);
     await q.complete(got!, OK);
     expect(await outcome).to.equal(OK);
-    expect(await settled(bystander), 'an outcome reached another job\'s waiter').to.equal(false);
+    expect(await settled(bystander), "an outcome reached another job's waiter").to.equal(false);
     bystander.catch(() => {});
   });
 

@@ -3,7 +3,7 @@
  * and never shows a multi-byte character cut in half, whatever the chunks the stream arrived in.
  */
 import { expect } from 'chai';
-import { OutputBuffer, utf8Boundary, utf8StartBoundary, type CapturedOutput } from '../lib/process/output-buffer.js';
+import { type CapturedOutput, OutputBuffer, utf8Boundary, utf8StartBoundary } from '../lib/process/output-buffer.js';
 
 /** Captures `data` with `cap`, pushed in the given chunk sizes (the rest in one last chunk). */
 function capture(cap: number, data: Buffer, sizes: number[] = []): CapturedOutput {
@@ -37,7 +37,13 @@ function prng(seed: number): () => number {
 describe('output buffer', () => {
   it('keeps a stream that fits whole, at exactly the cap too', () => {
     expect(capture(10, Buffer.from('hello'))).to.deep.equal({ text: 'hello', truncated: false, omittedBytes: 0, totalBytes: 5, invalidUtf8: false });
-    expect(capture(10, Buffer.from('0123456789'), [1, 1, 3])).to.deep.equal({ text: '0123456789', truncated: false, omittedBytes: 0, totalBytes: 10, invalidUtf8: false });
+    expect(capture(10, Buffer.from('0123456789'), [1, 1, 3])).to.deep.equal({
+      text: '0123456789',
+      truncated: false,
+      omittedBytes: 0,
+      totalBytes: 10,
+      invalidUtf8: false,
+    });
     expect(capture(10, Buffer.alloc(0))).to.deep.equal({ text: '', truncated: false, omittedBytes: 0, totalBytes: 0, invalidUtf8: false });
   });
 
@@ -48,8 +54,20 @@ describe('output buffer', () => {
   });
 
   it('keeps only the count when the cap is 0 or 1', () => {
-    expect(capture(0, Buffer.from('abc'))).to.deep.equal({ text: '\n[... 3 bytes omitted ...]\n', truncated: true, omittedBytes: 3, totalBytes: 3, invalidUtf8: false });
-    expect(capture(1, Buffer.from('abc'), [1, 1])).to.deep.equal({ text: 'a\n[... 2 bytes omitted ...]\n', truncated: true, omittedBytes: 2, totalBytes: 3, invalidUtf8: false });
+    expect(capture(0, Buffer.from('abc'))).to.deep.equal({
+      text: '\n[... 3 bytes omitted ...]\n',
+      truncated: true,
+      omittedBytes: 3,
+      totalBytes: 3,
+      invalidUtf8: false,
+    });
+    expect(capture(1, Buffer.from('abc'), [1, 1])).to.deep.equal({
+      text: 'a\n[... 2 bytes omitted ...]\n',
+      truncated: true,
+      omittedBytes: 2,
+      totalBytes: 3,
+      invalidUtf8: false,
+    });
   });
 
   it('cuts at character boundaries, counting the bytes of a cut character as omitted', () => {
@@ -135,7 +153,11 @@ describe('output buffer', () => {
       const buf = Buffer.from([0x61, ...seq]);
       expect(utf8Boundary(buf, buf.length), seq.join(',')).to.equal(1);
     }
-    for (const seq of [[0xc3, 0xa9], [0xe2, 0x82, 0xac], [0xf0, 0x9f, 0x98, 0x80]]) {
+    for (const seq of [
+      [0xc3, 0xa9],
+      [0xe2, 0x82, 0xac],
+      [0xf0, 0x9f, 0x98, 0x80],
+    ]) {
       const buf = Buffer.from([0x61, ...seq]);
       expect(utf8Boundary(buf, buf.length), seq.join(',')).to.equal(buf.length);
     }

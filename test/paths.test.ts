@@ -5,7 +5,19 @@
  * that no fd into the temp tree was left open.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -97,13 +109,23 @@ describe('path confinement', () => {
     });
 
     it('refuses ".." that climbs out, however it is spelled', () => {
-      for (const p of ['..', '../', '../proj-evil', '../outside/secret', 'sub/../../outside', 'sub/deeper/../../..', './..', '../'.repeat(50) + 'etc/passwd', `${'a/'.repeat(300)}${'../'.repeat(301)}x`]) {
+      for (const p of [
+        '..',
+        '../',
+        '../proj-evil',
+        '../outside/secret',
+        'sub/../../outside',
+        'sub/deeper/../../..',
+        './..',
+        `${'../'.repeat(50)}etc/passwd`,
+        `${'a/'.repeat(300)}${'../'.repeat(301)}x`,
+      ]) {
         const err = refusal(() => resolveInProject(root, p), p);
         expect(err.code, p).to.equal('path_outside_project');
       }
     });
 
-    it('refuses absolute paths elsewhere, a sibling whose name starts with the root\'s included', () => {
+    it("refuses absolute paths elsewhere, a sibling whose name starts with the root's included", () => {
       for (const p of ['/', '/etc/passwd', outside, `${root}-evil`, `${root}-evil/secret`, `${root}/../outside`, base]) {
         expect(refusal(() => resolveInProject(root, p), p).code, p).to.equal('path_outside_project');
       }
@@ -158,7 +180,17 @@ describe('path confinement', () => {
 
     it('treats unicode look-alikes of "." and "/" as plain names inside the project', () => {
       // one-dot leaders, fullwidth full stops, division slash, fraction slash, RTL override, NFC and NFD é
-      for (const name of ['\u2024\u2024', '\uff0e\uff0e', '\u2025', 'a\u2215..\u2215etc', '\u2044..\u2044', '\u202e..', 'caf\u00e9', 'cafe\u0301', '日本語/ファイル.txt']) {
+      for (const name of [
+        '\u2024\u2024',
+        '\uff0e\uff0e',
+        '\u2025',
+        'a\u2215..\u2215etc',
+        '\u2044..\u2044',
+        '\u202e..',
+        'caf\u00e9',
+        'cafe\u0301',
+        '日本語/ファイル.txt',
+      ]) {
         expect(resolveInProject(root, name), name).to.equal(join(root, name));
         expect(resolveInProject(root, `sub/${name}`), name).to.equal(join(root, 'sub', name));
       }

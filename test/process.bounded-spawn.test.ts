@@ -3,11 +3,12 @@
  * run ends at the child's exit even while a grandchild holds its pipes, yet reads everything the child wrote; a
  * process that escaped the tree cannot hold the run open; the cgroup join comes before the child runs.
  */
+
+import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { type BoundedProcess, type BoundedSpawnOptions, boundedSpawn } from '../lib/process/bounded-spawn.js';
 import { JOB_MARKER_VAR } from '../lib/process/process-tree.js';

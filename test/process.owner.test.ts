@@ -1,7 +1,7 @@
 /** Per-project owners: uid claims, and handing a tree over without a swapped symlink leading the root walk out. */
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { lstatSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -41,12 +41,19 @@ describe('process: project owners', () => {
       await writeFile(join(outside, `f${i}`), 'root only\n');
     }
     // A hostile command's loop: d flips between the real folder and a link to `outside` (renameat2 EXCHANGE).
-    const swapper = spawn('python3', ['-c', [
-      'import ctypes, os, sys',
-      'libc = ctypes.CDLL(None, use_errno=True)',
-      `os.symlink(${JSON.stringify(outside)}, ".d.lnk")`,
-      'while True: libc.renameat2(-100, b"d", -100, b".d.lnk", 2)',
-    ].join('\n')], { cwd: tree, stdio: 'ignore' });
+    const swapper = spawn(
+      'python3',
+      [
+        '-c',
+        [
+          'import ctypes, os, sys',
+          'libc = ctypes.CDLL(None, use_errno=True)',
+          `os.symlink(${JSON.stringify(outside)}, ".d.lnk")`,
+          'while True: libc.renameat2(-100, b"d", -100, b".d.lnk", 2)',
+        ].join('\n'),
+      ],
+      { cwd: tree, stdio: 'ignore' },
+    );
     try {
       // The swapper is running once d has been a symlink (python may take a while to start).
       const deadline = Date.now() + 20_000;

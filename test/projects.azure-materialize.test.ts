@@ -3,18 +3,19 @@
  * planted in the container behind the server's back are refused as PUT would refuse them, a crash leaves the
  * store untouched and the next start still knows the unsaved work, and an unreachable store stops the start.
  */
-import { expect } from 'chai';
+
 import { randomBytes } from 'node:crypto';
-import { createServer, request, Agent, type IncomingMessage, type Server } from 'node:http';
-import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { Agent, createServer, type IncomingMessage, request, type Server } from 'node:http';
 import { join, relative } from 'node:path';
 import type { ContainerClient } from '@azure/storage-blob';
-import { blobFile, startAzurite, containerClient, uniqueContainerName, type Azurite } from './helpers/azurite.js';
-import { startChild, type ChildServer } from './helpers/child-server.js';
-import { authHeaders, buildArchive, startServer, tempDir, type TestServer } from './helpers/harness.js';
+import { expect } from 'chai';
+import { type Azurite, blobFile, containerClient, startAzurite, uniqueContainerName } from './helpers/azurite.js';
+import { type ChildServer, startChild } from './helpers/child-server.js';
+import { authHeaders, buildArchive, startServer, type TestServer, tempDir } from './helpers/harness.js';
+import { closedPort, exists } from './helpers/probes.js';
 import { buildTarGz } from './helpers/tar-writer.js';
 import { buildZip, zipFile, zipSymlink } from './helpers/zip-writer.js';
-import { closedPort, exists } from './helpers/probes.js';
 
 const MiB = 1024 * 1024;
 /** The emulator's public development key (not a secret); an error message must never quote it. */
@@ -123,7 +124,10 @@ describe('projects: materializing from Azure Blob Storage (Azurite)', function (
   });
 
   /** A server on a fresh container of the emulator (reached through `connectionString`, by default directly). */
-  async function azureServer(extra: Record<string, unknown> = {}, connectionString = azurite.connectionString): Promise<{ s: TestServer; name: string; container: ContainerClient }> {
+  async function azureServer(
+    extra: Record<string, unknown> = {},
+    connectionString = azurite.connectionString,
+  ): Promise<{ s: TestServer; name: string; container: ContainerClient }> {
     const name = uniqueContainerName('mat');
     const s = await startServer({ store: { backend: 'azure', azure: { connectionString, container: name } }, ...SMALL, ...extra });
     servers.push(s);
@@ -144,16 +148,16 @@ describe('projects: materializing from Azure Blob Storage (Azurite)', function (
 
         const held = proxy.hold(name, blob);
         let settled = 0;
-        const reads = Array.from({ length: 20 }, () =>
-          s.api('/file/read', { project_id: 'placed', path: 'src/a.txt' }).finally(() => settled++),
-        );
+        const reads = Array.from({ length: 20 }, () => s.api('/file/read', { project_id: 'placed', path: 'src/a.txt' }).finally(() => settled++));
         await held.arrived;
         // While the one download is held, the other project answers: materializing holds no slot it needs. A hang
         // here is the failure; the guard only turns mocha's generic timeout into a message saying so.
         let guard: NodeJS.Timeout | undefined;
         const other = await Promise.race([
           s.api('/file/read', { project_id: 'other', path: 'b.txt' }),
-          new Promise<never>((_, reject) => (guard = setTimeout(() => reject(new Error('a read of a cached project waited for another project\'s download')), 20_000))),
+          new Promise<never>(
+            (_, reject) => (guard = setTimeout(() => reject(new Error("a read of a cached project waited for another project's download")), 20_000)),
+          ),
         ]).finally(() => clearTimeout(guard));
         expect(other.status, JSON.stringify(other.body)).to.equal(200);
         expect(other.body.content).to.equal('other content\n');
@@ -213,7 +217,11 @@ describe('projects: materializing from Azure Blob Storage (Azurite)', function (
       {
         title: 'zip-slip: a name climbing out with ".."',
         formats: BOTH,
-        build: (f, t) => file(f, [{ name: 'ok.txt', data: 'ok' }, { name: `${t.up}/slip.txt`, data: 'pwned' }]),
+        build: (f, t) =>
+          file(f, [
+            { name: 'ok.txt', data: 'ok' },
+            { name: `${t.up}/slip.txt`, data: 'pwned' },
+          ]),
         code: 'unsafe_archive_entry',
         names: (t) => [JSON.stringify(`${t.up}/slip.txt`), '".." segment'],
         aimed: (t) => [join(t.sentinel, 'slip.txt')],
@@ -229,7 +237,11 @@ describe('projects: materializing from Azure Blob Storage (Azurite)', function (
       {
         title: 'a relative symlink leading outside, then a file written through it',
         formats: BOTH,
-        build: (f, t) => file(f, [{ name: 'link', link: t.up }, { name: 'link/pwned.txt', data: 'pwned' }]),
+        build: (f, t) =>
+          file(f, [
+            { name: 'link', link: t.up },
+            { name: 'link/pwned.txt', data: 'pwned' },
+          ]),
         code: 'unsafe_archive_entry',
         names: () => ['"link"', 'outside'],
         aimed: (t) => [join(t.sentinel, 'pwned.txt')],
@@ -237,7 +249,11 @@ describe('projects: materializing from Azure Blob Storage (Azurite)', function (
       {
         title: 'an absolute symlink, then a file written through it',
         formats: BOTH,
-        build: (f, t) => file(f, [{ name: 'abs', link: t.sentinel }, { name: 'abs/pwned.txt', data: 'pwned' }]),
+        build: (f, t) =>
+          file(f, [
+            { name: 'abs', link: t.sentinel },
+            { name: 'abs/pwned.txt', data: 'pwned' },
+          ]),
         code: 'unsafe_archive_entry',
         names: (t) => ['"abs"', t.sentinel],
         aimed: (t) => [join(t.sentinel, 'pwned.txt')],
@@ -270,7 +286,10 @@ describe('projects: materializing from Azure Blob Storage (Azurite)', function (
         title: 'a truncated archive',
         formats: ['tar.gz'],
         build: async () => {
-          const whole = await buildTarGz([{ name: 'a.txt', data: 'a' }, { name: 'big.bin', data: randomBytes(512 * 1024) }]);
+          const whole = await buildTarGz([
+            { name: 'a.txt', data: 'a' },
+            { name: 'big.bin', data: randomBytes(512 * 1024) },
+          ]);
           return whole.subarray(0, Math.floor(whole.length * 0.75));
         },
         code: 'bad_archive',
@@ -335,7 +354,7 @@ describe('projects: materializing from Azure Blob Storage (Azurite)', function (
   });
 
   describe('a crash (SIGKILL, no shutdown write-back)', () => {
-    it('leaves the old archive in the store; the next start on the same data dir knows the copy is dirty and saves it', async function () {
+    it('leaves the old archive in the store; the next start on the same data dir knows the copy is dirty and saves it', async () => {
       const dataDir = await tempDir('toolhost-crash-');
       const children: ChildServer[] = [];
       cleanups.push(async () => {

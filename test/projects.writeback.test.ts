@@ -2,12 +2,13 @@
  * Write-back: working copies go back to the store on save, eviction and shutdown, conditionally on the ETag they
  * came from, and nothing an agent wrote is lost. Against Azurite (the real Blob API) and the local store.
  */
-import { expect } from 'chai';
+
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
-import { blobFile, startAzurite, type Azurite } from './helpers/azurite.js';
-import { buildArchive, readFromArchive, startServer, tempDir, type TestServer } from './helpers/harness.js';
+import { expect } from 'chai';
+import { type Azurite, blobFile, startAzurite } from './helpers/azurite.js';
+import { buildArchive, readFromArchive, startServer, type TestServer, tempDir } from './helpers/harness.js';
 
 describe('projects: write-back to Azure Blob Storage (Azurite)', function () {
   this.timeout(60_000);
@@ -224,7 +225,9 @@ describe('projects: the janitor (local store, controlled clock)', function () {
     expect(report.kept).to.deep.equal(['busy']);
     expect(report.failed).to.deep.equal([]);
 
-    const cached = Object.fromEntries(((await s.api('/projects')).body.projects as { project_id: string; cached: boolean }[]).map((p) => [p.project_id, p.cached]));
+    const cached = Object.fromEntries(
+      ((await s.api('/projects')).body.projects as { project_id: string; cached: boolean }[]).map((p) => [p.project_id, p.cached]),
+    );
     expect(cached).to.deep.equal({ busy: true, idle: false, recent: true });
     expect(await readFromArchive(join(s.dataDir, 'store', 'idle.tar.gz'), 'a.txt')).to.equal('changed\n');
     await s.api(`/jobs/${job.body.job_id}`, undefined, { method: 'DELETE' });

@@ -9,8 +9,8 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { resolveSandbox } from '../lib/process/sandbox.js';
+import { startServer, type TestServer, tempDir } from './helpers/harness.js';
 import { skipBecause } from './helpers/jobs.js';
-import { startServer, tempDir, type TestServer } from './helpers/harness.js';
 
 /** Runs `command` in project `id` and fails the test unless it exits 0. */
 async function sh(s: TestServer, id: string, command: string): Promise<void> {
@@ -116,7 +116,10 @@ for (const sandbox of ['bwrap', 'none'] as const) {
           }),
         );
         // Some searches of d must have got past the check, or the race was never run.
-        expect([...outcomes.keys()].some((k) => k.startsWith('d -> 200')), JSON.stringify([...outcomes])).to.equal(true);
+        expect(
+          [...outcomes.keys()].some((k) => k.startsWith('d -> 200')),
+          JSON.stringify([...outcomes]),
+        ).to.equal(true);
         this.test!.title += ` (${[...outcomes].map(([k, n]) => `${k}: ${n}`).join(', ')})`;
       } finally {
         await s.api(`/jobs/${swap.body.job_id}`, undefined, { method: 'DELETE' });

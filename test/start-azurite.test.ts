@@ -4,14 +4,15 @@
  * SIGTERM to npm takes the whole tree down, Azurite included. If Azurite dies, the supervisor is stopped and the
  * script exits 1.
  */
-import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { createInterface } from 'node:readline';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import { authHeaders, buildArchive, tempDir } from './helpers/harness.js';
 import { alive, eventually } from './helpers/procs.js';
 
@@ -138,7 +139,9 @@ describe('npm run start:azurite (Azurite + one supervisor on the azure queue and
     const banner = run.stderr();
     const cs = /AZURE_STORAGE_CONNECTION_STRING='([^']+)'/.exec(banner)?.[1];
     expect(cs, banner).to.be.a('string');
-    expect(cs).to.match(/^DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=[^;]+;BlobEndpoint=http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1;QueueEndpoint=http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1;$/);
+    expect(cs).to.match(
+      /^DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=[^;]+;BlobEndpoint=http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1;QueueEndpoint=http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1;$/,
+    );
     for (const role of ['TOOLHOST_ROLE=api', 'TOOLHOST_ROLE=worker TOOLHOST_NODE_ID=w1', 'TOOLHOST_ROLE=worker TOOLHOST_NODE_ID=w2']) {
       expect(banner).to.include(`AZURE_STORAGE_CONNECTION_STRING='${cs}' TOOLHOST_QUEUE=azure TOOLHOST_STORE=azure ${role}`);
     }

@@ -5,7 +5,7 @@
  * systems for the local store; prefixes and unreachable endpoints for Azure.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -17,7 +17,7 @@ import { AzureBlobStore } from '../lib/store/azure-store.js';
 import { openStore } from '../lib/store/create-store.js';
 import { LocalStore } from '../lib/store/local-store.js';
 import type { ProjectStore } from '../lib/store/project-store.js';
-import { containerClient, startAzurite, uniqueContainerName, type Azurite } from './helpers/azurite.js';
+import { type Azurite, containerClient, startAzurite, uniqueContainerName } from './helpers/azurite.js';
 import { closedPort, exists } from './helpers/probes.js';
 
 /** One backend's store for one test. */
@@ -56,7 +56,10 @@ async function readAll(stream: Readable): Promise<Buffer> {
 }
 
 async function rejection(promise: Promise<unknown>): Promise<ToolhostError> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err, 'expected the call to fail with a ToolhostError').to.be.instanceOf(Error).and.have.property('name', 'ToolhostError');
   return err as ToolhostError;
 }
@@ -79,7 +82,11 @@ const local: Backend = {
     return {
       store: await openStore(config),
       another: () => openStore(config),
-      names: async () => (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name).sort(),
+      names: async () =>
+        (await readdir(dir, { withFileTypes: true }))
+          .filter((e) => e.isFile())
+          .map((e) => e.name)
+          .sort(),
     };
   },
 };
@@ -119,7 +126,6 @@ describe('project store', () => {
 
   for (const backend of [local, azure]) {
     describe(`contract: ${backend.name}`, () => {
-
       it('stores, lists and loads archives of both formats', async () => {
         const { store } = await backend.fixture();
         const zip = content('zip');
@@ -380,6 +386,4 @@ describe('project store', () => {
       expect(garbled.message).to.not.include('c2VjcmV0');
     });
   });
-
 });
-

@@ -1,12 +1,12 @@
-import { expect } from 'chai';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { expect } from 'chai';
 import { loadConfig } from '../config/load.js';
 import { ToolhostError } from '../lib/errors.js';
 import { startSupervisor } from '../supervisor/supervisor.js';
-import { startChild, type ChildServer } from './helpers/child-server.js';
-import { authHeaders, startServer, tempDir, type TestServer } from './helpers/harness.js';
-import { captureLog, type CapturedLog } from './helpers/log-capture.js';
+import { type ChildServer, startChild } from './helpers/child-server.js';
+import { authHeaders, startServer, type TestServer, tempDir } from './helpers/harness.js';
+import { type CapturedLog, captureLog } from './helpers/log-capture.js';
 import { eventually } from './helpers/procs.js';
 
 /** Polls an async check: for tests only. */
@@ -47,7 +47,9 @@ describe('config reload: POST /admin/reload', () => {
   it('applies a larger pool while a long command keeps running on the old one and completes', async () => {
     const order: string[] = [];
     // The first command runs until the test creates the file "go": the order of answers cannot depend on timing.
-    const first = s.api('/execute', { project_id: 'r', command: 'until [ -e go ]; do sleep 0.05; done; echo first', timeout_s: 60 }).finally(() => order.push('first'));
+    const first = s
+      .api('/execute', { project_id: 'r', command: 'until [ -e go ]; do sleep 0.05; done; echo first', timeout_s: 60 })
+      .finally(() => order.push('first'));
     expect(await until(async () => (await health()).jobs.running === 1)).to.equal(true);
     // One command slot: the second command waits for it.
     const second = s.api('/execute', { project_id: 'r', command: 'echo second' }).finally(() => order.push('second'));
@@ -72,7 +74,7 @@ describe('config reload: POST /admin/reload', () => {
     expect(captured.lines.some((l) => l.msg === 'config reloaded')).to.equal(true);
   });
 
-  it('applies handler limits and the front\'s checks to new jobs', async () => {
+  it("applies handler limits and the front's checks to new jobs", async () => {
     expect((await s.api('/file/list', { project_id: 'r', depth: 3 })).status).to.equal(200);
     await writeConfig({ ...base, files: { maxReadBytes: 12, maxWriteBytes: 16777216 }, list: { maxEntries: 5000, maxDepth: 2 } });
     const r = await reload();
@@ -112,7 +114,12 @@ describe('config reload: POST /admin/reload', () => {
 
   it('reports options that need a restart and keeps their old values', async () => {
     const queue = { backend: 'memory', maxDepth: 7 };
-    await writeConfig({ ...base, queue, http: { maxBodyBytes: 1000, maxArchiveBytes: 1000000, requestTimeoutS: 100 }, commands: { ...base.commands, maxConcurrent: 3 } });
+    await writeConfig({
+      ...base,
+      queue,
+      http: { maxBodyBytes: 1000, maxArchiveBytes: 1000000, requestTimeoutS: 100 },
+      commands: { ...base.commands, maxConcurrent: 3 },
+    });
     const r = await reload();
     expect(r.status).to.equal(200);
     expect(r.body.restart_required).to.have.members(['queue.maxDepth', 'http.maxBodyBytes']);
@@ -133,7 +140,10 @@ describe('config reload without a config source', () => {
     const dataDir = await tempDir('toolhost-data-');
     const sup = await startSupervisor(loadConfig({ overrides: { port: 0, dataDir, logLevel: 'silent' } }));
     try {
-      const err = await sup.reload().then(() => undefined, (e: unknown) => e);
+      const err = await sup.reload().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).to.be.instanceOf(ToolhostError);
       expect((err as ToolhostError).code).to.equal('bad_request');
     } finally {

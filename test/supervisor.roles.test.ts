@@ -4,11 +4,12 @@
  * GET /projects there answers from the store, in the shape a worker gives. A worker process beside it on the same
  * queue and store has all of them, and runs what the api process accepts.
  */
-import { expect } from 'chai';
+
 import { access, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ContainerClient } from '@azure/storage-blob';
-import { containerClient, startAzurite, uniqueContainerName, type Azurite } from './helpers/azurite.js';
+import { expect } from 'chai';
+import { type Azurite, containerClient, startAzurite, uniqueContainerName } from './helpers/azurite.js';
 import { buildArchive, startServer, type TestServer } from './helpers/harness.js';
 
 /** The metrics an exposition text declares (a gauge with no sample yet is declared all the same). */
@@ -16,7 +17,11 @@ function metricNames(text: string): Set<string> {
   return new Set(text.split('\n').flatMap((line) => /^# TYPE (\S+) /.exec(line)?.[1] ?? []));
 }
 
-const exists = (path: string): Promise<boolean> => access(path).then(() => true, () => false);
+const exists = (path: string): Promise<boolean> =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 /** The project cache's index (supervisor/cache-index.ts), written when the cache starts. */
 const INDEX = 'cache-index.json';
@@ -64,7 +69,7 @@ describe('roles: an api process is built without the worker parts (Azurite)', fu
     await azurite?.stop();
   });
 
-  it('/health of an api process has no pool, jobs, cache or write-back figures; a worker\'s has them', async () => {
+  it("/health of an api process has no pool, jobs, cache or write-back figures; a worker's has them", async () => {
     const a = await api.api('/health');
     expect(a.status).to.equal(200);
     expect(a.body).to.include({ status: 'ok', role: 'api', node: 'api1' });
@@ -122,7 +127,10 @@ describe('roles: an api process is built without the worker parts (Azurite)', fu
       expect(r.body.error.code).to.equal('not_on_this_role');
     }
     expect(await store.getBlockBlobClient('p2.tar.gz').exists()).to.equal(false);
-    const janitor = await api.sup.runJanitor().then(() => null, (err: unknown) => err);
+    const janitor = await api.sup.runJanitor().then(
+      () => null,
+      (err: unknown) => err,
+    );
     expect(janitor).to.have.property('code', 'not_on_this_role');
   });
 

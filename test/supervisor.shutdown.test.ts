@@ -1,11 +1,15 @@
-import { expect } from 'chai';
 import { rm } from 'node:fs/promises';
+import { expect } from 'chai';
+import { type ChildServer, startChild } from './helpers/child-server.js';
 import { authHeaders, buildArchive } from './helpers/harness.js';
-import { startChild, type ChildServer } from './helpers/child-server.js';
 import { eventually, processesWith } from './helpers/procs.js';
 
 async function post(srv: ChildServer, path: string, body: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(srv.url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...authHeaders(srv.token) }, body: JSON.stringify(body) });
+  const res = await fetch(srv.url + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...authHeaders(srv.token) },
+    body: JSON.stringify(body),
+  });
   return { status: res.status, body: await res.json() };
 }
 
@@ -27,7 +31,11 @@ describe('supervisor process: signals and shutdown', () => {
 
   async function start(graceS: number): Promise<ChildServer> {
     srv = await startChild({ logLevel: 'info', shutdown: { graceS }, commands: { killGraceS: 1 } });
-    const put = await fetch(`${srv.url}/projects/p`, { method: 'PUT', headers: authHeaders(srv.token), body: (await buildArchive({ 'a.txt': 'a\n' })) as unknown as BodyInit });
+    const put = await fetch(`${srv.url}/projects/p`, {
+      method: 'PUT',
+      headers: authHeaders(srv.token),
+      body: (await buildArchive({ 'a.txt': 'a\n' })) as unknown as BodyInit,
+    });
     expect(put.status).to.equal(201);
     return srv;
   }

@@ -55,7 +55,7 @@ describe('waiters', () => {
     w.settle('a', OK);
     expect(await Promise.all([a1, a2])).to.deep.equal([OK, OK]);
     expect([w.size, w.has('a')]).to.deep.equal([1, false]);
-    expect(await settledSoon(b), 'b got a\'s outcome').to.equal(false);
+    expect(await settledSoon(b), "b got a's outcome").to.equal(false);
     w.settle('b', { ok: false, error: { code: 'internal', message: 'x' } } as JobOutcome);
     expect(await b).to.deep.include({ ok: false });
   });

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { ToolhostError } from '../lib/errors.js';
-import { type CopyEvent, CopyState, EVENTS, MODES, type Mode, TRANSITIONS, allowed } from '../supervisor/working-copy.js';
+import { allowed, type CopyEvent, CopyState, EVENTS, MODES, type Mode, TRANSITIONS } from '../supervisor/working-copy.js';
 
 const modes = Object.keys(MODES) as Mode[];
 const events = Object.keys(EVENTS) as CopyEvent[];
@@ -149,21 +149,36 @@ describe('working copy: its modes and transitions', () => {
       const state = new CopyState('p1');
       // The second change starts during the first save: the copy is already dirty, so no event; the save ends dirty.
       expect(walk(state, ['materializing', 'clean', 'change', 'saveStarted', 'savedDirty', 'saveStarted', 'savedClean'])).to.deep.equal([
-        'absent', 'materializing', 'clean', 'dirty', 'saving', 'dirty', 'saving', 'clean',
+        'absent',
+        'materializing',
+        'clean',
+        'dirty',
+        'saving',
+        'dirty',
+        'saving',
+        'clean',
       ]);
     });
 
     it('an idle dirty copy is saved, then evicted', () => {
       const state = copyIn('dirty');
       expect(walk(state, ['withdraw', 'saveStarted', 'savedClean', 'absent'])).to.deep.equal([
-        'dirty', 'withdrawn-dirty', 'withdrawn-saving', 'withdrawn-clean', 'absent',
+        'dirty',
+        'withdrawn-dirty',
+        'withdrawn-saving',
+        'withdrawn-clean',
+        'absent',
       ]);
     });
 
     it('an eviction whose write-back fails gives the copy back, still dirty', () => {
       const state = copyIn('dirty');
       expect(walk(state, ['withdraw', 'saveStarted', 'savedDirty', 'giveBack'])).to.deep.equal([
-        'dirty', 'withdrawn-dirty', 'withdrawn-saving', 'withdrawn-dirty', 'dirty',
+        'dirty',
+        'withdrawn-dirty',
+        'withdrawn-saving',
+        'withdrawn-dirty',
+        'dirty',
       ]);
     });
 

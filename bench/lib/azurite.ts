@@ -8,10 +8,10 @@
  * (and through it the whole supervisor). Here the emulator is one of the runner's tracked children, so a scenario
  * that fails or times out cannot leave it running.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { Agent, createServer, request, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import { Agent, createServer, type IncomingMessage, type OutgoingHttpHeaders, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,9 +60,22 @@ export async function startAzurite(): Promise<Azurite> {
   // The table service cannot be left out of the all-in-one emulator: it gets a free port too, so it never
   // collides with another emulator on its default 10002.
   const args = [
-    '--skipApiVersionCheck', '--inMemoryPersistence', '--disableTelemetry', '--silent',
-    '--blobHost', '127.0.0.1', '--queueHost', '127.0.0.1', '--tableHost', '127.0.0.1',
-    '--blobPort', '0', '--queuePort', '0', '--tablePort', '0',
+    '--skipApiVersionCheck',
+    '--inMemoryPersistence',
+    '--disableTelemetry',
+    '--silent',
+    '--blobHost',
+    '127.0.0.1',
+    '--queueHost',
+    '127.0.0.1',
+    '--tableHost',
+    '127.0.0.1',
+    '--blobPort',
+    '0',
+    '--queuePort',
+    '0',
+    '--tablePort',
+    '0',
   ];
   const child = track(spawn(BIN, args, { cwd: home, stdio: ['ignore', 'pipe', 'pipe'] }));
   let urls: Record<string, string>;
@@ -104,7 +117,9 @@ export async function freshContainer(azurite: Azurite, prefix: string): Promise<
 
 /** Uploads `file` as project `id`'s archive blob (`<id>.zip` or `<id>.tar.gz`, the store's naming). */
 export async function plantArchive(c: BenchContainer, id: string, format: 'zip' | 'tar.gz', file: string): Promise<void> {
-  await c.client.getBlockBlobClient(`${id}.${format}`).uploadFile(file, { blockSize: BLOCK_BYTES, maxSingleShotSize: BLOCK_BYTES, concurrency: UPLOAD_CONCURRENCY });
+  await c.client
+    .getBlockBlobClient(`${id}.${format}`)
+    .uploadFile(file, { blockSize: BLOCK_BYTES, maxSingleShotSize: BLOCK_BYTES, concurrency: UPLOAD_CONCURRENCY });
 }
 
 /** Requests a {@link CountingProxy} forwarded. */
@@ -272,7 +287,9 @@ async function listeningUrls(child: ChildProcess): Promise<Record<string, string
       return urls;
     }
     if (gone || Date.now() > deadline) {
-      throw new Error(`azurite did not start (${gone ? `it exited with ${child.exitCode}` : `not listening within ${START_TIMEOUT_MS / 1000} s`}); it printed:\n${output.slice(-2000)}`);
+      throw new Error(
+        `azurite did not start (${gone ? `it exited with ${child.exitCode}` : `not listening within ${START_TIMEOUT_MS / 1000} s`}); it printed:\n${output.slice(-2000)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 25));
   }

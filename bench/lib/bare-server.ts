@@ -6,7 +6,7 @@
  *   POST /read   fs.promises.readFile(path)                        (raw read + round trip)
  * Run as a script it serves on 127.0.0.1 port 0 and prints {"url": ...} on stdout; imported, it gives the launcher.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,9 +25,7 @@ export interface BareServer {
 
 /** Starts the baseline server as a child process. */
 export async function launchBareServer(): Promise<BareServer> {
-  const child: ChildProcess = track(
-    spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], { stdio: ['ignore', 'pipe', 'inherit'] }),
-  );
+  const child: ChildProcess = track(spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], { stdio: ['ignore', 'pipe', 'inherit'] }));
   const lines = createInterface({ input: child.stdout! });
   const url = await new Promise<string>((resolve, reject) => {
     lines.once('line', (line) => resolve((JSON.parse(line) as { url: string }).url));

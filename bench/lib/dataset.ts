@@ -98,7 +98,8 @@ export function sourceText(prng: Prng, words: readonly string[], bytes: number):
     lines.push(line);
     size += line.length + 1;
   }
-  return `${lines.join('\n')}\n`.slice(0, bytes - 1) + '\n';
+  const text = `${lines.join('\n')}\n`.slice(0, bytes - 1);
+  return `${text}\n`;
 }
 
 /** What tree to generate. */

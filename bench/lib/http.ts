@@ -3,7 +3,7 @@
  * client-side cost is identical on both sides of a ratio.
  */
 import { createReadStream } from 'node:fs';
-import { Agent, request, type IncomingHttpHeaders } from 'node:http';
+import { Agent, type IncomingHttpHeaders, request } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 
 /** A response with its body parsed as JSON when it is JSON. */
@@ -16,7 +16,10 @@ export interface JsonResponse {
 /** Thrown for a response outside 2xx, with the server's error body in the message. */
 export class HttpError extends Error {
   override readonly name = 'HttpError';
-  constructor(readonly status: number, readonly body: unknown) {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+  ) {
     super(`HTTP ${status}: ${typeof body === 'string' ? body.slice(0, 500) : JSON.stringify(body).slice(0, 500)}`);
   }
 }
@@ -64,25 +67,29 @@ export class JsonClient {
   /** Sends a request and reads the whole answer. `body` is a string, or a file path when `isFile`. */
   send(method: string, path: string, body?: string, type?: string, isFile = false): Promise<JsonResponse> {
     return new Promise((resolve, reject) => {
-      const req = request(new URL(path, this.#base), { method, agent: this.#agent, headers: { ...this.#auth, ...(type ? { 'content-type': type } : {}) } }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (c: Buffer) => parts.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(parts).toString('utf8');
-          let parsed: unknown = text;
-          if ((res.headers['content-type'] ?? '').includes('json')) {
-            try {
-              parsed = JSON.parse(text);
-            } catch {
-              // keep the text
+      const req = request(
+        new URL(path, this.#base),
+        { method, agent: this.#agent, headers: { ...this.#auth, ...(type ? { 'content-type': type } : {}) } },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (c: Buffer) => parts.push(c));
+          res.on('error', reject);
+          res.on('end', () => {
+            const text = Buffer.concat(parts).toString('utf8');
+            let parsed: unknown = text;
+            if ((res.headers['content-type'] ?? '').includes('json')) {
+              try {
+                parsed = JSON.parse(text);
+              } catch {
+                // keep the text
+              }
             }
-          }
-          const status = res.statusCode ?? 0;
-          if (status < 200 || status > 299) reject(new HttpError(status, parsed));
-          else resolve({ status, headers: res.headers, body: parsed });
-        });
-      });
+            const status = res.statusCode ?? 0;
+            if (status < 200 || status > 299) reject(new HttpError(status, parsed));
+            else resolve({ status, headers: res.headers, body: parsed });
+          });
+        },
+      );
       req.on('error', reject);
       if (isFile && body !== undefined) pipeline(createReadStream(body), req).catch(reject);
       else req.end(body);

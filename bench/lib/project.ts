@@ -14,7 +14,13 @@ export async function writeFiles(dir: string, files: Record<string, string | Buf
 }
 
 /** Archives `dir` (tar.gz unless told) and uploads it as project `id`; the archive is removed afterwards. */
-export async function uploadDir(client: JsonClient, id: string, dir: string, tmp: string, o: { format?: 'zip' | 'tar.gz'; gzipLevel?: number } = {}): Promise<void> {
+export async function uploadDir(
+  client: JsonClient,
+  id: string,
+  dir: string,
+  tmp: string,
+  o: { format?: 'zip' | 'tar.gz'; gzipLevel?: number } = {},
+): Promise<void> {
   const format = o.format ?? 'tar.gz';
   const archive = join(tmp, `upload-${id}.${format}`);
   try {
@@ -26,7 +32,13 @@ export async function uploadDir(client: JsonClient, id: string, dir: string, tmp
 }
 
 /** Writes `files` into a fresh folder under `tmp` and uploads them as project `id`. */
-export async function uploadFiles(client: JsonClient, id: string, files: Record<string, string | Buffer>, tmp: string, format: 'zip' | 'tar.gz' = 'tar.gz'): Promise<void> {
+export async function uploadFiles(
+  client: JsonClient,
+  id: string,
+  files: Record<string, string | Buffer>,
+  tmp: string,
+  format: 'zip' | 'tar.gz' = 'tar.gz',
+): Promise<void> {
   const dir = join(tmp, `project-${id}`);
   try {
     await writeFiles(dir, files);

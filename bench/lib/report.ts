@@ -121,7 +121,19 @@ export function allRows(results: readonly ScenarioResult[]): Row[] {
   return results.flatMap((s) =>
     s.rows.length > 0
       ? s.rows
-      : [{ scenario: s.name, figure: '', unit: '', toolhost: null, baseline: null, ratio: null, target: '', status: s.status === 'ok' ? 'info' : s.status, ...(s.error ? { note: s.error } : {}) }],
+      : [
+          {
+            scenario: s.name,
+            figure: '',
+            unit: '',
+            toolhost: null,
+            baseline: null,
+            ratio: null,
+            target: '',
+            status: s.status === 'ok' ? 'info' : s.status,
+            ...(s.error ? { note: s.error } : {}),
+          },
+        ],
   );
 }
 

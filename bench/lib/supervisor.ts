@@ -4,7 +4,7 @@
  * read from its "toolhost listening" log line. Its logs (info level, as in production) go to a file in the
  * scenario's temp folder rather than a pipe, so the bench's event loop does not handle them while measuring.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -60,9 +60,7 @@ export async function launchSupervisor(o: LaunchOptions): Promise<SupervisorProc
   delete env.TOOLHOST_TOKEN;
   let child: ChildProcess;
   try {
-    child = track(
-      spawn(process.execPath, ['dist/supervisor/main.js'], { cwd: REPO_ROOT, env, stdio: ['ignore', fd, fd] }),
-    );
+    child = track(spawn(process.execPath, ['dist/supervisor/main.js'], { cwd: REPO_ROOT, env, stdio: ['ignore', fd, fd] }));
   } finally {
     closeSync(fd);
   }

@@ -16,14 +16,14 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { configSchema } from '../../config/schema.js';
-import { type Azurite, type CountingProxy, type RequestCounts, freshContainer, plantArchive, startAzurite, startCountingProxy } from '../lib/azurite.js';
+import { type Azurite, type CountingProxy, freshContainer, plantArchive, type RequestCounts, startAzurite, startCountingProxy } from '../lib/azurite.js';
 import { buildArchive, sourceFile } from '../lib/dataset.js';
 import { JsonClient } from '../lib/http.js';
 import { pairPercentile, timeAlternately } from '../lib/pair.js';
 import { uploadFiles, writeFiles } from '../lib/project.js';
 import { percentile } from '../lib/stats.js';
 import { launchSupervisor, type SupervisorProcess } from '../lib/supervisor.js';
-import { NotBuilt, type Figure, type Scenario, type ScenarioContext } from '../lib/types.js';
+import { type Figure, NotBuilt, type Scenario, type ScenarioContext } from '../lib/types.js';
 
 /** The file every read returns: 2 KiB of source-like text. */
 const FILE = 'src/read.ts';
@@ -103,7 +103,13 @@ function freshPrefix(tag: string): string {
 }
 
 /** The config of a supervisor on the Azure store and queue of `connectionString`. */
-function azureConfig(connectionString: string, prefix: string, role: 'all' | 'api' | 'worker', nodeId: string, container = `${prefix}-projects`): Record<string, unknown> {
+function azureConfig(
+  connectionString: string,
+  prefix: string,
+  role: 'all' | 'api' | 'worker',
+  nodeId: string,
+  container = `${prefix}-projects`,
+): Record<string, unknown> {
   return {
     role,
     nodeId,
@@ -215,7 +221,12 @@ async function latency(ctx: ScenarioContext, azurite: Azurite, s: Sizes): Promis
     await uploadFiles(thMemory, 'rt', { [FILE]: CONTENT }, ctx.tmp);
     await uploadFiles(thAzure, 'rt', { [FILE]: CONTENT }, ctx.tmp);
     ctx.log(`latency: ${s.reads} reads on each side, alternating`);
-    const samples = await timeAlternately(s.reads, s.warmup, () => read(thAzure, 'rt'), () => read(thMemory, 'rt'));
+    const samples = await timeAlternately(
+      s.reads,
+      s.warmup,
+      () => read(thAzure, 'rt'),
+      () => read(thMemory, 'rt'),
+    );
     const spread = [10, 25, 50, 75, 90].map((p) => `p${p} ${percentile(samples.toolhost, p).toFixed(1)}`).join(', ');
     return [
       {
@@ -250,7 +261,7 @@ function idleFigures(s: Sizes, startup: RequestCounts, fresh: Window, held: Wind
       figure: 'idle queue polls per process (role all)',
       unit: 'req/s',
       value: queueRequests(fresh.counts) / fresh.seconds,
-      note: 'the queue service\'s share of the row above',
+      note: "the queue service's share of the row above",
     },
     {
       figure: `idle storage requests per process holding ${s.projects} projects`,
@@ -304,7 +315,8 @@ async function throughput(ctx: ScenarioContext, azurite: Azurite, s: Sizes): Pro
   for (const id of ids) await plantArchive(container, id, 'tar.gz', archive);
 
   // freshContainer adds a random suffix to the name: the supervisors are given the container's real name.
-  const cfg = (role: 'api' | 'worker', nodeId: string): Record<string, unknown> => azureConfig(azurite.connectionString, prefix, role, nodeId, container.client.containerName);
+  const cfg = (role: 'api' | 'worker', nodeId: string): Record<string, unknown> =>
+    azureConfig(azurite.connectionString, prefix, role, nodeId, container.client.containerName);
   const procs = await Promise.all([
     launchSupervisor({ tmp: ctx.tmp, name: 'tp-api', config: cfg('api', 'api') }),
     launchSupervisor({ tmp: ctx.tmp, name: 'tp-w1', config: cfg('worker', 'w1') }),
@@ -383,7 +395,14 @@ async function rawQueue(connectionString: string, n: number, senders: number): P
     Buffer.from(
       JSON.stringify({
         k: 'job',
-        job: { id: randomUUID(), type: 'file.read', projectId: 'p0', payload: { project_id: 'p0', path: FILE }, enqueuedAt: Date.now(), requestId: randomUUID() },
+        job: {
+          id: randomUUID(),
+          type: 'file.read',
+          projectId: 'p0',
+          payload: { project_id: 'p0', path: FILE },
+          enqueuedAt: Date.now(),
+          requestId: randomUUID(),
+        },
         replyTo: 'tp-00000000-replies-api',
       }),
     ).toString('base64');

@@ -39,24 +39,9 @@ export const execOverhead: Scenario = {
       await uploadFiles(tp, 'exec', { 'README.md': 'bench\n' }, ctx.tmp);
       await uploadFiles(ts, 'exec', { 'README.md': 'bench\n' }, ctx.tmp);
       ctx.log(`${n} executes each side`);
-      const exec = await timeAlternately(
-        n,
-        warmup,
-        () => executeTrue(th),
-        spawnTrue,
-      );
-      const unsandboxed = await timeAlternately(
-        n,
-        warmup,
-        () => executeTrue(tp),
-        spawnTrue,
-      );
-      const stagedRun = await timeAlternately(
-        n,
-        warmup,
-        () => executeTrue(ts),
-        spawnTrue,
-      );
+      const exec = await timeAlternately(n, warmup, () => executeTrue(th), spawnTrue);
+      const unsandboxed = await timeAlternately(n, warmup, () => executeTrue(tp), spawnTrue);
+      const stagedRun = await timeAlternately(n, warmup, () => executeTrue(ts), spawnTrue);
       const floor = await timeAlternately(
         n,
         warmup,

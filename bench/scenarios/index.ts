@@ -11,4 +11,15 @@ import { search } from './search.js';
 import { throughput } from './throughput.js';
 import { waiters } from './waiters.js';
 
-export const SCENARIOS: readonly Scenario[] = [execOverhead, readOverhead, isolation, throughput, waiters, coldStart, save, search, azureRoundtrip, outputFlood];
+export const SCENARIOS: readonly Scenario[] = [
+  execOverhead,
+  readOverhead,
+  isolation,
+  throughput,
+  waiters,
+  coldStart,
+  save,
+  search,
+  azureRoundtrip,
+  outputFlood,
+];

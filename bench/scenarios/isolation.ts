@@ -49,7 +49,13 @@ export const isolation: Scenario = {
       const spinMs = Math.min(...done.slice(0, 2).map((r) => Number(r.body.duration_ms)));
       if (spinMs < loadedMs) throw new Error(`a CPU-bound command ran ${spinMs} ms, less than the ${loadedMs} ms of loaded reads`);
       return [
-        { figure: 'p99 read latency (loaded vs idle)', unit: 'ms', value: percentile(loaded, 99), baseline: percentile(idle, 99), target: { of: 'ratio', op: '<=', limit: 1.5 } },
+        {
+          figure: 'p99 read latency (loaded vs idle)',
+          unit: 'ms',
+          value: percentile(loaded, 99),
+          baseline: percentile(idle, 99),
+          target: { of: 'ratio', op: '<=', limit: 1.5 },
+        },
         { figure: 'p50 read latency (loaded vs idle)', unit: 'ms', value: percentile(loaded, 50), baseline: percentile(idle, 50) },
         { figure: 'reads not answered (idle + loaded)', unit: 'reads', value: failed, target: { of: 'value', op: '<=', limit: 0 } },
       ];

@@ -133,7 +133,8 @@ async function timedSave(sup: SupervisorProcess, th: JsonClient, id: string, rou
     answer = (await th.post(`/projects/${id}/save`, {})).body;
   });
   const peak = Math.max(sup.memory().peak, sampler.stop().maxRss);
-  if (answer.saved !== true || typeof answer.archive_bytes !== 'number') throw new Error(`the save of a dirty ${id} uploaded nothing: ${JSON.stringify(answer)}`);
+  if (answer.saved !== true || typeof answer.archive_bytes !== 'number')
+    throw new Error(`the save of a dirty ${id} uploaded nothing: ${JSON.stringify(answer)}`);
   s.ms.push(ms);
   s.bytes = answer.archive_bytes;
   s.growth = Math.max(s.growth, peak - before);
@@ -166,7 +167,12 @@ function toFigures(r: RoundsResult, suffix: string, files: number): Figure[] {
           `${files} files and one more per round; toolhost's archive ${mib(toolhost.bytes).toFixed(1)} MiB, ${TOOL[format]}'s ${mib(baseline.bytes).toFixed(1)} MiB; all samples ms: toolhost ${toolhost.ms.map((x) => x.toFixed(0)).join(', ')}, ${TOOL[format]} ${baseline.ms.map((x) => x.toFixed(0)).join(', ')}` +
           (suffix ? `; includes the block upload to Azurite over loopback (Azurite shares the machine's cores); the baseline writes to local disk` : ''),
       },
-      { figure: `${format}: peak RSS growth in save${suffix}`, unit: 'MiB', value: mib(toolhost.growth), note: `compare 2 x archive = ${mib(2 * toolhost.bytes).toFixed(0)} MiB (cold-start's limit; save has no target)` },
+      {
+        figure: `${format}: peak RSS growth in save${suffix}`,
+        unit: 'MiB',
+        value: mib(toolhost.growth),
+        note: `compare 2 x archive = ${mib(2 * toolhost.bytes).toFixed(0)} MiB (cold-start's limit; save has no target)`,
+      },
     ];
   });
 }

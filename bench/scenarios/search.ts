@@ -35,7 +35,10 @@ export const search: Scenario = {
       ctx.log('uploading');
       await uploadDir(th, 'search', tree.root, ctx.tmp, { gzipLevel: 1 });
       const figures: Figure[] = [];
-      for (const [kind, pattern, regex] of [['literal', LITERAL, false], ['regex', REGEX, true]] as const) {
+      for (const [kind, pattern, regex] of [
+        ['literal', LITERAL, false],
+        ['regex', REGEX, true],
+      ] as const) {
         const mode = regex ? [] : ['-F'];
         const viaToolhost = async (): Promise<void> => {
           const r = await th.post('/search', { project_id: 'search', pattern, regex });

@@ -3,7 +3,7 @@ import { launchBareServer } from '../lib/bare-server.js';
 import { sourceFile } from '../lib/dataset.js';
 import { waitForIdle } from '../lib/health.js';
 import { type Endpoint, JsonClient } from '../lib/http.js';
-import { load, type LoadRequest, type LoadResult } from '../lib/load.js';
+import { type LoadRequest, type LoadResult, load } from '../lib/load.js';
 import { uploadFiles } from '../lib/project.js';
 import { launchSupervisor } from '../lib/supervisor.js';
 import type { Scenario } from '../lib/types.js';

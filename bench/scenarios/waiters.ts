@@ -55,7 +55,13 @@ export const waiters: Scenario = {
       const early = outcomes.filter((o) => o.status === 200 && o.jobStatus === 'running').length;
       const firstError = errors[0] ? ` (first: ${errors[0].status === 0 ? errors[0].error : `HTTP ${errors[0].status}`})` : '';
       return [
-        { figure: `errors of ${n} long-polls`, unit: 'requests', value: errors.length, target: { of: 'value', op: '<=', limit: 0 }, ...(firstError ? { note: `errors${firstError}` } : {}) },
+        {
+          figure: `errors of ${n} long-polls`,
+          unit: 'requests',
+          value: errors.length,
+          target: { of: 'value', op: '<=', limit: 0 },
+          ...(firstError ? { note: `errors${firstError}` } : {}),
+        },
         {
           figure: `RSS growth with ${n} waiting`,
           unit: 'MiB',

@@ -38,9 +38,8 @@ export class ChunkedDeflate {
     if (!last) {
       const tail = chunk.subarray(Math.max(0, chunk.length - WINDOW_BYTES));
       // A copy: the chunk's memory belongs to the caller. Too short a tail is topped up from the old dictionary.
-      this.#dictionary = tail.length === WINDOW_BYTES || this.#dictionary === null
-        ? Buffer.from(tail)
-        : Buffer.concat([this.#dictionary, tail]).subarray(-WINDOW_BYTES);
+      this.#dictionary =
+        tail.length === WINDOW_BYTES || this.#dictionary === null ? Buffer.from(tail) : Buffer.concat([this.#dictionary, tail]).subarray(-WINDOW_BYTES);
     }
     return packed;
   }

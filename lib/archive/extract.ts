@@ -12,7 +12,7 @@ import { chmodSync, createReadStream, mkdirSync, realpathSync, statSync } from '
 import { rm } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { ToolhostError, errnoCode, toToolhostError } from '../errors.js';
+import { errnoCode, ToolhostError, toToolhostError } from '../errors.js';
 import type { ArchiveFormat } from './format.js';
 import { corrupt } from './refusals.js';
 import { READ_CHUNK_BYTES, readTarGz } from './tar-reader.js';

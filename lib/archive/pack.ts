@@ -15,13 +15,13 @@
  * still hears its messages. This file is the front: what goes in, and the reading of files; the walk is in
  * `tree-walk.ts`, the formats in `zip-writer.ts` and `tar-writer.ts`.
  */
-import { type Stats, closeSync, constants, fstatSync, mkdirSync, openSync, readSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readSync, type Stats, statSync, unlinkSync } from 'node:fs';
 import { dirname, isAbsolute, posix, resolve } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { ToolhostError, errnoCode, toToolhostError } from '../errors.js';
+import { errnoCode, ToolhostError, toToolhostError } from '../errors.js';
 import type { ArchiveFormat } from './format.js';
 import { TarGzWriter } from './tar-writer.js';
-import { MAX_NAME_BYTES, type Met, type TreeEntry, VANISHED, tooLong, unreadable, walk } from './tree-walk.js';
+import { MAX_NAME_BYTES, type Met, type TreeEntry, tooLong, unreadable, VANISHED, walk } from './tree-walk.js';
 import { MAX_LINK_TARGET, ratioLimit } from './tree-writer.js';
 import type { ArchiveLimits, ArchiveWriter, EntryMeta } from './types.js';
 import { ZipWriter } from './zip-writer.js';
@@ -163,15 +163,25 @@ async function packInto(fd: number, root: string, opts: PackOptions): Promise<Pa
 function refuseUnloadable(packed: PackResult, limits: ArchiveLimits): void {
   const lost = packed.skipped.filter((e) => e.kind !== 'symlink');
   if (lost.length > 0) {
-    throw new ToolhostError('unsafe_archive_entry', `not saved: ${lost.map((e) => `"${e.name}" (${e.reason})`).join(', ')} could not be extracted again; rename it, then save again`, { entry: lost[0]!.name });
+    throw new ToolhostError(
+      'unsafe_archive_entry',
+      `not saved: ${lost.map((e) => `"${e.name}" (${e.reason})`).join(', ')} could not be extracted again; rename it, then save again`,
+      { entry: lost[0]!.name },
+    );
   }
   const over =
-    packed.entries > limits.maxEntries ? `${packed.entries} entries (archive.maxEntries is ${limits.maxEntries})`
-    : packed.bytes > limits.maxTotalBytes ? `${packed.bytes} bytes of content (archive.maxTotalBytes is ${limits.maxTotalBytes})`
-    : packed.bytes > ratioLimit(limits, packed.archiveBytes) ? `${packed.bytes} bytes in a ${packed.archiveBytes}-byte archive, past archive.maxRatio (${limits.maxRatio}), like a bomb`
-    : null;
+    packed.entries > limits.maxEntries
+      ? `${packed.entries} entries (archive.maxEntries is ${limits.maxEntries})`
+      : packed.bytes > limits.maxTotalBytes
+        ? `${packed.bytes} bytes of content (archive.maxTotalBytes is ${limits.maxTotalBytes})`
+        : packed.bytes > ratioLimit(limits, packed.archiveBytes)
+          ? `${packed.bytes} bytes in a ${packed.archiveBytes}-byte archive, past archive.maxRatio (${limits.maxRatio}), like a bomb`
+          : null;
   if (over !== null) {
-    throw new ToolhostError('archive_too_large', `not saved: the archive would hold ${over} and could not be loaded again; delete large generated files (or leave them out with store.exclude), or raise the limit`);
+    throw new ToolhostError(
+      'archive_too_large',
+      `not saved: the archive would hold ${over} and could not be loaded again; delete large generated files (or leave them out with store.exclude), or raise the limit`,
+    );
   }
 }
 

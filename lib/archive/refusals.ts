@@ -22,9 +22,10 @@ export function special(entry: string, kind: string): ToolhostError {
 
 /** `archive_too_large` for an entry count past `limit`, at `entry` or from the count the archive declares. */
 export function tooManyEntries(limit: number, entry?: string, declared?: number): ToolhostError {
-  const what = entry === undefined
-    ? `holds ${declared ?? 'too many'} entries, more than the limit of ${limit}`
-    : `has more than ${limit} entries (stopped at ${show(entry)})`;
+  const what =
+    entry === undefined
+      ? `holds ${declared ?? 'too many'} entries, more than the limit of ${limit}`
+      : `has more than ${limit} entries (stopped at ${show(entry)})`;
   return new ToolhostError(
     'archive_too_large',
     `archive ${what}; repack the archive with fewer files (leave out dependencies and build outputs)`,

@@ -118,11 +118,14 @@ function tarEntry(out: TreeWriter, name: string, type: Header['type'], linkname:
     case 'file':
     case 'contiguous-file': // only a folder named with a trailing "/" and no content, as old tars made them
     case 'directory':
-      return out.directory(name);
+      out.directory(name);
+      return;
     case 'symlink':
-      return out.symlink(name, linkname ?? '');
+      out.symlink(name, linkname ?? '');
+      return;
     case 'link':
-      return out.hardlink(name, linkname ?? '');
+      out.hardlink(name, linkname ?? '');
+      return;
     case 'character-device':
       throw special(name, 'character device');
     case 'block-device':

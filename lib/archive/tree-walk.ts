@@ -11,11 +11,11 @@
  *
  * Synchronous, like the rest of packing (see `pack.ts`).
  */
-import { type Dirent, type Stats, closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, constants, type Dirent, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import ignore from 'ignore';
-import { ToolhostError, errnoCode } from '../errors.js';
+import { errnoCode, ToolhostError } from '../errors.js';
 import { openSubfolder } from '../folder-cursor.js';
-import { O_PATH, closeQuietly, fdPath } from '../safe-fs.js';
+import { closeQuietly, fdPath, O_PATH } from '../safe-fs.js';
 import type { EntryMeta } from './types.js';
 
 /** One thing found by {@link walkTree}. */
@@ -220,7 +220,11 @@ function readLink(path: string, name: string): string | null {
 export function unreadable(name: string, err: unknown): ToolhostError {
   const code = errnoCode(err);
   if (code === 'EACCES' || code === 'EPERM') {
-    return new ToolhostError('permission_denied', `cannot read ${JSON.stringify(name)} to pack the project (${code}); make it readable (chmod) or leave it out with an exclude pattern`, { path: name });
+    return new ToolhostError(
+      'permission_denied',
+      `cannot read ${JSON.stringify(name)} to pack the project (${code}); make it readable (chmod) or leave it out with an exclude pattern`,
+      { path: name },
+    );
   }
   const why = err instanceof Error ? err.message : String(err);
   return new ToolhostError('internal', `cannot read ${JSON.stringify(name)} to pack the project: ${why}`, { path: name });

@@ -9,7 +9,7 @@
  */
 import { chmodSync, closeSync, constants, fchmodSync, linkSync, mkdirSync, openSync, readlinkSync, realpathSync, symlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import { ToolhostError, errnoCode } from '../errors.js';
+import { errnoCode, ToolhostError } from '../errors.js';
 import { isInside } from '../paths.js';
 import { show, tooManyEntries, unsafe } from './refusals.js';
 import type { ArchiveLimits } from './types.js';
@@ -235,7 +235,11 @@ export class TreeWriter {
       const kind = this.#kinds.get(rel);
       if (kind === 'dir') continue;
       if (kind === 'symlink') {
-        throw unsafe(entry, `lies below "${rel}", a symlink earlier in the archive`, 'repack the archive without entries below symlinks (nothing may be written through a link)');
+        throw unsafe(
+          entry,
+          `lies below "${rel}", a symlink earlier in the archive`,
+          'repack the archive without entries below symlinks (nothing may be written through a link)',
+        );
       }
       if (kind === 'file') {
         throw unsafe(entry, `lies below "${rel}", a file earlier in the archive`, 'repack the archive without the conflicting entries');
@@ -297,7 +301,11 @@ function linkTargetProblem(target: string): string | null {
 function entryParts(entry: string): string[] {
   const problem = nameProblem(entry);
   if (problem !== null) {
-    throw unsafe(entry, `${problem}, so it could be written outside the project`, 'repack the archive with plain relative paths ("dir/file", "/" as separator, no "..")');
+    throw unsafe(
+      entry,
+      `${problem}, so it could be written outside the project`,
+      'repack the archive with plain relative paths ("dir/file", "/" as separator, no "..")',
+    );
   }
   return entryPartsOf(entry);
 }

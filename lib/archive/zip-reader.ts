@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { crc32, createInflateRaw, inflateRawSync } from 'node:zlib';
 import yauzl from 'yauzl';
-import { ToolhostError, errnoCode } from '../errors.js';
+import { errnoCode, ToolhostError } from '../errors.js';
 import { corrupt, show, special, tooManyEntries, unsafe } from './refusals.js';
 import { MAX_LINK_TARGET, type TreeFileSink, type TreeWriter } from './tree-writer.js';
 
@@ -34,12 +34,12 @@ const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
-const SPECIAL_TYPES: Record<number, string> = {
-  0o010000: 'fifo',
-  0o020000: 'character device',
-  0o060000: 'block device',
-  0o140000: 'socket',
-};
+const SPECIAL_TYPES: ReadonlyMap<number, string> = new Map([
+  [0o010000, 'fifo'],
+  [0o020000, 'character device'],
+  [0o060000, 'block device'],
+  [0o140000, 'socket'],
+]);
 
 /** Extracts the zip `file` into `out`. */
 export async function readZip(file: string, out: TreeWriter): Promise<void> {
@@ -137,7 +137,7 @@ async function zipEntry(data: EntryData, entry: yauzl.Entry, name: string, out: 
     return;
   }
   if (type === S_IFLNK) return out.symlink(name, data.linkTarget(entry, name));
-  throw special(name, SPECIAL_TYPES[type] ?? `entry of unknown type 0o${type.toString(8)}`);
+  throw special(name, SPECIAL_TYPES.get(type) ?? `entry of unknown type 0o${type.toString(8)}`);
 }
 
 /** The content of the archive's entries, decoded and checked. */

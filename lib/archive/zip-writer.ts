@@ -71,7 +71,7 @@ export class ZipWriter implements ArchiveWriter {
   }
 
   directory(entry: EntryMeta): void {
-    const attributes = (((entry.mode & 0o7777) | 0o040000) << 16 | DOS_DIRECTORY) >>> 0;
+    const attributes = ((((entry.mode & 0o7777) | 0o040000) << 16) | DOS_DIRECTORY) >>> 0;
     this.#whole(entry, `${entry.name}/`, Buffer.alloc(0), attributes);
   }
 

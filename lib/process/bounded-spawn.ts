@@ -17,7 +17,7 @@
  *   over      `done` settled
  * The owner may still record a cause after `exited` ({@link BoundedProcess.stop}): it then has nothing to kill.
  */
-import { type ChildProcess, spawn, type StdioOptions } from 'node:child_process';
+import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { killTree } from './process-tree.js';

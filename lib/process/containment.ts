@@ -10,11 +10,11 @@ import { chmodSync, lstatSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../../config/schema.js';
-import type { Containment } from './containment-types.js';
 import { cgroupBase } from './cgroup.js';
+import type { Containment } from './containment-types.js';
 import { ownedDir, runningAsRoot, uidsDir } from './owner.js';
+import { launchArgv, PRELUDE_ENV, planOf, type SandboxPlan, untraversable, which } from './sandbox.js';
 import { prepareEtc } from './sandbox-etc.js';
-import { PRELUDE_ENV, type SandboxPlan, launchArgv, planOf, untraversable, which } from './sandbox.js';
 
 /** A start-time refusal: the message says what to install or set. */
 export class ContainmentError extends Error {
@@ -42,7 +42,10 @@ export function resolveContainment(config: Config): ResolvedContainment {
     const why = which('bwrap') ? probe(config, false) : 'bubblewrap is not installed (apt-get install bubblewrap)';
     if (why === null) mode = 'bwrap';
     else if (c.sandbox === 'bwrap') throw new ContainmentError(`commands.sandbox is "bwrap" but it cannot run here: ${why}`);
-    else warnings.push(`NO SANDBOX: ${why}. Commands run on the host file system${root ? ' as per-project uids' : ' as toolhost\'s own uid, and can read and change every project, the data dir and anything else this user can'}. Install bubblewrap and restart.`);
+    else
+      warnings.push(
+        `NO SANDBOX: ${why}. Commands run on the host file system${root ? ' as per-project uids' : " as toolhost's own uid, and can read and change every project, the data dir and anything else this user can"}. Install bubblewrap and restart.`,
+      );
   }
   if (mode === 'none' && !isLoopback(config.host) && c.sandbox !== 'none') {
     throw new ContainmentError(
@@ -50,23 +53,43 @@ export function resolveContainment(config: Config): ResolvedContainment {
     );
   }
   if (c.network) {
-    if (mode !== 'bwrap') throw new ContainmentError('commands.network is true, but network for commands needs the bwrap sandbox; install bubblewrap or set commands.network to false');
-    const why = !which('pasta') ? 'pasta is not installed (apt-get install passt)' : !which('ip') ? 'ip is not installed (apt-get install iproute2)' : probe(config, true);
+    if (mode !== 'bwrap')
+      throw new ContainmentError(
+        'commands.network is true, but network for commands needs the bwrap sandbox; install bubblewrap or set commands.network to false',
+      );
+    const why = !which('pasta')
+      ? 'pasta is not installed (apt-get install passt)'
+      : !which('ip')
+        ? 'ip is not installed (apt-get install iproute2)'
+        : probe(config, true);
     if (why !== null) {
-      throw new ContainmentError(`commands.network is true but user-mode networking does not work here: ${why}; install passt (apt-get install passt), make /dev/net/tun usable by unprivileged users (mode 0666), or set commands.network to false`);
+      throw new ContainmentError(
+        `commands.network is true but user-mode networking does not work here: ${why}; install passt (apt-get install passt), make /dev/net/tun usable by unprivileged users (mode 0666), or set commands.network to false`,
+      );
     }
   }
   if (mode === 'none' && c.sandbox === 'none') warnings.push('commands.sandbox is "none": commands run on the host file system without a sandbox.');
-  if (mode === 'none') warnings.push(root ? 'Without a sandbox, commands can read whatever their uid may read on the host (world-readable files).' : 'toolhost is not root: commands cannot be given uids of their own.');
+  if (mode === 'none')
+    warnings.push(
+      root
+        ? 'Without a sandbox, commands can read whatever their uid may read on the host (world-readable files).'
+        : 'toolhost is not root: commands cannot be given uids of their own.',
+    );
   if (root && mode === 'bwrap') {
     for (const p of c.readOnlyPaths) {
       const blocked = untraversable(join(p, '.'), true);
-      if (blocked) throw new ContainmentError(`commands.readOnlyPaths: commands run as per-project uids and cannot reach ${p} (${blocked} is not readable and traversable by other users); install the toolchain elsewhere (e.g. /opt) or chmod o+rx ${blocked}`);
+      if (blocked)
+        throw new ContainmentError(
+          `commands.readOnlyPaths: commands run as per-project uids and cannot reach ${p} (${blocked} is not readable and traversable by other users); install the toolchain elsewhere (e.g. /opt) or chmod o+rx ${blocked}`,
+        );
     }
   }
   if (root && mode === 'none') {
     const blocked = untraversable(config.dataDir);
-    if (blocked) warnings.push(`${blocked} is not traversable by other users: without a sandbox, commands (which run as per-project uids) start in their project but cannot reach it or their HOME by path; chmod o+x ${blocked} or move dataDir (TOOLHOST_DATA_DIR), e.g. to /var/lib/toolhost.`);
+    if (blocked)
+      warnings.push(
+        `${blocked} is not traversable by other users: without a sandbox, commands (which run as per-project uids) start in their project but cannot reach it or their HOME by path; chmod o+x ${blocked} or move dataDir (TOOLHOST_DATA_DIR), e.g. to /var/lib/toolhost.`,
+      );
   }
   const resolved = Object.freeze({ ...config, commands: Object.freeze({ ...c, sandbox: mode }) }) as Config;
   const plan = planOf(resolved.commands, config.dataDir);
@@ -103,7 +126,9 @@ function readOnlyShown(plan: SandboxPlan): string[] {
 function probe(config: Config, network: boolean): string | null {
   const scratch = mkdtempSync(join(tmpdir(), 'toolhost-probe-'));
   try {
-    const owner = runningAsRoot() ? { uid: config.commands.uidBase + config.commands.uidCount - 1, gid: config.commands.uidBase + config.commands.uidCount - 1 } : null;
+    const owner = runningAsRoot()
+      ? { uid: config.commands.uidBase + config.commands.uidCount - 1, gid: config.commands.uidBase + config.commands.uidCount - 1 }
+      : null;
     chmodSync(scratch, 0o711);
     const proj = join(scratch, 'p');
     const home = join(scratch, 'h');
@@ -122,7 +147,11 @@ function probe(config: Config, network: boolean): string | null {
     });
     const r = spawnSync(file, args, { env, cwd, encoding: 'utf8', timeout: 15_000, ...user });
     if (r.status === 0) return null;
-    const said = (r.stderr || r.error?.message || `exit ${r.status ?? r.signal}`).split('\n').filter((l) => l && !/syslog/.test(l)).slice(0, 3).join('; ');
+    const said = (r.stderr || r.error?.message || `exit ${r.status ?? r.signal}`)
+      .split('\n')
+      .filter((l) => l && !/syslog/.test(l))
+      .slice(0, 3)
+      .join('; ');
     return `${network ? 'pasta' : 'bwrap'} failed: ${said}`;
   } finally {
     rmSync(scratch, { recursive: true, force: true });

@@ -4,7 +4,7 @@
  * UTF-8 character boundaries so a multi-byte character is never split between two reads.
  */
 import { isUtf8 } from 'node:buffer';
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import { utf8Boundary, utf8StartBoundary } from './output-buffer.js';
@@ -33,7 +33,7 @@ export interface LogRead {
 
 async function readRange(file: string, from: number, length: number): Promise<Buffer> {
   if (length <= 0) return Buffer.alloc(0);
-  let fh;
+  let fh: FileHandle | undefined;
   try {
     fh = await open(file, 'r');
   } catch (err) {
@@ -52,7 +52,6 @@ async function readRange(file: string, from: number, length: number): Promise<Bu
 function decode(buf: Buffer): { text: string; invalidUtf8: boolean } {
   return { text: buf.toString('utf8'), invalidUtf8: !isUtf8(buf) };
 }
-
 
 /**
  * Up to `cap` bytes of `file` from `from` to `size`. Unless `final`, a trailing partial character is left for the

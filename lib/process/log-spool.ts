@@ -3,8 +3,9 @@
  * offset after the request returned without the supervisor holding it in memory. Writes apply backpressure: the
  * caller pauses its source while the disk catches up.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
+
 import { once } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
 
 /** A capped, append-only log file. */
 export class LogSpool {

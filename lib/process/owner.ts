@@ -8,7 +8,7 @@
  *
  * Synchronous on purpose: it runs in pool threads, a handful of tiny file operations once per project per thread.
  */
-import { chmodSync, chownSync, closeSync, constants, fchownSync, lchownSync, mkdirSync, openSync, readFileSync, readdirSync, writeSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, fchownSync, lchownSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 

@@ -18,7 +18,7 @@ import { accessSync, constants, existsSync, lstatSync, readFileSync, readlinkSyn
 import { networkInterfaces } from 'node:os';
 import { delimiter, dirname, join, relative, resolve } from 'node:path';
 import type { Owner } from './owner.js';
-import { ETC_LIVE, allowedEtc, preparedEtc } from './sandbox-etc.js';
+import { allowedEtc, ETC_LIVE, preparedEtc } from './sandbox-etc.js';
 
 /** Which sandbox commands run in. */
 export type SandboxMode = 'none' | 'bwrap';
@@ -55,7 +55,9 @@ export function which(name: string): string | null {
 export function resolveSandbox(setting: 'none' | 'bwrap' | 'auto'): { mode: SandboxMode; bwrap: string | null } {
   const bwrap = setting === 'none' ? null : which('bwrap');
   if (setting === 'bwrap' && !bwrap) {
-    throw new Error('commands.sandbox is "bwrap" but bwrap is not installed; install bubblewrap (apt-get install bubblewrap) or set commands.sandbox to "auto"');
+    throw new Error(
+      'commands.sandbox is "bwrap" but bwrap is not installed; install bubblewrap (apt-get install bubblewrap) or set commands.sandbox to "auto"',
+    );
   }
   return { mode: bwrap ? 'bwrap' : 'none', bwrap };
 }
@@ -131,7 +133,10 @@ export interface LaunchSpec {
 }
 
 /** The PATH of the prelude: system folders only, whatever the supervisor's or the request's PATH says. */
-export const PRELUDE_ENV: Readonly<Record<string, string>> = Object.freeze({ PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' });
+export const PRELUDE_ENV: Readonly<Record<string, string>> = Object.freeze({
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  LANG: 'C.UTF-8',
+});
 
 /** The uid and gid a command has inside a sandbox without network (mapped to the project's uid outside). */
 export const SANDBOX_UID = 1000;
@@ -195,7 +200,11 @@ export function launchArgv(spec: LaunchSpec): Launch {
     if (spec.owner && !staged) {
       // Nothing here needs root: spawned as the project's uid, with no setpriv to exec (a tenth of a launch).
       if (spec.cgroupProcs) steps[0] = 'read -r _ <&3 && exec 3<&-';
-      return { ...prelude(shell, x, steps, params, [...net, ...sandbox], docs), user: spec.owner, ...(spec.cgroupProcs ? { joinCgroup: spec.cgroupProcs } : {}) };
+      return {
+        ...prelude(shell, x, steps, params, [...net, ...sandbox], docs),
+        user: spec.owner,
+        ...(spec.cgroupProcs ? { joinCgroup: spec.cgroupProcs } : {}),
+      };
     }
     return prelude(shell, x, steps, params, [...(staged ? stageArgs(x, sources) : []), ...dropRoot(spec), ...net, ...sandbox], docs);
   }

@@ -38,11 +38,9 @@ export class MemoryQueue implements JobQueue {
       throw new ToolhostError('shutting_down', 'the server is shutting down and accepts no new jobs; retry later');
     }
     if (this.#outstanding >= this.#maxOutstanding) {
-      throw new ToolhostError(
-        'queue_full',
-        `the job queue is full (${this.#maxOutstanding} jobs outstanding); retry after the Retry-After delay`,
-        { retry_after_s: 1 },
-      );
+      throw new ToolhostError('queue_full', `the job queue is full (${this.#maxOutstanding} jobs outstanding); retry after the Retry-After delay`, {
+        retry_after_s: 1,
+      });
     }
     this.#outstanding++;
     this.#pending.push(job);

@@ -31,9 +31,11 @@ export class Waiters {
   /** Waits for `jobId`'s outcome; rejects with `job_deadline` after `timeoutMs` or with the signal's reason. */
   wait(jobId: string, opts: WaitOptions): Promise<JobOutcome> {
     return new Promise<JobOutcome>((resolve, reject) => {
-      let set = this.#byJob.get(jobId);
-      if (!set) this.#byJob.set(jobId, (set = new Set()));
-      const waiters = set;
+      let waiters = this.#byJob.get(jobId);
+      if (!waiters) {
+        waiters = new Set();
+        this.#byJob.set(jobId, waiters);
+      }
       const done = (): void => {
         clearTimeout(timer);
         opts.signal?.removeEventListener('abort', onAbort);
@@ -41,8 +43,14 @@ export class Waiters {
         if (waiters.size === 0 && this.#byJob.get(jobId) === waiters) this.#byJob.delete(jobId);
       };
       const waiter: Waiter = {
-        resolve: (o) => (done(), resolve(o)),
-        reject: (e) => (done(), reject(e)),
+        resolve: (o) => {
+          done();
+          resolve(o);
+        },
+        reject: (e) => {
+          done();
+          reject(e);
+        },
       };
       let timer: NodeJS.Timeout | undefined;
       const arm = (left: number): void => {

@@ -3,7 +3,7 @@
  * (`complete`, `incomplete_reasons`, `note`), or the error a run that found nothing usable ends with.
  */
 import type { Config } from '../../config/schema.js';
-import { ToolhostError, cancelled } from '../errors.js';
+import { cancelled, ToolhostError } from '../errors.js';
 import type { RgRunOutcome } from './run-rg.js';
 import { type IncompleteReason, MAX_LISTED, type SearchQuery, type SearchResult } from './types.js';
 
@@ -36,10 +36,7 @@ export function answer(run: RgRunOutcome, req: SearchQuery, s: Config['search'],
   if (run.end === 'timeout') {
     result.timed_out = true;
     reasons.push('timed_out');
-    notes.push(
-      `stopped after ${s.timeoutS} s (search.timeoutS); files not reached by then were not searched: search a ` +
-        'subfolder (path) or fewer files (glob)',
-    );
+    notes.push(`stopped after ${s.timeoutS} s (search.timeoutS); files not reached by then were not searched: search a subfolder (path) or fewer files (glob)`);
   }
   if (run.skippedLong > 0) {
     result.skipped_long_lines = run.skippedLong;
@@ -85,7 +82,11 @@ function abortCause(run: RgRunOutcome, maxMemoryBytes: number): string {
 
 /** Maps a failed rg run (exit 2 before any search happened) to the caller's error. */
 function rgFailure(req: SearchQuery, stderr: string): ToolhostError {
-  const first = stderr.split('\n').find((l) => l.trim() !== '')?.replace(/^rg: /, '') ?? 'ripgrep failed';
+  const first =
+    stderr
+      .split('\n')
+      .find((l) => l.trim() !== '')
+      ?.replace(/^rg: /, '') ?? 'ripgrep failed';
   if (/error parsing glob/.test(stderr)) {
     return new ToolhostError('bad_request', `glob "${req.glob ?? ''}" is invalid: ${first}; fix it or leave glob out`, {
       glob: req.glob,

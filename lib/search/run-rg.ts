@@ -9,7 +9,7 @@ import { boundedSpawn } from '../process/bounded-spawn.js';
 import { MatchCollector } from './collector.js';
 import type { MatchFilter } from './match-filter.js';
 import type { RgLaunch } from './rg-launch.js';
-import { RgOutput, finished, pathErrors } from './rg-output.js';
+import { finished, pathErrors, RgOutput } from './rg-output.js';
 import type { SearchMatch } from './types.js';
 
 const MAX_STDERR_BYTES = 64 * 1024;

@@ -22,7 +22,7 @@
  *   skipped.
  */
 import { closeSync } from 'node:fs';
-import { ToolhostError, cancelled } from '../errors.js';
+import { cancelled, ToolhostError } from '../errors.js';
 import { GitignoreRules } from '../gitignore.js';
 import { answer } from './answer.js';
 import { MatchFilter } from './match-filter.js';
@@ -42,11 +42,9 @@ export async function searchProject(req: SearchQuery, ctx: SearchContext): Promi
   const { root, config, signal } = ctx;
   if (signal.aborted) throw cancelled(signal, 'the search');
   if (/[\r\n]/.test(req.pattern)) {
-    throw new ToolhostError(
-      'bad_request',
-      'pattern contains a line break; search matches one line at a time, so search for a single line of the text',
-      { pattern: req.pattern },
-    );
+    throw new ToolhostError('bad_request', 'pattern contains a line break; search matches one line at a time, so search for a single line of the text', {
+      pattern: req.pattern,
+    });
   }
   const target = openTarget(root, req.path);
   let run: RgRunOutcome;

@@ -5,7 +5,7 @@
  */
 import { closeSync, fstatSync, lstatSync, openSync, readlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ToolhostError, errnoCode } from '../errors.js';
+import { errnoCode, ToolhostError } from '../errors.js';
 import { isInside, projectRelative, resolveInProject } from '../paths.js';
 
 /** Linux's O_PATH (x86-64 and arm64): an fd naming an object without opening it, so a FIFO cannot block. */
@@ -27,11 +27,9 @@ export interface OpenTarget {
 export function openTarget(root: string, userPath: string): OpenTarget {
   resolveInProject(root, userPath); // the lexical and NUL checks, with their errors
   const gitRefused = (): ToolhostError =>
-    new ToolhostError(
-      'bad_request',
-      'search never looks inside .git; search a folder of the working tree, or run git commands with execute',
-      { path: userPath },
-    );
+    new ToolhostError('bad_request', 'search never looks inside .git; search a folder of the working tree, or run git commands with execute', {
+      path: userPath,
+    });
   if (projectRelative(root, resolve(root, userPath)).split('/').includes('.git')) throw gitRefused();
   let fd: number;
   try {

@@ -7,23 +7,23 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import type { BlobClient, BlobServiceClient, ContainerClient, StorageRetryOptions } from '@azure/storage-blob';
-import { archiveExtension, type ArchiveFormat } from '../archive/format.js';
-import { ToolhostError, errnoCode } from '../errors.js';
+import type { BlobClient, BlobServiceClient, BlobUploadCommonResponse, ContainerClient, StorageRetryOptions } from '@azure/storage-blob';
+import { type ArchiveFormat, archiveExtension } from '../archive/format.js';
+import { errnoCode, ToolhostError } from '../errors.js';
 import {
   ARCHIVE_FORMATS,
   archiveName,
   conflictName,
-  newest,
-  notFound,
-  parseArchiveName,
-  saveConflict,
   type FetchedArchive,
   type LoadedArchive,
+  newest,
+  notFound,
   type OpenedArchive,
   type ProjectStore,
   type PutCondition,
+  parseArchiveName,
   type StoredProject,
+  saveConflict,
 } from './project-store.js';
 
 /** Where and how to reach the container: the `store.azure` section of the configuration, plus tuning. */
@@ -81,18 +81,27 @@ export class AzureBlobStore implements ProjectStore {
       try {
         service = BlobServiceClient.fromConnectionString(connectionString, pipeline);
       } catch (err) {
-        throw new ToolhostError('invalid_config', `store.azure.connectionString is not a usable storage connection string (${redact(messageOf(err))}); copy it again from the storage account's Access keys`);
+        throw new ToolhostError(
+          'invalid_config',
+          `store.azure.connectionString is not a usable storage connection string (${redact(messageOf(err))}); copy it again from the storage account's Access keys`,
+        );
       }
     } else if (accountUrl) {
       if (!accountUrl.startsWith('https://')) {
         // The SDK refuses to send a bearer token over plain HTTP; say so before the first request does.
-        throw new ToolhostError('invalid_config', `store.azure.accountUrl must be an https:// URL to authenticate with DefaultAzureCredential (it is not); use https, or a connection string for an emulator`);
+        throw new ToolhostError(
+          'invalid_config',
+          `store.azure.accountUrl must be an https:// URL to authenticate with DefaultAzureCredential (it is not); use https, or a connection string for an emulator`,
+        );
       }
       // Loaded only here: @azure/identity is large and a connection string (or the local store) never needs it.
       const { DefaultAzureCredential } = await import('@azure/identity');
       service = new BlobServiceClient(accountUrl, new DefaultAzureCredential(), pipeline);
     } else {
-      throw new ToolhostError('invalid_config', 'store.backend is "azure" but neither store.azure.connectionString nor store.azure.accountUrl is set; set one of them');
+      throw new ToolhostError(
+        'invalid_config',
+        'store.backend is "azure" but neither store.azure.connectionString nor store.azure.accountUrl is set; set one of them',
+      );
     }
     const client = service.getContainerClient(container);
     try {
@@ -132,8 +141,10 @@ export class AzureBlobStore implements ProjectStore {
 
   async load(id: string, scratchDir: string): Promise<LoadedArchive> {
     await mkdir(scratchDir, { recursive: true });
-    return this.#withCurrent(id, async (blob, format): Promise<LoadedArchive> =>
-      format === 'zip' ? { kind: 'file', ...(await this.#download(blob, format, scratchDir)) } : { kind: 'stream', ...(await this.#stream(blob, format)) },
+    return this.#withCurrent(
+      id,
+      async (blob, format): Promise<LoadedArchive> =>
+        format === 'zip' ? { kind: 'file', ...(await this.#download(blob, format, scratchDir)) } : { kind: 'stream', ...(await this.#stream(blob, format)) },
     );
   }
 
@@ -166,7 +177,7 @@ export class AzureBlobStore implements ProjectStore {
       // creates racing in different formats could both succeed; stat and list then show the newer one.
       if (await this.#statFormat(id, otherFormat(format))) throw saveConflict(id, condition);
     }
-    let res;
+    let res: BlobUploadCommonResponse;
     try {
       res = await blob.getBlockBlobClient().uploadFile(file, {
         conditions: condition && ('ifMatch' in condition ? { ifMatch: condition.ifMatch } : { ifNoneMatch: '*' }),
@@ -307,14 +318,15 @@ function messageOf(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   // Service messages end in "RequestId:..." and "Time:..." lines, noise in an error body; a credential chain's
   // lines each say why one credential was unavailable, which is the useful part.
-  const lines = message.split('\n').map((l) => l.trim()).filter((l) => l && !/^(RequestId|Time):/.test(l));
+  const lines = message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !/^(RequestId|Time):/.test(l));
   const text = lines.join(' ');
   return text.length > 600 ? `${text.slice(0, 600)}...` : text;
 }
 
 /** Removes secrets an SDK message might quote: account keys, SAS tokens and signatures. */
 function redact(text: string): string {
-  return text
-    .replace(/(AccountKey|SharedAccessSignature)=[^;\s]*/gi, '$1=<redacted>')
-    .replace(/([?&]sig=)[^&\s]*/gi, '$1<redacted>');
+  return text.replace(/(AccountKey|SharedAccessSignature)=[^;\s]*/gi, '$1=<redacted>').replace(/([?&]sig=)[^&\s]*/gi, '$1<redacted>');
 }

@@ -9,7 +9,7 @@ import { copyFile, link, mkdir, open, readdir, rename, rm, stat, utimes, writeFi
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { archiveExtension, type ArchiveFormat } from '../archive/format.js';
+import { type ArchiveFormat, archiveExtension } from '../archive/format.js';
 import { READ_CHUNK_BYTES } from '../archive/tar-reader.js';
 import { errnoCode } from '../errors.js';
 import { KeyedMutex } from '../keyed-mutex.js';
@@ -17,16 +17,16 @@ import {
   ARCHIVE_FORMATS,
   archiveName,
   conflictName,
-  newest,
-  notFound,
-  parseArchiveName,
-  saveConflict,
   type FetchedArchive,
   type LoadedArchive,
+  newest,
+  notFound,
   type OpenedArchive,
   type ProjectStore,
   type PutCondition,
+  parseArchiveName,
   type StoredProject,
+  saveConflict,
 } from './project-store.js';
 
 /** Folder (inside the store folder) of the per-project lock files of conditional writes. */
@@ -74,8 +74,10 @@ export class LocalStore implements ProjectStore {
 
   async load(id: string, scratchDir: string): Promise<LoadedArchive> {
     await mkdir(scratchDir, { recursive: true });
-    return this.#withCurrent(id, async (source, format): Promise<LoadedArchive> =>
-      format === 'zip' ? { kind: 'file', ...(await pinned(source, format, scratchDir)) } : { kind: 'stream', ...(await opened(source, format)) },
+    return this.#withCurrent(
+      id,
+      async (source, format): Promise<LoadedArchive> =>
+        format === 'zip' ? { kind: 'file', ...(await pinned(source, format, scratchDir)) } : { kind: 'stream', ...(await opened(source, format)) },
     );
   }
 

@@ -6,7 +6,7 @@
  * helpers at the end of this file.
  */
 import type { Readable } from 'node:stream';
-import { archiveExtension, type ArchiveFormat } from '../archive/format.js';
+import { type ArchiveFormat, archiveExtension } from '../archive/format.js';
 import { ToolhostError } from '../errors.js';
 import { PROJECT_ID_PATTERN, PROJECT_ID_RULE } from '../schemas.js';
 
@@ -92,9 +92,10 @@ export function notFound(id: string): ToolhostError {
 
 /** The error of a write whose {@link PutCondition} failed. */
 export function saveConflict(id: string, condition: PutCondition): ToolhostError {
-  const message = 'ifMatch' in condition
-    ? `the stored archive of project "${id}" is no longer at version ${condition.ifMatch} (another writer saved it); nothing was overwritten: download the current version, reapply the changes and save again`
-    : `project "${id}" already exists in the store (another writer created it); nothing was overwritten: replace it explicitly or pick another project id`;
+  const message =
+    'ifMatch' in condition
+      ? `the stored archive of project "${id}" is no longer at version ${condition.ifMatch} (another writer saved it); nothing was overwritten: download the current version, reapply the changes and save again`
+      : `project "${id}" already exists in the store (another writer created it); nothing was overwritten: replace it explicitly or pick another project id`;
   return new ToolhostError('save_conflict', message, { project_id: id });
 }
 

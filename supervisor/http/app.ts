@@ -8,9 +8,9 @@ import type { Config } from '../../config/schema.js';
 import { ToolhostError } from '../../lib/errors.js';
 import type { WritebackFailure } from '../projects.js';
 import { adminRoutes } from './admin-routes.js';
+import type { AppDeps, WorkerParts } from './deps.js';
 import { docsRoutes } from './docs-routes.js';
 import { bodyParserError, sendError, setErrorContext } from './errors.js';
-import type { AppDeps, WorkerParts } from './deps.js';
 import { authChecker, authGuard, hostGuard, jsonPostGuard, originGuard } from './guards.js';
 import { jobRoutes } from './job-routes.js';
 import { mcpRoutes } from './mcp-routes.js';
@@ -39,7 +39,10 @@ export function createApp(d: AppDeps): express.Express {
   const config = (): Config => d.config;
   // Built on first use: an app built only to list its routes (a test) has no token at all.
   let checker: ReturnType<typeof authChecker> | undefined;
-  const checkToken = (header: string | undefined) => (checker ??= authChecker(d.token))(header);
+  const checkToken = (header: string | undefined) => {
+    checker ??= authChecker(d.token);
+    return checker(header);
+  };
   app.use(hostGuard(config));
   app.use(originGuard(config));
 
@@ -68,7 +71,11 @@ export function createApp(d: AppDeps): express.Express {
   app.use(jsonPostGuard());
 
   app.use((_req, _res, next) => {
-    next(d.closing() ? new ToolhostError('shutting_down', 'the server is shutting down and accepts no new work; retry against another instance or later') : undefined);
+    next(
+      d.closing()
+        ? new ToolhostError('shutting_down', 'the server is shutting down and accepts no new work; retry against another instance or later')
+        : undefined,
+    );
   });
 
   refuseOffRole(app, d.config.role);
@@ -110,7 +117,9 @@ function refuseOffRole(app: express.Express, role: Config['role']): void {
   if (role === 'worker') {
     app.use(
       [...new Set(TOOLS.map((t) => t.route.path.replace(/\/\{.*$/, ''))), '/jobs', '/mcp'],
-      refuse('this process has role "worker": it runs jobs but takes no requests for them; send tool, jobs and MCP requests to a process with role "api" (or "all")'),
+      refuse(
+        'this process has role "worker": it runs jobs but takes no requests for them; send tool, jobs and MCP requests to a process with role "api" (or "all")',
+      ),
     );
   }
   if (role === 'api') {

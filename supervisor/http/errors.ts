@@ -4,7 +4,7 @@
  * id, and logged in full; any other message has the data directory replaced by "<dataDir>".
  */
 import type { Response } from 'express';
-import { ToolhostError, toToolhostError, type ErrorCode } from '../../lib/errors.js';
+import { type ErrorCode, ToolhostError, toToolhostError } from '../../lib/errors.js';
 import type { Logger } from '../logger.js';
 
 /** What sendError needs to know of the server, put on `res.locals` by the app's first middleware. */
@@ -35,7 +35,9 @@ export function errorBody(res: Response, err: unknown): ErrorBody {
   if (e.code === 'internal') {
     ctx?.log.error({ request_id: requestId, err: e.message, stack: err instanceof Error ? err.stack : undefined, details: e.details }, 'internal error');
     const where = requestId ? `the server log, request id ${requestId}` : 'the server log';
-    return { error: { code: 'internal', message: `internal error; see ${where}. Retry once; if it persists, report it with the request id`, request_id: requestId } };
+    return {
+      error: { code: 'internal', message: `internal error; see ${where}. Retry once; if it persists, report it with the request id`, request_id: requestId },
+    };
   }
   const scrub = ctx ? scrubber(ctx.dataDir) : (s: string) => s;
   const details: Record<string, unknown> = {};
@@ -63,13 +65,19 @@ export function bodyParserError(err: unknown, maxBodyBytes: number): ToolhostErr
   const { type, status, code, expose } = err as { type?: unknown; status?: unknown; code?: unknown; expose?: unknown };
   switch (type) {
     case 'entity.too.large':
-      return new ToolhostError('payload_too_large', `the request body exceeds http.maxBodyBytes (${maxBodyBytes} bytes, after decompression); send less, or write large files with a command`);
+      return new ToolhostError(
+        'payload_too_large',
+        `the request body exceeds http.maxBodyBytes (${maxBodyBytes} bytes, after decompression); send less, or write large files with a command`,
+      );
     case 'entity.parse.failed':
       return new ToolhostError('invalid_json', `the request body is not valid JSON: ${(err as Error).message}`);
     case 'encoding.unsupported':
-      return new ToolhostError('unsupported_media_type', `Content-Encoding "${String((err as { encoding?: unknown }).encoding ?? '?')}" is not supported; send the body uncompressed, or as gzip, deflate or br`);
+      return new ToolhostError(
+        'unsupported_media_type',
+        `Content-Encoding "${String((err as { encoding?: unknown }).encoding ?? '?')}" is not supported; send the body uncompressed, or as gzip, deflate or br`,
+      );
     case 'charset.unsupported':
-      return new ToolhostError('unsupported_media_type', 'the body\'s charset is not supported; send UTF-8 JSON with Content-Type: application/json');
+      return new ToolhostError('unsupported_media_type', "the body's charset is not supported; send UTF-8 JSON with Content-Type: application/json");
     case 'request.aborted':
       return new ToolhostError('bad_request', 'the client closed the connection before the body was complete');
     case 'request.size.invalid':
@@ -78,11 +86,17 @@ export function bodyParserError(err: unknown, maxBodyBytes: number): ToolhostErr
   }
   // zlib's own errors (Z_DATA_ERROR "incorrect header check", Z_BUF_ERROR "unexpected end of file"...), status 400.
   if (typeof code === 'string' && (code.startsWith('Z_') || code.startsWith('ERR_ZLIB') || code.startsWith('ERR__'))) {
-    return new ToolhostError('bad_request', `the request body is not valid for its Content-Encoding (${code}); compress it correctly, or send it uncompressed without Content-Encoding`);
+    return new ToolhostError(
+      'bad_request',
+      `the request body is not valid for its Content-Encoding (${code}); compress it correctly, or send it uncompressed without Content-Encoding`,
+    );
   }
   // Any other client error of the parsers (http-errors marks those `expose`).
   if (expose === true && typeof status === 'number' && status >= 400 && status < 500) {
-    return new ToolhostError(status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'bad_request', 'the request body could not be read; send JSON with Content-Type: application/json');
+    return new ToolhostError(
+      status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'bad_request',
+      'the request body could not be read; send JSON with Content-Type: application/json',
+    );
   }
   return undefined;
 }

@@ -18,7 +18,8 @@ type Middleware = (req: Request, res: Response, next: NextFunction) => void;
 export function isLoopbackName(name: string): boolean {
   if (name === 'localhost' || name === '[::1]') return true;
   const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(name);
-  return m !== null && m.slice(1).every((o) => Number(o) <= 255);
+  if (m === null) return false;
+  return m.slice(1).every((o) => Number(o) <= 255);
 }
 
 /** The host name of a Host header value, lower case and without the port; null when it is not one. */
@@ -95,9 +96,11 @@ export function authChecker(token: string | null): (header: string | undefined) 
 }
 
 const AUTH_MESSAGES: Record<Exclude<AuthVerdict, 'ok'>, string> = {
-  missing: 'this route needs the bearer token; send the header "Authorization: Bearer <token>" (the token is the server\'s token setting or TOOLHOST_TOKEN, or else the file "token" in its data directory)',
+  missing:
+    'this route needs the bearer token; send the header "Authorization: Bearer <token>" (the token is the server\'s token setting or TOOLHOST_TOKEN, or else the file "token" in its data directory)',
   malformed: 'the Authorization header is not "Bearer <token>"; send exactly "Authorization: Bearer <token>" (one space, the token without quotes)',
-  wrong: 'the bearer token is wrong; send the server\'s token (its token setting or TOOLHOST_TOKEN, or else the file "token" in its data directory) as "Authorization: Bearer <token>"',
+  wrong:
+    'the bearer token is wrong; send the server\'s token (its token setting or TOOLHOST_TOKEN, or else the file "token" in its data directory) as "Authorization: Bearer <token>"',
 };
 
 /** Refuses requests without the bearer token, with 401 and WWW-Authenticate. */

@@ -41,7 +41,7 @@ export const jobStatusTool = supervisorTool({
   readOnly: true,
   errors: ['job_not_found'],
   describe: ({ jobs }) =>
-    'Get a command job\'s status and its output since the offsets you pass (stdout_offset and stderr_offset from the ' +
+    "Get a command job's status and its output since the offsets you pass (stdout_offset and stderr_offset from the " +
     'previous answer; 0 for everything). Waits up to wait_s (default 30, at most 190) for new output or the end, so ' +
     'calling it in a loop does not spin. Returns status (queued, running, completed, timed_out, cancelled, failed), ' +
     'exit_code once done, the new stdout and stderr text and the offsets to pass next; more_bytes above 0 means more ' +

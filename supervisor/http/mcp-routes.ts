@@ -6,13 +6,20 @@
  */
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { CallToolRequestSchema, ErrorCode as RpcErrorCode, ListToolsRequestSchema, McpError, type CallToolResult, type Tool as McpTool } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CallToolRequestSchema,
+  type CallToolResult,
+  ListToolsRequestSchema,
+  McpError,
+  type Tool as McpTool,
+  ErrorCode as RpcErrorCode,
+} from '@modelcontextprotocol/sdk/types.js';
 import express, { type Request, type Response } from 'express';
 import { inputJsonSchema, toolDescription } from '../../lib/tool-formats.js';
 import { VERSION } from '../../lib/version.js';
 import type { AppDeps } from './deps.js';
 import { errorBody } from './errors.js';
-import { type Tool, TOOLS, callTool, findTool } from './tools.js';
+import { callTool, findTool, TOOLS, type Tool } from './tools.js';
 import { jsonBody, validate } from './validate.js';
 
 const INSTRUCTIONS =
@@ -35,7 +42,14 @@ export function mcpRoutes(d: AppDeps): express.Router {
     await transport.handleRequest(req, res, req.body);
   });
   const notAllowed = (_req: Request, res: Response): void => {
-    res.status(405).set('Allow', 'POST').json({ jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed: this MCP endpoint is stateless; POST JSON-RPC messages to it.' }, id: null });
+    res
+      .status(405)
+      .set('Allow', 'POST')
+      .json({
+        jsonrpc: '2.0',
+        error: { code: -32000, message: 'Method not allowed: this MCP endpoint is stateless; POST JSON-RPC messages to it.' },
+        id: null,
+      });
   };
   router.get('/mcp', notAllowed);
   router.delete('/mcp', notAllowed);

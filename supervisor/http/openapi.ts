@@ -9,7 +9,7 @@ import type { Config } from '../../config/schema.js';
 import { ERROR_STATUS, type ErrorCode } from '../../lib/errors.js';
 import * as schemas from '../../lib/schemas.js';
 import { COMMON_ERRORS } from '../../lib/tool.js';
-import { inputJsonSchema, toolDescription, type JsonSchema } from '../../lib/tool-formats.js';
+import { inputJsonSchema, type JsonSchema, toolDescription } from '../../lib/tool-formats.js';
 import { VERSION } from '../../lib/version.js';
 import { outputOffsets } from './job-tools.js';
 import { putProjectQuery } from './project-routes.js';
@@ -41,49 +41,128 @@ const JSON_BODY_ERRORS: readonly ErrorCode[] = ['unsupported_media_type', 'paylo
 /** Every route that is not a tool (tools come from the catalog). */
 const ROUTES: readonly RouteDoc[] = [
   {
-    method: 'get', path: '/health', operationId: 'health', summary: 'Liveness, queue depth, pool and running jobs', auth: false,
+    method: 'get',
+    path: '/health',
+    operationId: 'health',
+    summary: 'Liveness, queue depth, pool and running jobs',
+    auth: false,
     description: 'Needs no token; without a valid one the answer is only {"status"}.',
-    ok: { '200': { description: 'The server is up (status "degraded" while write-backs fail: the server keeps serving, the copies stay cached).', schema: object('status; with the token also uptime_s, role, node, queue (backend, depth), pool (threads, busy, per lane), jobs (running, by_type), cache (projects, dirty, bytes), writeback (failing: [{project_id, error, since, attempts}]), containment (sandbox, user, capabilities, network, process_limit, read_only, warnings).') } },
+    ok: {
+      '200': {
+        description: 'The server is up (status "degraded" while write-backs fail: the server keeps serving, the copies stay cached).',
+        schema: object(
+          'status; with the token also uptime_s, role, node, queue (backend, depth), pool (threads, busy, per lane), jobs (running, by_type), cache (projects, dirty, bytes), writeback (failing: [{project_id, error, since, attempts}]), containment (sandbox, user, capabilities, network, process_limit, read_only, warnings).',
+        ),
+      },
+    },
     errors: [],
   },
   {
-    method: 'get', path: '/projects', operationId: 'project_list', summary: 'List projects',
-    ok: { '200': { description: 'Every stored project.', schema: object('{"projects": [{project_id, format, archive_bytes, modified_at, etag, cached, dirty}]}') } },
+    method: 'get',
+    path: '/projects',
+    operationId: 'project_list',
+    summary: 'List projects',
+    ok: {
+      '200': { description: 'Every stored project.', schema: object('{"projects": [{project_id, format, archive_bytes, modified_at, etag, cached, dirty}]}') },
+    },
     errors: ['store_unavailable', ...ADMIN_ERRORS],
   },
   {
-    method: 'get', path: '/projects/{id}', operationId: 'project_info', summary: 'Show a project and its cached working copy',
+    method: 'get',
+    path: '/projects/{id}',
+    operationId: 'project_info',
+    summary: 'Show a project and its cached working copy',
     pathParams: { id: schemas.projectId },
-    ok: { '200': { description: 'The project.', schema: object('project_id, format, archive_bytes, modified_at, etag, cached, dirty, cache (size_bytes, last_access, materialized_at, source_etag, last_save, writeback_error, last_conflict) or null; store_error when the store could not be asked.') } },
+    ok: {
+      '200': {
+        description: 'The project.',
+        schema: object(
+          'project_id, format, archive_bytes, modified_at, etag, cached, dirty, cache (size_bytes, last_access, materialized_at, source_etag, last_save, writeback_error, last_conflict) or null; store_error when the store could not be asked.',
+        ),
+      },
+    },
     errors: ['invalid_project_id', 'project_not_found', 'store_unavailable', ...ADMIN_ERRORS],
   },
   {
-    method: 'post', path: '/projects/{id}/save', operationId: 'project_save', summary: 'Write the working copy back to the store',
-    description: 'Packs the cached working copy and uploads it on condition of the ETag it came from. If the stored archive changed meanwhile, nothing is overwritten: the copy is stored beside it as <id>.conflict-<timestamp>.<ext> and the answer is 409 save_conflict naming both.',
+    method: 'post',
+    path: '/projects/{id}/save',
+    operationId: 'project_save',
+    summary: 'Write the working copy back to the store',
+    description:
+      'Packs the cached working copy and uploads it on condition of the ETag it came from. If the stored archive changed meanwhile, nothing is overwritten: the copy is stored beside it as <id>.conflict-<timestamp>.<ext> and the answer is 409 save_conflict naming both.',
     pathParams: { id: schemas.projectId },
-    ok: { '200': { description: 'Saved, or nothing to save (saved: false).', schema: object('project_id, saved, etag, archive_bytes, dirty, last_save, skipped (symlinks left out: [{name, kind, reason}]).') } },
-    errors: ['invalid_project_id', 'project_not_found', 'save_conflict', 'archive_too_large', 'unsafe_archive_entry', 'store_unavailable', 'no_space', ...ADMIN_ERRORS],
+    ok: {
+      '200': {
+        description: 'Saved, or nothing to save (saved: false).',
+        schema: object('project_id, saved, etag, archive_bytes, dirty, last_save, skipped (symlinks left out: [{name, kind, reason}]).'),
+      },
+    },
+    errors: [
+      'invalid_project_id',
+      'project_not_found',
+      'save_conflict',
+      'archive_too_large',
+      'unsafe_archive_entry',
+      'store_unavailable',
+      'no_space',
+      ...ADMIN_ERRORS,
+    ],
   },
   {
-    method: 'delete', path: '/projects/{id}/cache', operationId: 'project_evict', summary: 'Evict the working copy now (written back first if changed)',
+    method: 'delete',
+    path: '/projects/{id}/cache',
+    operationId: 'project_evict',
+    summary: 'Evict the working copy now (written back first if changed)',
     pathParams: { id: schemas.projectId },
     ok: { '200': { description: 'Evicted (or was not cached: evicted false).', schema: object('project_id, evicted.') } },
-    errors: ['invalid_project_id', 'project_not_found', 'project_busy', 'archive_too_large', 'unsafe_archive_entry', 'store_unavailable', 'no_space', ...ADMIN_ERRORS],
+    errors: [
+      'invalid_project_id',
+      'project_not_found',
+      'project_busy',
+      'archive_too_large',
+      'unsafe_archive_entry',
+      'store_unavailable',
+      'no_space',
+      ...ADMIN_ERRORS,
+    ],
   },
   {
-    method: 'put', path: '/projects/{id}', operationId: 'project_put', summary: 'Upload a project archive (zip or tar.gz)',
+    method: 'put',
+    path: '/projects/{id}',
+    operationId: 'project_put',
+    summary: 'Upload a project archive (zip or tar.gz)',
     description: 'The body is the archive; it is extracted and checked before anything is stored.',
     pathParams: { id: schemas.projectId },
     query: putProjectQuery,
-    body: { contentType: 'application/octet-stream', schema: { type: 'string', contentMediaType: 'application/octet-stream' }, description: 'The archive bytes.' },
+    body: {
+      contentType: 'application/octet-stream',
+      schema: { type: 'string', contentMediaType: 'application/octet-stream' },
+      description: 'The archive bytes.',
+    },
     ok: {
       '201': { description: 'Created.', schema: object('The project, as GET /projects/{id}.') },
       '200': { description: 'Replaced.', schema: object('The project, as GET /projects/{id}.') },
     },
-    errors: ['invalid_project_id', 'bad_request', 'project_exists', 'project_busy', 'payload_too_large', 'unsupported_media_type', 'bad_archive', 'unsafe_archive_entry', 'archive_too_large', 'no_space', 'store_unavailable', ...ADMIN_ERRORS],
+    errors: [
+      'invalid_project_id',
+      'bad_request',
+      'project_exists',
+      'project_busy',
+      'payload_too_large',
+      'unsupported_media_type',
+      'bad_archive',
+      'unsafe_archive_entry',
+      'archive_too_large',
+      'no_space',
+      'store_unavailable',
+      ...ADMIN_ERRORS,
+    ],
   },
   {
-    method: 'get', path: '/jobs/{job_id}/stream', operationId: 'job_stream', summary: 'Stream a command job\'s output (Server-Sent Events)',
+    method: 'get',
+    path: '/jobs/{job_id}/stream',
+    operationId: 'job_stream',
+    summary: "Stream a command job's output (Server-Sent Events)",
     description: 'Events `stdout` and `stderr` carry {text, offset, next_offset}; `end` carries the final status.',
     pathParams: { job_id: schemas.jobId },
     query: outputOffsets,
@@ -91,40 +170,61 @@ const ROUTES: readonly RouteDoc[] = [
     errors: ['job_not_found', 'bad_request', ...ADMIN_ERRORS],
   },
   {
-    method: 'get', path: '/tools', operationId: 'tools', summary: 'Tool definitions for LLM tool calling',
+    method: 'get',
+    path: '/tools',
+    operationId: 'tools',
+    summary: 'Tool definitions for LLM tool calling',
     query: schemas.toolsQuery,
     ok: { '200': { description: 'The tools.', schema: object('{"format", "tools": [...], "routes": {name: {method, path}}}') } },
     errors: ['bad_request', 'unknown_field', ...ADMIN_ERRORS],
   },
   {
-    method: 'get', path: '/openapi.json', operationId: 'openapi', summary: 'This document',
+    method: 'get',
+    path: '/openapi.json',
+    operationId: 'openapi',
+    summary: 'This document',
     ok: { '200': { description: 'OpenAPI 3.1.', schema: object('The OpenAPI document.') } },
     errors: ADMIN_ERRORS,
   },
   {
-    method: 'post', path: '/mcp', operationId: 'mcp', summary: 'Model Context Protocol endpoint (Streamable HTTP, stateless)',
+    method: 'post',
+    path: '/mcp',
+    operationId: 'mcp',
+    summary: 'Model Context Protocol endpoint (Streamable HTTP, stateless)',
     description: 'JSON-RPC messages of MCP; the tools are the same as GET /tools. Send Accept: application/json, text/event-stream.',
     body: { contentType: 'application/json', schema: { type: ['object', 'array'] }, description: 'A JSON-RPC message or batch.' },
     ok: { '200': { description: 'JSON-RPC responses as an event stream.', contentType: 'text/event-stream', schema: { type: 'string' } } },
     errors: [...JSON_BODY_ERRORS, ...ADMIN_ERRORS],
   },
   {
-    method: 'get', path: '/mcp', operationId: 'mcp_get', summary: 'Not supported in stateless mode (405)',
+    method: 'get',
+    path: '/mcp',
+    operationId: 'mcp_get',
+    summary: 'Not supported in stateless mode (405)',
     ok: { '405': { description: 'Method not allowed.', schema: object('A JSON-RPC error.') } },
     errors: [],
   },
   {
-    method: 'delete', path: '/mcp', operationId: 'mcp_delete', summary: 'Not supported in stateless mode (405)',
+    method: 'delete',
+    path: '/mcp',
+    operationId: 'mcp_delete',
+    summary: 'Not supported in stateless mode (405)',
     ok: { '405': { description: 'Method not allowed.', schema: object('A JSON-RPC error.') } },
     errors: [],
   },
   {
-    method: 'get', path: '/metrics', operationId: 'metrics', summary: 'Prometheus metrics',
+    method: 'get',
+    path: '/metrics',
+    operationId: 'metrics',
+    summary: 'Prometheus metrics',
     ok: { '200': { description: 'Prometheus text exposition format.', contentType: 'text/plain', schema: { type: 'string' } } },
     errors: ADMIN_ERRORS,
   },
   {
-    method: 'post', path: '/admin/reload', operationId: 'admin_reload', summary: 'Re-read the config file and apply it without a restart',
+    method: 'post',
+    path: '/admin/reload',
+    operationId: 'admin_reload',
+    summary: 'Re-read the config file and apply it without a restart',
     ok: {
       '200': {
         description: 'Applied.',
@@ -146,7 +246,9 @@ const ROUTES: readonly RouteDoc[] = [
 export function openApiDocument(config: Config, serverUrl: string): JsonSchema {
   const paths: Record<string, Record<string, unknown>> = {};
   const add = (path: string, method: string, op: Record<string, unknown>): void => {
-    (paths[path] ??= {})[method] = op;
+    const ops = paths[path] ?? {};
+    ops[method] = op;
+    paths[path] = ops;
   };
   const auth = config.auth === 'token';
   for (const tool of TOOLS) {
@@ -171,14 +273,15 @@ export function openApiDocument(config: Config, serverUrl: string): JsonSchema {
       parameters.push(...rest.map((name) => parameter(name, 'query', properties[name]!, required.has(name))));
     }
     if (parameters.length > 0) op.parameters = parameters;
-    op.responses = responses({ '200': { description: 'The tool\'s result.', schema: jsonSchema(tool.output, 'output') } }, [...tool.errors, ...COMMON_ERRORS, ...(method === 'post' ? JSON_BODY_ERRORS : [])], auth);
+    op.responses = responses(
+      { '200': { description: "The tool's result.", schema: jsonSchema(tool.output, 'output') } },
+      [...tool.errors, ...COMMON_ERRORS, ...(method === 'post' ? JSON_BODY_ERRORS : [])],
+      auth,
+    );
     add(tool.route.path, method, op);
   }
   for (const r of ROUTES) {
-    const parameters = [
-      ...Object.entries(r.pathParams ?? {}).map(([name, s]) => parameter(name, 'path', jsonSchema(s), true)),
-      ...queryParameters(r.query),
-    ];
+    const parameters = [...Object.entries(r.pathParams ?? {}).map(([name, s]) => parameter(name, 'path', jsonSchema(s), true)), ...queryParameters(r.query)];
     const op: Record<string, unknown> = { operationId: r.operationId, summary: r.summary, tags: [r.path.split('/')[1]!.replace('.json', '')] };
     if (r.description) op.description = r.description;
     if (parameters.length > 0) op.parameters = parameters;
@@ -192,13 +295,20 @@ export function openApiDocument(config: Config, serverUrl: string): JsonSchema {
     info: {
       title: 'toolhost',
       version: VERSION,
-      description: 'Developer tools (shell, files, search) for coding LLM agents over many projects. Tools are also served as LLM tool definitions (GET /tools) and over MCP (POST /mcp).',
+      description:
+        'Developer tools (shell, files, search) for coding LLM agents over many projects. Tools are also served as LLM tool definitions (GET /tools) and over MCP (POST /mcp).',
     },
     servers: [{ url: serverUrl }],
     paths,
     components: {
       schemas: { Error: errorBodySchema() },
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The server\'s token (its token setting, TOOLHOST_TOKEN, or the file "token" in its data directory): Authorization: Bearer <token>.' } },
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'The server\'s token (its token setting, TOOLHOST_TOKEN, or the file "token" in its data directory): Authorization: Bearer <token>.',
+        },
+      },
     },
   };
   if (auth) doc.security = [{ bearer: [] }];

@@ -12,7 +12,7 @@ import express, { type Request } from 'express';
 import { z } from 'zod';
 import { ToolhostError } from '../../lib/errors.js';
 import { PROJECT_ID_PATTERN, PROJECT_ID_RULE } from '../../lib/schemas.js';
-import { type StoredProject, notFound } from '../../lib/store/project-store.js';
+import { notFound, type StoredProject } from '../../lib/store/project-store.js';
 import type { ProjectCache } from '../projects.js';
 import type { AppDeps } from './deps.js';
 import { validate } from './validate.js';
@@ -29,7 +29,8 @@ export function projectRoutes(d: AppDeps): express.Router {
   const listing: ProjectListing = d.worker?.projects ?? storeListing(d);
   /** The cache the writing routes need; an api process refuses them before they get here (app.ts). */
   const cache = (): ProjectCache => {
-    if (!d.worker) throw new ToolhostError('not_on_this_role', 'this process runs no jobs and holds no working copies; send this to a process with role "all" or "worker"');
+    if (!d.worker)
+      throw new ToolhostError('not_on_this_role', 'this process runs no jobs and holds no working copies; send this to a process with role "all" or "worker"');
     return d.worker.projects;
   };
 

@@ -11,8 +11,8 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import type { z } from 'zod';
-import { JOB_TOOLS } from '../../handlers/index.js';
 import type { ExecuteRequest } from '../../handlers/execute.js';
+import { JOB_TOOLS } from '../../handlers/index.js';
 import { ToolhostError } from '../../lib/errors.js';
 import type { Job, JobOutcome } from '../../lib/jobs.js';
 import type { JobTool } from '../../lib/tool.js';

@@ -2,7 +2,7 @@
  * A real Azurite (the Azure Storage emulator) for tests: its own process on free ports, state in memory, gone
  * after `stop()`. Spawned through node_modules/.bin/azurite because the package has no importable entry point.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -44,17 +44,32 @@ export async function startAzurite(): Promise<Azurite> {
   // instead: anything it might still write lands there and is removed with it.
   const home = await mkdtemp(join(tmpdir(), 'toolhost-azurite-'));
   const args = [
-    '--skipApiVersionCheck', '--inMemoryPersistence', '--disableTelemetry', '--silent',
-    '--blobHost', '127.0.0.1', '--queueHost', '127.0.0.1', '--tableHost', '127.0.0.1',
-    '--blobPort', '0', '--queuePort', '0', '--tablePort', '0',
+    '--skipApiVersionCheck',
+    '--inMemoryPersistence',
+    '--disableTelemetry',
+    '--silent',
+    '--blobHost',
+    '127.0.0.1',
+    '--queueHost',
+    '127.0.0.1',
+    '--tableHost',
+    '127.0.0.1',
+    '--blobPort',
+    '0',
+    '--queuePort',
+    '0',
+    '--tablePort',
+    '0',
   ];
   // Its own process group, so stop() reaches anything it spawns.
   const child = spawn(BIN, args, { cwd: home, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => {
-    running.delete(child);
-    resolve();
-  }));
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      running.delete(child);
+      resolve();
+    }),
+  );
 
   let urls: Record<string, string>;
   try {

@@ -1,5 +1,5 @@
 /** Runs the real entry point (supervisor/main.ts) as a child process, the way an operator runs `npm start`. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';

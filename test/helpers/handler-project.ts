@@ -8,8 +8,8 @@ import { dirname, join } from 'node:path';
 import { expect } from 'chai';
 import { loadConfig } from '../../config/load.js';
 import type { Config } from '../../config/schema.js';
-import type { HandlerContext } from '../../lib/tool.js';
 import { ToolhostError } from '../../lib/errors.js';
+import type { HandlerContext } from '../../lib/tool.js';
 
 /** A temp project for handler tests. */
 export class HandlerProject {

@@ -11,7 +11,7 @@ import { loadConfig } from '../../config/load.js';
 import type { Config } from '../../config/schema.js';
 import { extractArchive } from '../../lib/archive/extract.js';
 import type { Logger } from '../../supervisor/logger.js';
-import { startSupervisor, type Supervisor } from '../../supervisor/supervisor.js';
+import { type Supervisor, startSupervisor } from '../../supervisor/supervisor.js';
 
 const run = promisify(execFile);
 
@@ -78,7 +78,10 @@ export async function buildArchive(files: FileMap, format: 'tar.gz' | 'zip' = 't
  * a reload then re-reads); `how.log` replaces the default logger (to capture its lines); `how.now` is the clock of
  * the project cache and the janitor.
  */
-export async function startServer(overrides: Record<string, unknown> = {}, how: { log?: Logger; configFile?: string; now?: () => number } = {}): Promise<TestServer> {
+export async function startServer(
+  overrides: Record<string, unknown> = {},
+  how: { log?: Logger; configFile?: string; now?: () => number } = {},
+): Promise<TestServer> {
   // A test that restarts a server on the same data passes its dataDir; otherwise each server gets a fresh one.
   const dataDir = typeof overrides.dataDir === 'string' ? overrides.dataDir : await tempDir('toolhost-data-');
   const sources = {
@@ -98,7 +101,8 @@ export async function startServer(overrides: Record<string, unknown> = {}, how: 
     const res = await fetch(sup.url + path, {
       method,
       headers,
-      body: body === undefined ? undefined : body instanceof Uint8Array ? (body as unknown as BodyInit) : typeof body === 'string' ? body : JSON.stringify(body),
+      body:
+        body === undefined ? undefined : body instanceof Uint8Array ? (body as unknown as BodyInit) : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();
     let parsed: unknown = text;

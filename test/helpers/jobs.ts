@@ -85,7 +85,10 @@ export interface SseStream {
 /** Opens GET `path` as an event stream. */
 export async function openSse(s: TestServer, path: string): Promise<SseStream> {
   const ctrl = new AbortController();
-  const res = await fetch(s.url + path, { signal: ctrl.signal, headers: { accept: 'text/event-stream', ...(s.token ? { authorization: `Bearer ${s.token}` } : {}) } });
+  const res = await fetch(s.url + path, {
+    signal: ctrl.signal,
+    headers: { accept: 'text/event-stream', ...(s.token ? { authorization: `Bearer ${s.token}` } : {}) },
+  });
   const reader = res.body!.getReader();
   const decoder = new TextDecoder();
   let buffered = '';

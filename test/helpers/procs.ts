@@ -1,5 +1,5 @@
 /** Process checks for tests: is a pid alive (not a zombie), and which live processes carry a marker string. */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** True while `pid` runs (a zombie counts as gone). */
 export function alive(pid: number): boolean {

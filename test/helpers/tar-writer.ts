@@ -21,7 +21,12 @@ export async function buildTarGz(entries: TarSpec[]): Promise<Buffer> {
     return Buffer.concat(chunks);
   })();
   for (const e of entries) {
-    const header = { name: e.name, type: e.type ?? 'file', ...(e.mode === undefined ? {} : { mode: e.mode }), ...(e.linkname === undefined ? {} : { linkname: e.linkname }) };
+    const header = {
+      name: e.name,
+      type: e.type ?? 'file',
+      ...(e.mode === undefined ? {} : { mode: e.mode }),
+      ...(e.linkname === undefined ? {} : { linkname: e.linkname }),
+    };
     if (header.type === 'file') pack.entry(header, e.data ?? '');
     else pack.entry(header);
   }
