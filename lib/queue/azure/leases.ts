@@ -153,7 +153,8 @@ export class Leases {
     if (peers.size === 0) return false;
     for await (const b of this.#container.listBlobsFlat({ prefix: BLOBS.leasesPrefix, includeMetadata: true })) {
       const owner = b.metadata?.owner;
-      if (owner && b.properties.leaseState === 'leased' && peers.has(owner)) peers.set(owner, peers.get(owner)! + 1);
+      const held = owner && b.properties.leaseState === 'leased' ? peers.get(owner) : undefined;
+      if (owner && held !== undefined) peers.set(owner, held + 1);
     }
     return Math.min(...peers.values()) < this.#held.size;
   }
