@@ -33,11 +33,26 @@ export class QueueNames {
   replies(nodeId: string): string {
     return `${this.prefix}-replies-${slug(nodeId, 63 - this.prefix.length - 9)}`;
   }
+
+  /** True when `name` is a valid queue name and the reply queue of some API process of this deployment. */
+  isReplies(name: string): boolean {
+    return QUEUE_NAME.test(name) && name.startsWith(`${this.prefix}-replies-`) && name.length > this.prefix.length + 9;
+  }
+
+  /** True when `name` is a valid queue name and the own queue of some worker of this deployment. */
+  isNode(name: string): boolean {
+    return QUEUE_NAME.test(name) && name.startsWith(`${this.prefix}-node-`) && name.length > this.prefix.length + 6;
+  }
 }
+
+/** What Azure accepts as a queue name: 3-63 lowercase letters, digits and single hyphens, no hyphen at either end. */
+export const QUEUE_NAME = /^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/;
 
 /** Blob names inside the coordination container. */
 export const BLOBS = {
   claim: (id: string) => `claims/${id}`,
+  /** True for the name of a claim-check blob (`claims/<uuid>`), so a message can name no other blob. */
+  isClaim: (name: string) => /^claims\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(name),
   projectLease: (projectId: string) => `leases/${projectId}`,
   leasesPrefix: 'leases/',
   nodeLease: (nodeId: string) => `nodes/${nodeId}`,
