@@ -113,7 +113,8 @@ export class AzureQueue implements JobQueue {
 
   /** Stops polling; waiters get `shutting_down`; a worker gives up its leases (its copies were written back). */
   close(): Promise<void> {
-    return (this.#closing ??= this.#close());
+    this.#closing ??= this.#close();
+    return this.#closing;
   }
 
   async #close(): Promise<void> {
@@ -211,13 +212,18 @@ export class AzureQueue implements JobQueue {
 
   #api(): ApiParts {
     const { api } = this.#started();
-    if (!api) throw new ToolhostError('not_on_this_role', `node ${this.nodeId} runs no API role: it neither enqueues jobs nor calls workers; use a process with role "api" or "all"`);
+    if (!api)
+      throw new ToolhostError(
+        'not_on_this_role',
+        `node ${this.nodeId} runs no API role: it neither enqueues jobs nor calls workers; use a process with role "api" or "all"`,
+      );
     return api;
   }
 
   #worker(): WorkerParts {
     const { worker } = this.#started();
-    if (!worker) throw new ToolhostError('not_on_this_role', `node ${this.nodeId} runs no worker role: it receives no jobs; use a process with role "worker" or "all"`);
+    if (!worker)
+      throw new ToolhostError('not_on_this_role', `node ${this.nodeId} runs no worker role: it receives no jobs; use a process with role "worker" or "all"`);
     return worker;
   }
 }

@@ -180,7 +180,11 @@ export class Codec {
 
   /** Deletes a claim-check blob (best effort: a leftover costs storage, not correctness). */
   async dropClaim(claim: string | undefined): Promise<void> {
-    if (claim) await this.#container.getBlockBlobClient(claim).deleteIfExists().catch(() => {});
+    if (claim)
+      await this.#container
+        .getBlockBlobClient(claim)
+        .deleteIfExists()
+        .catch(() => {});
   }
 
   /** A checked envelope, once its reply queue is one of ours. */

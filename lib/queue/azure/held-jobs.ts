@@ -87,10 +87,14 @@ export class HeldJobs {
     const { job } = env;
     const queue = this.#poison.name;
     await this.#storage.send(this.#poison, env, { messageTimeToLive: -1 });
-    const error = new ToolhostError('job_poisoned', `job ${job.id} (${job.type}) was moved to the ${queue} queue: ${why}. It will not be retried; report it with the job_id`, {
-      job_id: job.id,
-      queue,
-    });
+    const error = new ToolhostError(
+      'job_poisoned',
+      `job ${job.id} (${job.type}) was moved to the ${queue} queue: ${why}. It will not be retried; report it with the job_id`,
+      {
+        job_id: job.id,
+        queue,
+      },
+    );
     this.#log.error({ job_id: job.id, project_id: job.projectId, type: job.type, why }, 'job moved to the poison queue');
     await this.#replies.send(env.replyTo, job.id, { ok: false, error: error.toJSON() });
   }
@@ -113,12 +117,15 @@ export class HeldJobs {
   /** The next renewal a third of `visibilityS` after the last one ended (so two never overlap). */
   #scheduleRenewal(h: Held): void {
     if (this.#closed) return;
-    h.renewal = setTimeout(() => {
-      h.chain = h.chain.then(async () => {
-        await this.#renew(h);
-        if (this.#held.get(h.env.job.id) === h) this.#scheduleRenewal(h);
-      });
-    }, (this.#visibilityS * 1000) / 3);
+    h.renewal = setTimeout(
+      () => {
+        h.chain = h.chain.then(async () => {
+          await this.#renew(h);
+          if (this.#held.get(h.env.job.id) === h) this.#scheduleRenewal(h);
+        });
+      },
+      (this.#visibilityS * 1000) / 3,
+    );
     h.renewal.unref();
   }
 
@@ -128,7 +135,7 @@ export class HeldJobs {
       const r = await h.queue.updateMessage(h.messageId, h.popReceipt, undefined, this.#visibilityS);
       if (r.popReceipt) h.popReceipt = r.popReceipt;
     } catch (err) {
-      this.#log.warn({ job_id: h.env.job.id, err: String(err) }, 'could not renew a running job\'s invisibility; it may be delivered again');
+      this.#log.warn({ job_id: h.env.job.id, err: String(err) }, "could not renew a running job's invisibility; it may be delivered again");
     }
   }
 }

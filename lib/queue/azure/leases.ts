@@ -106,7 +106,9 @@ export class Leases {
     if (!lease) return;
     this.#held.delete(projectId);
     this.#owners.delete(projectId);
-    await lease.releaseLease().catch((err: unknown) => this.#log.warn({ project_id: projectId, err: String(err) }, 'could not release project lease; it expires on its own'));
+    await lease
+      .releaseLease()
+      .catch((err: unknown) => this.#log.warn({ project_id: projectId, err: String(err) }, 'could not release project lease; it expires on its own'));
   }
 
   /** API side: the worker holding the project, or null (a short-lived cache spares a request per job). */
@@ -209,7 +211,7 @@ export class Leases {
   }
 
   async #renewAll(): Promise<void> {
-    await this.#node?.renewLease().catch((err: unknown) => this.#log.warn({ err: String(err) }, 'could not renew this worker\'s liveness lease'));
+    await this.#node?.renewLease().catch((err: unknown) => this.#log.warn({ err: String(err) }, "could not renew this worker's liveness lease"));
     await Promise.all(
       [...this.#held].map(async ([id, lease]) => {
         try {

@@ -63,7 +63,10 @@ export const BLOBS = {
 
 /** A lowercase, hyphen-separated form of `id` at most `max` characters long, unique per id. */
 export function slug(id: string, max: number): string {
-  const plain = id.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');
+  const plain = id
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '');
   if (plain === id && plain.length <= max && plain.length > 0) return plain;
   const hash = createHash('sha256').update(id).digest('hex').slice(0, 8);
   return `${plain.slice(0, max - 9).replace(/-+$/, '')}-${hash}`.replace(/^-/, '');

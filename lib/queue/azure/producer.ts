@@ -10,7 +10,7 @@ import type { WaitOptions } from '../job-queue.js';
 import type { JobEnvelope } from './codec.js';
 import type { Leases } from './leases.js';
 import type { ReplyInbox } from './reply-inbox.js';
-import { statusOf, unavailable, type QueueStorage } from './storage.js';
+import { type QueueStorage, statusOf, unavailable } from './storage.js';
 
 /** The enqueueing half of an API process. */
 export class Producer {
@@ -31,7 +31,9 @@ export class Producer {
   /** Sends a job towards its project's worker; `queue_full` beyond `maxOutstanding` waits, `queue_unavailable` on storage errors. */
   async enqueue(job: Job): Promise<void> {
     if (this.#inbox.jobs.size >= this.#maxOutstanding) {
-      throw new ToolhostError('queue_full', `this API process waits for ${this.#maxOutstanding} jobs already; retry after the Retry-After delay`, { retry_after_s: 1 });
+      throw new ToolhostError('queue_full', `this API process waits for ${this.#maxOutstanding} jobs already; retry after the Retry-After delay`, {
+        retry_after_s: 1,
+      });
     }
     const env: JobEnvelope = { k: 'job', job, replyTo: this.#inbox.name };
     try {

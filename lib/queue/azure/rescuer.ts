@@ -59,12 +59,15 @@ export class Rescuer {
             if (!(await this.#drain(this.#storage.queue(dead.queue), signal))) return;
           } else {
             // Only a worker's own queue is moved and deleted, never the shared one or a reply queue.
-            this.#log.warn({ node: dead.nodeId, queue: dead.queue }, 'a dead worker\'s lease names no worker queue; forgetting the worker, leaving the queue alone');
+            this.#log.warn(
+              { node: dead.nodeId, queue: dead.queue },
+              "a dead worker's lease names no worker queue; forgetting the worker, leaving the queue alone",
+            );
           }
           await this.#leases.bury(dead.nodeId);
         }
       } catch (err) {
-        this.#log.warn({ err: String(err) }, 'rescue of dead workers\' queues failed; retrying');
+        this.#log.warn({ err: String(err) }, "rescue of dead workers' queues failed; retrying");
       }
     }
   }

@@ -22,7 +22,10 @@ export function statusOf(err: unknown): number | undefined {
 export function unavailable(err: unknown): ToolhostError {
   const e = toToolhostError(err);
   if (e.code !== 'internal') return e;
-  return new ToolhostError('queue_unavailable', `the job queue (Azure Queue Storage) cannot be reached: ${err instanceof Error ? err.message : String(err)}; retry later`);
+  return new ToolhostError(
+    'queue_unavailable',
+    `the job queue (Azure Queue Storage) cannot be reached: ${err instanceof Error ? err.message : String(err)}; retry later`,
+  );
 }
 
 /** The clients of one deployment's queues and coordination container. */

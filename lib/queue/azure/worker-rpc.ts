@@ -11,7 +11,7 @@ import type { JobOutcome } from '../../jobs.js';
 import type { CallEnvelope } from './codec.js';
 import type { ReplyBatcher } from './reply-batcher.js';
 import type { ReplyInbox } from './reply-inbox.js';
-import { statusOf, unavailable, type QueueStorage } from './storage.js';
+import { type QueueStorage, statusOf, unavailable } from './storage.js';
 import type { WorkerHooks } from './types.js';
 
 /** API side: calls to workers. */
