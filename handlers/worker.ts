@@ -19,8 +19,6 @@ import type { ProjectStore } from '../lib/store/project-store.js';
 import { jobToolOf } from './index.js';
 import type { ControlMessage, MaterializeResult, PoolTask, PoolWorkerData, SaveResult } from './protocol.js';
 
-export type { MaterializeResult, SaveResult } from './protocol.js';
-
 const { config } = workerData as PoolWorkerData;
 
 /**

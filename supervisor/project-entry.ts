@@ -100,3 +100,8 @@ export function saveOutcome(id: string, entry: CacheEntry, stored: StoredProject
 function isoOrNull(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }
+
+/** A compact UTC timestamp for conflict copies: 20261124T101010123Z. */
+export function conflictStamp(ms: number): string {
+  return new Date(ms).toISOString().replace(/[-:.]/g, '');
+}

@@ -19,7 +19,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { rm } from 'node:fs/promises';
-import type { MaterializeResult, SaveResult } from '../handlers/worker.js';
+import type { MaterializeResult, SaveResult } from '../handlers/protocol.js';
 import { type ArchiveFormat, archiveExtension, sniffFile } from '../lib/archive/format.js';
 import { fromSerialized, type SerializedError, ToolhostError, toToolhostError } from '../lib/errors.js';
 import { FairSemaphore } from '../lib/fair-semaphore.js';
@@ -27,7 +27,7 @@ import { KeyedMutex } from '../lib/keyed-mutex.js';
 import { notFound, type StoredProject } from '../lib/store/project-store.js';
 import type { Pools } from './pools.js';
 import { ProjectCopies } from './project-copies.js';
-import { type CacheEntry, cacheView, projectView, saveOutcome } from './project-entry.js';
+import { type CacheEntry, cacheView, conflictStamp, projectView, saveOutcome } from './project-entry.js';
 import type { CopySnapshot, ProjectCacheEvents, ProjectCacheOptions, ProjectInfo, SaveOutcome, WritebackFailure } from './project-types.js';
 
 export type { ProjectCacheEvents, ProjectCacheOptions, ProjectInfo, SaveOutcome, WritebackFailure } from './project-types.js';
@@ -97,11 +97,20 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
         entry.state.on('change');
         entry.persisting = this.#copies.flush().finally(() => (entry.persisting = null));
       }
-      // No change may start before "dirty" is on disk: after a crash the copy must still be known dirty. A failed
-      // write fails the job (it never ran); the copy stays dirty in memory, so nothing treats it as clean.
-      if (entry.persisting) await entry.persisting;
+      // Counted before the wait below: a save that runs meanwhile must end dirty, not clean under a change about to
+      // start (it would then never be saved, and an idle eviction would drop it).
       entry.mutating++;
       entry.generation++;
+      // No change may start before "dirty" is on disk: after a crash the copy must still be known dirty. A failed
+      // write fails the job (it never ran); the copy stays dirty in memory, so nothing treats it as clean.
+      if (entry.persisting) {
+        try {
+          await entry.persisting;
+        } catch (err) {
+          entry.mutating--;
+          throw err;
+        }
+      }
     }
     return () => {
       entry.lastAccess = this.#now();
@@ -387,9 +396,4 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     if (storeError) info.store_error = storeError;
     return info;
   }
-}
-
-/** A compact UTC timestamp for conflict copies: 20261124T101010123Z. */
-function conflictStamp(ms: number): string {
-  return new Date(ms).toISOString().replace(/[-:.]/g, '');
 }
