@@ -109,7 +109,15 @@ for (const sandbox of ['bwrap', 'none'] as const) {
               const text = JSON.stringify(r.body);
               expect(text, `search ${i} of "${path}" answered with content from outside the project`).not.to.include(hex);
               const what = r.status === 200 ? `200 complete:${r.body.complete}` : `${r.status} ${r.body.error?.code}`;
-              expect(what, text).to.be.oneOf(['200 complete:true', '200 complete:false', '400 path_outside_project', '404 file_not_found']);
+              // rg itself may die under the swap (exit 101, its panic, when a file it listed is gone): the answer then
+              // says the search failed, which is honest; what matters is that nothing from outside comes back.
+              expect(what, text).to.be.oneOf([
+                '200 complete:true',
+                '200 complete:false',
+                '400 path_outside_project',
+                '404 file_not_found',
+                '422 search_failed',
+              ]);
               const key = `${path} -> ${what}`;
               outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
             }
