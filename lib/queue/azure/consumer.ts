@@ -79,12 +79,13 @@ export class Consumer {
     while (!signal.aborted && !this.#closed) {
       const q = this.#turn++ % 2 === 0 ? this.#node : this.#jobs;
       let items: DequeuedMessageItem[] = [];
+      const polledAt = Date.now();
       try {
         items = (await q.receiveMessages({ numberOfMessages: Math.max(1, Math.min(32, max)), visibilityTimeout: this.#s.visibilityS })).receivedMessageItems;
       } catch (err) {
         this.#log.warn({ err: String(err), queue: q.name }, 'queue poll failed; retrying');
       }
-      const admitted = await Promise.all(items.map((m) => this.#admit(q, m).catch((err: unknown) => this.#failAdmit(m, err))));
+      const admitted = await Promise.all(items.map((m) => this.#admit(q, m, polledAt).catch((err: unknown) => this.#failAdmit(m, err))));
       const jobs = admitted.filter((job): job is Job => job !== null);
       const delay = this.#backoff.next(items.length);
       if (jobs.length > 0) return jobs;
@@ -104,8 +105,11 @@ export class Consumer {
     return null;
   }
 
-  /** Decides what a received message is for: a job to run here (returned), or one handled on the spot. */
-  async #admit(q: QueueClient, m: DequeuedMessageItem): Promise<Job | null> {
+  /**
+   * Decides what a received message is for: a job to run here (returned), or one handled on the spot. `polledAt`
+   * is when its invisibility began at the latest.
+   */
+  async #admit(q: QueueClient, m: DequeuedMessageItem, polledAt: number): Promise<Job | null> {
     const decoded = await this.#storage.open(q, m);
     if (!decoded) return null;
     const { env, claim } = decoded;
@@ -140,7 +144,7 @@ export class Consumer {
     }
     const claimed = await this.#leases.claim(job.projectId);
     if (claimed.mine) {
-      this.#held.hold({ queue: q, messageId: m.messageId, popReceipt: m.popReceipt, dequeueCount: m.dequeueCount, env, claim });
+      this.#held.hold({ queue: q, messageId: m.messageId, popReceipt: m.popReceipt, dequeueCount: m.dequeueCount, env, claim, polledAt });
       return job;
     }
     if ('yield' in claimed) {

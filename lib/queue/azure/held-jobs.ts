@@ -21,6 +21,8 @@ export interface HeldMessage {
   dequeueCount: number;
   env: JobEnvelope;
   claim: string | undefined;
+  /** When the poll that received it was sent: its invisibility runs from then at the latest. */
+  polledAt: number;
 }
 
 interface Held extends HeldMessage {
@@ -54,7 +56,8 @@ export class HeldJobs {
   hold(m: HeldMessage): void {
     const h: Held = { ...m, chain: Promise.resolve() };
     this.#held.set(m.env.job.id, h);
-    this.#scheduleRenewal(h);
+    // Admission (the project's lease) took part of the invisibility already: the first renewal comes that much sooner.
+    this.#scheduleRenewal(h, Math.max(0, this.#renewEveryMs - (Date.now() - m.polledAt)));
   }
 
   /** Sends a job's outcome to its caller, then deletes its message. */
@@ -114,18 +117,20 @@ export class HeldJobs {
     return h;
   }
 
-  /** The next renewal a third of `visibilityS` after the last one ended (so two never overlap). */
-  #scheduleRenewal(h: Held): void {
+  /** A third of `visibilityS`: after a renewal, one more may fail and the next still comes in time. */
+  get #renewEveryMs(): number {
+    return (this.#visibilityS * 1000) / 3;
+  }
+
+  /** The next renewal `delayMs` after the last one ended (so two never overlap). */
+  #scheduleRenewal(h: Held, delayMs = this.#renewEveryMs): void {
     if (this.#closed) return;
-    h.renewal = setTimeout(
-      () => {
-        h.chain = h.chain.then(async () => {
-          await this.#renew(h);
-          if (this.#held.get(h.env.job.id) === h) this.#scheduleRenewal(h);
-        });
-      },
-      (this.#visibilityS * 1000) / 3,
-    );
+    h.renewal = setTimeout(() => {
+      h.chain = h.chain.then(async () => {
+        await this.#renew(h);
+        if (this.#held.get(h.env.job.id) === h) this.#scheduleRenewal(h);
+      });
+    }, delayMs);
     h.renewal.unref();
   }
 
