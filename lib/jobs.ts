@@ -26,8 +26,3 @@ export type JobOutcome = ({ ok: true; value: unknown } | { ok: false; error: Ser
   /** The worker process that ran it (the distributed queue fills it in; the X-Toolhost-Worker header shows it). */
   worker?: string;
 };
-
-/** @deprecated until the Azure queue reads `job.mutates`: whether a job type changes the project. */
-export function isMutating(type: string): boolean {
-  return type === 'execute' || type === 'file.write' || type === 'file.edit';
-}

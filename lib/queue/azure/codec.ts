@@ -37,7 +37,8 @@ const job = z.object({
   id,
   // The worker's handler registry knows the types; the queue only checks that it is a name.
   type: z.string().regex(/^[a-z][a-z0-9._-]{0,63}$/, 'must be a job type name'),
-  mutates: z.boolean().optional(),
+  // A job that does not say is taken to change its project: never run again silently after its worker died.
+  mutates: z.boolean().default(true),
   projectId: z.string().regex(PROJECT_ID_PATTERN, 'must be a valid project id'),
   payload: z.record(z.string(), z.unknown()),
   enqueuedAt: z.number(),
@@ -118,15 +119,6 @@ export interface RepliesEnvelope {
 
 /** Every message body. */
 export type Envelope = JobEnvelope | CallEnvelope | RepliesEnvelope;
-
-/** Job types that changed the project, for messages sent before jobs said so themselves (`mutates`). */
-const MUTATING_TYPES: ReadonlySet<string> = new Set(['execute', 'file.write', 'file.edit']);
-
-/** Whether a received job may have changed its project (then it is never run again silently after a worker died). */
-export function mutatesOf(job: Job): boolean {
-  const said = (job as { mutates?: unknown }).mutates;
-  return typeof said === 'boolean' ? said : MUTATING_TYPES.has(job.type);
-}
 
 /** A message that is no envelope of ours: why, and the claim-check blob to delete with it, if it named a valid one. */
 export interface Malformed {

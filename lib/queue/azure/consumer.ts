@@ -13,7 +13,7 @@
 import type { DequeuedMessageItem, QueueClient } from '@azure/storage-queue';
 import { ToolhostError } from '../../errors.js';
 import type { Job } from '../../jobs.js';
-import { type JobEnvelope, mutatesOf } from './codec.js';
+import type { JobEnvelope } from './codec.js';
 import type { HeldJobs } from './held-jobs.js';
 import type { Leases } from './leases.js';
 import { Backoff, sleep } from './poller.js';
@@ -132,7 +132,7 @@ export class Consumer {
       return null;
     }
     const lost = deliveries - 1 - (env.released ?? 0);
-    if (lost > 0 && mutatesOf(job)) {
+    if (lost > 0 && job.mutates) {
       const error = new ToolhostError(
         'worker_lost',
         `the worker running job ${job.id} (${job.type}) stopped before it finished; it was not run again because it may have changed the project in part. Check the project's state, then retry if needed`,
