@@ -5,11 +5,12 @@
  * its last saved state, and an API process killed while its requests wait leaves their results readable through
  * GET /jobs/:id on another.
  */
-import { expect } from 'chai';
+
 import { rm } from 'node:fs/promises';
 import type { ContainerClient } from '@azure/storage-blob';
-import { containerClient, startAzurite, uniqueContainerName, type Azurite } from './helpers/azurite.js';
-import { startChild, type ChildServer } from './helpers/child-server.js';
+import { expect } from 'chai';
+import { type Azurite, containerClient, startAzurite, uniqueContainerName } from './helpers/azurite.js';
+import { type ChildServer, startChild } from './helpers/child-server.js';
 import { authHeaders, buildArchive } from './helpers/harness.js';
 
 interface Reply {
@@ -103,13 +104,17 @@ describe('Azure queue scale-out (Azurite, 1 api + 2 worker processes)', function
     expect(onWorker.status).to.equal(409);
     expect(onWorker.body.error.code).to.equal('not_on_this_role');
     expect(onWorker.body.error.message).to.contain('role "api"');
-    const put = await fetch(`${api.url}/projects/new-one`, { method: 'PUT', headers: authHeaders(api.token), body: new Uint8Array(await buildArchive({ 'x.txt': 'x' })) });
+    const put = await fetch(`${api.url}/projects/new-one`, {
+      method: 'PUT',
+      headers: authHeaders(api.token),
+      body: new Uint8Array(await buildArchive({ 'x.txt': 'x' })),
+    });
     expect(put.status).to.equal(409);
     expect(((await put.json()) as { error: { code: string } }).error.code).to.equal('not_on_this_role');
     expect(await projects.getBlockBlobClient('new-one.tar.gz').exists()).to.equal(false);
   });
 
-  it('runs a project\'s edits and commands on its one owner, and spreads projects over both workers', async () => {
+  it("runs a project's edits and commands on its one owner, and spreads projects over both workers", async () => {
     const seen: string[] = [];
     const steps: [string, unknown][] = [
       ['/file/write', { project_id: 'p0', path: 'b.txt', content: 'one\n' }],

@@ -3,15 +3,16 @@
  * through the queues, large payloads and results travel by claim check, a job that crashes its thread every
  * time ends in the poison queue with an error for its caller, and the jobs API reads commands through records.
  */
-import { expect } from 'chai';
+
 import { QueueServiceClient } from '@azure/storage-queue';
-import { startAzurite, uniqueContainerName, type Azurite } from './helpers/azurite.js';
+import { expect } from 'chai';
+import { type Azurite, startAzurite, uniqueContainerName } from './helpers/azurite.js';
 import { startServer, type TestServer } from './helpers/harness.js';
 
 const KiB = 1024;
 
 /** A server on the Azure queue and store of `azurite`, under its own prefix and container. */
-export function azureConfig(azurite: Azurite, prefix: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+function azureConfig(azurite: Azurite, prefix: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     store: { backend: 'azure', azure: { connectionString: azurite.connectionString, container: `${prefix}-projects` } },
     queue: { backend: 'azure', azure: { connectionString: azurite.connectionString, prefix, visibilityS: 6, leaseS: 15 } },
@@ -32,7 +33,11 @@ describe('Azure queue (Azurite, one process)', function () {
     process.env.TOOLHOST_TEST_FAULTS = JSON.stringify({ crashPath: 'crash-thread.txt' });
     azurite = await startAzurite();
     prefix = uniqueContainerName('tq').slice(0, 20).replace(/-$/, '');
-    srv = await startServer(azureConfig(azurite, prefix, { queue: { backend: 'azure', maxDequeueCount: 3, azure: { connectionString: azurite.connectionString, prefix, visibilityS: 6, leaseS: 15 } } }));
+    srv = await startServer(
+      azureConfig(azurite, prefix, {
+        queue: { backend: 'azure', maxDequeueCount: 3, azure: { connectionString: azurite.connectionString, prefix, visibilityS: 6, leaseS: 15 } },
+      }),
+    );
     expect((await srv.putProject('p1', { 'a.txt': 'hello\nworld\n', 'src/x.ts': 'export const x = 1;\n' })).status).to.equal(201);
   });
   after(async () => {
@@ -65,7 +70,7 @@ describe('Azure queue (Azurite, one process)', function () {
   });
 
   it('carries a 200 KiB file both ways by claim check', async () => {
-    const content = 'x'.repeat(200 * KiB - 1) + '\n';
+    const content = `${'x'.repeat(200 * KiB - 1)}\n`;
     const write = await srv.api('/file/write', { project_id: 'p1', path: 'big.txt', content });
     expect(write.status, JSON.stringify(write.body)).to.equal(200);
     const read = await srv.api('/file/read', { project_id: 'p1', path: 'big.txt' });
@@ -94,7 +99,9 @@ describe('Azure queue (Azurite, one process)', function () {
     expect(res.body.error.message).to.contain(`${prefix}-jobs-poison`);
     const poison = QueueServiceClient.fromConnectionString(azurite.connectionString).getQueueClient(`${prefix}-jobs-poison`);
     const peeked = await poison.peekMessages({ numberOfMessages: 32 });
-    const jobs = peeked.peekedMessageItems.map((m) => JSON.parse(Buffer.from(m.messageText, 'base64').toString()) as { job: { id: string; payload: { path: string } } });
+    const jobs = peeked.peekedMessageItems.map(
+      (m) => JSON.parse(Buffer.from(m.messageText, 'base64').toString()) as { job: { id: string; payload: { path: string } } },
+    );
     expect(jobs.map((j) => j.job.id)).to.include(res.body.error.job_id);
     // The server still serves: the crashed threads were replaced.
     expect((await srv.api('/file/read', { project_id: 'p1', path: 'a.txt' })).status).to.equal(200);
