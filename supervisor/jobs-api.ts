@@ -139,7 +139,12 @@ export class JobRecords {
 
   async read(id: string): Promise<JobRecord> {
     try {
-      return JSON.parse((await this.container.getBlockBlobClient(BLOBS.job(id)).downloadToBuffer()).toString('utf8')) as JobRecord;
+      // One GET of the whole blob: downloadToBuffer asks for the size first and then reads that many bytes, so a
+      // record rewritten in between (a worker taking the command) came back cut short.
+      const res = await this.container.getBlockBlobClient(BLOBS.job(id)).download(0);
+      const chunks: Buffer[] = [];
+      for await (const chunk of res.readableStreamBody ?? []) chunks.push(chunk as Buffer);
+      return JSON.parse(Buffer.concat(chunks).toString('utf8')) as JobRecord;
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) throw notFound(id);
       throw err;
