@@ -200,6 +200,8 @@ export class QueuePump extends EventEmitter<PumpEvents> {
     let crashed: ThreadCrash | undefined;
     try {
       if (!tool) throw new ToolhostError('internal', `no tool runs jobs of type "${job.type}" (a queue shared with another version?)`);
+      // A shared queue's message is input like any other: the payload must be a request the tool accepts.
+      if (!tool.input.safeParse(job.payload).success) throw new ToolhostError('bad_request', `the job's payload is not a valid ${tool.name} request`);
       outcome = await this.#run(job, tool);
     } catch (err) {
       if (err instanceof ThreadCrash) crashed = err;
