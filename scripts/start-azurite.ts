@@ -26,6 +26,7 @@ import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { AZURITE_ARGS } from './azurite-args.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** The package has no importable entry point; its bin is a small node script. */
@@ -146,25 +147,7 @@ async function startAzurite(): Promise<Azurite> {
   // Azurite refuses --location with --inMemoryPersistence, so a temp folder is its working directory instead:
   // anything it still writes (debug or extent files) lands there and goes with it.
   const home = await mkdtemp(join(tmpdir(), 'toolhost-azurite-'));
-  const args = [
-    '--skipApiVersionCheck',
-    '--inMemoryPersistence',
-    '--disableTelemetry',
-    '--silent',
-    '--blobHost',
-    '127.0.0.1',
-    '--queueHost',
-    '127.0.0.1',
-    '--tableHost',
-    '127.0.0.1',
-    '--blobPort',
-    '0',
-    '--queuePort',
-    '0',
-    '--tablePort',
-    '0',
-  ];
-  const child = spawn(AZURITE_BIN, args, { cwd: home, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(AZURITE_BIN, [...AZURITE_ARGS], { cwd: home, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const exited = new Promise<void>((resolve) => {
     child.once('exit', () => {

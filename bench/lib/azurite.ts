@@ -16,6 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import { AZURITE_ARGS } from '../../scripts/azurite-args.js';
 import { exited, stopChild, track } from './children.js';
 import { REPO_ROOT } from './supervisor.js';
 
@@ -57,27 +58,7 @@ export async function startAzurite(): Promise<Azurite> {
   // Azurite refuses --location together with --inMemoryPersistence, so the temp folder is its working directory
   // instead: anything it might still write lands there and is removed with it.
   const home = await mkdtemp(join(tmpdir(), 'toolhost-bench-azurite-'));
-  // The table service cannot be left out of the all-in-one emulator: it gets a free port too, so it never
-  // collides with another emulator on its default 10002.
-  const args = [
-    '--skipApiVersionCheck',
-    '--inMemoryPersistence',
-    '--disableTelemetry',
-    '--silent',
-    '--blobHost',
-    '127.0.0.1',
-    '--queueHost',
-    '127.0.0.1',
-    '--tableHost',
-    '127.0.0.1',
-    '--blobPort',
-    '0',
-    '--queuePort',
-    '0',
-    '--tablePort',
-    '0',
-  ];
-  const child = track(spawn(BIN, args, { cwd: home, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = track(spawn(BIN, [...AZURITE_ARGS], { cwd: home, stdio: ['ignore', 'pipe', 'pipe'] }));
   let urls: Record<string, string>;
   try {
     urls = await listeningUrls(child);

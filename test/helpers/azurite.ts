@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import { AZURITE_ARGS } from '../../scripts/azurite-args.js';
 import { readFromArchive, tempDir } from './harness.js';
 
 /** A running Azurite. */
@@ -43,26 +44,8 @@ export async function startAzurite(): Promise<Azurite> {
   // Azurite refuses --location together with --inMemoryPersistence, so the temp folder is its working directory
   // instead: anything it might still write lands there and is removed with it.
   const home = await mkdtemp(join(tmpdir(), 'toolhost-azurite-'));
-  const args = [
-    '--skipApiVersionCheck',
-    '--inMemoryPersistence',
-    '--disableTelemetry',
-    '--silent',
-    '--blobHost',
-    '127.0.0.1',
-    '--queueHost',
-    '127.0.0.1',
-    '--tableHost',
-    '127.0.0.1',
-    '--blobPort',
-    '0',
-    '--queuePort',
-    '0',
-    '--tablePort',
-    '0',
-  ];
   // Its own process group, so stop() reaches anything it spawns.
-  const child = spawn(BIN, args, { cwd: home, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(BIN, [...AZURITE_ARGS], { cwd: home, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   const exited = new Promise<void>((resolve) =>
     child.once('exit', () => {
