@@ -129,6 +129,27 @@ describe('Azure queue: malformed messages (Azurite, one process)', function () {
     expect((await srv.api('/file/read', { project_id: 'p1', path: 'a.txt' })).status).to.equal(200);
   });
 
+  it('refuses a well-formed job whose payload its tool would not accept, and writes nothing', async () => {
+    const replyTo = names.replies('n1');
+    // What no HTTP request could carry: a write whose content is not text, and whose path is not a string.
+    const jobs = [
+      { payload: { project_id: 'p1', path: 'forged.txt', content: { toString: 'x' } } },
+      { payload: { project_id: 'p1', path: ['..', 'forged.txt'], content: 'x' } },
+    ].map(({ payload }) => ({ id: randomUUID(), type: 'file.write', mutates: true, projectId: 'p1', payload, enqueuedAt: Date.now() }));
+    const shared = queues.getQueueClient(names.jobs);
+    for (const job of jobs) await shared.sendMessage(msg({ k: 'job', job, replyTo }));
+    await drained(shared);
+    for (const job of jobs) {
+      let line: Record<string, unknown> | undefined;
+      for (let i = 0; i < 100 && !line; i++) {
+        line = log.lines.find((l) => l.msg === 'job' && l.job_id === job.id);
+        if (!line) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(line, `job ${job.id} was run to an outcome`).to.include({ outcome: 'bad_request' });
+    }
+    expect((await srv.api('/file/read', { project_id: 'p1', path: 'forged.txt' })).body.error?.code).to.equal('file_not_found');
+  });
+
   it('refuses a claim check larger than the limit without reading it whole', async () => {
     const codec = new Codec({ container: state, names, maxBodyBytes: 1024 });
     const blob = `claims/${randomUUID()}`;
