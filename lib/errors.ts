@@ -90,7 +90,7 @@ export class ToolhostError extends Error {
 
 /** Rebuilds an error serialized by {@link ToolhostError.toJSON}. */
 export function fromSerialized(e: SerializedError): ToolhostError {
-  return new ToolhostError(e.code in ERROR_STATUS ? e.code : 'internal', e.message, e.details);
+  return new ToolhostError(isErrorCode(e.code) ? e.code : 'internal', e.message, e.details);
 }
 
 /** Coerces any throwable into an Error; a ToolhostError passes through, anything else becomes `internal`. */
@@ -114,8 +114,13 @@ function isSerializedError(x: unknown): x is SerializedError {
     x !== null &&
     typeof (x as SerializedError).code === 'string' &&
     typeof (x as SerializedError).message === 'string' &&
-    (x as SerializedError).code in ERROR_STATUS
+    isErrorCode((x as SerializedError).code)
   );
+}
+
+/** True for a code of ours; an inherited name ("constructor", "toString") is not one. */
+function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_STATUS, code);
 }
 
 /** Node's errno code of a system error (ENOENT, EACCES...), or undefined. */

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { forClients } from '../lib/errors.js';
+import { forClients, fromSerialized, toToolhostError } from '../lib/errors.js';
 
 describe('errors: what a job view shows of a failure', () => {
   it('keeps only the code and where to look of an internal error, whose message may name server paths', () => {
@@ -20,5 +20,15 @@ describe('errors: what a job view shows of a failure', () => {
       'job id j2',
     );
     expect(e).to.deep.equal({ code: 'file_not_found', message: 'cwd <dataDir>/projects/p/x does not exist', details: { path: 'x' } });
+  });
+
+  it('takes only codes of its own from a serialized error: an inherited name such as "constructor" is internal', () => {
+    for (const code of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      const e = fromSerialized({ code: code as never, message: 'forged' });
+      expect(e.code, code).to.equal('internal');
+      expect(e.status, code).to.equal(500);
+      expect(toToolhostError({ code, message: 'forged' }).code, code).to.equal('internal');
+    }
+    expect(fromSerialized({ code: 'file_not_found', message: 'gone' }).status).to.equal(404);
   });
 });
