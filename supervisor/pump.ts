@@ -183,25 +183,27 @@ export class QueuePump extends EventEmitter<PumpEvents> {
 
   #track(job: Job): void {
     const tool = jobToolOf(job.type);
+    // A shared queue's message is input like any other: the payload must be a request the tool accepts before
+    // anything reads it (the command registry included).
+    const valid = tool?.input.safeParse(job.payload).success ?? false;
     // A command from another process's API: this worker's registry keeps its status, output and stdin.
-    if (tool?.job.lane === 'commands' && !this.#o.commands.has(job.id)) this.#o.commands.create(job, job.payload as unknown as ExecuteRequest);
+    if (valid && tool?.job.lane === 'commands' && !this.#o.commands.has(job.id)) this.#o.commands.create(job, job.payload as unknown as ExecuteRequest);
     this.emit('job:received', job);
     this.#o.active.add(job.projectId);
-    const done = this.#process(job, tool).finally(() => {
+    const done = this.#process(job, tool, valid).finally(() => {
       this.#inflight.delete(job.id);
       this.#o.active.remove(job.projectId);
     });
     this.#inflight.set(job.id, { job, done });
   }
 
-  async #process(job: Job, tool: JobTool | undefined): Promise<void> {
+  async #process(job: Job, tool: JobTool | undefined, valid: boolean): Promise<void> {
     const started = Date.now();
     let outcome: JobOutcome;
     let crashed: ThreadCrash | undefined;
     try {
       if (!tool) throw new ToolhostError('internal', `no tool runs jobs of type "${job.type}" (a queue shared with another version?)`);
-      // A shared queue's message is input like any other: the payload must be a request the tool accepts.
-      if (!tool.input.safeParse(job.payload).success) throw new ToolhostError('bad_request', `the job's payload is not a valid ${tool.name} request`);
+      if (!valid) throw new ToolhostError('bad_request', `the job's payload is not a valid ${tool.name} request`);
       outcome = await this.#run(job, tool);
     } catch (err) {
       if (err instanceof ThreadCrash) crashed = err;

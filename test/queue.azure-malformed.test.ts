@@ -136,6 +136,15 @@ describe('Azure queue: malformed messages (Azurite, one process)', function () {
       { payload: { project_id: 'p1', path: 'forged.txt', content: { toString: 'x' } } },
       { payload: { project_id: 'p1', path: ['..', 'forged.txt'], content: 'x' } },
     ].map(({ payload }) => ({ id: randomUUID(), type: 'file.write', mutates: true, projectId: 'p1', payload, enqueuedAt: Date.now() }));
+    // A command whose "command" is an object: it must not reach the command registry (GET /jobs reads it).
+    jobs.push({
+      id: randomUUID(),
+      type: 'execute',
+      mutates: true,
+      projectId: 'p1',
+      payload: { project_id: 'p1', command: { length: 1000 } } as never,
+      enqueuedAt: Date.now(),
+    });
     const shared = queues.getQueueClient(names.jobs);
     for (const job of jobs) await shared.sendMessage(msg({ k: 'job', job, replyTo }));
     await drained(shared);
@@ -148,6 +157,9 @@ describe('Azure queue: malformed messages (Azurite, one process)', function () {
       expect(line, `job ${job.id} was run to an outcome`).to.include({ outcome: 'bad_request' });
     }
     expect((await srv.api('/file/read', { project_id: 'p1', path: 'forged.txt' })).body.error?.code).to.equal('file_not_found');
+    const listed = await srv.api('/jobs');
+    expect(listed.status, JSON.stringify(listed.body)).to.equal(200);
+    expect((listed.body.jobs as { job_id: string }[]).map((j) => j.job_id)).to.not.include(jobs[2]?.id);
   });
 
   it('refuses a claim check larger than the limit without reading it whole', async () => {
