@@ -111,6 +111,14 @@ export const configSchema = z.strictObject({
     killGraceS: nonNegativeInt().describe('Seconds between SIGTERM and SIGKILL when a command tree is killed.'),
     maxOutputBytes: positiveInt().describe('Bytes of stdout and of stderr in one response (half head, half tail).'),
     maxLogBytes: positiveInt().describe('Bytes of stdout and of stderr spooled to disk per command, readable by offset.'),
+    path: z
+      .string()
+      .min(1)
+      .regex(/^\/[^:]*(?::\/[^:]*)*$/, 'must be absolute folders separated by ":"')
+      .nullable()
+      .describe(
+        "PATH inside commands (null: the system's, /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin). Never toolhost's own PATH, so a project's tools are not shadowed by toolhost's node_modules/.bin.",
+      ),
     sandbox: z
       .enum(['none', 'bwrap', 'auto'])
       .describe(
@@ -146,6 +154,31 @@ export const configSchema = z.strictObject({
   files: z.strictObject({
     maxReadBytes: positiveInt().describe('Most bytes of content one /file/read returns; larger reads are cut at a line end.'),
     maxWriteBytes: positiveInt().describe('Largest content /file/write and /file/edit accept or produce.'),
+  }),
+  budgets: z.strictObject({
+    outputChars: positiveInt().describe(
+      "Characters of a command's output (stdout and stderr together) in one answer, cut on line boundaries, head and tail; a call may pass max_output_chars.",
+    ),
+    readLines: positiveInt().describe('Lines one file_read returns when it names no end_line.'),
+    lineChars: positiveInt().describe('Characters of one line a file_read, search or glob answer shows; longer lines are cut and say so.'),
+    readChars: positiveInt().describe('Characters of content one file_read returns, cut at a line end.'),
+    listChars: positiveInt().describe('Characters of the text a model gets from search, file_glob and file_list, cut at an entry boundary.'),
+    searchResults: positiveInt().describe('Matches a search returns when it names no max_results (the total is still counted).'),
+    globResults: positiveInt().describe('Paths a file_glob returns when it names no max_results (the total is still counted).'),
+    imageBytes: positiveInt().describe('Largest image (png, jpeg, gif, webp) file_read returns as an image.'),
+  }),
+  mcp: z.strictObject({
+    defaultWaitS: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_WAIT_S)
+      .describe(
+        "wait_s of a command called through MCP when the call gives none: below the MCP TypeScript SDK's default request timeout (60 s), so the client gets the job_id before it gives up.",
+      ),
+    progressIntervalS: positiveInt().describe(
+      'While a command runs, an MCP call that sent a progressToken gets a progress notification this often, with the output so far.',
+    ),
   }),
   search: z.strictObject({
     timeoutS: positiveInt().describe('A search still running after this is stopped and returns what it found.'),

@@ -41,6 +41,20 @@ export interface ToolBase<In extends z.ZodObject = z.ZodObject, Out extends z.Zo
   examples: readonly z.input<In>[];
   /** Bounds that depend on the configuration, checked before the tool runs: a message saying what to ask for. */
   limits?(input: z.output<In>, config: Config): string | undefined;
+  /**
+   * The answer as a model reads it (MCP content, POST /tools/{name}/call): plain text with the facts first,
+   * within the tool's budget, and where something was left out one line saying how to get the rest. Without it,
+   * the answer's JSON. The HTTP JSON answer is the output schema's, unchanged.
+   */
+  toModel?(output: z.input<Out>, input: z.output<In>, config: Config): ModelContent[];
+}
+
+/** What a model receives of an answer: text, and images (file_read of a png). */
+export type ModelContent = { type: 'text'; text: string } | { type: 'image'; mediaType: string; data: string };
+
+/** `value`, the answer of `tool` to `input`, as a model reads it. */
+export function modelContent(tool: ToolBase, value: unknown, input: Record<string, unknown>, config: Config): ModelContent[] {
+  return tool.toModel ? tool.toModel(value, input, config) : [{ type: 'text', text: JSON.stringify(value) }];
 }
 
 /**
