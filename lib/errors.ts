@@ -35,6 +35,7 @@ export const ERROR_STATUS = {
   binary_file: 415,
   edit_no_match: 422,
   edit_count_mismatch: 422,
+  edit_no_op: 422,
   bad_archive: 422,
   unsafe_archive_entry: 422,
   archive_too_large: 422,

@@ -29,6 +29,7 @@ export const ERROR_MEANINGS: Partial<Record<ErrorCode, string>> = {
   edit_no_match: 'old_str is not in the file; the error shows the closest lines: read the file again and copy the exact text, whitespace included',
   edit_count_mismatch:
     'old_str matched a different number of times than expected_replacements; the error gives the count and lines: add context so it matches once, or set expected_replacements to the count',
+  edit_no_op: 'old_str and new_str are the same, so the edit would change nothing; send the change you mean',
   invalid_regex: 'pattern is not a valid regular expression (Rust syntax); fix it, or search literally with regex: false',
   search_failed: 'the search died before finding anything (out of memory on a huge file, say); search a subfolder (path) or fewer files (glob)',
   job_not_found: 'no command job has this job_id (wrong id, or it ended more than the retention time ago); see job_list',

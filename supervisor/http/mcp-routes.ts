@@ -20,7 +20,7 @@ import { VERSION } from '../../lib/version.js';
 import type { AppDeps } from './deps.js';
 import { errorBody } from './errors.js';
 import { callTool, findTool, TOOLS, type Tool } from './tools.js';
-import { jsonBody, validate } from './validate.js';
+import { jsonBody, toolInput } from './validate.js';
 
 const INSTRUCTIONS =
   'toolhost runs developer tools in projects stored on the server: every tool but the job_* ones takes a project_id, ' +
@@ -67,7 +67,7 @@ function mcpServer(d: AppDeps, res: Response): Server {
     const tool = findTool(request.params.name);
     if (!tool) throw new McpError(RpcErrorCode.InvalidParams, `unknown tool "${request.params.name}"; tools/list names the tools`);
     try {
-      const input = validate(tool.input, request.params.arguments ?? {}, `tool ${tool.name}`);
+      const input = toolInput(tool.input, request.params.arguments ?? {}, `tool ${tool.name}`);
       const value = await callTool(d, tool, input, { signal: extra.signal, requestId: res.locals.requestId as string | undefined });
       const result: CallToolResult = { content: [{ type: 'text', text: JSON.stringify(value) }] };
       if (typeof value === 'object' && value !== null && !Array.isArray(value)) result.structuredContent = value as Record<string, unknown>;

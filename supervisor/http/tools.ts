@@ -18,7 +18,7 @@ import type { Job, JobOutcome } from '../../lib/jobs.js';
 import type { JobTool } from '../../lib/tool.js';
 import type { AppDeps } from './deps.js';
 import { JOB_API_TOOLS, type SupervisorTool } from './job-tools.js';
-import { jsonBody, validate } from './validate.js';
+import { jsonBody, toolInput } from './validate.js';
 
 /** A tool: queued as a job, or answered by the supervisor. */
 export type Tool = JobTool | SupervisorTool;
@@ -39,6 +39,10 @@ export interface ToolCall {
   requestId?: string | undefined;
   /** Set to the worker process that ran the job (distributed queue). */
   worker?: string | undefined;
+  /** wait_s of a command whose call gives none, instead of commands.defaultWaitS (MCP waits less than its clients). */
+  defaultWaitS?: number | undefined;
+  /** Called once a command's job_id answers on the jobs API, before the wait (MCP follows it for progress). */
+  onAccepted?: ((jobId: string) => void) | undefined;
 }
 
 /** Makes a new job of `tool` with a fresh id; `requestId` ties it to the request that made it (logs). */
@@ -90,7 +94,8 @@ async function enqueue(d: AppDeps, job: Job, waitMs: number, signal?: AbortSigna
  */
 async function runCommand(d: AppDeps, job: Job, req: ExecuteRequest, call: ToolCall): Promise<unknown> {
   await d.jobs.accepted(job, req);
-  const waitMs = (req.background ? 0 : (req.wait_s ?? d.config.commands.defaultWaitS)) * 1000;
+  call.onAccepted?.(job.id);
+  const waitMs = (req.background ? 0 : (req.wait_s ?? call.defaultWaitS ?? d.config.commands.defaultWaitS)) * 1000;
   const stopWaiting = new AbortController();
   const signal = call.signal ? AbortSignal.any([call.signal, stopWaiting.signal]) : stopWaiting.signal;
   let outcome: Promise<JobOutcome>;
@@ -138,7 +143,7 @@ export function toolRoutes(d: AppDeps): express.Router {
     const serve = async (req: Request, res: Response): Promise<void> => {
       const ids = pathFields(tool, req);
       const fields: unknown = method === 'POST' ? req.body : { ...req.query };
-      const input = validate(tool.input, isObject(fields) ? { ...fields, ...ids } : fields, `${method} ${path}`);
+      const input = toolInput(tool.input, isObject(fields) ? { ...fields, ...ids } : fields, `${method} ${path}`);
       const call = { signal: clientGone(res), requestId: res.locals.requestId as string | undefined, worker: undefined as string | undefined };
       const result = await callTool(d, tool, input, call);
       if (call.worker) res.setHeader('X-Toolhost-Worker', call.worker);

@@ -35,6 +35,14 @@ export function validate<S extends z.ZodType>(schema: S, body: unknown, what: st
   throw new ToolhostError('bad_request', `invalid ${what}: ${problems.join('; ')}`, { problems });
 }
 
+/**
+ * Parses a tool's arguments, from whatever transport (the route, MCP, POST /tools/{name}/call), with its request
+ * schema, or throws a 400 naming every bad or unknown field.
+ */
+export function toolInput<S extends z.ZodObject>(schema: S, args: unknown, what: string): z.infer<S> {
+  return validate(schema, args, what);
+}
+
 /** "; <label>: a, b, c" for an object schema, else "". */
 function fieldList(schema: z.ZodType, label: string): string {
   const shape = (schema as unknown as { shape?: Record<string, unknown> }).shape;
