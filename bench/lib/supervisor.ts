@@ -5,7 +5,7 @@
  * scenario's temp folder rather than a pipe, so the bench's event loop does not handle them while measuring.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +44,8 @@ export interface LaunchOptions {
   config?: Record<string, unknown>;
   /** Name used for the config and log files. */
   name?: string;
+  /** The checkout whose build runs (default this one): another commit's worktree, to measure against it. */
+  root?: string;
 }
 
 /** Starts a supervisor and waits until it listens. */
@@ -60,13 +62,15 @@ export async function launchSupervisor(o: LaunchOptions): Promise<SupervisorProc
   delete env.TOOLHOST_TOKEN;
   let child: ChildProcess;
   try {
-    child = track(spawn(process.execPath, ['dist/supervisor/main.js'], { cwd: REPO_ROOT, env, stdio: ['ignore', fd, fd] }));
+    child = track(spawn(process.execPath, ['dist/supervisor/main.js'], { cwd: o.root ?? REPO_ROOT, env, stdio: ['ignore', fd, fd] }));
   } finally {
     closeSync(fd);
   }
   const url = await waitForUrl(child, logFile);
   const pid = child.pid!;
-  const token = readFileSync(join(dataDir, 'token'), 'utf8').trim();
+  // A build from before tokens were generated (a baseline commit) runs without auth: it writes no token file.
+  const tokenFile = join(dataDir, 'token');
+  const token = existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : '';
   return {
     url,
     token,

@@ -1,6 +1,7 @@
 /** Every scenario, in the order the issue lists them and the table shows them. */
 import type { Scenario } from '../lib/types.js';
 import { azureRoundtrip } from './azure-roundtrip.js';
+import { budgets } from './budgets.js';
 import { coldStart } from './cold-start.js';
 import { execOverhead } from './exec-overhead.js';
 import { isolation } from './isolation.js';
@@ -22,4 +23,5 @@ export const SCENARIOS: readonly Scenario[] = [
   search,
   azureRoundtrip,
   outputFlood,
+  budgets,
 ];
