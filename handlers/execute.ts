@@ -13,14 +13,26 @@ import { noNul, projectId, relPath } from '../lib/schemas.js';
 import { type HandlerContext, jobTool, PROJECT_ERRORS } from '../lib/tool.js';
 import type { ProgressMessage } from './protocol.js';
 
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names must match ^[A-Za-z_][A-Za-z0-9_]*$');
+
+/**
+ * Environment variables as a record, or as a list of {name, value} pairs: the list is the form OpenAI's strict
+ * mode can express (it has no free-form records, lib/strict-schema.ts). Both become the same record.
+ */
+const envField = z.union([
+  z.record(envName, noNul(z.string())).describe('As {"NAME": "value"}.'),
+  z
+    .array(z.strictObject({ name: envName, value: noNul(z.string()) }))
+    .refine((pairs) => new Set(pairs.map((p) => p.name)).size === pairs.length, 'each env name may appear once')
+    .transform((pairs): Record<string, string> => Object.fromEntries(pairs.map((p) => [p.name, p.value])))
+    .describe('As [{"name": "NAME", "value": "value"}].'),
+]);
+
 export const executeRequest = z.strictObject({
   project_id: projectId,
   command: noNul(z.string().min(1).max(1_000_000)).describe('Shell command, run as `bash -c command`.'),
   cwd: relPath.optional().describe('Working directory relative to the project root (default: the root).'),
-  env: z
-    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names must match ^[A-Za-z_][A-Za-z0-9_]*$'), noNul(z.string()))
-    .optional()
-    .describe('Extra environment variables for the command.'),
+  env: envField.optional().describe('Extra environment variables for the command.'),
   timeout_s: z.number().positive().optional().describe('Kill the command tree after this many seconds.'),
   wait_s: z
     .number()
