@@ -1,12 +1,19 @@
 /**
- * `POST /file/read`: a text file, or a range of its lines, streamed so a huge file costs no more than the cap.
- * Only a regular file inside the project is read, through the fd lib/safe-fs.ts opened and checked: a FIFO,
- * socket or device is refused at once, and a symlink swapped in meanwhile cannot redirect the read.
+ * `POST /file/read`: a window of a text file's lines, sized for a model (budgets.readLines lines by default, each
+ * cut at budgets.lineChars, the whole within budgets.readChars and files.maxReadBytes), saying where to read on;
+ * or an image (png, jpeg, gif, webp, by magic bytes) up to budgets.imageBytes, as an image. The file is streamed,
+ * so a huge file costs no more memory than the window. Only a regular file inside the project is read, through
+ * the fd lib/safe-fs.ts opened and checked: a FIFO, socket or device is refused at once, and a symlink swapped in
+ * meanwhile cannot redirect the read.
  */
-import { closeSync, createReadStream } from 'node:fs';
+import { closeSync, createReadStream, readSync } from 'node:fs';
 import { z } from 'zod';
 import { ToolhostError } from '../lib/errors.js';
-import { fileErrorFor, openProjectFile, readExactly } from '../lib/safe-fs.js';
+import { IMAGE_SNIFF_BYTES, type ImageType, imageSize, imageType } from '../lib/read/image.js';
+import { LineWindowReader } from '../lib/read/lines.js';
+import { imageReadModel, textReadModel } from '../lib/read/model-text.js';
+import { FOOTER_RESERVE, numberedLine } from '../lib/read/numbered.js';
+import { fileErrorFor, type OpenFile, openProjectFile, readExactly } from '../lib/safe-fs.js';
 import { lineNumber, projectId, relPath } from '../lib/schemas.js';
 import { type HandlerContext, jobTool, PROJECT_ERRORS } from '../lib/tool.js';
 
@@ -14,19 +21,40 @@ const readRequest = z.strictObject({
   project_id: projectId,
   path: relPath,
   start_line: lineNumber.optional().describe('First line to return (1-based, inclusive).'),
-  end_line: lineNumber.optional().describe('Last line to return (1-based, inclusive).'),
+  end_line: lineNumber.optional().describe('Last line to return (1-based, inclusive); without it, budgets.readLines lines from start_line.'),
+  line_numbers: z.boolean().optional().describe('Return content numbered like `cat -n` (number, tab, line) instead of raw.'),
 });
 type ReadRequest = z.infer<typeof readRequest>;
 
-const readResult = z.strictObject({
+const textResult = z.strictObject({
   path: z.string().describe('The file, project-relative.'),
-  content: z.string(),
-  total_lines: z.number().int(),
+  content: z.string().describe('The lines, raw (or numbered with line_numbers); a cut line keeps its first budgets.lineChars characters.'),
+  total_lines: z.number().int().describe('Lines in the whole file.'),
   start_line: z.number().int(),
-  end_line: z.number().int(),
-  truncated: z.boolean().describe('True when the range was cut at files.maxReadBytes; ask again from end_line + 1.'),
+  end_line: z.number().int().describe('Last line in content.'),
+  truncated: z.boolean().describe('True when a budget (budgets.readLines, budgets.readChars, files.maxReadBytes) ended content before the lines asked for.'),
+  next_start_line: z.number().int().nullable().describe('The start_line that reads on from here; null when content reaches the end of the file.'),
+  cut_lines: z
+    .array(z.number().int())
+    .optional()
+    .describe('Lines longer than budgets.lineChars (or than what was left of the budget), cut in content; see the rest with a command.'),
 });
-type ReadResult = z.infer<typeof readResult>;
+
+const imageResult = z.strictObject({
+  path: z.string().describe('The file, project-relative.'),
+  image: z.strictObject({
+    media_type: z.enum(['image/png', 'image/jpeg', 'image/gif', 'image/webp']),
+    data: z.string().describe('The file, base64.'),
+  }),
+  bytes: z.number().int().describe("The file's size."),
+  width: z.number().int().optional().describe('Pixels, when the header says it.'),
+  height: z.number().int().optional(),
+});
+
+const readResult = z.union([textResult, imageResult]);
+type TextResult = z.infer<typeof textResult>;
+type ImageResult = z.infer<typeof imageResult>;
+type ReadResult = TextResult | ImageResult;
 
 /** The file_read tool. */
 export const fileReadTool = jobTool({
@@ -36,13 +64,16 @@ export const fileReadTool = jobTool({
   input: readRequest,
   output: readResult,
   readOnly: true,
-  errors: [...PROJECT_ERRORS, 'file_not_found', 'is_a_directory', 'binary_file', 'line_out_of_range'],
-  describe: ({ files }) =>
-    'Read a text file of the project, whole or a range of lines (start_line and end_line, 1-based, inclusive). Returns ' +
-    'content, total_lines and the range returned. Prefer it to `cat` in execute. ' +
-    `At most ${files.maxReadBytes} bytes come back, cut at a line end with truncated: true: continue from end_line + 1. ` +
-    'Binary files are refused.',
+  errors: [...PROJECT_ERRORS, 'file_not_found', 'is_a_directory', 'binary_file', 'file_too_large', 'line_out_of_range'],
+  describe: ({ files, budgets }) =>
+    `Read a text file of the project: ${budgets.readLines} lines from start_line (default 1), or start_line to end_line ` +
+    `(1-based, inclusive). Lines are numbered like cat -n; lines over ${budgets.lineChars} characters are cut and marked. ` +
+    `At most ${budgets.readChars} characters (${files.maxReadBytes} bytes) come back, cut at a line end; the last line ` +
+    'says how many lines the file has and the exact file_read call that reads on. ' +
+    `Images (png, jpeg, gif, webp) up to ${budgets.imageBytes} bytes come back as images. Other binary files are ` +
+    'refused. Prefer it to `cat` in execute.',
   examples: [{ project_id: 'demo', path: 'src/app.ts', start_line: 1, end_line: 40 }],
+  toModel: (out, input, config) => ('image' in out ? imageReadModel(out) : textReadModel(out, config.budgets.lineChars, input.line_numbers === true)),
   job: { type: 'file.read', lane: 'files', mutates: false, handler: fileRead },
 });
 
@@ -52,7 +83,7 @@ const WHOLE_READ_BYTES = 4 * 1024 * 1024;
 /** Bytes sniffed for a NUL to tell binary from text, as git and ripgrep do. */
 const SNIFF_BYTES = 8000;
 
-/** Reads a regular file of the project, whole or a range of lines, capped at files.maxReadBytes. */
+/** Reads a regular file of the project: a window of its lines, or the image it is. */
 async function fileRead(req: ReadRequest, ctx: HandlerContext): Promise<ReadResult> {
   try {
     return await read(req, ctx);
@@ -64,23 +95,50 @@ async function fileRead(req: ReadRequest, ctx: HandlerContext): Promise<ReadResu
 
 async function read(req: ReadRequest, ctx: HandlerContext): Promise<ReadResult> {
   const first = req.start_line ?? 1;
-  const last = req.end_line ?? Number.POSITIVE_INFINITY;
-  if (last < first) {
-    throw new ToolhostError('line_out_of_range', `end_line (${last}) is before start_line (${first}); pass end_line >= start_line`);
+  if (req.end_line !== undefined && req.end_line < first) {
+    throw new ToolhostError('line_out_of_range', `end_line (${req.end_line}) is before start_line (${first}); pass end_line >= start_line`);
   }
-  const cap = ctx.config.files.maxReadBytes;
-
-  const parts: Buffer[] = [];
-  let kept = 0;
-  let keptAtLineStart = 0; // content bytes before the current line: a cut never leaves half a line
-  let line = 1; // line number of the byte at the start of the current chunk's remaining text
-  let endLine = first - 1;
-  let truncated = false;
-  let sniffed = 0;
-  let lastByte = -1;
-  let size = 0;
-
   const file = openProjectFile(ctx.root, req.path);
+  const head = Buffer.alloc(IMAGE_SNIFF_BYTES);
+  let type: ImageType | null;
+  try {
+    type = imageType(head.subarray(0, readSync(file.fd, head, 0, head.length, 0)));
+  } catch (err) {
+    closeSync(file.fd);
+    throw err;
+  }
+  if (type) return readImage(file, type, ctx);
+  return readText(req, file, first, ctx);
+}
+
+/** An image, whole, when it is within budgets.imageBytes. */
+function readImage(file: OpenFile, type: ImageType, ctx: HandlerContext): ImageResult {
+  const max = ctx.config.budgets.imageBytes;
+  try {
+    if (file.stat.size > max) {
+      throw new ToolhostError(
+        'file_too_large',
+        `"${file.shown}" is a ${file.stat.size}-byte ${type} image, over budgets.imageBytes (${max}); make a smaller copy ` +
+          '(e.g. with execute: convert IN -resize 50% OUT, or ffmpeg) and read that, or inspect it with execute (file, identify)',
+        { path: file.shown, bytes: file.stat.size, max_bytes: max },
+      );
+    }
+    const bytes = readExactly(file.fd, file.stat.size);
+    const dims = imageSize(type, bytes);
+    return { path: file.shown, image: { media_type: type, data: bytes.toString('base64') }, bytes: bytes.length, ...(dims ?? {}) };
+  } finally {
+    closeSync(file.fd);
+  }
+}
+
+/** A window of a text file's lines; see the module comment for its bounds. */
+async function readText(req: ReadRequest, file: OpenFile, first: number, ctx: HandlerContext): Promise<TextResult> {
+  const { budgets, files } = ctx.config;
+  const last = req.end_line ?? first + budgets.readLines - 1;
+  // The closing line names the path twice (the read-on call, the command for a cut line).
+  const chars = Math.max(1, budgets.readChars - FOOTER_RESERVE - 2 * JSON.stringify(file.shown).length);
+  const reader = new LineWindowReader({ first, last, lineChars: budgets.lineChars, chars, bytes: files.maxReadBytes });
+
   // Small files in one synchronous read (the common case, and far cheaper in a pool thread); large ones stream.
   // Either way only the bytes the file had when it was opened are read: a command appending to it cannot make
   // the read endless.
@@ -94,8 +152,8 @@ async function read(req: ReadRequest, ctx: HandlerContext): Promise<ReadResult> 
   } else {
     chunks = createReadStream('', { fd: file.fd, autoClose: true, start: 0, end: file.stat.size - 1, highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>;
   }
+  let sniffed = 0;
   for await (const chunk of chunks) {
-    if (chunk.length === 0) continue;
     if (sniffed < SNIFF_BYTES) {
       const look = chunk.subarray(0, SNIFF_BYTES - sniffed);
       if (look.includes(0)) {
@@ -103,49 +161,25 @@ async function read(req: ReadRequest, ctx: HandlerContext): Promise<ReadResult> 
       }
       sniffed += look.length;
     }
-    size += chunk.length;
-    lastByte = chunk[chunk.length - 1]!;
-    let pos = 0;
-    while (pos < chunk.length) {
-      const nl = chunk.indexOf(10, pos);
-      const end = nl === -1 ? chunk.length : nl + 1;
-      if (line >= first && line <= last && !truncated) {
-        const piece = chunk.subarray(pos, end);
-        if (kept + piece.length > cap && endLine >= first) {
-          truncated = true;
-          kept = keptAtLineStart;
-        } else if (kept + piece.length > cap) {
-          // A single line longer than the cap: return its start so the caller sees something.
-          parts.push(Buffer.from(piece.subarray(0, cap - kept)));
-          kept = cap;
-          truncated = true;
-          endLine = line;
-        } else {
-          parts.push(piece);
-          kept += piece.length;
-          if (nl !== -1) endLine = line;
-        }
-      }
-      if (nl === -1) break;
-      line++;
-      pos = end;
-      keptAtLineStart = kept;
-    }
+    reader.push(chunk);
   }
-  const totalLines = size === 0 ? 0 : lastByte === 10 ? line - 1 : line;
-  // The last line has no newline: it was counted as kept but endLine was not advanced.
-  if (!truncated && totalLines >= first && totalLines <= last && lastByte !== 10) endLine = totalLines;
+  const { lines, totalLines, stoppedEarly } = reader.finish();
   if (first > 1 && first > totalLines) {
     throw new ToolhostError('line_out_of_range', `start_line ${first} is past the end of "${file.shown}", which has ${totalLines} lines`, {
       total_lines: totalLines,
     });
   }
+  const endLine = lines.at(-1)?.n ?? Math.min(first - 1, totalLines);
+  const content = lines.map((l) => (req.line_numbers ? numberedLine(l.n, l.text, false) : l.text) + (l.lf || req.line_numbers ? '\n' : '')).join('');
+  const cut = lines.filter((l) => l.cut).map((l) => l.n);
   return {
     path: file.shown,
-    content: Buffer.concat(parts).subarray(0, kept).toString('utf8'),
+    content,
     total_lines: totalLines,
     start_line: first,
-    end_line: Math.min(endLine, totalLines),
-    truncated,
+    end_line: endLine,
+    truncated: stoppedEarly || (req.end_line === undefined && endLine < totalLines),
+    next_start_line: endLine < totalLines ? endLine + 1 : null,
+    ...(cut.length > 0 ? { cut_lines: cut } : {}),
   };
 }

@@ -42,6 +42,7 @@ describe('file tools', () => {
         start_line: 1,
         end_line: 5,
         truncated: false,
+        next_start_line: null,
       });
     });
 
@@ -62,7 +63,8 @@ describe('file tools', () => {
       expect(r.body.content.length).to.be.at.most(64);
       expect(r.body.content.endsWith('\n')).to.equal(true);
       expect(r.body.end_line).to.equal(r.body.content.split('\n').length - 1);
-      const next = await s.api('/file/read', { project_id: 'f', path: 'long.txt', start_line: r.body.end_line + 1 });
+      expect(r.body.next_start_line).to.equal(r.body.end_line + 1);
+      const next = await s.api('/file/read', { project_id: 'f', path: 'long.txt', start_line: r.body.next_start_line });
       expect(next.body.content.startsWith(`line ${r.body.end_line + 1}\n`)).to.equal(true);
     });
 
