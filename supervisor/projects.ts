@@ -21,8 +21,9 @@ import { EventEmitter } from 'node:events';
 import { rm } from 'node:fs/promises';
 import type { MaterializeResult, SaveResult } from '../handlers/protocol.js';
 import { type ArchiveFormat, archiveExtension, sniffFile } from '../lib/archive/format.js';
-import { fromSerialized, type SerializedError, ToolhostError, toToolhostError } from '../lib/errors.js';
+import { type ErrorCode, fromSerialized, type SerializedError, ToolhostError, toToolhostError } from '../lib/errors.js';
 import { FairSemaphore } from '../lib/fair-semaphore.js';
+import type { JobOutcome } from '../lib/jobs.js';
 import { KeyedMutex } from '../lib/keyed-mutex.js';
 import { notFound, type StoredProject } from '../lib/store/project-store.js';
 import type { Pools } from './pools.js';
@@ -31,6 +32,19 @@ import { type CacheEntry, cacheView, conflictStamp, projectView, saveOutcome } f
 import type { CopySnapshot, ProjectCacheEvents, ProjectCacheOptions, ProjectInfo, SaveOutcome, WritebackFailure } from './project-types.js';
 
 export type { ProjectCacheEvents, ProjectCacheOptions, ProjectInfo, SaveOutcome, WritebackFailure } from './project-types.js';
+
+/**
+ * Errors a file tool ends with only when it refused before changing anything (the edit's and insert's checks
+ * run on the bytes read, before the atomic replace; a write checks its size before it creates a folder).
+ */
+const REFUSED_UNWRITTEN: ReadonlySet<ErrorCode> = new Set([
+  'edit_no_match',
+  'edit_count_mismatch',
+  'edit_no_op',
+  'line_out_of_range',
+  'binary_file',
+  'file_too_large',
+]);
 
 /** Local working copies of stored projects. */
 export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
@@ -86,12 +100,15 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
 
   /**
    * Marks a job's start on a project (after {@link ensure}); a mutating one (write, edit, command) makes the
-   * copy dirty, on disk, before it runs. Returns the function to call when the job ends.
+   * copy dirty, on disk, before it runs. Returns the function to call with the job's outcome when it ends: a job
+   * that was refused before it wrote anything ({@link REFUSED_UNWRITTEN}) hands back the clean mode it found, if no
+   * other change started meanwhile, so a failed edit does not leave a copy dirty that nothing changed.
    */
-  async begin(id: string, mutating: boolean): Promise<() => void> {
+  async begin(id: string, mutating: boolean): Promise<(outcome?: JobOutcome) => void> {
     const entry = this.#copies.get(id);
     if (!entry) throw new ToolhostError('internal', `project "${id}" left the cache while a job was starting on it; retry`);
     entry.lastAccess = this.#now();
+    const wasClean = !entry.state.dirty && !entry.state.withdrawn;
     if (mutating) {
       if (!entry.state.dirty) {
         entry.state.on('change');
@@ -112,9 +129,17 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
         }
       }
     }
-    return () => {
+    const generation = entry.generation;
+    return (outcome) => {
       entry.lastAccess = this.#now();
-      if (mutating) entry.mutating--;
+      if (mutating) {
+        entry.mutating--;
+        const unwritten = outcome !== undefined && !outcome.ok && REFUSED_UNWRITTEN.has(outcome.error.code);
+        // Only when this job alone made it dirty: any other change since (or running) keeps it dirty.
+        if (unwritten && wasClean && entry.generation === generation && entry.mutating === 0 && entry.state.mode === 'dirty') {
+          entry.state.on('unchanged');
+        }
+      }
       this.#copies.flushSoon();
     };
   }

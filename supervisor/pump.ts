@@ -261,7 +261,7 @@ export class QueuePump extends EventEmitter<PumpEvents> {
         release();
         return { ok: false, error: new ToolhostError('cancelled', 'the command was cancelled before it started').toJSON() };
       }
-      let end: () => void;
+      let end: (outcome?: JobOutcome) => void;
       try {
         end = await this.#o.projects.begin(job.projectId, tool.job.mutates);
       } catch (err) {
@@ -272,9 +272,11 @@ export class QueuePump extends EventEmitter<PumpEvents> {
       this.emit('job:start', job);
       const channel = lane === 'commands' ? new MessageChannel() : undefined;
       if (channel) this.#o.commands.started(job.id, channel.port1);
+      let outcome: JobOutcome | undefined;
       try {
         try {
-          return await this.#o.pools.run(lane, { kind: 'job', job, root, cancelPort: channel?.port2 }, channel?.port2);
+          outcome = await this.#o.pools.run(lane, { kind: 'job', job, root, cancelPort: channel?.port2 }, channel?.port2);
+          return outcome;
         } catch (err) {
           // The worker file turns every handler error into an outcome: a rejection means the thread itself died.
           throw new ThreadCrash(err);
@@ -282,7 +284,7 @@ export class QueuePump extends EventEmitter<PumpEvents> {
       } finally {
         channel?.port1.close();
         this.#runningByType.set(job.type, this.#runningByType.get(job.type)! - 1);
-        end();
+        end(outcome);
         release();
       }
     } finally {

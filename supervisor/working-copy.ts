@@ -44,6 +44,7 @@ export const TRANSITIONS = [
   ['materializing',    'absent',           'the download, extraction or upload failed'],
   ['clean',            'dirty',            'a mutating job starts'],
   ['dirty',            'saving',           'a save starts (jobs may still start changes: the save then ends dirty)'],
+  ['dirty',            'clean',            'the one change started since the copy was clean was refused before it wrote anything'],
   ['saving',           'clean',            'stored (or kept as a conflict copy) and no change started meanwhile'],
   ['saving',           'dirty',            'the save failed, or a change started meanwhile'],
   ['clean',            'withdrawn-clean',  "an eviction or a replacement takes the project's lock"],
@@ -74,6 +75,8 @@ export function allowed(from: Mode, to: Mode): boolean {
 export const EVENTS = {
   /** A mutating job starts on a copy not yet dirty. */
   change: { clean: 'dirty', 'withdrawn-clean': 'withdrawn-dirty' },
+  /** The only change started since the copy was clean was refused before writing (a failed edit). */
+  unchanged: { dirty: 'clean' },
   /** An eviction or a replacement takes the copy. */
   withdraw: { clean: 'withdrawn-clean', dirty: 'withdrawn-dirty' },
   /** The eviction or replacement was called off. */
