@@ -41,6 +41,7 @@ export const fileWriteTool = jobTool({
     'existing file keeps its mode. Use it for new files and complete rewrites; to change part of a file use file_edit. ' +
     `The content may be at most ${files.maxWriteBytes} bytes.`,
   examples: [{ project_id: 'demo', path: 'docs/notes.md', content: '# Notes\n' }],
+  toModel: (out) => [{ type: 'text', text: `${out.created ? 'Created' : 'Replaced'} ${out.path} (${out.bytes} bytes).` }],
   job: { type: 'file.write', lane: 'files', mutates: true, lockPath: (req) => req.path, handler: fileWrite },
 });
 

@@ -148,7 +148,13 @@ describe('file tools', () => {
     it('replaces one exact match', async () => {
       const r = await s.api('/file/edit', { project_id: 'f', path: 'code.py', old_str: 'return event', new_str: 'return {"ok": event}' });
       expect(r.status).to.equal(200);
-      expect(r.body).to.deep.equal({ path: 'code.py', replacements: 1, lines: [2] });
+      expect(r.body).to.deep.equal({
+        path: 'code.py',
+        replacements: 1,
+        lines: [2],
+        snippets: [{ start_line: 1, end_line: 2, text: '     1\tdef handler(event):\n     2\t    return {"ok": event}' }],
+        snippets_cut: 0,
+      });
       expect(await readFile(join(root, 'code.py'), 'utf8')).to.equal('def handler(event):\n    return {"ok": event}\n');
     });
 
@@ -165,7 +171,10 @@ describe('file tools', () => {
 
     it('replaces every match when expected_replacements says so', async () => {
       const r = await s.api('/file/edit', { project_id: 'f', path: 'dup.txt', old_str: 'x = 1', new_str: 'x = 10', expected_replacements: 3 });
-      expect(r.body).to.deep.equal({ path: 'dup.txt', replacements: 3, lines: [1, 3, 5] });
+      expect(r.body).to.include({ path: 'dup.txt', replacements: 3, snippets_cut: 0 });
+      expect(r.body.lines).to.deep.equal([1, 3, 5]);
+      // Three regions whose context overlaps: one snippet of the whole file.
+      expect(r.body.snippets.map((x: { start_line: number; end_line: number }) => [x.start_line, x.end_line])).to.deep.equal([[1, 5]]);
       expect(await readFile(join(root, 'dup.txt'), 'utf8')).to.equal('x = 10\ny = 2\nx = 10\nz = 3\nx = 10\n');
     });
 
