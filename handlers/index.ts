@@ -2,13 +2,14 @@
 import type { JobTool } from '../lib/tool.js';
 import { executeTool } from './execute.js';
 import { fileEditTool } from './file-edit.js';
+import { fileInsertTool } from './file-insert.js';
 import { fileListTool } from './file-list.js';
 import { fileReadTool } from './file-read.js';
 import { fileWriteTool } from './file-write.js';
 import { searchTool } from './search.js';
 
 /** Every job tool, in the order models see them. */
-export const JOB_TOOLS: readonly JobTool[] = [executeTool, fileReadTool, fileWriteTool, fileEditTool, fileListTool, searchTool];
+export const JOB_TOOLS: readonly JobTool[] = [executeTool, fileReadTool, fileWriteTool, fileEditTool, fileInsertTool, fileListTool, searchTool];
 
 const BY_TYPE = new Map(JOB_TOOLS.map((t) => [t.job.type, t]));
 
