@@ -1,17 +1,10 @@
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { expect } from 'chai';
-import { TOOLS } from '../supervisor/http/tools.js';
+import { findTool, TOOLS } from '../supervisor/http/tools.js';
 import { startServer, type TestServer } from './helpers/harness.js';
+import { errorJson, jobIds, mcpClient, resultText, type ToolResult } from './helpers/mcp-client.js';
 import { DEMO_FILES, startStdinJob, withJob } from './helpers/tool-calls.js';
-
-type ToolResult = { isError?: boolean; content: { type: string; text: string }[]; structuredContent?: Record<string, unknown> };
-
-/** The JSON in a tool result's text. */
-function json(r: ToolResult): any {
-  expect(r.content[0]!.type).to.equal('text');
-  return JSON.parse(r.content[0]!.text);
-}
 
 describe('MCP endpoint (Streamable HTTP)', () => {
   let s: TestServer;
@@ -19,9 +12,7 @@ describe('MCP endpoint (Streamable HTTP)', () => {
   const clients: Client[] = [];
 
   async function connect(auth: string | undefined = token): Promise<Client> {
-    const client = new Client({ name: 'toolhost-test', version: '1.0.0' });
-    const headers: Record<string, string> = auth ? { authorization: `Bearer ${auth}` } : {};
-    await client.connect(new StreamableHTTPClientTransport(new URL(`${s.url}/mcp`), { requestInit: { headers } }));
+    const client = await mcpClient(s, auth);
     clients.push(client);
     return client;
   }
@@ -43,28 +34,43 @@ describe('MCP endpoint (Streamable HTTP)', () => {
     const client = await connect();
     expect(client.getServerVersion()?.name).to.equal('toolhost');
     expect(client.getServerCapabilities()?.tools).to.be.an('object');
+    expect(client.getServerCapabilities()?.resources).to.be.an('object');
     const { tools } = await client.listTools();
     expect(tools.map((t) => t.name)).to.deep.equal(TOOLS.map((t) => t.name));
     const anthropic = (await s.api('/tools?format=anthropic')).body.tools as any[];
     tools.forEach((t, i) => {
       expect(t.inputSchema).to.deep.equal(anthropic[i].input_schema);
       expect(t.description).to.equal(anthropic[i].description);
+      expect(t.outputSchema, 'results are model text, so no tool promises structured content').to.equal(undefined);
     });
     expect(tools.find((t) => t.name === 'file_read')!.annotations?.readOnlyHint).to.equal(true);
   });
 
-  it('calls every tool with its example, through the same job path as HTTP', async () => {
+  it('tells the model how to find a project, follow a command and read files as resources', async () => {
+    const client = await connect();
+    const text = client.getInstructions() ?? '';
+    for (const name of ['project_list', 'project_create', 'file_glob', 'file_read', 'execute', 'job_status']) {
+      // A tool is named exactly when this build has it: the text never sends a model to a tool that is not there.
+      expect(text.includes(name), name).to.equal(findTool(name) !== undefined);
+    }
+    expect(text).to.include('45 s');
+    expect(text).to.include('toolhost://{project_id}/{path}');
+  });
+
+  it('calls every tool with its example, through the same job path as HTTP, and answers model content only', async () => {
     const client = await connect();
     const jobId = await startStdinJob(s);
     for (const tool of TOOLS) {
       for (const example of tool.examples) {
         const r = await call(client, tool.name, withJob(example, jobId));
-        expect(r.isError ?? false, `${tool.name}: ${r.content[0]?.text}`).to.equal(false);
-        expect(r.structuredContent).to.deep.equal(json(r));
+        expect(r.isError ?? false, `${tool.name}: ${resultText(r)}`).to.equal(false);
+        expect(r.structuredContent, tool.name).to.equal(undefined);
+        expect(r.content.length, tool.name).to.be.above(0);
+        for (const c of r.content) expect(['text', 'image'], tool.name).to.include(c.type);
       }
     }
     const read = await call(client, 'file_read', { project_id: 'demo', path: 'src/app.ts' });
-    expect(json(read).content).to.include('process.env.PORT', 'the file_edit example was applied');
+    expect(resultText(read)).to.include('process.env.PORT', 'the file_edit example was applied');
     const jobs = (await s.api('/jobs?project_id=demo')).body.jobs as { command: string }[];
     expect(jobs.map((j) => j.command)).to.include('ls -la && git status --short');
   });
@@ -73,32 +79,54 @@ describe('MCP endpoint (Streamable HTTP)', () => {
     const client = await connect();
     const missing = await call(client, 'file_read', { project_id: 'demo', path: 'nope.txt' });
     expect(missing.isError).to.equal(true);
-    expect(json(missing).error.code).to.equal('file_not_found');
-    expect(json(missing).error.message).to.include('nope.txt');
+    expect(errorJson(missing).error.code).to.equal('file_not_found');
+    expect(errorJson(missing).error.message).to.include('nope.txt');
 
     const unknown = await call(client, 'file_read', { project_id: 'demo', path: 'README.md', encoding: 'latin1' });
-    expect(unknown.isError).to.equal(true);
-    expect(json(unknown).error).to.include({ code: 'unknown_field' });
-    expect(json(unknown).error.fields).to.deep.equal(['encoding']);
+    expect(errorJson(unknown).error).to.include({ code: 'unknown_field' });
+    expect(errorJson(unknown).error.fields).to.deep.equal(['encoding']);
 
     const invalid = await call(client, 'execute', { project_id: 'demo' });
-    expect(json(invalid).error.code).to.equal('bad_request');
-    expect(json(invalid).error.message).to.include('command');
+    expect(errorJson(invalid).error.code).to.equal('bad_request');
+    expect(errorJson(invalid).error.message).to.include('command');
 
     const noJob = await call(client, 'job_status', { job_id: '00000000-0000-4000-8000-000000000000', wait_s: 0 });
-    expect(noJob.isError).to.equal(true);
-    expect(json(noJob).error.code).to.equal('job_not_found');
+    expect(errorJson(noJob).error.code).to.equal('job_not_found');
 
     const edit = await call(client, 'file_edit', { project_id: 'demo', path: 'README.md', old_str: 'absent text', new_str: 'x' });
-    expect(json(edit).error.code).to.equal('edit_no_match');
+    expect(errorJson(edit).error.code).to.equal('edit_no_match');
   });
 
-  it('waits for a longer command and returns its output', async () => {
+  it('answers an unknown tool with a protocol error whose message has one "MCP error" prefix', async () => {
     const client = await connect();
-    const r = await call(client, 'execute', { project_id: 'demo', command: 'sleep 2; echo done' });
+    let err: unknown;
+    try {
+      await client.callTool({ name: 'file_reed', arguments: {} });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(McpError);
+    expect((err as McpError).code).to.equal(-32602);
+    expect((err as McpError).message).to.equal('MCP error -32602: unknown tool "file_reed"; tools/list names the tools');
+  });
+
+  it('waits for a command that ends in time and answers its output as text', async () => {
+    const client = await connect();
+    const r = await call(client, 'execute', { project_id: 'demo', command: 'sleep 2; echo done-marker' });
     expect(r.isError ?? false).to.equal(false);
-    expect(json(r)).to.include({ status: 'completed', exit_code: 0, stdout: 'done\n' });
-    expect(json(r).duration_ms).to.be.at.least(2000);
+    expect(resultText(r)).to.include('done-marker');
+    const [id] = jobIds(resultText(r));
+    if (id) expect((await s.api(`/jobs/${id}?wait_s=0`)).body.status).to.equal('completed');
+  });
+
+  it('answers a background command with its job_id and how to follow it', async () => {
+    const client = await connect();
+    const r = await call(client, 'execute', { project_id: 'demo', command: 'sleep 30', background: true });
+    const text = resultText(r);
+    const [id] = jobIds(text);
+    expect(id, text).to.be.a('string');
+    expect(text).to.include('job_status');
+    expect((await s.api(`/jobs/${id}`, undefined, { method: 'DELETE' })).body.status).to.equal('cancelled');
   });
 
   it('refuses a client without the bearer token', async () => {

@@ -1,31 +1,47 @@
 /**
  * The MCP endpoint (Model Context Protocol over Streamable HTTP, stateless: a new server and transport per
- * request). It serves the catalog's tools with the HTTP API's own validation and errors: a tool that fails answers
- * with a result flagged isError whose text is the JSON error body, never with a protocol error.  Every call takes
- * the same path as the tool's HTTP route (tools.ts). Auth is the app's bearer check in front of it.
+ * request). It serves the catalog's tools with the HTTP API's own validation and errors, and every call takes the
+ * same path as the tool's HTTP route (tools.ts). Auth is the app's bearer check in front of it.
+ *
+ * What differs from HTTP, and why:
+ *   - A call answers with the tool's answer as a model reads it (`modelContent`: text, and images as MCP
+ *     ImageContent), not its JSON: an MCP result lands in a model's context. No structuredContent, which would put
+ *     the same answer there twice; clients that need the JSON use the HTTP routes.
+ *   - A tool that fails answers with a result flagged isError whose text is the JSON error body; only an unknown
+ *     tool name is a protocol error.
+ *   - No call waits longer than `mcp.defaultWaitS` (45 s): MCP clients give up on a request after a timeout of
+ *     their own (the TypeScript SDK's default is 60 s, and it is reset by progress only when the client opted in
+ *     with resetTimeoutOnProgress, which a progressToken does not tell us), and a command whose answer is lost
+ *     loses its job_id. So a command without wait_s waits that long, a larger wait_s (execute, job_status) is
+ *     lowered to it, and a command still running is answered with its job_id to follow with job_status.
+ *   - While a command runs, a call that sent a progressToken gets progress notifications with its output
+ *     (mcp-progress.ts).
+ *   - Files are readable as resources, `toolhost://{project_id}/{path}` (mcp-resources.ts).
  */
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import {
   CallToolRequestSchema,
   type CallToolResult,
+  ListResourcesRequestSchema,
+  ListResourceTemplatesRequestSchema,
   ListToolsRequestSchema,
-  McpError,
   type Tool as McpTool,
+  ReadResourceRequestSchema,
   ErrorCode as RpcErrorCode,
 } from '@modelcontextprotocol/sdk/types.js';
 import express, { type Request, type Response } from 'express';
+import type { Config } from '../../config/schema.js';
+import { modelContent } from '../../lib/tool.js';
 import { inputJsonSchema, toolDescription } from '../../lib/tool-formats.js';
 import { VERSION } from '../../lib/version.js';
 import type { AppDeps } from './deps.js';
 import { errorBody } from './errors.js';
-import { callTool, findTool, TOOLS, type Tool } from './tools.js';
+import { followLine, mcpContent, RpcError } from './mcp-content.js';
+import { followCommand } from './mcp-progress.js';
+import { FILE_TEMPLATE, readFileResource } from './mcp-resources.js';
+import { callTool, findTool, TOOLS, type Tool, type ToolCall } from './tools.js';
 import { jsonBody, toolInput } from './validate.js';
-
-const INSTRUCTIONS =
-  'toolhost runs developer tools in projects stored on the server: every tool but the job_* ones takes a project_id, ' +
-  'and paths are relative to the project root. Explore with file_list and search, read with file_read, change files ' +
-  'with file_edit and file_write, and build or test with execute; follow long commands with job_status.';
 
 /** POST /mcp, and 405 for GET and DELETE (no server-initiated streams or sessions in stateless mode). */
 export function mcpRoutes(d: AppDeps): express.Router {
@@ -57,26 +73,76 @@ export function mcpRoutes(d: AppDeps): express.Router {
 }
 
 /**
+ * What a client shows the model once: how the tools fit together. A tool is named only if this build has it, so
+ * the text reads right whichever tools a version ships.
+ */
+export function instructions(config: Config): string {
+  const some = (...names: string[]): string => list(names.filter((n) => findTool(n)));
+  const projects = findTool('project_list')
+    ? ` ${some('project_list')} names the projects${findTool('project_create') ? ' and project_create makes a new one' : ''}.`
+    : '';
+  const wait = config.mcp.defaultWaitS;
+  return (
+    `toolhost runs developer tools in projects stored on the server. The file tools, search and execute take a project_id;${projects} ` +
+    'Paths are relative to the project root. ' +
+    `Find files with ${some('file_glob', 'file_list', 'search')}, read them with ${some('file_read')}, change them with ` +
+    `${some('file_edit', 'file_insert', 'file_write')}, and build or test with ${some('execute')}. ` +
+    `Over MCP a call answers within ${wait} s: a command still running then answers with its job_id and keeps running; ` +
+    'follow it with job_status (passing the offsets it returns) until its status is final, or stop it with job_cancel. ' +
+    `Files can also be read as resources: ${FILE_TEMPLATE.uriTemplate}.`
+  );
+}
+
+function list(names: string[]): string {
+  return names.length <= 1 ? (names[0] ?? '') : `${names.slice(0, -1).join(', ')} or ${names.at(-1)}`;
+}
+
+/**
  * One MCP server for one HTTP request. The low-level Server (not McpServer) because the tools carry our own JSON
  * Schemas and validation: McpServer would validate arguments itself and answer with its own errors.
  */
 function mcpServer(d: AppDeps, res: Response): Server {
-  const server = new Server({ name: 'toolhost', version: VERSION }, { capabilities: { tools: {} }, instructions: INSTRUCTIONS });
+  const server = new Server({ name: 'toolhost', version: VERSION }, { capabilities: { tools: {}, resources: {} }, instructions: instructions(d.config) });
+  const requestId = res.locals.requestId as string | undefined;
   server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: TOOLS.map((t) => mcpTool(t, d)) }));
   server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
     const tool = findTool(request.params.name);
-    if (!tool) throw new McpError(RpcErrorCode.InvalidParams, `unknown tool "${request.params.name}"; tools/list names the tools`);
+    if (!tool) throw new RpcError(RpcErrorCode.InvalidParams, `unknown tool "${request.params.name}"; tools/list names the tools`);
+    const token = extra._meta?.progressToken;
+    const stopProgress = new AbortController();
+    let progress: Promise<void> | undefined;
+    const call: ToolCall = { signal: extra.signal, requestId, defaultWaitS: d.config.mcp.defaultWaitS };
+    if (token !== undefined) {
+      call.onAccepted = (jobId) => {
+        const stop = AbortSignal.any([stopProgress.signal, extra.signal]);
+        const send = (p: { progress: number; message: string }) =>
+          extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, ...p } });
+        progress = followCommand(d, jobId, send, stop);
+      };
+    }
     try {
-      const input = toolInput(tool.input, request.params.arguments ?? {}, `tool ${tool.name}`);
-      const value = await callTool(d, tool, input, { signal: extra.signal, requestId: res.locals.requestId as string | undefined });
-      const result: CallToolResult = { content: [{ type: 'text', text: JSON.stringify(value) }] };
-      if (typeof value === 'object' && value !== null && !Array.isArray(value)) result.structuredContent = value as Record<string, unknown>;
-      return result;
+      const input = capWait(toolInput(tool.input, request.params.arguments ?? {}, `tool ${tool.name}`), d.config.mcp.defaultWaitS);
+      const value = await callTool(d, tool, input, call);
+      const items = modelContent(tool, value, input, d.config);
+      const follow = followLine(value, items);
+      return { content: mcpContent(follow ? [...items, follow] : items) };
     } catch (err) {
       return { isError: true, content: [{ type: 'text', text: JSON.stringify(errorBody(res, err)) }] };
+    } finally {
+      // No notification may follow the answer.
+      stopProgress.abort();
+      await progress;
     }
   });
+  server.setRequestHandler(ListResourceTemplatesRequestSchema, () => ({ resourceTemplates: [FILE_TEMPLATE] }));
+  server.setRequestHandler(ListResourcesRequestSchema, () => ({ resources: [] }));
+  server.setRequestHandler(ReadResourceRequestSchema, (request, extra) => readFileResource(d, res, request.params.uri, { signal: extra.signal, requestId }));
   return server;
+}
+
+/** The input with a `wait_s` above `maxS` lowered to it (see the file's doc: the answer must beat the client's timeout). */
+function capWait<T extends Record<string, unknown>>(input: T, maxS: number): T {
+  return typeof input.wait_s === 'number' && input.wait_s > maxS ? { ...input, wait_s: maxS } : input;
 }
 
 function mcpTool(t: Tool, d: AppDeps): McpTool {
