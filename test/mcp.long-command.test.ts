@@ -6,11 +6,12 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Progress } from '@modelcontextprotocol/sdk/types.js';
 import { expect } from 'chai';
+import { PROGRESS_MESSAGE_CHARS } from '../supervisor/http/mcp-progress.js';
 import { startServer, type TestServer } from './helpers/harness.js';
 import { jobIds, mcpClient, resultText, type ToolResult } from './helpers/mcp-client.js';
 import { DEMO_FILES } from './helpers/tool-calls.js';
 
-describe('MCP: a command longer than the client timeout', function () {
+describe('MCP: long commands', function () {
   this.timeout(180_000);
   let s: TestServer;
   let client: Client;
@@ -83,5 +84,20 @@ describe('MCP: a command longer than the client timeout', function () {
 
     const [sleeper] = jobIds(resultText(capped)) as [string];
     await s.api(`/jobs/${sleeper}`, undefined, { method: 'DELETE' });
+  });
+
+  it('bounds what a progress notification carries to the newest output, saying what it left out', async () => {
+    const progress: Progress[] = [];
+    const command = 'for i in $(seq 12); do seq -f "line %g of a chatty command" 1 5000; sleep 1; done';
+    const r = await call('execute', { project_id: 'demo', command, wait_s: 14 }, (p) => progress.push(p));
+    expect(r.isError ?? false, resultText(r)).to.equal(false);
+    expect(progress.length).to.be.at.least(2);
+    for (const p of progress) {
+      const message = p.message ?? '';
+      expect(message.length).to.be.at.most(PROGRESS_MESSAGE_CHARS + 200);
+      expect(message).to.match(/earlier characters not shown; job_status has all the output\]\n/);
+      // Whole lines only: the first line of output after the note is a complete one.
+      expect(message.split('\n')[2]).to.match(/^line \d+ of a chatty command$/);
+    }
   });
 });
