@@ -3,6 +3,7 @@ import { lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { createJobCgroup } from '../lib/process/cgroup.js';
+import { headAndTail, heldRegion } from '../lib/process/command-output.js';
 import { jobLogPaths, jobLogsDir } from '../lib/process/job-logs.js';
 import { LogSpool } from '../lib/process/log-spool.js';
 import { chownTree, ownedDir, projectOwner } from '../lib/process/owner.js';
@@ -11,6 +12,7 @@ import { launchArgv, planOf } from '../lib/process/sandbox.js';
 import { reachFolder, withFileErrors } from '../lib/safe-fs.js';
 import { noNul, projectId, relPath } from '../lib/schemas.js';
 import { type HandlerContext, jobTool, PROJECT_ERRORS } from '../lib/tool.js';
+import { commandText, MAX_BUDGET_FACTOR, MAX_OUTPUT_CHARS_DOC, outputBudget, outputBudgetLimit } from './command-text.js';
 import type { ProgressMessage } from './protocol.js';
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names must match ^[A-Za-z_][A-Za-z0-9_]*$');
@@ -42,6 +44,7 @@ export const executeRequest = z.strictObject({
     .describe('How long this request waits; a command still running then is answered with status "running" and keeps running.'),
   background: z.boolean().default(false).describe('Answer at once with the job_id (dev servers, watchers); follow it with the jobs API.'),
   stdin: z.enum(['null', 'pipe']).default('null').describe('"pipe" keeps stdin open for POST /jobs/:id/input; "null" makes prompts fail fast.'),
+  max_output_chars: z.number().int().min(1000).optional().describe(MAX_OUTPUT_CHARS_DOC),
 });
 export type ExecuteRequest = z.infer<typeof executeRequest>;
 
@@ -78,7 +81,11 @@ export const commandView = z.strictObject({
   stdout_offset: z.number().int().describe('Pass as stdout_offset to job_status to get only newer output.'),
   stderr_offset: z.number().int().describe('Pass as stderr_offset to job_status to get only newer output.'),
   more_bytes: perStream(z.number().int()).describe('Bytes already available past the returned ones (read again with the new offsets).'),
-  omitted_bytes: perStream(z.number().int()).describe('Bytes left out between head and tail.'),
+  omitted_bytes: perStream(z.number().int()).describe('Bytes left out between head and tail (the text says so in one line where they were).'),
+  omitted_lines: perStream(z.number().int()).describe('Lines left out between head and tail (newlines in the left-out bytes).'),
+  omitted_offset: perStream(z.number().int().nullable()).describe(
+    'Log offset where the left-out bytes start, null when none were: job_status with stdout_offset (stderr_offset) set to it reads them.',
+  ),
   truncated: perStream(z.boolean()),
   invalid_utf8: perStream(z.boolean()),
   log_dropped_bytes: perStream(z.number().int()).describe('Bytes beyond commands.maxLogBytes that were never logged.'),
@@ -102,7 +109,7 @@ export const executeTool = jobTool({
   output: commandView,
   readOnly: false,
   errors: [...PROJECT_ERRORS, 'file_not_found', 'not_a_directory'],
-  describe: ({ commands: c }) =>
+  describe: ({ commands: c, budgets: b }) =>
     'Run a shell command in the project with `bash -c` and return its exit_code, stdout and stderr. Use it to build, ' +
     'run tests and scripts, use git, install dependencies, or inspect what the file tools cannot (binary files, processes). ' +
     "It runs in the project root (or `cwd`) with a clean environment: none of the server's secrets, CI=1, no pager, no " +
@@ -112,13 +119,17 @@ export const executeTool = jobTool({
     'status "running" and its job_id and keeps running: follow it with job_status. `background: true` answers at once ' +
     '(dev servers, watchers). ' +
     `The whole process tree is killed after timeout_s (default ${c.defaultTimeoutS} s, at most ${c.maxTimeoutS} s) and ` +
-    `the answer says timed_out: true. Each of stdout and stderr keeps at most ${c.maxOutputBytes} bytes, head and tail, ` +
-    'the middle counted in omitted_bytes; job_status reads the whole log by offset. Processes a command leaves behind ' +
+    `the answer says timed_out: true. The answer shows at most ${b.outputChars} characters of output, stdout and stderr ` +
+    `together (max_output_chars asks for another budget, up to ${MAX_BUDGET_FACTOR * b.outputChars}): a longer output is cut to its head ` +
+    'and tail on line boundaries, and one line where it was cut says how many lines were left out and the job_status ' +
+    'call (job_id, stdout_offset) that reads them; job_status pages through the whole log within the same budget. ' +
+    'Prefer narrowing the output (grep, tail, head) to paging through it. Processes a command leaves behind ' +
     'are killed when it ends (start servers with background: true). A non-zero exit_code is a normal result, not an error.',
-  limits: (req, { commands }) =>
-    req.timeout_s !== undefined && req.timeout_s > commands.maxTimeoutS
-      ? `timeout_s ${req.timeout_s} exceeds the server's maximum of ${commands.maxTimeoutS} s; ask for less`
-      : undefined,
+  limits: (req, config) =>
+    req.timeout_s !== undefined && req.timeout_s > config.commands.maxTimeoutS
+      ? `timeout_s ${req.timeout_s} exceeds the server's maximum of ${config.commands.maxTimeoutS} s; ask for less`
+      : outputBudgetLimit(req.max_output_chars, config),
+  toModel: (view) => commandText(view),
   examples: [{ project_id: 'demo', command: 'ls -la && git status --short' }],
   job: { type: 'execute', lane: 'commands', mutates: true, handler: execute },
 });
@@ -135,6 +146,8 @@ export interface ExecuteResult {
   duration_ms: number;
   truncated: { stdout: boolean; stderr: boolean };
   omitted_bytes: { stdout: number; stderr: number };
+  omitted_lines: { stdout: number; stderr: number };
+  omitted_offset: { stdout: number | null; stderr: number | null };
   /** Bytes of each stream spooled to disk: where GET /jobs/:id continues. */
   stdout_offset: number;
   stderr_offset: number;
@@ -179,7 +192,7 @@ async function execute(req: ExecuteRequest, ctx: HandlerContext): Promise<Execut
     cwd,
     root: ctx.root,
     home,
-    env: commandEnv({ home, env: req.env, jobId: ctx.jobId }),
+    env: commandEnv({ home, env: req.env, jobId: ctx.jobId, path: c.path }),
     limits: c.limits,
     cgroupProcs: cgroup?.procsFile,
     owner,
@@ -190,6 +203,7 @@ async function execute(req: ExecuteRequest, ctx: HandlerContext): Promise<Execut
     cwd,
     home,
     env: req.env,
+    path: c.path,
     jobId: ctx.jobId,
     timeoutMs: Math.min(req.timeout_s ?? (req.background ? c.maxTimeoutS : c.defaultTimeoutS), c.maxTimeoutS) * 1000,
     killGraceMs: c.killGraceS * 1000,
@@ -208,21 +222,35 @@ async function execute(req: ExecuteRequest, ctx: HandlerContext): Promise<Execut
     await Promise.all([logs.stdout.close(), logs.stderr.close(), cgroup?.remove()]);
     progress.flush();
   });
+  // The answer's output: what the thread held in memory (the true tail even past commands.maxLogBytes), cut to
+  // the call's budget; the notice of a cut names the log offset where the left-out part starts.
+  const ends = { stdout: logs.stdout.written, stderr: logs.stderr.written };
+  const { stdout: out, stderr: err } = await headAndTail(
+    { stdout: heldRegion(r.stdout), stderr: heldRegion(r.stderr) },
+    outputBudget(ctx.config, req.max_output_chars),
+    {
+      jobId: ctx.jobId,
+      ends,
+      logged: { stdout: logs.stdout.dropped > 0 ? ends.stdout : null, stderr: logs.stderr.dropped > 0 ? ends.stderr : null },
+    },
+  );
   return {
     job_id: ctx.jobId,
     exit_code: r.exitCode,
     signal: r.signal,
-    stdout: r.stdout,
-    stderr: r.stderr,
+    stdout: out.text,
+    stderr: err.text,
     timed_out: r.timedOut,
     cancelled: r.cancelled,
     duration_ms: r.durationMs,
-    truncated: r.truncated,
-    omitted_bytes: r.omittedBytes,
-    stdout_offset: logs.stdout.written,
-    stderr_offset: logs.stderr.written,
+    truncated: { stdout: out.omittedBytes > 0, stderr: err.omittedBytes > 0 },
+    omitted_bytes: { stdout: out.omittedBytes, stderr: err.omittedBytes },
+    omitted_lines: { stdout: out.omittedLines, stderr: err.omittedLines },
+    omitted_offset: { stdout: out.omittedOffset, stderr: err.omittedOffset },
+    stdout_offset: ends.stdout,
+    stderr_offset: ends.stderr,
     log_dropped_bytes: { stdout: logs.stdout.dropped, stderr: logs.stderr.dropped },
-    invalid_utf8: r.invalidUtf8,
+    invalid_utf8: { stdout: out.invalidUtf8, stderr: err.invalidUtf8 },
   };
 }
 

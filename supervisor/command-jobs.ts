@@ -15,7 +15,8 @@ import type { CommandStatus, CommandView, ExecuteRequest, ExecuteResult, JobList
 import type { ControlMessage, ProgressMessage } from '../handlers/protocol.js';
 import { forClients, type SerializedError, ToolhostError } from '../lib/errors.js';
 import type { Job, JobOutcome } from '../lib/jobs.js';
-import { jobLogPaths, jobLogsDir, type LogRead, readHeadTail, readPage } from '../lib/process/job-logs.js';
+import { headAndTail, logRegion, type PerStream, pages, type Region, type StreamText } from '../lib/process/command-output.js';
+import { jobLogPaths, jobLogsDir } from '../lib/process/job-logs.js';
 import type { Logger } from './logger.js';
 
 type Stream = 'stdout' | 'stderr';
@@ -26,6 +27,8 @@ interface CommandRecord {
   command: string;
   stdin: 'null' | 'pipe';
   background: boolean;
+  /** The characters of output its answers show (max_output_chars, else budgets.outputChars). */
+  budget: number;
   status: CommandStatus;
   createdAt: number;
   startedAt?: number;
@@ -83,6 +86,7 @@ export class CommandJobs {
       command: req.command,
       stdin: req.stdin,
       background: req.background,
+      budget: req.max_output_chars ?? this.#config.budgets.outputChars,
       status: 'queued',
       createdAt: job.enqueuedAt,
       sizes: { stdout: 0, stderr: 0 },
@@ -153,7 +157,15 @@ export class CommandJobs {
     r.result = result;
     r.sizes = { stdout: result.stdout_offset, stderr: result.stderr_offset };
     this.#finish(r, result.timed_out ? 'timed_out' : result.cancelled ? 'cancelled' : 'completed');
-    const held = (s: Stream, text: string): LogRead => ({ text, next: r.sizes[s], omitted: result.omitted_bytes[s], invalidUtf8: invalid_utf8[s] });
+    // The handler cut what it held to the call's budget already.
+    const held = (s: Stream, text: string): StreamText => ({
+      text,
+      next: r.sizes[s],
+      omittedBytes: result.omitted_bytes[s],
+      omittedLines: result.omitted_lines[s],
+      omittedOffset: result.omitted_offset[s],
+      invalidUtf8: invalid_utf8[s],
+    });
     return this.#viewOf(r, held('stdout', stdout), held('stderr', stderr));
   }
 
@@ -201,15 +213,16 @@ export class CommandJobs {
   }
 
   /**
-   * The next page of output past `since`: waits (up to `waitMs`) until there is text to return or the job ends.
-   * Bytes held back as an incomplete character do not count as news.
+   * The next page of output past `since`, within `budget` characters (default budgets.outputChars): waits (up to
+   * `waitMs`) until there is text to return or the job ends. Bytes held back as an incomplete character do not
+   * count as news.
    */
-  async nextPage(id: string, since: Record<Stream, number>, waitMs: number, signal?: AbortSignal): Promise<CommandView> {
+  async nextPage(id: string, since: Record<Stream, number>, waitMs: number, signal?: AbortSignal, budget?: number): Promise<CommandView> {
     const end = Date.now() + waitMs;
     let waitFrom = since;
     for (;;) {
       await this.changed(id, waitFrom, end - Date.now(), signal);
-      const view = await this.view(id, 'page', since);
+      const view = await this.view(id, 'page', since, budget);
       const news = view.stdout.length > 0 || view.stderr.length > 0;
       if (news || isFinal(view.status) || this.#closed || Date.now() >= end || signal?.aborted) return view;
       waitFrom = { stdout: view.stdout_offset + view.more_bytes.stdout, stderr: view.stderr_offset + view.more_bytes.stderr };
@@ -227,25 +240,28 @@ export class CommandJobs {
   }
 
   /**
-   * The job as JSON with output read from its logs: `page` returns up to the response cap from the offsets;
-   * `snapshot` returns head and tail of everything from the offsets.
+   * The job as JSON with output read from its logs, within `budget` characters for both streams (default: the
+   * command's own): `page` returns the output from the offsets on, up to the budget; `snapshot` returns head and
+   * tail of everything from the offsets, on line boundaries.
    */
-  async view(id: string, mode: 'page' | 'snapshot', offsets: Record<Stream, number> = { stdout: 0, stderr: 0 }): Promise<CommandView> {
+  async view(id: string, mode: 'page' | 'snapshot', offsets: Record<Stream, number> = { stdout: 0, stderr: 0 }, budget?: number): Promise<CommandView> {
     const r = this.#get(id);
-    const cap = this.#config.commands.maxOutputBytes;
+    const chars = budget ?? (mode === 'page' ? this.#config.budgets.outputChars : r.budget);
     const paths = jobLogPaths(this.#config.dataDir, id);
     const final = isFinal(r.status);
-    const read = async (s: Stream): Promise<LogRead> => {
-      const from = Math.min(offsets[s], r.sizes[s]);
-      if (r.logsRemoved) return { text: '', next: r.sizes[s], omitted: 0, invalidUtf8: false };
-      return mode === 'page' ? readPage(paths[s], from, r.sizes[s], cap, final) : readHeadTail(paths[s], from, r.sizes[s], cap, final);
+    const region = (s: Stream): Promise<Region> => {
+      // Logs removed: an empty region at the end, so the offsets still say where the output stopped.
+      const from = r.logsRemoved ? r.sizes[s] : Math.min(offsets[s], r.sizes[s]);
+      return logRegion(paths[s], from, r.sizes[s], chars, final, mode === 'snapshot');
     };
-    const [out, err] = await Promise.all([read('stdout'), read('stderr')]);
-    return this.#viewOf(r, out, err);
+    const [stdout, stderr] = await Promise.all([region('stdout'), region('stderr')]);
+    const ends = { stdout: stdout.start + stdout.size, stderr: stderr.start + stderr.size };
+    const out: PerStream<StreamText> = mode === 'page' ? pages({ stdout, stderr }, chars) : await headAndTail({ stdout, stderr }, chars, { jobId: id, ends });
+    return this.#viewOf(r, out.stdout, out.stderr);
   }
 
   /** The job as callers see it, with this output. */
-  #viewOf(r: CommandRecord, out: LogRead, err: LogRead): CommandView {
+  #viewOf(r: CommandRecord, out: StreamText, err: StreamText): CommandView {
     const res = r.result;
     const view: CommandView = {
       job_id: r.id,
@@ -265,8 +281,10 @@ export class CommandJobs {
       stdout_offset: out.next,
       stderr_offset: err.next,
       more_bytes: { stdout: r.sizes.stdout - out.next, stderr: r.sizes.stderr - err.next },
-      omitted_bytes: { stdout: out.omitted, stderr: err.omitted },
-      truncated: { stdout: out.omitted > 0, stderr: err.omitted > 0 },
+      omitted_bytes: { stdout: out.omittedBytes, stderr: err.omittedBytes },
+      omitted_lines: { stdout: out.omittedLines, stderr: err.omittedLines },
+      omitted_offset: { stdout: out.omittedOffset, stderr: err.omittedOffset },
+      truncated: { stdout: out.omittedBytes > 0, stderr: err.omittedBytes > 0 },
       invalid_utf8: { stdout: out.invalidUtf8, stderr: err.invalidUtf8 },
       log_dropped_bytes: res?.log_dropped_bytes ?? { stdout: 0, stderr: 0 },
       logs_removed: r.logsRemoved,

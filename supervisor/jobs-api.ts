@@ -23,9 +23,12 @@ export interface JobsApi {
   /** The queue refused it after all. */
   refused(job: Job): Promise<void>;
   list(projectId?: string): Promise<JobListItem[]>;
-  /** The next page of output past `since`, waiting up to `waitMs` for some. */
-  page(id: string, since: Offsets, waitMs: number, signal?: AbortSignal): Promise<CommandView>;
-  /** Head and tail of all output so far. */
+  /**
+   * The next page of output past `since`, waiting up to `waitMs` for some, within `budget` characters of both
+   * streams together (default budgets.outputChars).
+   */
+  page(id: string, since: Offsets, waitMs: number, signal?: AbortSignal, budget?: number): Promise<CommandView>;
+  /** Head and tail of all output so far, within the command's budget. */
   snapshot(id: string): Promise<CommandView>;
   input(id: string, data: string, eof: boolean): Promise<void>;
   /** Cancels and waits (up to `waitMs`) for the process tree to be gone. */
@@ -48,8 +51,8 @@ export class LocalJobs implements JobsApi {
     return this.commands.list(projectId);
   }
 
-  page(id: string, since: Offsets, waitMs: number, signal?: AbortSignal): Promise<CommandView> {
-    return this.commands.nextPage(id, since, waitMs, signal);
+  page(id: string, since: Offsets, waitMs: number, signal?: AbortSignal, budget?: number): Promise<CommandView> {
+    return this.commands.nextPage(id, since, waitMs, signal, budget);
   }
 
   snapshot(id: string): Promise<CommandView> {
@@ -68,10 +71,11 @@ export class LocalJobs implements JobsApi {
 
   /** Answers a call from another process (see {@link RemoteJobs}). */
   answer(op: string, args: unknown): Promise<unknown> {
-    const a = args as { id: string; since: Offsets; waitMs: number; data: string; eof: boolean };
+    const a = args as { id: string; since: Offsets; waitMs: number; data: string; eof: boolean; budget?: number };
     switch (op) {
       case 'page':
-        return this.page(a.id, a.since, a.waitMs);
+        // From another process: a budget that is not a count of characters is the default one.
+        return this.page(a.id, a.since, a.waitMs, undefined, Number.isSafeInteger(a.budget) && (a.budget ?? 0) > 0 ? a.budget : undefined);
       case 'snapshot':
         return this.snapshot(a.id);
       case 'input':
@@ -238,8 +242,8 @@ export class RemoteJobs implements JobsApi {
     return this.o.records.list(projectId, this.o.config().jobs.retentionMinutes * 60_000);
   }
 
-  page(id: string, since: Offsets, waitMs: number, signal?: AbortSignal): Promise<CommandView> {
-    return this.#ask(id, 'page', { id, since, waitMs }, waitMs, signal) as Promise<CommandView>;
+  page(id: string, since: Offsets, waitMs: number, signal?: AbortSignal, budget?: number): Promise<CommandView> {
+    return this.#ask(id, 'page', { id, since, waitMs, budget }, waitMs, signal) as Promise<CommandView>;
   }
 
   snapshot(id: string): Promise<CommandView> {
@@ -317,6 +321,8 @@ function queuedView(rec: JobRecord): CommandView {
     stderr_offset: 0,
     more_bytes: zero,
     omitted_bytes: zero,
+    omitted_lines: zero,
+    omitted_offset: { stdout: null, stderr: null },
     truncated: no,
     invalid_utf8: no,
     log_dropped_bytes: zero,

@@ -1,6 +1,7 @@
 /**
- * lib/process/output-buffer.ts: a bounded capture keeps the head and the tail of a stream, counts what it dropped,
- * and never shows a multi-byte character cut in half, whatever the chunks the stream arrived in.
+ * lib/process/output-buffer.ts: a bounded capture keeps the head and the tail of a stream, counts what it dropped
+ * (bytes and newlines), cuts on line boundaries where a newline is near, and never keeps a multi-byte character
+ * cut in half, whatever the chunks the stream arrived in.
  */
 import { expect } from 'chai';
 import { type CapturedOutput, OutputBuffer, utf8Boundary, utf8StartBoundary } from '../lib/process/output-buffer.js';
@@ -17,11 +18,16 @@ function capture(cap: number, data: Buffer, sizes: number[] = []): CapturedOutpu
   return b.result();
 }
 
-/** The parts around the omission marker. */
-function parts(text: string): { head: string; omitted: number; tail: string } {
-  const m = /^([\s\S]*)\n\[\.\.\. (\d+) bytes omitted \.\.\.\]\n([\s\S]*)$/.exec(text);
-  expect(m, `no omission marker in ${JSON.stringify(text)}`).to.not.equal(null);
-  return { head: m![1]!, omitted: Number(m![2]), tail: m![3]! };
+/** A capture as plain values: head and tail decoded. */
+function plain(c: CapturedOutput) {
+  return {
+    head: c.head.toString('utf8'),
+    tail: c.tail.toString('utf8'),
+    truncated: c.truncated,
+    omittedBytes: c.omittedBytes,
+    totalBytes: c.totalBytes,
+    newlines: c.newlines,
+  };
 }
 
 /** Deterministic pseudo-random numbers (mulberry32), so a failure can be replayed. */
@@ -36,53 +42,44 @@ function prng(seed: number): () => number {
 
 describe('output buffer', () => {
   it('keeps a stream that fits whole, at exactly the cap too', () => {
-    expect(capture(10, Buffer.from('hello'))).to.deep.equal({ text: 'hello', truncated: false, omittedBytes: 0, totalBytes: 5, invalidUtf8: false });
-    expect(capture(10, Buffer.from('0123456789'), [1, 1, 3])).to.deep.equal({
-      text: '0123456789',
-      truncated: false,
-      omittedBytes: 0,
-      totalBytes: 10,
-      invalidUtf8: false,
-    });
-    expect(capture(10, Buffer.alloc(0))).to.deep.equal({ text: '', truncated: false, omittedBytes: 0, totalBytes: 0, invalidUtf8: false });
+    const none = { tail: '', truncated: false, omittedBytes: 0 };
+    expect(plain(capture(10, Buffer.from('hello')))).to.deep.equal({ ...none, head: 'hello', totalBytes: 5, newlines: 0 });
+    expect(plain(capture(10, Buffer.from('012345678\n'), [1, 1, 3]))).to.deep.equal({ ...none, head: '012345678\n', totalBytes: 10, newlines: 1 });
+    expect(plain(capture(10, Buffer.alloc(0)))).to.deep.equal({ ...none, head: '', totalBytes: 0, newlines: 0 });
   });
 
-  it('keeps the first ceil(cap/2) and the last floor(cap/2) bytes of a longer stream and counts the rest', () => {
+  it('keeps the first ceil(cap/2) and the last floor(cap/2) bytes of a stream without newlines and counts the rest', () => {
     const r = capture(7, Buffer.from('abcdefghijklmnopqrstuvwxyz'), [2, 5, 1, 9]);
-    expect(r).to.deep.equal({ text: 'abcd\n[... 19 bytes omitted ...]\nxyz', truncated: true, omittedBytes: 19, totalBytes: 26, invalidUtf8: false });
+    expect(plain(r)).to.deep.equal({ head: 'abcd', tail: 'xyz', truncated: true, omittedBytes: 19, totalBytes: 26, newlines: 0 });
     expect(capture(10, Buffer.from('0123456789X'))).to.include({ truncated: true, omittedBytes: 1, totalBytes: 11 });
+    expect(plain(capture(0, Buffer.from('abc')))).to.include({ head: '', tail: '', omittedBytes: 3 });
   });
 
-  it('keeps only the count when the cap is 0 or 1', () => {
-    expect(capture(0, Buffer.from('abc'))).to.deep.equal({
-      text: '\n[... 3 bytes omitted ...]\n',
-      truncated: true,
-      omittedBytes: 3,
-      totalBytes: 3,
-      invalidUtf8: false,
-    });
-    expect(capture(1, Buffer.from('abc'), [1, 1])).to.deep.equal({
-      text: 'a\n[... 2 bytes omitted ...]\n',
-      truncated: true,
-      omittedBytes: 2,
-      totalBytes: 3,
-      invalidUtf8: false,
-    });
+  it('ends the head and starts the tail on a line boundary when a newline is in the half nearest the cut', () => {
+    // cap 20: head 10 bytes "ab\ncdefg\nh" -> newline at 8 (in its second half): head "ab\ncdefg\n".
+    const data = Buffer.from('ab\ncdefg\nhijklmnopqrstuvw\nxyz\n12345\n');
+    const r = plain(capture(20, data, [3, 3, 3]));
+    expect(r.head).to.equal('ab\ncdefg\n');
+    expect(r.tail).to.equal('12345\n');
+    expect(r.newlines).to.equal(5);
+    expect(r.omittedBytes).to.equal(data.length - r.head.length - r.tail.length);
+    // A newline only in the half far from the cut: cut mid-line instead of keeping almost nothing.
+    const far = plain(capture(20, Buffer.from(`a\n${'x'.repeat(40)}\nyz`)));
+    expect(far.head).to.equal(`a\n${'x'.repeat(8)}`);
+    expect(far.tail).to.equal(`${'x'.repeat(7)}\nyz`);
   });
 
   it('cuts at character boundaries, counting the bytes of a cut character as omitted', () => {
     // "€" is 3 bytes (E2 82 AC). Cap 7: head 4 bytes = "€" + a lead byte, tail 3 bytes.
-    const euros = Buffer.from('€€€€€');
-    expect(capture(7, euros)).to.include({ text: '€\n[... 9 bytes omitted ...]\n€', omittedBytes: 9, totalBytes: 15 });
+    expect(plain(capture(7, Buffer.from('€€€€€')))).to.include({ head: '€', tail: '€', omittedBytes: 9, totalBytes: 15 });
     // The tail starts with the last two bytes of a "€": they are dropped, not shown as U+FFFD.
-    expect(capture(7, Buffer.from('€€€€a'))).to.include({ text: '€\n[... 9 bytes omitted ...]\na', omittedBytes: 9 });
+    expect(plain(capture(7, Buffer.from('€€€€a')))).to.include({ head: '€', tail: 'a', omittedBytes: 9 });
     // A 4-byte emoji cut after 1, 2 or 3 of its bytes in the head.
     for (const pad of ['', 'a', 'ab', 'abc']) {
-      const r = capture(8, Buffer.from(`${pad}😀${'z'.repeat(20)}`));
-      const { head } = parts(r.text);
-      expect(head, pad).to.equal(pad.length === 0 ? '😀' : pad);
-      expect(r.text, pad).to.not.include('\ufffd');
-      expect(r.omittedBytes, pad).to.equal(r.totalBytes - Buffer.byteLength(head) - 4);
+      const r = plain(capture(8, Buffer.from(`${pad}😀${'z'.repeat(20)}`)));
+      expect(r.head, pad).to.equal(pad.length === 0 ? '😀' : pad);
+      expect(r.head + r.tail, pad).to.not.include('\ufffd');
+      expect(r.omittedBytes, pad).to.equal(r.totalBytes - Buffer.byteLength(r.head) - 4);
     }
   });
 
@@ -100,46 +97,37 @@ describe('output buffer', () => {
         left -= n;
       }
       const what = `round ${round}: cap ${cap}, ${JSON.stringify(text)} in chunks ${sizes.join(',')}`;
-      const whole = capture(cap, data);
-      const chunked = capture(cap, data, sizes);
+      const whole = plain(capture(cap, data));
+      const chunked = plain(capture(cap, data, sizes));
       expect(chunked, what).to.deep.equal(whole);
       expect(chunked.totalBytes, what).to.equal(data.length);
+      expect(chunked.newlines, what).to.equal(text.split('\n').length - 1);
       if (data.length <= cap) {
-        expect(chunked, what).to.deep.equal({ text, truncated: false, omittedBytes: 0, totalBytes: data.length, invalidUtf8: false });
+        expect(chunked, what).to.deep.equal({ head: text, tail: '', truncated: false, omittedBytes: 0, totalBytes: data.length, newlines: chunked.newlines });
         continue;
       }
       expect(chunked.truncated, what).to.equal(true);
-      const { head, omitted, tail } = parts(chunked.text);
-      expect(omitted, what).to.equal(chunked.omittedBytes);
+      const { head, tail, omittedBytes } = chunked;
       expect(text.startsWith(head), `${what}: head ${JSON.stringify(head)}`).to.equal(true);
       expect(text.endsWith(tail), `${what}: tail ${JSON.stringify(tail)}`).to.equal(true);
       const headBytes = Buffer.byteLength(head);
       const tailBytes = Buffer.byteLength(tail);
-      expect(headBytes + omitted + tailBytes, what).to.equal(data.length);
-      // Within budget, and short of it only by the bytes of one cut character at each end.
-      expect(headBytes, what).to.be.within(Math.max(0, Math.ceil(cap / 2) - 3), Math.ceil(cap / 2));
-      expect(tailBytes, what).to.be.within(Math.max(0, Math.floor(cap / 2) - 3), Math.floor(cap / 2));
+      expect(headBytes + omittedBytes + tailBytes, what).to.equal(data.length);
+      // Within budget; short of it by at most half (a line boundary in the near half) or one cut character.
+      expect(headBytes, what).to.be.at.most(Math.ceil(cap / 2));
+      expect(tailBytes, what).to.be.at.most(Math.floor(cap / 2));
+      expect(headBytes, what).to.be.at.least(Math.min(Math.ceil(cap / 2) / 2, Math.ceil(cap / 2) - 3));
+      expect(tailBytes, what).to.be.at.least(Math.min(Math.floor(cap / 2) / 2, Math.floor(cap / 2) - 3));
     }
   });
 
   it('keeps the last bytes of a chunk far larger than the cap', () => {
     const big = Buffer.alloc(10 * 1024 * 1024, 'x');
     big.write('END', big.length - 3);
-    const r = capture(100, Buffer.concat([Buffer.from('START'), big]), [5]);
-    const { head, tail } = parts(r.text);
-    expect(head).to.equal(`START${'x'.repeat(45)}`);
-    expect(tail).to.equal(`${'x'.repeat(47)}END`);
+    const r = plain(capture(100, Buffer.concat([Buffer.from('START'), big]), [5]));
+    expect(r.head).to.equal(`START${'x'.repeat(45)}`);
+    expect(r.tail).to.equal(`${'x'.repeat(47)}END`);
     expect(r.omittedBytes).to.equal(r.totalBytes - 100);
-  });
-
-  it('flags kept bytes that are not UTF-8, in a whole stream and in a head or tail of a cut one', () => {
-    expect(capture(10, Buffer.from([0x61, 0xff])).invalidUtf8).to.equal(true);
-    expect(capture(10, Buffer.from('caf\u00e9')).invalidUtf8).to.equal(false);
-    const cut = Buffer.concat([Buffer.from([0xff]), Buffer.alloc(100, 0x61)]);
-    expect(capture(10, cut)).to.include({ truncated: true, invalidUtf8: true });
-    expect(capture(10, Buffer.concat([Buffer.alloc(100, 0x61), Buffer.from([0xfe])]))).to.include({ truncated: true, invalidUtf8: true });
-    // A character cut by the head/tail split is dropped whole, not flagged.
-    expect(capture(10, Buffer.from('\u00e9'.repeat(50)))).to.include({ truncated: true, invalidUtf8: false });
   });
 
   it('passes binary output through instead of holding bytes back for a character that can never complete', () => {
@@ -166,6 +154,7 @@ describe('output buffer', () => {
     expect(utf8StartBoundary(Buffer.from([0x80, 0x80, 0x80, 0x80, 0x61])), 'skips at most 3').to.equal(3);
     expect(utf8StartBoundary(Buffer.from('abc'))).to.equal(0);
     const r = capture(6, Buffer.from([0xff, 0xfe, 0xfd, 0, 1, 2, 3, 4, 0xff, 0xfe]));
+    expect(r.head).to.deep.equal(Buffer.from([0xff, 0xfe, 0xfd]));
     expect(r).to.include({ truncated: true, omittedBytes: 4, totalBytes: 10 });
   });
 });

@@ -1,23 +1,30 @@
 /**
  * Bounded capture of a stream: keeps the first and the last `cap / 2` bytes and counts what was dropped between,
- * so a command that prints a gigabyte costs at most `cap` bytes of memory.
+ * so a command that prints a gigabyte costs at most `cap` bytes of memory. The head ends and the tail starts on a
+ * line boundary where a newline lies in the half of each nearest the cut, so what is kept is whole lines.
  */
 
-import { isUtf8 } from 'node:buffer';
+import { countNewlines, utf8Boundary, utf8StartBoundary } from '../budget.js';
+
+export { utf8Boundary, utf8StartBoundary };
 
 /** What a capture yields when the stream ended. */
 export interface CapturedOutput {
-  /** Head, then tail, decoded as UTF-8 (invalid bytes replaced with U+FFFD). */
-  text: string;
+  /** The first bytes of the stream: all of it when nothing was dropped (then `tail` is empty). */
+  head: Buffer;
+  /** The last bytes of the stream, after the dropped ones. */
+  tail: Buffer;
   /** True when bytes were dropped between head and tail. */
   truncated: boolean;
   /** Bytes dropped between head and tail. */
   omittedBytes: number;
   /** All bytes the stream produced. */
   totalBytes: number;
-  /** True when the kept bytes are not valid UTF-8 (the text shows U+FFFD for them). */
-  invalidUtf8: boolean;
+  /** Newlines in all the stream produced (the kept ones and the dropped ones). */
+  newlines: number;
 }
+
+const NL = 0x0a;
 
 /** Keeps the head and the tail of a byte stream within a fixed budget. */
 export class OutputBuffer {
@@ -28,6 +35,7 @@ export class OutputBuffer {
   #tail: Buffer[] = [];
   #tailBytes = 0;
   #total = 0;
+  #newlines = 0;
 
   /** @param cap bytes kept in all: half for the head, half for the tail. */
   constructor(cap: number) {
@@ -38,6 +46,7 @@ export class OutputBuffer {
   /** Adds a chunk. */
   push(chunk: Buffer): void {
     this.#total += chunk.length;
+    this.#newlines += countNewlines(chunk);
     if (this.#headBytes < this.#headCap) {
       const take = Math.min(chunk.length, this.#headCap - this.#headBytes);
       this.#head.push(chunk.subarray(0, take));
@@ -54,8 +63,9 @@ export class OutputBuffer {
     }
     this.#tail.push(chunk);
     this.#tailBytes += chunk.length;
-    while (this.#tailBytes - (this.#tail[0]?.length ?? 0) >= this.#tailCap) {
-      this.#tailBytes -= this.#tail.shift()!.length;
+    for (let first = this.#tail[0]; first && this.#tailBytes - first.length >= this.#tailCap; first = this.#tail[0]) {
+      this.#tailBytes -= first.length;
+      this.#tail.shift();
     }
   }
 
@@ -64,44 +74,15 @@ export class OutputBuffer {
     let tail = Buffer.concat(this.#tail);
     if (tail.length > this.#tailCap) tail = tail.subarray(tail.length - this.#tailCap);
     const head = Buffer.concat(this.#head);
-    const omittedBytes = this.#total - head.length - tail.length;
-    if (omittedBytes === 0) {
-      const all = Buffer.concat([head, tail]);
-      return { text: all.toString('utf8'), truncated: false, omittedBytes: 0, totalBytes: this.#total, invalidUtf8: !isUtf8(all) };
-    }
-    // Cut at character boundaries so a split multi-byte character does not turn into replacement characters.
-    const h = head.subarray(0, utf8Boundary(head, head.length));
-    const t = tail.subarray(utf8StartBoundary(tail));
-    const dropped = this.#total - h.length - t.length;
-    return {
-      text: `${h.toString('utf8')}\n[... ${dropped} bytes omitted ...]\n${t.toString('utf8')}`,
-      truncated: true,
-      omittedBytes: dropped,
-      totalBytes: this.#total,
-      invalidUtf8: !isUtf8(h) || !isUtf8(t),
-    };
+    const base = { totalBytes: this.#total, newlines: this.#newlines };
+    if (this.#total === head.length + tail.length)
+      return { ...base, head: Buffer.concat([head, tail]), tail: Buffer.alloc(0), truncated: false, omittedBytes: 0 };
+    // Cut after a newline in the head's second half, before one in the tail's first half; else at a character
+    // boundary, so a split multi-byte character does not turn into replacement characters.
+    const nl = head.lastIndexOf(NL);
+    const h = head.subarray(0, nl >= 0 && (nl + 1) * 2 >= head.length ? nl + 1 : utf8Boundary(head, head.length));
+    const first = tail.indexOf(NL);
+    const t = tail.subarray(first >= 0 && (first + 1) * 2 <= tail.length ? first + 1 : utf8StartBoundary(tail));
+    return { ...base, head: h, tail: t, truncated: true, omittedBytes: this.#total - h.length - t.length };
   }
-}
-
-/**
- * Largest index <= end that does not split a UTF-8 sequence: an incomplete but so far valid sequence at the end
- * is held back. Bytes that can never become valid (0xF8-0xFF, stray continuation bytes) are not held back, so
- * binary output cannot stall a reader waiting for a character that will never complete.
- */
-export function utf8Boundary(buf: Buffer, end: number): number {
-  let i = end;
-  // Step back over continuation bytes (10xxxxxx) to the lead byte, then drop the lead if its sequence is cut.
-  while (i > 0 && i > end - 3 && (buf[i - 1]! & 0xc0) === 0x80) i--;
-  if (i === 0) return end;
-  const lead = buf[i - 1]!;
-  if (lead < 0xc0 || lead >= 0xf8) return end;
-  const need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
-  return end - (i - 1) >= need ? end : i - 1;
-}
-
-/** First index that starts a UTF-8 sequence (skips at most 3 continuation bytes). */
-export function utf8StartBoundary(buf: Buffer): number {
-  let i = 0;
-  while (i < 3 && i < buf.length && (buf[i]! & 0xc0) === 0x80) i++;
-  return i;
 }

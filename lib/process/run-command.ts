@@ -7,9 +7,9 @@
 import type { Readable, Writable } from 'node:stream';
 import { boundedSpawn } from './bounded-spawn.js';
 import type { LogSpool } from './log-spool.js';
-import { OutputBuffer } from './output-buffer.js';
+import { type CapturedOutput, OutputBuffer } from './output-buffer.js';
 import { JOB_MARKER_VAR } from './process-tree.js';
-import type { Launch } from './sandbox.js';
+import { type Launch, PRELUDE_ENV } from './sandbox.js';
 
 /** Settings that make tools behave in a non-interactive session. */
 export const NON_INTERACTIVE_ENV: Readonly<Record<string, string>> = Object.freeze({
@@ -27,8 +27,10 @@ export interface CommandOptions {
   cwd: string;
   /** HOME of the command. */
   home: string;
-  /** Extra variables from the request (cannot override the job marker). */
+  /** Extra variables from the request (cannot override the job marker; a PATH there is the caller's choice). */
   env?: Record<string, string> | undefined;
+  /** PATH of the command (config commands.path); default the system's, see {@link commandPath}. */
+  path?: string | null | undefined;
   jobId: string;
   timeoutMs: number;
   killGraceMs: number;
@@ -57,23 +59,28 @@ export interface CommandResult {
   exitCode: number;
   /** The signal that ended the command, if any. */
   signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
+  /** Head and tail of each stream (within maxOutputBytes), on line boundaries where a newline is near. */
+  stdout: CapturedOutput;
+  stderr: CapturedOutput;
   timedOut: boolean;
   cancelled: boolean;
   durationMs: number;
-  truncated: { stdout: boolean; stderr: boolean };
-  omittedBytes: { stdout: number; stderr: number };
-  /** Whether the kept output of each stream had bytes that are not UTF-8. */
-  invalidUtf8: { stdout: boolean; stderr: boolean };
 }
 
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
 
-/** The environment a command sees: nothing of the supervisor's own but PATH and LANG. */
-export function commandEnv(opts: Pick<CommandOptions, 'home' | 'env' | 'jobId'>): Record<string, string> {
+/**
+ * PATH inside commands: `configured` (commands.path), else the system's. Never the supervisor's own: started by
+ * `npm start`, that begins with toolhost's node_modules/.bin, and a project's `tsc` would silently be toolhost's.
+ */
+export function commandPath(configured: string | null | undefined): string {
+  return configured ?? (PRELUDE_ENV.PATH as string);
+}
+
+/** The environment a command sees: nothing of the supervisor's own but LANG. */
+export function commandEnv(opts: Pick<CommandOptions, 'home' | 'env' | 'jobId' | 'path'>): Record<string, string> {
   return {
-    PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    PATH: commandPath(opts.path),
     LANG: process.env.LANG ?? 'C.UTF-8',
     HOME: opts.home,
     ...NON_INTERACTIVE_ENV,
@@ -102,19 +109,14 @@ export function runCommand(opts: CommandOptions): Promise<CommandResult> {
 
   return proc.done.then(async ({ code, signal: sig }) => {
     await Promise.all([opts.logs?.stdout.close(), opts.logs?.stderr.close()]);
-    const out = stdout.result();
-    const err = stderr.result();
     return {
       exitCode: code ?? 128 + (SIGNAL_NUMBERS[sig ?? ''] ?? 0),
       signal: sig,
-      stdout: out.text,
-      stderr: err.text,
+      stdout: stdout.result(),
+      stderr: stderr.result(),
       timedOut: proc.stopped === 'deadline',
       cancelled: proc.stopped === 'abort',
       durationMs: Date.now() - started,
-      truncated: { stdout: out.truncated, stderr: err.truncated },
-      omittedBytes: { stdout: out.omittedBytes, stderr: err.omittedBytes },
-      invalidUtf8: { stdout: out.invalidUtf8, stderr: err.invalidUtf8 },
     };
   });
 }

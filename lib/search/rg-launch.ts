@@ -8,7 +8,7 @@ import { posix, resolve } from 'node:path';
 import { rgPath } from '@vscode/ripgrep';
 import { projectRelative } from '../paths.js';
 import { projectOwner } from '../process/owner.js';
-import { type Launch, launchArgv, planOf, ulimit } from '../process/sandbox.js';
+import { type Launch, launchArgv, PRELUDE_ENV, planOf, ulimit } from '../process/sandbox.js';
 import { rgArgs } from './rg-args.js';
 import type { OpenTarget } from './target.js';
 import type { SearchContext, SearchQuery } from './types.js';
@@ -78,7 +78,7 @@ export function rgLaunch(req: SearchQuery, ctx: SearchContext, target: OpenTarge
   const prelude = (args: string[], cdToFd3: boolean): Launch => ({
     file: plan.launchers.bash,
     args: [...BASH, limitPrelude(config.search.maxMemoryBytes, cdToFd3), 'toolhost', rgPath, ...args],
-    env: { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' },
+    env: { PATH: PRELUDE_ENV.PATH as string, LANG: 'C.UTF-8' }, // the system's: never toolhost's node_modules/.bin
     cwd: '/',
     ...(owner ? { user: owner } : {}),
   });

@@ -4,6 +4,7 @@
  * reads the command's record wherever it runs; nothing is queued.
  */
 import { z } from 'zod';
+import { commandText, MAX_OUTPUT_CHARS_DOC, outputBudget, outputBudgetLimit } from '../../handlers/command-text.js';
 import { commandView, jobListItem } from '../../handlers/execute.js';
 import { jobId, projectId } from '../../lib/schemas.js';
 import type { ToolBase } from '../../lib/tool.js';
@@ -36,18 +37,24 @@ export const jobStatusTool = supervisorTool({
     job_id: theJobId,
     wait_s: z.coerce.number().min(0).max(190).default(30).describe('Answer at the latest after this long (at most 190).'),
     ...outputOffsets.shape,
+    max_output_chars: z.coerce.number().int().min(1000).optional().describe(MAX_OUTPUT_CHARS_DOC),
   }),
   output: commandView,
   readOnly: true,
   errors: ['job_not_found'],
-  describe: ({ jobs }) =>
+  describe: ({ jobs, budgets }) =>
     "Get a command job's status and its output since the offsets you pass (stdout_offset and stderr_offset from the " +
-    'previous answer; 0 for everything). Waits up to wait_s (default 30, at most 190) for new output or the end, so ' +
-    'calling it in a loop does not spin. Returns status (queued, running, completed, timed_out, cancelled, failed), ' +
-    'exit_code once done, the new stdout and stderr text and the offsets to pass next; more_bytes above 0 means more ' +
-    `output is already there. Finished jobs are kept ${jobs.retentionMinutes} minutes.`,
+    'previous answer, or from the line of an answer that says what it left out; 0 for everything). Waits up to wait_s ' +
+    '(default 30, at most 190) for new output or the end, so calling it in a loop does not spin. Returns status ' +
+    '(queued, running, completed, timed_out, cancelled, failed), exit_code once done, the new stdout and stderr text ' +
+    `(a page of at most ${budgets.outputChars} characters for both, ending on a line boundary; max_output_chars asks ` +
+    'for another size) and the offsets to pass next; more_bytes above 0 means more output is already there. ' +
+    `Finished jobs are kept ${jobs.retentionMinutes} minutes.`,
+  limits: (q, config) => outputBudgetLimit(q.max_output_chars, config),
+  toModel: (view) => commandText(view),
   examples: [{ job_id: '00000000-0000-4000-8000-000000000000', stdout_offset: 0, stderr_offset: 0, wait_s: 5 }],
-  serve: (d, q, signal) => d.jobs.page(q.job_id, { stdout: q.stdout_offset, stderr: q.stderr_offset }, q.wait_s * 1000, signal),
+  serve: (d, q, signal) =>
+    d.jobs.page(q.job_id, { stdout: q.stdout_offset, stderr: q.stderr_offset }, q.wait_s * 1000, signal, outputBudget(d.config, q.max_output_chars)),
 });
 
 export const jobInputTool = supervisorTool({
@@ -97,8 +104,9 @@ export const jobCancelTool = supervisorTool({
   errors: ['job_not_found'],
   describe: ({ commands }) =>
     'Stop a command job: a queued one never starts, a running one has its whole process tree killed (SIGTERM, then ' +
-    `SIGKILL after ${commands.killGraceS} s). Returns the job's final status and output. Use it for background ` +
-    'servers you no longer need and for commands that hang.',
+    `SIGKILL after ${commands.killGraceS} s). Returns the job's final status and output (head and tail within the ` +
+    "command's output budget). Use it for background servers you no longer need and for commands that hang.",
+  toModel: (view) => commandText(view),
   examples: [{ job_id: '00000000-0000-4000-8000-000000000000' }],
   // The handler kills the tree (TERM, then KILL after the grace) and reports; wait for that.
   serve: (d, q) => d.jobs.cancel(q.job_id, (d.config.commands.killGraceS + 10) * 1000),
