@@ -4,8 +4,9 @@
  */
 import { z } from 'zod';
 import { projectId, relPath } from '../lib/schemas.js';
+import { searchModel } from '../lib/search/model-text.js';
 import { searchProject } from '../lib/search/search-project.js';
-import { MAX_LINE_CHARS } from '../lib/search/types.js';
+import { COUNT_CAP, MAX_LINE_CHARS } from '../lib/search/types.js';
 import { jobTool, PROJECT_ERRORS } from '../lib/tool.js';
 
 const searchRequest = z.strictObject({
@@ -15,7 +16,11 @@ const searchRequest = z.strictObject({
   glob: z.string().min(1).optional().describe('Only search files matching this glob, e.g. "*.ts" or "src/**".'),
   case_sensitive: z.boolean().default(true),
   context_lines: z.number().int().min(0).max(20).default(0),
-  max_results: z.number().int().positive().default(200),
+  max_results: z.number().int().positive().optional(),
+  output: z
+    .enum(['matches', 'files'])
+    .default('matches')
+    .describe('"matches": the matching lines; "files": only the files that match, with how many lines match in each.'),
   path: relPath.default('.').describe('Folder or file to search within.'),
 });
 
@@ -29,8 +34,15 @@ const searchMatch = z.strictObject({
 });
 
 const searchResult = z.strictObject({
-  matches: z.array(searchMatch).describe('Matches in path order, then line order.'),
-  truncated: z.boolean().describe('True when the search stopped at max_results; there may be more.'),
+  matches: z.array(searchMatch).describe('Matches in path order, then line order; empty with output "files".'),
+  files: z
+    .array(z.strictObject({ path: z.string(), matches: z.number().int().describe('Matching lines in the file.') }))
+    .optional()
+    .describe('With output "files": the files with a matching line, in path order, at most max_results.'),
+  total_matches: z.number().int().describe('Matching lines found in all, counted past max_results (long lines included).'),
+  total_files: z.number().int().describe('Files with a matching line, in all.'),
+  total_exact: z.boolean().describe(`False when the totals are lower bounds: the search timed out, ripgrep ended early, or counting stopped at ${COUNT_CAP}.`),
+  truncated: z.boolean().describe('True when max_results left matches (or files) out; the totals say how many there are.'),
   timed_out: z.boolean().optional().describe('True when the search was stopped at search.timeoutS; matches holds what it found by then.'),
   complete: z.boolean().describe('True only when every file under the target was searched to its end and every match found is in matches.'),
   incomplete_reasons: z.array(z.enum(['max_results', 'timed_out', 'long_lines', 'unreadable_files', 'search_aborted'])).optional(),
@@ -56,21 +68,27 @@ export const searchTool = jobTool({
     pattern: 'Text to find; a regular expression when regex is true.',
     case_sensitive: 'Match letter case exactly (false ignores case).',
     context_lines: 'Lines of context to return before and after each match.',
-    max_results: 'Most matches to return.',
+    max_results: 'Most matches (or files, with output "files") to return; default budgets.searchResults.',
   },
-  describe: ({ search }) =>
+  describe: ({ search, budgets }) =>
     'Search file contents with ripgrep: literal text by default, a Rust-syntax regular expression with regex: true; ' +
-    'narrow it with glob (e.g. "*.ts") and path. Returns matches (path, line, column, text, optional context lines) in ' +
-    `path order. At most max_results (default 200, at most ${search.maxResults}) come back, then truncated: true. ` +
+    'narrow it with glob (e.g. "*.ts") and path. Returns matching lines as path:line: text in path order (each cut ' +
+    `to ${MAX_LINE_CHARS} characters around the match), with context_lines around them, and the total count. At most ` +
+    `max_results (default ${budgets.searchResults}, at most ${search.maxResults}) come back; the rest are counted ` +
+    '(total_matches). output: "files" lists only the files that match, with their counts. ' +
     'Respects .gitignore, searches hidden files, never .git. ' +
     `A search still running after ${search.timeoutS} s returns what it found. complete: false says something was ` +
     'left out (incomplete_reasons and note say what and what to do): max_results, a timeout, matching lines over ' +
     `${search.maxLineBytes} bytes (counted in skipped_long_lines, located in long_lines), files it could not read ` +
     '(errors). Use it to find definitions, usages and strings before reading files.',
   limits: (req, { search }) =>
-    req.max_results > search.maxResults
+    req.max_results !== undefined && req.max_results > search.maxResults
       ? `max_results ${req.max_results} exceeds search.maxResults (${search.maxResults}); narrow the search instead`
       : undefined,
-  examples: [{ project_id: 'demo', pattern: 'TODO\\(\\w+\\)', regex: true, glob: '*.ts', context_lines: 1 }],
+  examples: [
+    { project_id: 'demo', pattern: 'TODO\\(\\w+\\)', regex: true, glob: '*.ts', context_lines: 1 },
+    { project_id: 'demo', pattern: 'port', output: 'files' },
+  ],
+  toModel: (out, input, config) => [{ type: 'text', text: searchModel(out, input, config) }],
   job: { type: 'search', lane: 'files', mutates: false, handler: searchProject },
 });

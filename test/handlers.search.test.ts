@@ -141,14 +141,14 @@ for (const sandbox of ['bwrap', 'none'] as const)
       ]);
     });
 
-    it('stops at max_results with truncated: true, and clamps max_results to search.maxResults', async () => {
+    it('stops listing at max_results with truncated: true but counts them all, and clamps max_results to search.maxResults', async () => {
       await files({ 'a.txt': 'hit\n'.repeat(50), 'b.txt': 'hit\n'.repeat(50) });
       const r = await run({ pattern: 'hit', max_results: 3 });
       expect(where(r)).to.deep.equal(['a.txt:1', 'a.txt:2', 'a.txt:3']);
       expect(r.truncated).to.equal(true);
-      expect(r).to.include({ complete: false });
+      expect(r).to.include({ complete: false, total_matches: 100, total_files: 2, total_exact: true });
       expect(r.incomplete_reasons).to.deep.equal(['max_results']);
-      expect(r.note).to.match(/max_results \(3\)/);
+      expect(r.note).to.match(/the first 3 matching lines \(100 in all\)/);
       const all = await run({ pattern: 'hit', max_results: 1000 });
       expect(all.matches).to.have.length(100);
       expect(all.truncated).to.equal(false);
@@ -222,7 +222,14 @@ for (const sandbox of ['bwrap', 'none'] as const)
 
     it('returns no matches (not an error) when nothing matches', async () => {
       await files({ 'a.txt': 'nothing here\n' });
-      expect(await run({ pattern: 'absent' })).to.deep.equal({ matches: [], truncated: false, complete: true });
+      expect(await run({ pattern: 'absent' })).to.deep.equal({
+        matches: [],
+        total_matches: 0,
+        total_files: 0,
+        total_exact: true,
+        truncated: false,
+        complete: true,
+      });
     });
 
     it('rejects an invalid regex with invalid_regex, the reason and a hint', async () => {

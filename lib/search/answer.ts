@@ -5,16 +5,16 @@
 import type { Config } from '../../config/schema.js';
 import { cancelled, ToolhostError } from '../errors.js';
 import type { RgRunOutcome } from './run-rg.js';
-import { type IncompleteReason, MAX_LISTED, type SearchQuery, type SearchResult } from './types.js';
+import { COUNT_CAP, type IncompleteReason, MAX_LISTED, type SearchQuery, type SearchResult } from './types.js';
 
 /**
  * The answer of a run, saying plainly what is missing; throws when the run was cancelled, failed before it
  * searched (a bad regex or glob), or died before it found anything.
  */
-export function answer(run: RgRunOutcome, req: SearchQuery, s: Config['search'], signal: AbortSignal): SearchResult {
+export function answer(run: RgRunOutcome, req: SearchQuery, s: Config['search'] & Pick<Config['budgets'], 'searchResults'>, signal: AbortSignal): SearchResult {
   if (run.end === 'cancelled') throw cancelled(signal, 'the search');
   if (run.end === 'failed') throw rgFailure(req, run.stderr);
-  if (run.end === 'aborted' && run.matches.length === 0) {
+  if (run.end === 'aborted' && run.total === 0) {
     throw new ToolhostError(
       'search_failed',
       `the search stopped before it could finish: ${abortCause(run, s.maxMemoryBytes)}; nothing was found ` +
@@ -23,14 +23,29 @@ export function answer(run: RgRunOutcome, req: SearchQuery, s: Config['search'],
       { path: req.path },
     );
   }
-  const result: SearchResult = { matches: run.matches, truncated: run.end === 'full', complete: true };
+  const max = Math.min(req.max_results ?? s.searchResults, s.maxResults);
+  const result: SearchResult = {
+    matches: run.matches,
+    ...(req.output === 'files' ? { files: run.files } : {}),
+    total_matches: run.total,
+    total_files: run.totalFiles,
+    total_exact: run.end === 'done',
+    truncated: run.overflow > 0,
+    complete: true,
+  };
   const reasons: IncompleteReason[] = [];
   const notes: string[] = [];
-  if (run.end === 'full') {
+  if (result.truncated || run.end === 'full') {
+    const what =
+      req.output === 'files'
+        ? `files (${run.totalFiles}${run.end === 'done' ? '' : ' or more'} in all)`
+        : `matching lines (${run.total}${run.end === 'done' ? '' : ' or more'} in all)`;
     reasons.push('max_results');
     notes.push(
-      `stopped at max_results (${Math.min(req.max_results, s.maxResults)}); there may be more matches: narrow the ` +
-        `search with path or glob, or ask for more (max_results up to ${s.maxResults})`,
+      `listed the first ${max} ${what}` +
+        (run.end === 'full' ? `, and stopped counting at ${COUNT_CAP}` : '') +
+        `: narrow the search with path or glob, or ask for more (max_results up to ${s.maxResults})` +
+        (req.output === 'files' ? '' : ', or pass output: "files" to see which files match'),
     );
   }
   if (run.end === 'timeout') {

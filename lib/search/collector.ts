@@ -1,10 +1,11 @@
 /**
  * Folds rg's records into the answer's matches: each matching line with its context lines, long lines counted
- * instead of kept, files the ignore rules leave out passed over, and a stop once max_results matches are in.
+ * instead of kept, files the ignore rules leave out passed over. Past max_results matches (or files) it only counts,
+ * so the answer can say how many there are; it asks for a stop at {@link COUNT_CAP} matching lines.
  */
 import type { MatchFilter } from './match-filter.js';
 import { type RgRecord, recordPath } from './rg-output.js';
-import { LEAD_CHARS, MAX_LINE_CHARS, MAX_LISTED, type SearchMatch } from './types.js';
+import { COUNT_CAP, LEAD_CHARS, MAX_LINE_CHARS, MAX_LISTED, type SearchFile, type SearchMatch } from './types.js';
 
 const ELLIPSIS = '…';
 const PLACEHOLDER_MATCH = '[Omitted long matching line]';
@@ -16,7 +17,10 @@ const PLACEHOLDER_MATCH_RE = /^\[Omitted long (?:matching line|line with \d+ mat
 export interface CollectorOptions {
   /** Context lines kept before and after each match. */
   context: number;
+  /** Most matches kept (0 with output "files"). */
   maxResults: number;
+  /** Most files listed with their counts (0 unless output is "files"). */
+  maxFiles: number;
   /** The second look at each file rg reports, or null to keep all. */
   filter: MatchFilter | null;
   /** The project-relative path of a file target: every record is in it. */
@@ -31,8 +35,16 @@ export class MatchCollector {
   readonly matches: SearchMatch[] = [];
   /** Where the first {@link MAX_LISTED} skipped long lines are. */
   readonly longLines: { path: string; line: number }[] = [];
+  /** With output "files": the first files with matches, and their counts. */
+  readonly files: SearchFile[] = [];
   /** Matching lines too long to keep. */
   skippedLong = 0;
+  /** Matching lines seen in files the filter keeps, long ones included. */
+  total = 0;
+  /** Files with a matching line. */
+  totalFiles = 0;
+  /** Matching lines (or files) left out because max_results was reached. */
+  overflow = 0;
   /** Records seen. */
   records = 0;
   readonly #o: CollectorOptions;
@@ -44,12 +56,14 @@ export class MatchCollector {
   #kept = true;
   #recent: { line: number; text: string }[] = [];
   #open: SearchMatch[] = [];
+  /** The current file's entry in {@link files}, or its count alone once the list is full. */
+  #file: SearchFile | null = null;
 
   constructor(o: CollectorOptions) {
     this.#o = o;
   }
 
-  /** True once max_results matches are in (and the last one has its after-context): the search can stop. */
+  /** True once {@link COUNT_CAP} matching lines were counted: the search can stop, its total a lower bound. */
   get full(): boolean {
     return this.#full;
   }
@@ -61,11 +75,8 @@ export class MatchCollector {
     const p = r.path === null ? null : recordPath(r.path);
     if (p === null || p !== this.#rawPath) {
       // A new file: the last match of the previous one gets no more after-lines.
-      if (this.matches.length >= o.maxResults) {
-        this.#full = true;
-        return;
-      }
       this.#rawPath = p;
+      this.#file = null;
       this.#path = o.fixedPath ?? (p === null ? '?' : o.toRel(p));
       this.#kept = o.filter ? await o.filter.keeps(this.#path) : true;
       this.#recent = [];
@@ -101,12 +112,13 @@ export class MatchCollector {
     const shown = long ? (isMatch ? PLACEHOLDER_MATCH : PLACEHOLDER_CONTEXT) : cutLine(text);
     for (const m of this.#open) if (n > m.line && n <= m.line + context) m.after.push(shown);
     this.#open = this.#open.filter((m) => n < m.line + context);
+    if (isMatch) this.#count();
     if (isMatch && long) {
       this.skippedLong++;
       if (this.longLines.length < MAX_LISTED) this.longLines.push({ path: this.#path, line: n });
     } else if (isMatch) {
       if (this.matches.length >= maxResults) {
-        this.#full = true;
+        if (this.#o.maxFiles === 0) this.overflow++;
         return;
       }
       const m: SearchMatch = {
@@ -124,7 +136,20 @@ export class MatchCollector {
       this.#recent.push({ line: n, text: shown });
       if (this.#recent.length > context) this.#recent.shift();
     }
-    if (this.matches.length >= maxResults && this.#open.length === 0) this.#full = true;
+  }
+
+  /** Counts one matching line of the current file. */
+  #count(): void {
+    this.total++;
+    if (this.total >= COUNT_CAP) this.#full = true;
+    if (this.#file) {
+      this.#file.matches++;
+      return;
+    }
+    this.totalFiles++;
+    this.#file = { path: this.#path, matches: 1 };
+    if (this.files.length < this.#o.maxFiles) this.files.push(this.#file);
+    else if (this.#o.maxFiles > 0) this.overflow++;
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * One rg run of a search: rg started under its bound (lib/process/bounded-spawn.ts: the deadline, the job's
- * cancel signal, the kill of its process group), its output parsed as it streams and folded into matches, and rg
- * stopped as soon as enough matches are in.
+ * cancel signal, the kill of its process group), its output parsed as it streams and folded into matches, the
+ * matches past max_results counted, and rg stopped once COUNT_CAP (types.ts) matching lines were counted.
  */
 import { rgPath } from '@vscode/ripgrep';
 import { ToolhostError } from '../errors.js';
@@ -10,7 +10,7 @@ import { MatchCollector } from './collector.js';
 import type { MatchFilter } from './match-filter.js';
 import type { RgLaunch } from './rg-launch.js';
 import { finished, pathErrors, RgOutput } from './rg-output.js';
-import type { SearchMatch } from './types.js';
+import type { SearchFile, SearchMatch } from './types.js';
 
 const MAX_STDERR_BYTES = 64 * 1024;
 
@@ -19,6 +19,8 @@ export interface RgRunOptions {
   /** Context lines before and after each match. */
   context: number;
   maxResults: number;
+  /** Most files listed (output "files"; 0 otherwise). */
+  maxFiles: number;
   timeoutMs: number;
   /** A record longer than this is dropped (rg printed a line it should have left out): it counts as long. */
   maxRecordBytes: number;
@@ -33,7 +35,7 @@ export interface RgRunOptions {
 /**
  * How a run ended. States, each set once, the first one wins:
  *   done      rg got to the end (its stats block was printed), whatever its exit code (2: some files unreadable)
- *   full      max_results matches collected (plus the last one's after-context), rg killed
+ *   full      COUNT_CAP matching lines counted, rg killed (the total is a lower bound)
  *   timeout   search.timeoutS passed, rg killed
  *   cancelled ctx.signal fired, rg killed
  *   failed    rg exited 2 without printing anything (bad regex, bad glob)
@@ -45,6 +47,11 @@ export type RgRunEnd = 'done' | 'full' | 'timeout' | 'cancelled' | 'failed' | 'a
 export interface RgRunOutcome {
   end: RgRunEnd;
   matches: SearchMatch[];
+  files: SearchFile[];
+  /** Matching lines and files counted, and those left out by max_results. */
+  total: number;
+  totalFiles: number;
+  overflow: number;
   skippedLong: number;
   longLines: { path: string; line: number }[];
   /** rg's per-path error messages, paths project-relative. */
@@ -104,5 +111,19 @@ export async function runRg(rg: RgLaunch, o: RgRunOptions): Promise<RgRunOutcome
   else if (code === 2 && collector.records === 0 && output.tail === '') end = 'failed';
   else end = 'aborted';
   const errors = end === 'failed' ? [] : pathErrors(stderr, rg.toRel);
-  return { end, matches: collector.matches, skippedLong: collector.skippedLong, longLines: collector.longLines, errors, stderr, code, signal };
+  const c = collector;
+  return {
+    end,
+    matches: c.matches,
+    files: c.files,
+    total: c.total,
+    totalFiles: c.totalFiles,
+    overflow: c.overflow,
+    skippedLong: collector.skippedLong,
+    longLines: collector.longLines,
+    errors,
+    stderr,
+    code,
+    signal,
+  };
 }

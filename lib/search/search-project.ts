@@ -1,6 +1,6 @@
 /**
- * A search of a project: ripgrep over it, its output parsed record by record as it streams, stopped as soon as
- * enough matches are in (or at the deadline, or on cancel). What counts as ignored is what `file.list` ignores:
+ * A search of a project: ripgrep over it, its output parsed record by record as it streams, max_results matches
+ * kept and every matching line counted (rg is stopped at COUNT_CAP of them, at the deadline, or on cancel). What counts as ignored is what `file.list` ignores:
  * the project's own .gitignore files, `.git` never searched.
  *
  * The project's files and names may be written by a hostile command running at the same time, and this thread
@@ -46,6 +46,7 @@ export async function searchProject(req: SearchQuery, ctx: SearchContext): Promi
       pattern: req.pattern,
     });
   }
+  const max = Math.min(req.max_results ?? config.budgets.searchResults, config.search.maxResults);
   const target = openTarget(root, req.path);
   let run: RgRunOutcome;
   try {
@@ -58,7 +59,8 @@ export async function searchProject(req: SearchQuery, ctx: SearchContext): Promi
     const filter = target.isDir ? new MatchFilter(namedIgnored ? null : rules, target.rel, launch.filterGlob) : null;
     run = await runRg(launch, {
       context: req.context_lines,
-      maxResults: Math.min(req.max_results, config.search.maxResults),
+      maxResults: req.output === 'files' ? 0 : max,
+      maxFiles: req.output === 'files' ? max : 0,
       timeoutMs: config.search.timeoutS * 1000,
       maxRecordBytes: config.search.maxLineBytes + RECORD_SLACK_BYTES,
       signal,
@@ -69,5 +71,5 @@ export async function searchProject(req: SearchQuery, ctx: SearchContext): Promi
   } finally {
     closeSync(target.fd); // the child has its own copy
   }
-  return answer(run, req, config.search, signal);
+  return answer(run, req, { ...config.search, searchResults: config.budgets.searchResults }, signal);
 }

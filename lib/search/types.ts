@@ -24,7 +24,10 @@ export interface SearchQuery {
   glob?: string | undefined;
   case_sensitive: boolean;
   context_lines: number;
-  max_results: number;
+  /** Most matches (or files, with output "files") listed; default `budgets.searchResults`. */
+  max_results?: number | undefined;
+  /** `matches` (default): the matching lines; `files`: only the files, with their counts. */
+  output?: 'matches' | 'files' | undefined;
   /** Project-relative folder or file to search within. */
   path: string;
 }
@@ -58,11 +61,25 @@ export interface SearchMatch {
  */
 export type IncompleteReason = 'max_results' | 'timed_out' | 'long_lines' | 'unreadable_files' | 'search_aborted';
 
+/** A file with matches, and how many matching lines it has (output "files"). */
+export interface SearchFile {
+  path: string;
+  matches: number;
+}
+
 /** What `search` returns. */
 export interface SearchResult {
-  /** Matches in path order, then line order. */
+  /** Matches in path order, then line order (none with output "files"). */
   matches: SearchMatch[];
-  /** True when the search stopped at max_results (clamped to `search.maxResults`); there may be more. */
+  /** With output "files": the files with matches, in path order, at most max_results. */
+  files?: SearchFile[];
+  /** Matching lines found, counted past max_results (long ones included); a lower bound unless total_exact. */
+  total_matches: number;
+  /** Files with a matching line; a lower bound unless total_exact. */
+  total_files: number;
+  /** False when the count stopped early (a timeout, rg ended early, or {@link COUNT_CAP} reached). */
+  total_exact: boolean;
+  /** True when max_results left matches (or files) out: total_matches (total_files) says how many there are. */
   truncated: boolean;
   /** Present and true when the search was stopped at `search.timeoutS`; `matches` holds what it found by then. */
   timed_out?: boolean;
@@ -88,6 +105,12 @@ export interface SearchResult {
 export const MAX_LINE_CHARS = 500;
 /** How much of a long line is kept before its match, when the match is too far in to keep the line's start. */
 export const LEAD_CHARS = 100;
+
+/**
+ * Matching lines counted at most: past this rg is stopped and the total is a lower bound. Counting streams every
+ * matching line through the parser, so a pattern that matches everything in a huge tree must not run to the timeout.
+ */
+export const COUNT_CAP = 100_000;
 
 /** At most this many long lines and error messages are listed (all are counted). */
 export const MAX_LISTED = 20;
