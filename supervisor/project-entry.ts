@@ -4,6 +4,8 @@
  * rather than modes. Also the JSON views built from an entry and the stored archive (GET /projects, GET
  * /projects/:id, POST /projects/:id/save).
  */
+import type { ErrorCode } from '../lib/errors.js';
+import type { JobOutcome } from '../lib/jobs.js';
 import type { StoredProject } from '../lib/store/project-store.js';
 import type { IndexedProject } from './cache-index.js';
 import type { ProjectInfo, SaveOutcome, WritebackFailure } from './project-types.js';
@@ -18,6 +20,8 @@ export interface CacheEntry extends Omit<IndexedProject, 'dirty'> {
   generation: number;
   /** Mutating jobs running now. */
   mutating: number;
+  /** Jobs of any kind running in the copy now (between their start and end), which a forced delete waits for. */
+  running: number;
   failure: WritebackFailure | null;
   /** The index write that records this copy as dirty, until it is on disk; mutating jobs wait for it. */
   persisting: Promise<void> | null;
@@ -39,6 +43,7 @@ export function newEntry(fields: Omit<IndexedProject, 'dirty'>, root: string, st
     state,
     generation: 0,
     mutating: 0,
+    running: 0,
     failure: null,
     persisting: null,
     conflict: null,
@@ -104,4 +109,22 @@ function isoOrNull(ms: number | null): string | null {
 /** A compact UTC timestamp for conflict copies: 20261124T101010123Z. */
 export function conflictStamp(ms: number): string {
   return new Date(ms).toISOString().replace(/[-:.]/g, '');
+}
+
+/**
+ * Errors a file tool ends with only when it refused before changing anything (an edit's and an insert's checks
+ * run on the bytes read, before the atomic replace; a write checks its size before it creates a folder).
+ */
+const REFUSED_UNWRITTEN: ReadonlySet<ErrorCode> = new Set([
+  'edit_no_match',
+  'edit_count_mismatch',
+  'edit_no_op',
+  'line_out_of_range',
+  'binary_file',
+  'file_too_large',
+]);
+
+/** Whether a job's outcome says it changed nothing: it was refused before writing. */
+export function refusedUnwritten(outcome: JobOutcome): boolean {
+  return !outcome.ok && REFUSED_UNWRITTEN.has(outcome.error.code);
 }

@@ -20,31 +20,22 @@
 import { EventEmitter } from 'node:events';
 import { rm } from 'node:fs/promises';
 import type { MaterializeResult, SaveResult } from '../handlers/protocol.js';
-import { type ArchiveFormat, archiveExtension, sniffFile } from '../lib/archive/format.js';
-import { type ErrorCode, fromSerialized, type SerializedError, ToolhostError, toToolhostError } from '../lib/errors.js';
+import { archiveExtension, sniffFile } from '../lib/archive/format.js';
+import { fromSerialized, type SerializedError, ToolhostError, toToolhostError } from '../lib/errors.js';
 import { FairSemaphore } from '../lib/fair-semaphore.js';
 import type { JobOutcome } from '../lib/jobs.js';
 import { KeyedMutex } from '../lib/keyed-mutex.js';
 import { notFound, type StoredProject } from '../lib/store/project-store.js';
 import type { Pools } from './pools.js';
 import { ProjectCopies } from './project-copies.js';
-import { type CacheEntry, cacheView, conflictStamp, projectView, saveOutcome } from './project-entry.js';
+import { type CacheEntry, cacheView, conflictStamp, projectView, refusedUnwritten, saveOutcome } from './project-entry.js';
+import { type RemoveOptions, type RemoveOutcome, removeProject } from './project-remove.js';
 import type { CopySnapshot, ProjectCacheEvents, ProjectCacheOptions, ProjectInfo, SaveOutcome, WritebackFailure } from './project-types.js';
+import { replaceFromUpload } from './project-upload.js';
 
 export type { ProjectCacheEvents, ProjectCacheOptions, ProjectInfo, SaveOutcome, WritebackFailure } from './project-types.js';
 
-/**
- * Errors a file tool ends with only when it refused before changing anything (the edit's and insert's checks
- * run on the bytes read, before the atomic replace; a write checks its size before it creates a folder).
- */
-const REFUSED_UNWRITTEN: ReadonlySet<ErrorCode> = new Set([
-  'edit_no_match',
-  'edit_count_mismatch',
-  'edit_no_op',
-  'line_out_of_range',
-  'binary_file',
-  'file_too_large',
-]);
+type PoolTask = Parameters<Pools['run']>[1];
 
 /** Local working copies of stored projects. */
 export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
@@ -101,13 +92,14 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
   /**
    * Marks a job's start on a project (after {@link ensure}); a mutating one (write, edit, command) makes the
    * copy dirty, on disk, before it runs. Returns the function to call with the job's outcome when it ends: a job
-   * that was refused before it wrote anything ({@link REFUSED_UNWRITTEN}) hands back the clean mode it found, if no
+   * that was refused before it wrote anything ({@link refusedUnwritten}) hands back the clean mode it found, if no
    * other change started meanwhile, so a failed edit does not leave a copy dirty that nothing changed.
    */
   async begin(id: string, mutating: boolean): Promise<(outcome?: JobOutcome) => void> {
     const entry = this.#copies.get(id);
     if (!entry) throw new ToolhostError('internal', `project "${id}" left the cache while a job was starting on it; retry`);
     entry.lastAccess = this.#now();
+    entry.running++;
     const wasClean = !entry.state.dirty && !entry.state.withdrawn;
     if (mutating) {
       if (!entry.state.dirty) {
@@ -125,6 +117,7 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
           await entry.persisting;
         } catch (err) {
           entry.mutating--;
+          entry.running--;
           throw err;
         }
       }
@@ -132,9 +125,10 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     const generation = entry.generation;
     return (outcome) => {
       entry.lastAccess = this.#now();
+      entry.running--;
       if (mutating) {
         entry.mutating--;
-        const unwritten = outcome !== undefined && !outcome.ok && REFUSED_UNWRITTEN.has(outcome.error.code);
+        const unwritten = outcome !== undefined && refusedUnwritten(outcome);
         // Only when this job alone made it dirty: any other change since (or running) keeps it dirty.
         if (unwritten && wasClean && entry.generation === generation && entry.mutating === 0 && entry.state.mode === 'dirty') {
           entry.state.on('unchanged');
@@ -154,7 +148,7 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
   }
 
   /** Runs an extraction-sized task on the file pool, within the extraction slots. */
-  async #onPool<T>(task: Parameters<Pools['run']>[1]): Promise<T> {
+  async #onPool<T>(task: PoolTask): Promise<T> {
     const release = await this.#extractions.acquire('extract');
     try {
       const outcome = await this.#o.pools.run('files', task);
@@ -185,7 +179,9 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
         const cached = this.#copies.get(id);
         cached?.state.on('withdraw');
         try {
-          return await this.#replace(id, upload, format, opts.replace);
+          const parts = { copies: this.#copies, store: this.#o.store, activeJobs: this.#o.activeJobs, onPool: <T>(task: PoolTask) => this.#onPool<T>(task) };
+          const created = await replaceFromUpload(parts, id, upload, format, opts.replace);
+          return { created, info: await this.info(id) };
         } finally {
           // Still cached: the replacement was refused or failed before its swap, so the old copy serves again.
           if (cached && cached.state.mode !== 'absent') cached.state.on('giveBack');
@@ -194,41 +190,6 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     } finally {
       await rm(upload, { force: true });
     }
-  }
-
-  /** Checks, extracts, stores and swaps in an upload; the caller holds the project's lock. */
-  async #replace(id: string, upload: string, format: ArchiveFormat, replace: boolean): Promise<{ created: boolean; info: ProjectInfo }> {
-    const existing = await this.#o.store.stat(id);
-    if (existing && !replace) {
-      throw new ToolhostError('project_exists', `project "${id}" already exists; pass ?replace=true to replace it (its working copy is discarded)`, {
-        project_id: id,
-      });
-    }
-    if (this.#o.activeJobs(id) > 0) {
-      throw new ToolhostError('project_busy', `project "${id}" has jobs queued or running; retry the upload once they finish`, { project_id: id });
-    }
-    if (this.#copies.get(id)?.state.dirty) {
-      throw new ToolhostError(
-        'project_busy',
-        `project "${id}" has unsaved changes in its working copy; POST /projects/${id}/save first (or DELETE /projects/${id}/cache), then replace it`,
-        { project_id: id },
-      );
-    }
-    await this.#copies.materialize(id, async (staging) => {
-      const extracted = await this.#onPool<{ bytes: number }>({ kind: 'extract', id, file: upload, format, dest: staging });
-      let stored: StoredProject;
-      try {
-        // On the pool: an upload of gigabytes to Blob Storage (TLS, reads) would otherwise run on this event loop.
-        stored = await this.#onPool<StoredProject>({ kind: 'put', id, format, file: upload, ...(existing ? {} : { condition: { ifNoneMatch: '*' } }) });
-      } catch (err) {
-        await rm(staging, { recursive: true, force: true });
-        throw toToolhostError(err).code === 'save_conflict'
-          ? new ToolhostError('project_exists', `project "${id}" was created by someone else meanwhile; pass ?replace=true to replace it`, { project_id: id })
-          : err;
-      }
-      return { format, sourceEtag: stored.etag, sizeBytes: extracted.bytes };
-    });
-    return { created: !existing, info: await this.info(id) };
   }
 
   /**
@@ -350,6 +311,14 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
       this.emit('evicted', id);
       return true;
     });
+  }
+
+  /**
+   * Deletes project `id` from the store and this cache (project-remove.ts): refused with `project_busy` under jobs
+   * or unsaved changes unless `force`. Throws `project_not_found`.
+   */
+  remove(id: string, opts: RemoveOptions): Promise<RemoveOutcome> {
+    return this.#locks.run(id, () => removeProject({ copies: this.#copies, store: this.#o.store, activeJobs: this.#o.activeJobs }, id, opts));
   }
 
   /** Writes back every dirty copy (shutdown). Failures are returned; those copies stay dirty for the next start. */

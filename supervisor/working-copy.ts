@@ -56,7 +56,7 @@ export const TRANSITIONS = [
   ['withdrawn-saving', 'withdrawn-clean',  'stored (or kept as a conflict copy) and no change started meanwhile'],
   ['withdrawn-saving', 'withdrawn-dirty',  'the save failed, or a change started meanwhile'],
   ['withdrawn-clean',  'absent',           'evicted, or replaced by a newly extracted copy'],
-  ['withdrawn-dirty',  'absent',           'evicted after a save that left a conflict copy while a change started'],
+  ['withdrawn-dirty',  'absent',           'evicted after a save that left a conflict copy while a change started, or deleted by force'],
 ] as const satisfies readonly (readonly [Mode, Mode, string])[];
 
 const ALLOWED: ReadonlyMap<Mode, ReadonlySet<Mode>> = new Map(

@@ -251,6 +251,23 @@ describe('project store', () => {
         expect(await store.stat('ghost')).to.equal(null);
       });
 
+      it('delete removes the project archive and nothing else; deleting nothing is false', async () => {
+        const { store, names } = await backend.fixture();
+        await store.put('alpha', 'zip', await inputFile(content('zip')));
+        const beta = await store.put('beta', 'tar.gz', await inputFile(content('beta')));
+        await store.putConflict('alpha', 'zip', await inputFile(content('lost race')), '20260101T000000000Z');
+        expect(await store.delete('alpha')).to.equal(true);
+        expect(await store.stat('alpha')).to.equal(null);
+        expect(await store.list()).to.deep.equal([beta]);
+        // The conflict copy is another writer's work: deleting the project keeps it.
+        expect(await names()).to.deep.equal(['alpha.conflict-20260101T000000000Z.zip', 'beta.tar.gz']);
+        expect(await store.delete('alpha')).to.equal(false);
+        expect(await store.delete('nobody')).to.equal(false);
+        const err = await rejection(store.delete('../escape'));
+        expect(err.code).to.equal('invalid_project_id');
+        expect(await store.stat('beta')).to.deep.equal(beta);
+      });
+
       it('an unknown project is null to stat and project_not_found to load', async () => {
         const { store } = await backend.fixture();
         expect(await store.stat('nobody')).to.equal(null);

@@ -213,6 +213,11 @@ export class AzureBlobStore implements ProjectStore {
     return blob.name;
   }
 
+  async delete(id: string): Promise<boolean> {
+    const gone = await Promise.all(ARCHIVE_FORMATS.map((f) => this.#delete(this.#blob(archiveName(id, f)))));
+    return gone.some(Boolean);
+  }
+
   #container(): ContainerClient {
     if (!this.#client) throw new ToolhostError('internal', 'internal error: the Azure project store was used before init()');
     return this.#client;
@@ -233,9 +238,10 @@ export class AzureBlobStore implements ProjectStore {
     }
   }
 
-  async #delete(blob: BlobClient): Promise<void> {
+  /** Deletes a blob if it exists; resolves true when it did. */
+  async #delete(blob: BlobClient): Promise<boolean> {
     try {
-      await blob.deleteIfExists({ deleteSnapshots: 'include' });
+      return (await blob.deleteIfExists({ deleteSnapshots: 'include' })).succeeded;
     } catch (err) {
       throw this.#asStoreError(`delete ${blob.name}`, err);
     }

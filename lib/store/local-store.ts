@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, type Stats } from 'node:fs';
-import { copyFile, link, mkdir, open, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, readdir, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -113,6 +113,22 @@ export class LocalStore implements ProjectStore {
     }
     await rm(file, { force: true });
     return name;
+  }
+
+  async delete(id: string): Promise<boolean> {
+    // Under the write lock: a conditional write racing the delete either lands before it (and is deleted) or after.
+    return this.#locked(id, async () => {
+      let found = false;
+      for (const format of ARCHIVE_FORMATS) {
+        try {
+          await unlink(join(this.#dir, archiveName(id, format)));
+          found = true;
+        } catch (err) {
+          if (errnoCode(err) !== 'ENOENT') throw err;
+        }
+      }
+      return found;
+    });
   }
 
   async #statFormat(id: string, format: ArchiveFormat): Promise<StoredProject | null> {

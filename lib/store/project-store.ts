@@ -78,6 +78,11 @@ export interface ProjectStore {
    * a save lost a race with another writer, so neither version is lost.
    */
   putConflict(id: string, format: ArchiveFormat, file: string, stamp: string): Promise<string>;
+  /**
+   * Removes the project's archives (either format); resolves true when there was one. Conflict copies stay: they
+   * hold another writer's work, which deleting the project was not asked to discard.
+   */
+  delete(id: string): Promise<boolean>;
 }
 
 /** Both archive formats, in the order a store looks for them. */
