@@ -39,5 +39,10 @@ export const jobId = z
 
 /** GET /tools: which LLM API's tool format to answer in. */
 export const toolsQuery = z.strictObject({
-  format: z.enum(['openai', 'anthropic']).default('openai').describe('Tool definition format: OpenAI function tools or Anthropic tools.'),
+  format: z
+    .enum(['openai', 'openai-responses', 'anthropic'])
+    .default('openai')
+    .describe(
+      'Tool definition format: OpenAI Chat Completions function tools (strict mode), OpenAI Responses API function tools (strict mode), or Anthropic tools.',
+    ),
 });

@@ -1,11 +1,14 @@
 /**
  * Tools (lib/tool.ts) in the shapes LLM APIs take: plain JSON Schema for the input (type object, properties,
- * required, additionalProperties false, defaults shown) and the OpenAI and Anthropic tool definitions.
+ * required, additionalProperties false, defaults shown), Anthropic's tool, and OpenAI's function tools of Chat
+ * Completions and of the Responses API, both in strict mode (lib/strict-schema.ts). The interfaces here are our
+ * own (the SDKs are dev dependencies); test/tool-formats.types.test.ts holds them assignable to the SDKs' types.
  */
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import type { ErrorCode } from './errors.js';
 import type { toolsQuery } from './schemas.js';
+import { type JsonSchema, strictSchema } from './strict-schema.js';
 import { COMMON_ERRORS, type ToolBase } from './tool.js';
 
 /** What each error means to a model, and what to do about it. */
@@ -39,31 +42,51 @@ export const ERROR_MEANINGS: Partial<Record<ErrorCode, string>> = {
   job_deadline: 'the server stopped waiting for the job; it may still complete: retry later',
 };
 
-/** A JSON Schema object. */
-export type JsonSchema = Record<string, unknown>;
+export type { JsonSchema } from './strict-schema.js';
 
 /** A tool definition format GET /tools serves. */
 export type ToolFormat = z.infer<typeof toolsQuery>['format'];
 
-/** OpenAI's function tool (Chat Completions `tools`). */
+/** A tool's input schema: always an object. */
+export interface ObjectSchema {
+  type: 'object';
+  properties: Record<string, JsonSchema>;
+  required?: string[];
+  additionalProperties: false;
+  [keyword: string]: unknown;
+}
+
+/** OpenAI's function tool of Chat Completions (`tools`), in strict mode. */
 export interface OpenAITool {
   type: 'function';
-  function: { name: string; description: string; parameters: JsonSchema };
+  function: { name: string; description: string; parameters: ObjectSchema; strict: true };
+}
+
+/** OpenAI's function tool of the Responses API (`tools`): flat, in strict mode. */
+export interface OpenAIResponsesTool {
+  type: 'function';
+  name: string;
+  description: string;
+  parameters: ObjectSchema;
+  strict: true;
 }
 
 /** Anthropic's client tool (Messages `tools`). */
 export interface AnthropicTool {
   name: string;
   description: string;
-  input_schema: JsonSchema;
+  input_schema: ObjectSchema;
 }
+
+/** A tool definition in any of the formats. */
+export type ToolDefinition = OpenAITool | OpenAIResponsesTool | AnthropicTool;
 
 /**
  * The tool's input as plain JSON Schema, from the request schema as it is now. Zod's safe-integer bounds are
  * dropped and exclusive integer minimums become inclusive ones, which every LLM API understands.
  */
-export function inputJsonSchema(tool: ToolBase): JsonSchema {
-  const schema = z.toJSONSchema(tool.input, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+export function inputJsonSchema(tool: ToolBase): ObjectSchema {
+  const schema = z.toJSONSchema(tool.input, { io: 'input', unrepresentable: 'any' }) as ObjectSchema;
   delete schema.$schema;
   simplify(schema);
   const properties = (schema.properties ?? {}) as Record<string, JsonSchema>;
@@ -98,9 +121,19 @@ export function toolDescription(tool: ToolBase, config: Config): string {
   return `${tool.describe(config)}\nErrors come back as {"error": {"code", "message"}}, the message saying what to do next: ${errors.join('; ')}.`;
 }
 
-/** The tool as an OpenAI function tool. */
+/** The tool's input in OpenAI's strict mode: every field required, the optional ones nullable (null: not given). */
+export function strictParameters(tool: ToolBase): ObjectSchema {
+  return strictSchema(inputJsonSchema(tool), tool.name) as ObjectSchema;
+}
+
+/** The tool as an OpenAI Chat Completions function tool, in strict mode. */
 export function openAITool(tool: ToolBase, config: Config): OpenAITool {
-  return { type: 'function', function: { name: tool.name, description: toolDescription(tool, config), parameters: inputJsonSchema(tool) } };
+  return { type: 'function', function: { name: tool.name, description: toolDescription(tool, config), parameters: strictParameters(tool), strict: true } };
+}
+
+/** The tool as an OpenAI Responses API function tool, in strict mode. */
+export function openAIResponsesTool(tool: ToolBase, config: Config): OpenAIResponsesTool {
+  return { type: 'function', name: tool.name, description: toolDescription(tool, config), parameters: strictParameters(tool), strict: true };
 }
 
 /** The tool as an Anthropic tool. */
@@ -109,6 +142,13 @@ export function anthropicTool(tool: ToolBase, config: Config): AnthropicTool {
 }
 
 /** The tool in `format`. */
-export function toolDefinition(tool: ToolBase, config: Config, format: ToolFormat): OpenAITool | AnthropicTool {
-  return format === 'anthropic' ? anthropicTool(tool, config) : openAITool(tool, config);
+export function toolDefinition(tool: ToolBase, config: Config, format: ToolFormat): ToolDefinition {
+  switch (format) {
+    case 'anthropic':
+      return anthropicTool(tool, config);
+    case 'openai-responses':
+      return openAIResponsesTool(tool, config);
+    default:
+      return openAITool(tool, config);
+  }
 }

@@ -1,6 +1,7 @@
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { expect } from 'chai';
 import { loadConfig } from '../config/load.js';
+import { strictSchema } from '../lib/strict-schema.js';
 import { createApp } from '../supervisor/http/app.js';
 import type { AppDeps } from '../supervisor/http/deps.js';
 import { TOOLS } from '../supervisor/http/tools.js';
@@ -65,7 +66,8 @@ describe('tool definitions and OpenAPI', () => {
     for (const t of r.body.tools) {
       expect(Object.keys(t).sort()).to.deep.equal(['function', 'type']);
       expect(t.type).to.equal('function');
-      expect(Object.keys(t.function).sort()).to.deep.equal(['description', 'name', 'parameters']);
+      expect(Object.keys(t.function).sort()).to.deep.equal(['description', 'name', 'parameters', 'strict']);
+      expect(t.function.strict, 'strict mode (test/tool-formats.strict.test.ts checks its rules)').to.equal(true);
       expect(t.function.name).to.match(NAME);
       expect(t.function.description).to.be.a('string').with.length.greaterThan(80);
       expect(t.function.description).to.include('Errors come back as');
@@ -83,7 +85,7 @@ describe('tool definitions and OpenAPI', () => {
       expect(Object.keys(t).sort()).to.deep.equal(['description', 'input_schema', 'name']);
       expect(t.name).to.match(NAME);
       expect(t.name).to.equal(openai[i].function.name);
-      expect(t.input_schema).to.deep.equal(openai[i].function.parameters);
+      expect(strictSchema(t.input_schema), 'the OpenAI schema is this one in strict mode').to.deep.equal(openai[i].function.parameters);
       expectPlainObjectSchema(t.input_schema, t.name);
     });
   });
@@ -91,7 +93,7 @@ describe('tool definitions and OpenAPI', () => {
   it('refuses an unknown format, naming the accepted ones', async () => {
     const r = await s.api('/tools?format=gemini');
     expect(r.status).to.equal(400);
-    expect(r.body.error.message).to.include('openai').and.include('anthropic');
+    expect(r.body.error.message).to.include('openai').and.include('openai-responses').and.include('anthropic');
   });
 
   it('is generated from the request schemas: defaults shown, every tool and its route named once', async () => {

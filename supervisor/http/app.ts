@@ -8,6 +8,7 @@ import type { Config } from '../../config/schema.js';
 import { ToolhostError } from '../../lib/errors.js';
 import type { WritebackFailure } from '../projects.js';
 import { adminRoutes } from './admin-routes.js';
+import { callRoutes } from './call-routes.js';
 import type { AppDeps, WorkerParts } from './deps.js';
 import { docsRoutes } from './docs-routes.js';
 import { bodyParserError, sendError, setErrorContext } from './errors.js';
@@ -83,6 +84,7 @@ export function createApp(d: AppDeps): express.Express {
   app.use(projectRoutes(d));
   app.use(jobRoutes(d));
   app.use(docsRoutes(d));
+  app.use(callRoutes(d));
   app.use(mcpRoutes(d));
   app.use(adminRoutes(d));
 

@@ -7,7 +7,7 @@ import { openApiDocument } from './openapi.js';
 import { TOOLS } from './tools.js';
 import { validate } from './validate.js';
 
-/** GET /tools?format=openai|anthropic, GET /openapi.json. Both read the configuration in effect. */
+/** GET /tools?format=openai|openai-responses|anthropic, GET /openapi.json. Both read the configuration in effect. */
 export function docsRoutes(d: AppDeps): express.Router {
   const router = express.Router();
 
@@ -19,6 +19,8 @@ export function docsRoutes(d: AppDeps): express.Router {
       // How to run a call over HTTP: `{field}` in a path takes that argument; the other arguments are the JSON
       // body (POST) or the query string (GET, DELETE).
       routes: Object.fromEntries(TOOLS.map((t) => [t.name, { method: t.route.method, path: t.route.path }])),
+      // Or run a model's tool call as it is, answered in this provider's tool-result shape (call-routes.ts).
+      call: `POST /tools/{name}/call?format=${format}`,
     });
   });
 

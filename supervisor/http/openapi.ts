@@ -10,7 +10,9 @@ import { ERROR_STATUS, type ErrorCode } from '../../lib/errors.js';
 import * as schemas from '../../lib/schemas.js';
 import { COMMON_ERRORS } from '../../lib/tool.js';
 import { inputJsonSchema, type JsonSchema, toolDescription } from '../../lib/tool-formats.js';
+import { TOOL_RESULT_SCHEMAS } from '../../lib/tool-results.js';
 import { VERSION } from '../../lib/version.js';
+import { callQuery } from './call-routes.js';
 import { outputOffsets } from './job-tools.js';
 import { putProjectQuery } from './project-routes.js';
 import { TOOLS } from './tools.js';
@@ -177,6 +179,19 @@ const ROUTES: readonly RouteDoc[] = [
     query: schemas.toolsQuery,
     ok: { '200': { description: 'The tools.', schema: object('{"format", "tools": [...], "routes": {name: {method, path}}}') } },
     errors: ['bad_request', 'unknown_field', ...ADMIN_ERRORS],
+  },
+  {
+    method: 'post',
+    path: '/tools/{name}/call',
+    operationId: 'tool_call',
+    summary: "Run a model's tool call; answers the tool result to append to the conversation",
+    description:
+      "The body is the tool's arguments exactly as the model produced them (null meaning not given). The answer is the tool's answer as a model reads it, in the provider's shape the format names. A failed call answers 200 with is_error true and the JSON error body as text, for the model to read.",
+    pathParams: { name: z.enum(TOOLS.map((t) => t.name) as [string, ...string[]]).describe('The tool, as GET /tools names it.') },
+    query: callQuery,
+    body: { contentType: 'application/json', schema: { type: 'object', description: "The tool's arguments." }, description: "The tool's arguments." },
+    ok: { '200': { description: 'The tool result, in the format asked for.', schema: jsonSchema(z.union(Object.values(TOOL_RESULT_SCHEMAS)), 'output') } },
+    errors: ['not_found', 'bad_request', 'unknown_field', 'not_on_this_role', ...JSON_BODY_ERRORS, ...ADMIN_ERRORS],
   },
   {
     method: 'get',

@@ -24,7 +24,7 @@ export function validate<S extends z.ZodType>(schema: S, body: unknown, what: st
   for (const issue of parsed.error.issues) {
     const field = issue.path.join('.');
     if (issue.code === 'unrecognized_keys') unknown.push(...issue.keys.map((k) => (field ? `${field}.${k}` : k)));
-    else problems.push(`${field || 'body'}: ${issue.message}`);
+    else problems.push(...issueLines(issue, issue.path));
   }
   if (unknown.length > 0) {
     const allowed = fieldList(schema, 'allowed fields');
@@ -37,10 +37,45 @@ export function validate<S extends z.ZodType>(schema: S, body: unknown, what: st
 
 /**
  * Parses a tool's arguments, from whatever transport (the route, MCP, POST /tools/{name}/call), with its request
- * schema, or throws a 400 naming every bad or unknown field.
+ * schema, or throws a 400 naming every bad or unknown field. A field whose value is null is taken as not given:
+ * OpenAI's strict mode makes a model send every field, null for the ones it leaves out (lib/strict-schema.ts).
  */
 export function toolInput<S extends z.ZodObject>(schema: S, args: unknown, what: string): z.infer<S> {
-  return validate(schema, args, what);
+  return validate(schema, withoutNulls(args), what);
+}
+
+/** The value with every null-valued field of every object in it left out (array items stay where they are). */
+export function withoutNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutNulls);
+  if (typeof value !== 'object' || value === null) return value;
+  // fromEntries defines each key as its own property: a "__proto__" field stays a field (and an unknown one).
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, v]) => v !== null)
+      .map(([k, v]) => [k, withoutNulls(v)]),
+  );
+}
+
+/**
+ * What an issue says, one line per problem. A union's own message is only "Invalid input": its lines are those of
+ * the branches the value was meant for (a branch refusing the value's very kind, an array for a record, is left
+ * out), and a record key's are the key's own.
+ */
+function issueLines(issue: z.core.$ZodIssue, path: PropertyKey[]): string[] {
+  const at = path.map(String).join('.') || 'body';
+  if (issue.code === 'invalid_union') {
+    const meant = issue.errors.filter((branch) => !branch.every((i) => i.code === 'invalid_type' && i.path.length === 0));
+    if (meant.length === 0)
+      return [
+        `${at}: ${issue.errors
+          .flat()
+          .map((i) => i.message)
+          .join(', or ')}`,
+      ];
+    return meant.flat().flatMap((i) => issueLines(i, [...path, ...i.path]));
+  }
+  if (issue.code === 'invalid_key') return issue.issues.map((i) => `${at}: key ${i.message}`);
+  return [`${at}: ${issue.message}`];
 }
 
 /** "; <label>: a, b, c" for an object schema, else "". */
