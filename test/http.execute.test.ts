@@ -81,6 +81,13 @@ describe('POST /execute', () => {
     expect(r.body.omitted_bytes.stdout).to.be.greaterThan(40000);
     expect(r.body.stdout.startsWith('1\n2\n3\n')).to.equal(true);
     expect(r.body.stdout.endsWith('9999\n10000\n')).to.equal(true);
+    // The capture (commands.maxOutputBytes) keeps whole lines; one line says what was left out and how to read it.
+    const lines = r.body.stdout.split('\n');
+    const notice = lines.findIndex((l: string) => l.startsWith('[... '));
+    expect(lines[notice]).to.equal(
+      `[... ${r.body.omitted_lines.stdout.toLocaleString('en-US')} lines (${(r.body.omitted_bytes.stdout / 1000).toFixed(1)} kB) of stdout omitted; read them with job_status ${JSON.stringify({ job_id: r.body.job_id, stdout_offset: r.body.omitted_offset.stdout, stderr_offset: 0 })} ...]`,
+    );
+    expect(Number(lines[notice + 1]) - Number(lines[notice - 1]) - 1).to.equal(r.body.omitted_lines.stdout);
     expect(r.body.stdout.length).to.be.lessThan(1200);
   });
 
