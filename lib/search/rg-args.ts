@@ -30,6 +30,23 @@ export function rgArgs(req: SearchQuery, target: string, ignoreFile: 'walk' | st
     // rg is killed (timeout) or dies (out of memory) would be lost from the partial answer.
     '--line-buffered',
     `--max-columns=${maxLineBytes}`,
+    ...ignoreArgs(ignoreFile),
+  ];
+  if (!req.regex) args.push('--fixed-strings');
+  if (!req.case_sensitive) args.push('--ignore-case');
+  if (req.context_lines > 0) args.push(`--context=${req.context_lines}`);
+  if (glob) args.push(`--glob=${glob}`);
+  // Last, so it wins over a user glob such as "**": .git is never searched.
+  args.push('--glob=!.git', '-e', req.pattern, '--', target);
+  return args;
+}
+
+/**
+ * What counts as ignored, as file_list sees it: hidden files searched, the project's own .gitignore files only.
+ * @param ignoreFile `walk`: the .gitignore files rg meets on its walk; a path: that file as well; null: none.
+ */
+function ignoreArgs(ignoreFile: 'walk' | string | null): string[] {
+  const args = [
     // rg would quote lines of an ignore file it cannot parse; without a sandbox that file may be a link to any
     // file of the host. The rules are applied again by MatchFilter anyway.
     '--no-ignore-messages',
@@ -45,11 +62,16 @@ export function rgArgs(req: SearchQuery, target: string, ignoreFile: 'walk' | st
   ];
   if (ignoreFile === null) args.push('--no-ignore-vcs');
   else if (ignoreFile !== 'walk') args.push(`--ignore-file=${ignoreFile}`);
-  if (!req.regex) args.push('--fixed-strings');
-  if (!req.case_sensitive) args.push('--ignore-case');
-  if (req.context_lines > 0) args.push(`--context=${req.context_lines}`);
+  return args;
+}
+
+/**
+ * rg's command line for file_glob: the files under `target` (NUL after each) that `glob` matches, with the same
+ * ignore rules as a search, never .git.
+ */
+export function rgFilesArgs(target: string, ignoreFile: 'walk' | string | null, glob: string | undefined): string[] {
+  const args = ['--no-config', '--files', '--null', '--color=never', ...ignoreArgs(ignoreFile)];
   if (glob) args.push(`--glob=${glob}`);
-  // Last, so it wins over a user glob such as "**": .git is never searched.
-  args.push('--glob=!.git', '-e', req.pattern, '--', target);
+  args.push('--glob=!.git', '--', target);
   return args;
 }

@@ -9,9 +9,14 @@ import { rgPath } from '@vscode/ripgrep';
 import { projectRelative } from '../paths.js';
 import { projectOwner } from '../process/owner.js';
 import { type Launch, launchArgv, PRELUDE_ENV, planOf, ulimit } from '../process/sandbox.js';
-import { rgArgs } from './rg-args.js';
 import type { OpenTarget } from './target.js';
-import type { SearchContext, SearchQuery } from './types.js';
+import type { SearchContext } from './types.js';
+
+/**
+ * rg's arguments for what it is to do on `target` (a path, or "." in its working folder), given the ignore file
+ * it is to read (rg-args.ts) and the glob it is to apply (undefined when MatchFilter applies it instead).
+ */
+export type RgArgsFor = (target: string, ignoreFile: 'walk' | string | null, glob: string | undefined) => string[];
 
 /** Where rg finds the target opened here when there is no sandbox (the fd is passed as fd 3). */
 const FD_TARGET = '/proc/self/fd/3';
@@ -46,19 +51,18 @@ function anchored(glob: string): boolean {
 }
 
 /**
- * How to start rg for `req` on the opened `target`.
+ * How to start rg with the arguments `argsFor` makes, the user's `glob` (if any), on the opened `target`.
  * @param ignoreFile `walk`: the .gitignore files rg meets; `root`: the root's as well (a subfolder is searched);
  *   null: none (a folder .gitignore excludes, named as path, is searched whole).
  */
-export function rgLaunch(req: SearchQuery, ctx: SearchContext, target: OpenTarget, ignoreFile: 'walk' | 'root' | null): RgLaunch {
+export function rgLaunch(argsFor: RgArgsFor, glob: string | undefined, ctx: SearchContext, target: OpenTarget, ignoreFile: 'walk' | 'root' | null): RgLaunch {
   const { root, config } = ctx;
   // Searches run in the sandbox commands run in (the config's sandbox is the one resolved at start).
   const plan = { ...planOf(config.commands, config.dataDir), network: false };
-  const maxLine = config.search.maxLineBytes;
   const owner = projectOwner(config, ctx.projectId);
   if (plan.mode === 'bwrap') {
     const rgIgnore = ignoreFile === 'root' ? `${root}/.gitignore` : ignoreFile;
-    const args = rgArgs(req, target.rel, rgIgnore, req.glob, maxLine);
+    const args = argsFor(target.rel, rgIgnore, glob);
     const rg = realRgPath();
     const launch = launchArgv({
       command: '',
@@ -83,12 +87,12 @@ export function rgLaunch(req: SearchQuery, ctx: SearchContext, target: OpenTarge
     ...(owner ? { user: owner } : {}),
   });
   if (!target.isDir) {
-    const args = rgArgs(req, FD_TARGET, ignoreFile, req.glob, maxLine);
+    const args = argsFor(FD_TARGET, ignoreFile, glob);
     return { launch: prelude(args, false), passFds: [target.fd], toRel: () => target.rel, filterGlob: undefined };
   }
   const below = target.rel !== '.';
-  const filterGlob = below && req.glob !== undefined && anchored(req.glob) ? req.glob : undefined;
-  const args = rgArgs(req, '.', ignoreFile === 'root' ? 'walk' : ignoreFile, filterGlob ? undefined : req.glob, maxLine);
+  const filterGlob = below && glob !== undefined && anchored(glob) ? glob : undefined;
+  const args = argsFor('.', ignoreFile === 'root' ? 'walk' : ignoreFile, filterGlob ? undefined : glob);
   return {
     launch: prelude(args, true),
     passFds: [target.fd],

@@ -23,12 +23,12 @@
  */
 import { closeSync } from 'node:fs';
 import { cancelled, ToolhostError } from '../errors.js';
-import { GitignoreRules } from '../gitignore.js';
 import { answer } from './answer.js';
 import { MatchFilter } from './match-filter.js';
+import { rgArgs } from './rg-args.js';
 import { rgLaunch } from './rg-launch.js';
 import { type RgRunOutcome, runRg } from './run-rg.js';
-import { openTarget, rootGitignoreIsFile } from './target.js';
+import { ignoreScope, openTarget } from './target.js';
 import type { SearchContext, SearchQuery, SearchResult } from './types.js';
 
 /**
@@ -50,13 +50,10 @@ export async function searchProject(req: SearchQuery, ctx: SearchContext): Promi
   const target = openTarget(root, req.path);
   let run: RgRunOutcome;
   try {
-    const rules = new GitignoreRules(root);
-    const namedIgnored = target.isDir && target.rel !== '.' && (await rules.ignores(target.rel, true));
-    // A folder .gitignore excludes, named as path, is searched whole (as file.list lists it); a file named as path
-    // is searched whatever .gitignore says.
-    const ignoreFile = namedIgnored ? null : target.rel === '.' || !target.isDir || !rootGitignoreIsFile(root) ? 'walk' : 'root';
-    const launch = rgLaunch(req, ctx, target, ignoreFile);
-    const filter = target.isDir ? new MatchFilter(namedIgnored ? null : rules, target.rel, launch.filterGlob) : null;
+    const { rules, ignoreFile } = await ignoreScope(root, target);
+    const maxLine = config.search.maxLineBytes;
+    const launch = rgLaunch((t, i, g) => rgArgs(req, t, i, g, maxLine), req.glob, ctx, target, ignoreFile);
+    const filter = target.isDir ? new MatchFilter(rules, target.rel, launch.filterGlob) : null;
     run = await runRg(launch, {
       context: req.context_lines,
       maxResults: req.output === 'files' ? 0 : max,

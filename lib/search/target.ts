@@ -6,6 +6,7 @@
 import { closeSync, fstatSync, lstatSync, openSync, readlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { errnoCode, ToolhostError } from '../errors.js';
+import { GitignoreRules } from '../gitignore.js';
 import { isInside, projectRelative, resolveInProject } from '../paths.js';
 
 /** Linux's O_PATH (x86-64 and arm64): an fd naming an object without opening it, so a FIFO cannot block. */
@@ -81,4 +82,15 @@ export function rootGitignoreIsFile(root: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Which ignore rules apply below `target`: rg's ignore file (rg-launch.ts) and the rules MatchFilter applies again.
+ * A folder .gitignore excludes, named as path, is searched whole (as file.list lists it): no rules; a file named
+ * as path is searched whatever .gitignore says.
+ */
+export async function ignoreScope(root: string, target: OpenTarget): Promise<{ rules: GitignoreRules | null; ignoreFile: 'walk' | 'root' | null }> {
+  const rules = new GitignoreRules(root);
+  if (target.isDir && target.rel !== '.' && (await rules.ignores(target.rel, true))) return { rules: null, ignoreFile: null };
+  return { rules, ignoreFile: target.rel === '.' || !target.isDir || !rootGitignoreIsFile(root) ? 'walk' : 'root' };
 }
