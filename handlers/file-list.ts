@@ -14,6 +14,7 @@ import { cancelled } from '../lib/errors.js';
 import { fileError } from '../lib/file-errors.js';
 import { FolderCursor } from '../lib/folder-cursor.js';
 import { GitignoreRules } from '../lib/gitignore.js';
+import { fitEntries } from '../lib/model-lines.js';
 import { fdPath, fileErrorFor, reachFolder } from '../lib/safe-fs.js';
 import { projectId, relPath } from '../lib/schemas.js';
 import { type HandlerContext, jobTool, PROJECT_ERRORS } from '../lib/tool.js';
@@ -55,6 +56,7 @@ export const fileListTool = jobTool({
     `At most ${list.maxEntries} entries, then truncated: true: list a subfolder to see the rest.`,
   limits: (req, { list }) => (req.depth > list.maxDepth ? `depth ${req.depth} exceeds list.maxDepth (${list.maxDepth}); list a subfolder instead` : undefined),
   examples: [{ project_id: 'demo', path: 'src', depth: 1 }],
+  toModel: (out, input, config) => [{ type: 'text', text: listModel(out, input.depth, config.budgets.listChars) }],
   job: { type: 'file.list', lane: 'files', mutates: false, handler: fileList },
 });
 
@@ -178,4 +180,38 @@ async function listChildren(
     kept.push({ name: d.name, entry: { path: rel, type, size: 0 } });
   }
   return kept;
+}
+
+/** A byte size, short: 812, 4.2K, 17M. */
+function shortSize(n: number): string {
+  if (n < 1024) return String(n);
+  const [v, unit] = n < 1024 ** 2 ? [n / 1024, 'K'] : n < 1024 ** 3 ? [n / 1024 ** 2, 'M'] : [n / 1024 ** 3, 'G'];
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)}${unit}`;
+}
+
+/**
+ * The listing as a model reads it: the folder, then one indented line per entry (a folder ends in "/", a symlink in
+ * "@", a file shows its size), within `budget` characters, and one closing line when entries were left out.
+ */
+function listModel(out: ListResult, depth: number, budget: number): string {
+  const baseDepth = out.path === '.' ? 0 : out.path.split('/').length;
+  const lines = out.entries.map((e) => {
+    const parts = e.path.split('/');
+    const name = parts.at(-1) ?? e.path;
+    const indent = '  '.repeat(parts.length - baseDepth);
+    if (e.type === 'dir') return `${indent}${name}/`;
+    if (e.type === 'symlink') return `${indent}${name}@`;
+    if (e.type === 'other') return `${indent}${name} (not a regular file)`;
+    return `${indent}${name} ${shortSize(e.size)}`;
+  });
+  const head = out.path === '.' ? './' : `${out.path}/`;
+  const body = fitEntries(lines, budget - head.length - 1, (shown) => {
+    if (out.entries.length === 0) return '(empty)';
+    if (shown === out.entries.length && !out.truncated) return undefined;
+    const left = `${out.entries.length - shown}${out.truncated ? '+' : ''} entries not shown`;
+    const sub = out.entries.find((e, i) => i >= shown && e.type === 'dir')?.path;
+    const how = sub ? `list a subfolder, e.g. file_list ${JSON.stringify({ path: sub })}` : 'list a subfolder';
+    return `[${left}; ${how}${depth > 1 ? ', or pass a smaller depth' : ''}]`;
+  });
+  return `${head}\n${body}`;
 }

@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { fileListTool } from '../handlers/file-list.js';
+import { modelContent } from '../lib/tool.js';
 import { failure, HandlerProject } from './helpers/handler-project.js';
 
 describe('handlers/file-list', () => {
@@ -162,6 +163,30 @@ describe('handlers/file-list', () => {
     const exact = await run({ depth: 1 });
     expect(exact.truncated).to.equal(false);
     expect(paths(exact)).to.deep.equal(['a', 'b', 'c', 'd']);
+  });
+
+  it('shows a model a compact tree within budgets.listChars, with one line on what was left out', async () => {
+    await files({ 'src/app.ts': 'x'.repeat(5000), 'src/lib/util.ts': 'u', 'README.md': '# r\n', 'empty/': '' });
+    await symlink('src/app.ts', join(root, 'link'));
+    const text = async (req: Record<string, unknown>, c: Config): Promise<string> => {
+      const input = fileListTool.input.parse({ project_id: 'p', ...req });
+      const out = await fileListTool.job.handler(input, { ...project.ctx(), config: c });
+      const first = modelContent(fileListTool, out, input, c)[0];
+      return first?.type === 'text' ? first.text : '';
+    };
+    expect(await text({ depth: 3 }, config)).to.equal(
+      ['./', '  README.md 4', '  empty/', '  link@', '  src/', '    app.ts 4.9K', '    lib/', '      util.ts 1'].join('\n'),
+    );
+    expect(await text({ path: 'empty' }, config)).to.equal('empty/\n(empty)');
+    // A tight budget: whole lines, then the one closing line naming a subfolder to list.
+    const tight = await text({ depth: 3 }, loadConfig({ overrides: { budgets: { listChars: 150 } } }));
+    expect(tight.length).to.be.at.most(150);
+    const lines = tight.split('\n');
+    expect(lines.length).to.be.greaterThan(2);
+    expect(lines.at(-1)).to.match(/^\[\d+ entries not shown; list a subfolder, e\.g\. file_list \{"path":"[^"]+"\}, or pass a smaller depth\]$/);
+    // Cut by list.maxEntries: the count says there are more.
+    const capped = await text({ depth: 3 }, loadConfig({ overrides: { list: { maxEntries: 2 } } }));
+    expect(capped.split('\n').at(-1)).to.match(/^\[0\+ entries not shown; list a subfolder/);
   });
 
   it('rejects when the job is already cancelled', async () => {
