@@ -89,7 +89,7 @@ export const fileEditTool = jobTool({
       path: 'src/app.ts',
       edits: [
         { old_str: 'const port = Number(process.env.PORT ?? 3000);', new_str: 'const port = Number(process.env.PORT ?? 8080);' },
-        { old_str: "app.listen(port, '127.0.0.1');", new_str: "app.listen(port, process.env.HOST ?? '127.0.0.1');" },
+        { old_str: 'http.createServer().listen(port);', new_str: "http.createServer().listen(port, '127.0.0.1');" },
       ],
     },
   ],

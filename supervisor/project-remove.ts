@@ -21,7 +21,7 @@ export interface RemoveParts {
 export interface RemoveOptions {
   /** Cancel the project's jobs and discard unsaved changes instead of refusing. */
   force: boolean;
-  /** Cancels the project's commands (force only); resolves once they ended. */
+  /** Cancels the project's commands (force only), waiting a little for each; called until none runs. */
   stopJobs(): Promise<void>;
   /** Longest wait for jobs running in the copy to end after {@link stopJobs}. */
   waitMs: number;
@@ -53,9 +53,13 @@ export async function removeProject(p: RemoveParts, id: string, o: RemoveOptions
       throw busy(`has ${p.activeJobs(id)} job(s) queued or running`, 'wait for them or stop them (job_list, job_cancel)');
     }
     if (entry && o.force) {
-      await o.stopJobs();
+      // Again and again until nothing runs in the copy: a command still starting when asked is only marked, and
+      // has to be cancelled once more when it runs.
       const until = Date.now() + o.waitMs;
-      while (entry.running > 0 && Date.now() < until) await sleep(25);
+      while (entry.running > 0 && Date.now() < until) {
+        await o.stopJobs();
+        if (entry.running > 0) await sleep(50);
+      }
       if (entry.running > 0)
         throw new ToolhostError('project_busy', `project "${id}" still has jobs running after they were cancelled; retry the delete`, { project_id: id });
     }

@@ -99,7 +99,7 @@ describe('tool definitions and OpenAPI', () => {
   it('is generated from the request schemas: defaults shown, every tool and its route named once', async () => {
     const body = (await s.api('/tools?format=anthropic')).body as { tools: any[]; routes: Record<string, { method: string; path: string }> };
     const byName = new Map(body.tools.map((t) => [t.name, t]));
-    expect(byName.get('file_edit').input_schema.properties.expected_replacements.default).to.equal(1);
+    expect(byName.get('file_edit').input_schema.properties.edits.items.properties.expected_replacements.default).to.equal(1);
     expect(byName.get('search').input_schema.properties.output).to.include({ type: 'string', default: 'matches' });
     expect(byName.get('execute').input_schema.required).to.deep.equal(['project_id', 'command']);
     expect(new Set(TOOLS.map((t) => t.name)).size, 'tool names are unique').to.equal(TOOLS.length);

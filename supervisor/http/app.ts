@@ -16,6 +16,7 @@ import { authChecker, authGuard, hostGuard, jsonPostGuard, originGuard } from '.
 import { jobRoutes } from './job-routes.js';
 import { mcpRoutes } from './mcp-routes.js';
 import { projectRoutes } from './project-routes.js';
+import { PROJECT_TOOLS } from './project-tools.js';
 import { TOOLS, toolRoutes } from './tools.js';
 
 /** Builds the Express application. */
@@ -118,7 +119,8 @@ function refuseOffRole(app: express.Express, role: Config['role']): void {
   const refuse = (why: string) => (_req: Request, _res: Response, next: NextFunction) => next(new ToolhostError('not_on_this_role', why));
   if (role === 'worker') {
     app.use(
-      [...new Set(TOOLS.map((t) => t.route.path.replace(/\/\{.*$/, ''))), '/jobs', '/mcp'],
+      // Not the project tools: a worker holds working copies, and lists, creates and saves them itself.
+      [...new Set(TOOLS.filter((t) => !PROJECT_TOOLS.some((p) => p.name === t.name)).map((t) => t.route.path.replace(/\/\{.*$/, ''))), '/jobs', '/mcp'],
       refuse(
         'this process has role "worker": it runs jobs but takes no requests for them; send tool, jobs and MCP requests to a process with role "api" (or "all")',
       ),
@@ -126,10 +128,12 @@ function refuseOffRole(app: express.Express, role: Config['role']): void {
   }
   if (role === 'api') {
     const why = refuse(
-      'this process has role "api" and holds no working copies; upload, save or evict projects through a process with role "all" or "worker", or put the archive into the store container directly',
+      'this process has role "api" and holds no working copies; create, upload, save, delete or evict projects through a process with role "all" or "worker", or put the archive into the store container directly',
     );
     app.put('/projects/:id', why);
     app.post('/projects/:id/save', why);
     app.delete('/projects/:id/cache', why);
+    app.post('/projects/:id', why);
+    app.delete('/projects/:id', why);
   }
 }

@@ -14,7 +14,7 @@ import { TOOL_RESULT_SCHEMAS } from '../../lib/tool-results.js';
 import { VERSION } from '../../lib/version.js';
 import { callQuery } from './call-routes.js';
 import { outputOffsets } from './job-tools.js';
-import { putProjectQuery } from './project-routes.js';
+import { deleteProjectQuery, putProjectQuery } from './project-routes.js';
 import { TOOLS } from './tools.js';
 
 /** A route that is not a tool. */
@@ -60,55 +60,16 @@ const ROUTES: readonly RouteDoc[] = [
     errors: [],
   },
   {
-    method: 'get',
-    path: '/projects',
-    operationId: 'project_list',
-    summary: 'List projects',
-    ok: {
-      '200': { description: 'Every stored project.', schema: object('{"projects": [{project_id, format, archive_bytes, modified_at, etag, cached, dirty}]}') },
-    },
-    errors: ['store_unavailable', ...ADMIN_ERRORS],
-  },
-  {
-    method: 'get',
+    method: 'delete',
     path: '/projects/{id}',
-    operationId: 'project_info',
-    summary: 'Show a project and its cached working copy',
-    pathParams: { id: schemas.projectId },
-    ok: {
-      '200': {
-        description: 'The project.',
-        schema: object(
-          'project_id, format, archive_bytes, modified_at, etag, cached, dirty, cache (size_bytes, last_access, materialized_at, source_etag, last_save, writeback_error, last_conflict) or null; store_error when the store could not be asked.',
-        ),
-      },
-    },
-    errors: ['invalid_project_id', 'project_not_found', 'store_unavailable', ...ADMIN_ERRORS],
-  },
-  {
-    method: 'post',
-    path: '/projects/{id}/save',
-    operationId: 'project_save',
-    summary: 'Write the working copy back to the store',
+    operationId: 'project_delete',
+    summary: 'Delete a project from the store and the cache',
     description:
-      'Packs the cached working copy and uploads it on condition of the ETag it came from. If the stored archive changed meanwhile, nothing is overwritten: the copy is stored beside it as <id>.conflict-<timestamp>.<ext> and the answer is 409 save_conflict naming both.',
+      'Refused (409 project_busy, saying what to do) while the project has jobs queued or running or unsaved changes in its working copy, unless force=true: then its commands are cancelled and unsaved changes are lost. Conflict copies in the store stay.',
     pathParams: { id: schemas.projectId },
-    ok: {
-      '200': {
-        description: 'Saved, or nothing to save (saved: false).',
-        schema: object('project_id, saved, etag, archive_bytes, dirty, last_save, skipped (symlinks left out: [{name, kind, reason}]).'),
-      },
-    },
-    errors: [
-      'invalid_project_id',
-      'project_not_found',
-      'save_conflict',
-      'archive_too_large',
-      'unsafe_archive_entry',
-      'store_unavailable',
-      'no_space',
-      ...ADMIN_ERRORS,
-    ],
+    query: deleteProjectQuery,
+    ok: { '200': { description: 'Deleted.', schema: object('project_id, archive_deleted, copy_discarded, unsaved_discarded.') } },
+    errors: ['invalid_project_id', 'bad_request', 'project_not_found', 'project_busy', 'not_on_this_role', 'store_unavailable', ...ADMIN_ERRORS],
   },
   {
     method: 'delete',

@@ -1,6 +1,6 @@
 /**
- * Project routes: upload an archive, list projects, show one, save its working copy, evict it. Listing and showing
- * work on every role (from the store where there is no cache); the others need the working copies of a worker.
+ * Project routes that are not tools: upload an archive, delete a project, evict its working copy. They need the
+ * working copies of a process that runs jobs.
  */
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -12,9 +12,9 @@ import express, { type Request } from 'express';
 import { z } from 'zod';
 import { ToolhostError } from '../../lib/errors.js';
 import { PROJECT_ID_PATTERN, PROJECT_ID_RULE } from '../../lib/schemas.js';
-import { notFound, type StoredProject } from '../../lib/store/project-store.js';
 import type { ProjectCache } from '../projects.js';
 import type { AppDeps } from './deps.js';
+import { projectCache, projectInfoTool } from './project-tools.js';
 import { validate } from './validate.js';
 
 /** The query of PUT /projects/:id (also documented in the OpenAPI description). */
@@ -22,17 +22,22 @@ export const putProjectQuery = z.strictObject({
   replace: z.enum(['true', 'false']).default('false').describe('Replace an existing project (its working copy is discarded).'),
 });
 
-/** PUT /projects/:id, GET /projects, GET /projects/:id, POST /projects/:id/save, DELETE /projects/:id/cache. */
+/** The query of DELETE /projects/:id (also documented in the OpenAPI description). */
+export const deleteProjectQuery = z.strictObject({
+  force: z
+    .enum(['true', 'false'])
+    .default('false')
+    .describe('Delete even with jobs running (their commands are cancelled) or unsaved changes (they are lost).'),
+});
+
+/**
+ * PUT /projects/:id (upload), DELETE /projects/:id (the project, from the store and this cache), DELETE
+ * /projects/:id/cache (evict). Listing, showing, creating and saving are tools (project-tools.ts).
+ */
 export function projectRoutes(d: AppDeps): express.Router {
   const router = express.Router();
-  // Where the working copies are, they answer (the store's view plus theirs); elsewhere the store alone does.
-  const listing: ProjectListing = d.worker?.projects ?? storeListing(d);
   /** The cache the writing routes need; an api process refuses them before they get here (app.ts). */
-  const cache = (): ProjectCache => {
-    if (!d.worker)
-      throw new ToolhostError('not_on_this_role', 'this process runs no jobs and holds no working copies; send this to a process with role "all" or "worker"');
-    return d.worker.projects;
-  };
+  const cache = (): ProjectCache => projectCache(d);
 
   router.put('/projects/:id', async (req, res) => {
     const id = projectIdParam(req.params.id);
@@ -44,52 +49,27 @@ export function projectRoutes(d: AppDeps): express.Router {
     res.status(created ? 201 : 200).json(info);
   });
 
-  router.get('/projects', async (_req, res) => {
-    res.json({ projects: await listing.list() });
-  });
-
-  router.get('/projects/:id', async (req, res) => {
-    res.json(await listing.info(projectIdParam(req.params.id)));
-  });
-
-  router.post('/projects/:id/save', async (req, res) => {
-    res.json(await cache().save(projectIdParam(req.params.id)));
+  router.delete('/projects/:id', async (req, res) => {
+    const id = projectIdParam(req.params.id);
+    const q = validate(deleteProjectQuery, { ...req.query }, `DELETE /projects/${id} query`);
+    const waitMs = (d.config.commands.killGraceS + 10) * 1000;
+    res.json(await cache().remove(id, { force: q.force === 'true', waitMs, stopJobs: () => stopProjectCommands(d, id) }));
   });
 
   router.delete('/projects/:id/cache', async (req, res) => {
     const id = projectIdParam(req.params.id);
     const evicted = await cache().evict(id);
-    if (!evicted) await listing.info(id); // 404 for a project that does not exist at all
+    if (!evicted) await projectInfoTool.serve(d, { project_id: id }, undefined); // 404 for a project that does not exist at all
     res.json({ project_id: id, evicted });
   });
   return router;
 }
 
-/** What GET /projects and GET /projects/:id answer from. */
-type ProjectListing = Pick<ProjectCache, 'list' | 'info'>;
-
-/**
- * The project listing of a process without working copies: the store's view, in the shape the cache gives
- * (ProjectCache.list and info) with nothing cached.
- */
-function storeListing(d: AppDeps): ProjectListing {
-  const view = (p: StoredProject) => ({
-    project_id: p.id,
-    format: p.format,
-    archive_bytes: p.size,
-    modified_at: p.modifiedAt,
-    etag: p.etag,
-    cached: false,
-    dirty: false,
-  });
-  return {
-    list: async () => (await d.store.list()).map(view),
-    info: async (id) => {
-      const stored = await d.store.stat(id);
-      if (!stored) throw notFound(id);
-      return { ...view(stored), cache: null };
-    },
-  };
+/** Cancels the project's queued and running commands (a forced delete), waiting up to a second for each. */
+async function stopProjectCommands(d: AppDeps, id: string): Promise<void> {
+  const live = (await d.jobs.list(id)).filter((j) => j.status === 'queued' || j.status === 'running');
+  // A failure is not the delete's concern: it asks again while anything still runs in the copy.
+  await Promise.all(live.map((j) => d.jobs.cancel(j.job_id, 1000).catch(() => undefined)));
 }
 
 /** Validates a project id from the URL. */

@@ -18,13 +18,14 @@ import type { Job, JobOutcome } from '../../lib/jobs.js';
 import type { JobTool } from '../../lib/tool.js';
 import type { AppDeps } from './deps.js';
 import { JOB_API_TOOLS, type SupervisorTool } from './job-tools.js';
+import { PROJECT_TOOLS } from './project-tools.js';
 import { jsonBody, toolInput } from './validate.js';
 
 /** A tool: queued as a job, or answered by the supervisor. */
 export type Tool = JobTool | SupervisorTool;
 
 /** Every tool, in the order models see them. */
-export const TOOLS: readonly Tool[] = [...JOB_TOOLS, ...JOB_API_TOOLS];
+export const TOOLS: readonly Tool[] = [...JOB_TOOLS, ...JOB_API_TOOLS, ...PROJECT_TOOLS];
 
 /** The tool of that name, if any. */
 export function findTool(name: string): Tool | undefined {
