@@ -174,7 +174,7 @@ export const configSchema = z.strictObject({
       .min(0)
       .max(MAX_WAIT_S)
       .describe(
-        "wait_s of a command called through MCP when the call gives none: below the MCP TypeScript SDK's default request timeout (60 s), so the client gets the job_id before it gives up.",
+        "wait_s of a command called through MCP when the call gives none, and the most any MCP call waits (execute or job_status): below the MCP TypeScript SDK's default request timeout (60 s), so the client gets the job_id before it gives up.",
       ),
     progressIntervalS: positiveInt().describe(
       'While a command runs, an MCP call that sent a progressToken gets a progress notification this often, with the output so far.',
