@@ -235,7 +235,11 @@ describe('file tools: hostile project contents', function () {
     await writeFile(join(root, 'latin1.txt'), before);
     const r = await call('/file/edit', { path: 'latin1.txt', old_str: 'edit me', new_str: 'edited ✓' });
     expect(r.status, JSON.stringify(r.body)).to.equal(200);
-    expect(r.body).to.deep.equal({ path: 'latin1.txt', replacements: 1, lines: [3] });
+    expect(r.body).to.include({ path: 'latin1.txt', replacements: 1 });
+    expect(r.body.lines).to.deep.equal([3]);
+    // The snippet is for reading: the undecodable bytes show as U+FFFD there, and only there.
+    expect(r.body.snippets).to.have.length(1);
+    expect(r.body.snippets[0].text).to.include('     3\tedited ✓ here');
     const at = before.indexOf('edit me');
     const expected = Buffer.concat([before.subarray(0, at), Buffer.from('edited ✓'), before.subarray(at + 'edit me'.length)]);
     expect((await readFile(join(root, 'latin1.txt'))).equals(expected)).to.equal(true);
