@@ -53,13 +53,16 @@ function isFinal(status: CommandStatus): boolean {
 /** The registry; an actor with start() and close(). */
 export class CommandJobs {
   readonly #config: Config;
+  /** The output budgets in effect (a reload may change them; the rest of #config is read at start). */
+  readonly #budgets: () => Config['budgets'];
   readonly #log: Logger;
   readonly #records = new Map<string, CommandRecord>();
   #sweepTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
-  constructor(config: Config, log: Logger) {
+  constructor(config: Config, log: Logger, budgets: () => Config['budgets'] = () => config.budgets) {
     this.#config = config;
+    this.#budgets = budgets;
     this.#log = log;
   }
 
@@ -86,7 +89,7 @@ export class CommandJobs {
       command: req.command,
       stdin: req.stdin,
       background: req.background,
-      budget: req.max_output_chars ?? this.#config.budgets.outputChars,
+      budget: req.max_output_chars ?? this.#budgets().outputChars,
       status: 'queued',
       createdAt: job.enqueuedAt,
       sizes: { stdout: 0, stderr: 0 },
@@ -246,7 +249,7 @@ export class CommandJobs {
    */
   async view(id: string, mode: 'page' | 'snapshot', offsets: Record<Stream, number> = { stdout: 0, stderr: 0 }, budget?: number): Promise<CommandView> {
     const r = this.#get(id);
-    const chars = budget ?? (mode === 'page' ? this.#config.budgets.outputChars : r.budget);
+    const chars = budget ?? (mode === 'page' ? this.#budgets().outputChars : r.budget);
     const paths = jobLogPaths(this.#config.dataDir, id);
     const final = isFinal(r.status);
     const region = (s: Stream): Promise<Region> => {

@@ -17,6 +17,8 @@ import type { Logger } from './logger.js';
  * - files.*, search.*, list.*, archive.*: handler limits, and the HTTP front's checks read the current config.
  * - http.requestTimeoutS, http.maxArchiveBytes: read per request. shutdown.graceS: read by the pump at close.
  * - cache.*: read by the janitor at each run; store.exclude: read at each save.
+ * - budgets.*: handlers, the command registry (through a getter) and the model text read the current ones;
+ *   mcp.*: read per MCP call.
  * Not live: host, port, dataDir, token, queue.*, store.* but exclude (bound or built at start), http.maxBodyBytes (body
  * parsers are built at start), jobs.* and commands.maxOutputBytes (the command-job registry reads them at start),
  * commands.sandbox and commands.network (resolved at start for /health; isolation never changes under a report).
@@ -30,6 +32,8 @@ const LIVE = [
   'files',
   'search',
   'list',
+  'budgets',
+  'mcp',
   'archive',
   'shutdown',
   'cache',

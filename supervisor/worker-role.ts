@@ -98,7 +98,7 @@ export async function buildWorker(i: WorkerInputs, releases: Release[]): Promise
     await projects.close();
   });
 
-  const commands = new CommandJobs(config, log);
+  const commands = new CommandJobs(config, log, () => live.current.budgets);
   await commands.start();
   releases.push(() => commands.close());
   const localJobs = new LocalJobs(commands);

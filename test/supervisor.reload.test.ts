@@ -86,6 +86,22 @@ describe('config reload: POST /admin/reload', () => {
     expect(list.body.error.message).to.include('list.maxDepth (2)');
   });
 
+  it('applies new output budgets to the commands that follow, in their answers and in the pages job_status reads', async () => {
+    const seq = { project_id: 'r', command: 'seq 1 20000' };
+    const before = await s.api('/execute', seq);
+    expect(before.body.stdout.length + before.body.stderr.length).to.be.greaterThan(20_000);
+    const defaults = (await loadConfig({ env: {} })).budgets;
+    await writeConfig({ ...base, budgets: { ...defaults, outputChars: 2000 } });
+    const r = await reload();
+    expect(r.body.applied).to.deep.equal(['budgets.outputChars']);
+    const after = await s.api('/execute', seq);
+    expect(after.body.status).to.equal('completed');
+    expect(after.body.stdout.length + after.body.stderr.length).to.be.within(1000, 2000);
+    expect(after.body.truncated.stdout).to.equal(true);
+    const page = await s.api(`/jobs/${after.body.job_id}?stdout_offset=${after.body.omitted_offset.stdout}&wait_s=0`, undefined, { method: 'GET' });
+    expect(page.body.stdout.length).to.be.within(1000, 2000);
+  });
+
   it('refuses an invalid config with the reason, logs it, and keeps the config in effect', async () => {
     const before = s.sup.config;
     await writeConfig({ ...base, pool: { maxThreads: -1 }, commandz: {} });
