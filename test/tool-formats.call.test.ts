@@ -87,6 +87,16 @@ describe('POST /tools/{name}/call', () => {
     const notObject = await call('file_read', 'openai-responses', '[1,2]');
     expect(notObject.status).to.equal(200);
     expect(JSON.parse(notObject.body.output).error.code).to.equal('bad_request');
+
+    // Hostile nesting (JSON.parse takes any depth): refused as bad arguments on every transport, never a stack overflow.
+    const deep = `{"project_id":"demo","path":"README.md","edits":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    const viaCall = await call('file_read', 'text', deep);
+    expect(viaCall.status).to.equal(200);
+    expect(JSON.parse(viaCall.body.text).error).to.include({ code: 'bad_request' });
+    expect(JSON.parse(viaCall.body.text).error.message).to.include('deeper than 32 levels');
+    const viaRoute = await s.api('/file/read', deep);
+    expect(viaRoute.status).to.equal(400);
+    expect(viaRoute.body.error.message).to.include('deeper than 32 levels');
   });
 
   it('refuses what the endpoint itself cannot take, saying what to do', async () => {

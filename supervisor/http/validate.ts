@@ -44,15 +44,24 @@ export function toolInput<S extends z.ZodObject>(schema: S, args: unknown, what:
   return validate(schema, withoutNulls(args), what);
 }
 
+/**
+ * Deepest nesting of arrays and objects a tool's arguments may have. No tool takes more than three levels; JSON.parse
+ * takes any depth, and a walk of a hostile 100,000-level value would overflow the stack.
+ */
+const MAX_ARGUMENT_DEPTH = 32;
+
 /** The value with every null-valued field of every object in it left out (array items stay where they are). */
-export function withoutNulls(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutNulls);
+export function withoutNulls(value: unknown, depth = 0): unknown {
   if (typeof value !== 'object' || value === null) return value;
+  if (depth >= MAX_ARGUMENT_DEPTH) {
+    throw new ToolhostError('bad_request', `the arguments nest arrays and objects deeper than ${MAX_ARGUMENT_DEPTH} levels; no tool takes that`);
+  }
+  if (Array.isArray(value)) return value.map((v) => withoutNulls(v, depth + 1));
   // fromEntries defines each key as its own property: a "__proto__" field stays a field (and an unknown one).
   return Object.fromEntries(
     Object.entries(value)
       .filter(([, v]) => v !== null)
-      .map(([k, v]) => [k, withoutNulls(v)]),
+      .map(([k, v]) => [k, withoutNulls(v, depth + 1)]),
   );
 }
 
