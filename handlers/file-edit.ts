@@ -233,6 +233,9 @@ function mapEnd(pos: number, at: readonly number[], oldLength: number, newLength
   return inside !== undefined && inside < pos ? inside + k * shift + newLength : pos + k * shift;
 }
 
+/** Lines of the matches an edit_count_mismatch error names (in its message and its `lines`). */
+const MISMATCH_LINES = 20;
+
 /** The error of an edit whose old_str matched a number of times other than expected. */
 function mismatch(text: Buffer, e: OneEdit, at: number[], shown: string, which: { label: string; after: string }, index: number): ToolhostError {
   const expected = e.expected_replacements;
@@ -255,10 +258,12 @@ function mismatch(text: Buffer, e: OneEdit, at: number[], shown: string, which: 
       ...(which.label ? { edit_index: index } : {}),
     });
   }
-  const lines = lineNumbers(text, at);
+  // The model reads this error whole: name the first lines only, however many times old_str matched.
+  const lines = lineNumbers(text, at.slice(0, MISMATCH_LINES));
+  const named = at.length > MISMATCH_LINES ? `${lines.join(', ')}, …` : lines.join(', ');
   return new ToolhostError(
     'edit_count_mismatch',
-    `${which.label}old_str matched ${at.length} times (lines ${lines.join(', ')}) but expected_replacements is ${expected}${which.after}; add surrounding context so it matches exactly ${expected === 1 ? 'once' : `${expected} times`}, or pass expected_replacements: ${at.length}`,
+    `${which.label}old_str matched ${at.length} times (lines ${named}) but expected_replacements is ${expected}${which.after}; add surrounding context so it matches exactly ${expected === 1 ? 'once' : `${expected} times`}, or pass expected_replacements: ${at.length}`,
     { path: shown, matches: at.length, lines, ...(which.label ? { edit_index: index } : {}) },
   );
 }

@@ -26,7 +26,12 @@ export type Snippet = z.infer<typeof snippet>;
 /** The snippet fields of an edit's or an insert's answer. */
 export const snippetFields = {
   snippets: z.array(snippet).describe('Every changed region of the new file with a few lines around it, numbered like cat -n.'),
-  snippets_cut: z.number().int().describe('Changed regions left out of snippets (over the output budget); read the file to see them.'),
+  snippets_cut: z
+    .number()
+    .int()
+    .describe(
+      'Changed regions left out of snippets (over the output budget; the rest of a region cut short counts as one); read the file from the line after the last snippet to see them.',
+    ),
 };
 
 /** A byte range [start, end) of the new content that a change wrote. */
@@ -144,22 +149,33 @@ function snippetsOf(bytes: Buffer, ranges: readonly Range[], budget: { outputCha
     if (last && from <= last[1] + 1) last[1] = Math.max(last[1], to);
     else spans.push([from, to]);
   }
+  const numbered = (n: number): string => {
+    const text = bytes
+      .subarray(starts[n - 1], n < total ? starts[n] : bytes.length)
+      .toString('utf8')
+      .replace(/\r?\n$/, '');
+    const shown = text.length > budget.lineChars ? `${text.slice(0, budget.lineChars)}… [line cut at ${budget.lineChars} chars]` : text;
+    return `${String(n).padStart(6)}\t${shown}`;
+  };
   const snippets: Snippet[] = [];
   let used = 0;
   for (const [from, to] of spans) {
+    // Lines are numbered only while they fit: one edit can write millions of lines, and the answer stays within
+    // the budget. The first region is cut short rather than left out (it always shows a line); a later region
+    // that does not fit whole is left out, so what is shown ends where reading on starts.
     const lines: string[] = [];
+    let size = 0;
     for (let n = from; n <= to; n++) {
-      const text = bytes
-        .subarray(starts[n - 1], n < total ? starts[n] : bytes.length)
-        .toString('utf8')
-        .replace(/\r?\n$/, '');
-      const shown = text.length > budget.lineChars ? `${text.slice(0, budget.lineChars)}… [line cut at ${budget.lineChars} chars]` : text;
-      lines.push(`${String(n).padStart(6)}\t${shown}`);
+      const line = numbered(n);
+      const add = line.length + (lines.length > 0 ? 1 : 0);
+      if (used + size + add > budget.outputChars && (snippets.length > 0 || lines.length > 0)) break;
+      lines.push(line);
+      size += add;
     }
-    const text = lines.join('\n');
-    if (snippets.length > 0 && used + text.length > budget.outputChars) break;
-    used += text.length;
-    snippets.push({ start_line: from, end_line: to, text });
+    if (lines.length === 0 || (snippets.length > 0 && lines.length < to - from + 1)) break;
+    used += size;
+    snippets.push({ start_line: from, end_line: from + lines.length - 1, text: lines.join('\n') });
+    if (lines.length < to - from + 1) return { snippets, cut: spans.length - snippets.length + 1 };
   }
   return { snippets, cut: spans.length - snippets.length };
 }
@@ -184,6 +200,10 @@ export function snippetsForModel(path: string, snippets: readonly Snippet[], cut
   }
   const out = parts.join('\n...\n');
   if (left === 0) return out;
+  // What was left out comes after what is shown: the first region not shown, or else (regions the handler left
+  // out, or the rest of one it cut short) the line after the last one shown.
+  const lastShown = snippets[parts.length - 1]?.end_line;
+  firstLeft ??= lastShown === undefined ? undefined : lastShown + 1;
   const from = firstLeft === undefined ? '' : `, start_line: ${firstLeft}`;
   return `${out}\n[${left} more changed region${left === 1 ? '' : 's'} not shown; read them with file_read {path: "${path}"${from}}]`;
 }
