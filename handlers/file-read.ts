@@ -125,10 +125,28 @@ function readImage(file: OpenFile, type: ImageType, ctx: HandlerContext): ImageR
     }
     const bytes = readExactly(file.fd, file.stat.size);
     const dims = imageSize(type, bytes);
+    // An image goes into the model's conversation, where one a provider cannot decode fails every later request
+    // of it: a header cut short, a size no real image within budget has, or a file rewritten since it was sniffed
+    // is refused, not sent.
+    if (imageType(bytes) !== type || !dims || !plausible(dims)) {
+      throw new ToolhostError(
+        'binary_file',
+        `"${file.shown}" starts like a ${type} image but its header is cut short or claims ${dims ? `${dims.width}x${dims.height} pixels` : 'no size'}; ` +
+          'it is not sent as an image: inspect it with execute (file, identify, xxd)',
+        { path: file.shown, ...(dims ?? {}) },
+      );
+    }
     return { path: file.shown, image: { media_type: type, data: bytes.toString('base64') }, bytes: bytes.length, ...(dims ?? {}) };
   } finally {
     closeSync(file.fd);
   }
+}
+
+/** Largest side an image may claim: jpeg's own limit (16 bits); webp's is lower, and no model API takes more. */
+const MAX_IMAGE_SIDE = 65535;
+
+function plausible({ width, height }: { width: number; height: number }): boolean {
+  return width > 0 && height > 0 && width <= MAX_IMAGE_SIDE && height <= MAX_IMAGE_SIDE;
 }
 
 /** A window of a text file's lines; see the module comment for its bounds. */

@@ -76,4 +76,25 @@ describe('attack pass: the agent surface', () => {
       expect(text.split('\n')[0]).to.match(/^Edited many.txt: 100000 replacements \(lines 1, 2, .*, …\)\.$/);
     });
   });
+
+  describe('file_read of files that only look like images', () => {
+    const png = (rest: string): string => `\\x89PNG\\r\\n\\x1a\\n${rest}`;
+    const cases: [string, string][] = [
+      ['a header claiming 4294967295x4294967295 pixels', png('\\0\\0\\0\\rIHDR\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff')],
+      ['a header claiming 0x0 pixels', png('\\0\\0\\0\\rIHDR\\0\\0\\0\\0\\0\\0\\0\\0')],
+      ['a header cut short after the magic bytes', png('\\0\\0\\0\\rIHDR')],
+      ['a gif header cut short', 'GIF89a'],
+    ];
+    for (const [what, bytes] of cases) {
+      it(`refuses ${what} with binary_file instead of sending it to the model`, async () => {
+        const made = await s.api('/execute', { project_id: 'a', command: `printf '${bytes}' > fake.png` });
+        expect(made.body.exit_code, JSON.stringify(made.body)).to.equal(0);
+        const { text, isError } = await modelText('file_read', { path: 'fake.png' });
+        expect(isError, text).to.equal(true);
+        const error = JSON.parse(text).error;
+        expect(error.code).to.equal('binary_file');
+        expect(error.message).to.include('execute');
+      });
+    }
+  });
 });
