@@ -166,6 +166,9 @@ export const configSchema = z.strictObject({
     searchResults: positiveInt().describe('Matches a search returns when it names no max_results (the total is still counted).'),
     globResults: positiveInt().describe('Paths a file_glob returns when it names no max_results (the total is still counted).'),
     imageBytes: positiveInt().describe('Largest image (png, jpeg, gif, webp) file_read returns as an image.'),
+    imageSide: positiveInt().describe(
+      'Most pixels on either side of an image file_read returns as an image (Anthropic refuses images over 8000 px a side, and one refused image fails every later request of the conversation).',
+    ),
   }),
   mcp: z.strictObject({
     defaultWaitS: z

@@ -136,7 +136,16 @@ function readImage(file: OpenFile, type: ImageType, ctx: HandlerContext): ImageR
         { path: file.shown, ...(dims ?? {}) },
       );
     }
-    return { path: file.shown, image: { media_type: type, data: bytes.toString('base64') }, bytes: bytes.length, ...(dims ?? {}) };
+    const side = ctx.config.budgets.imageSide;
+    if (dims.width > side || dims.height > side) {
+      throw new ToolhostError(
+        'file_too_large',
+        `"${file.shown}" is a ${dims.width}x${dims.height} ${type} image, over budgets.imageSide (${side} pixels a side); make a smaller copy ` +
+          `(e.g. with execute: convert IN -resize ${side}x${side} OUT) and read that`,
+        { path: file.shown, ...dims, max_side: side },
+      );
+    }
+    return { path: file.shown, image: { media_type: type, data: bytes.toString('base64') }, bytes: bytes.length, ...dims };
   } finally {
     closeSync(file.fd);
   }

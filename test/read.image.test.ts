@@ -28,7 +28,7 @@ describe('file_read of images', () => {
   let root: string;
 
   before(async () => {
-    s = await startServer({ budgets: { imageBytes: 4096 } });
+    s = await startServer({ budgets: { imageBytes: 4096, imageSide: 40 } });
     expect((await s.putProject('img', { 'keep.txt': 'x\n' })).status).to.equal(201);
     root = join(s.dataDir, 'projects', 'img');
     await writeFile(join(root, 'logo.png'), PNG);
@@ -38,6 +38,10 @@ describe('file_read of images', () => {
     await writeFile(join(root, 'png-named.dat'), PNG);
     await writeFile(join(root, 'fake.png'), 'not an image, just text\n');
     await writeFile(join(root, 'huge.png'), Buffer.concat([PNG, Buffer.alloc(5000)]));
+    // The same png claiming 41 pixels wide: one over the side limit of this server.
+    const wide = Buffer.from(PNG);
+    wide.writeUInt32BE(41, 16);
+    await writeFile(join(root, 'wide.png'), wide);
     await writeFile(join(root, 'blob.bin'), Buffer.from([1, 2, 0, 3]));
   });
   after(() => s?.close());
@@ -75,6 +79,13 @@ describe('file_read of images', () => {
     expect(r.body.error.code).to.equal('file_too_large');
     expect(r.body.error.message).to.include('budgets.imageBytes (4096)');
     expect(r.body.error.message).to.include('smaller copy');
+  });
+
+  it('refuses an image wider or taller than budgets.imageSide with file_too_large, saying how to shrink it', async () => {
+    const r = await s.api('/file/read', { project_id: 'img', path: 'wide.png' });
+    expect(r.status).to.equal(413);
+    expect(r.body.error).to.include({ code: 'file_too_large', width: 41, height: 1, max_side: 40 });
+    expect(r.body.error.message).to.include('budgets.imageSide (40 pixels a side)').and.include('-resize 40x40');
   });
 
   it('still refuses other binary files', async () => {
