@@ -41,7 +41,8 @@ export const search: Scenario = {
       ] as const) {
         const mode = regex ? [] : ['-F'];
         const viaToolhost = async (): Promise<void> => {
-          const r = await th.post('/search', { project_id: 'search', pattern, regex });
+          // Every match back, as rg prints them all (the default, budgets.searchResults, is 50 for a model's context).
+          const r = await th.post('/search', { project_id: 'search', pattern, regex, max_results: PLANTED });
           if (r.body.matches.length !== PLANTED || r.body.truncated) throw new Error(`/search found ${r.body.matches.length} matches, expected ${PLANTED}`);
         };
         const plain = (): Promise<void> => rg(tree.root, ['-n', ...mode, '-e', pattern, '.'], PLANTED);
