@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { replaceInFolder } from '../lib/atomic-write.js';
 import { ToolhostError } from '../lib/errors.js';
 import { projectOwner } from '../lib/process/owner.js';
+import { cutChars, numberedLine } from '../lib/read/numbered.js';
 import { fileErrorFor, openReached, reach, readExactly } from '../lib/safe-fs.js';
 import type { HandlerContext } from '../lib/tool.js';
 
@@ -154,8 +155,7 @@ function snippetsOf(bytes: Buffer, ranges: readonly Range[], budget: { outputCha
       .subarray(starts[n - 1], n < total ? starts[n] : bytes.length)
       .toString('utf8')
       .replace(/\r?\n$/, '');
-    const shown = text.length > budget.lineChars ? `${text.slice(0, budget.lineChars)}… [line cut at ${budget.lineChars} chars]` : text;
-    return `${String(n).padStart(6)}\t${shown}`;
+    return numberedLine(n, cutChars(text, budget.lineChars), text.length > budget.lineChars);
   };
   const snippets: Snippet[] = [];
   let used = 0;

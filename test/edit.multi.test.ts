@@ -133,6 +133,14 @@ describe('file_edit with several edits', () => {
     expect(r.body.snippets[0].text).to.equal('     1\tONE\n     2\tTWO\n     3\t2b\n     4\tTHREE');
   });
 
+  it("cuts a snippet's long line at budgets.lineChars with file_read's mark", async () => {
+    const long = 'y'.repeat(5000);
+    const r = await s.api('/file/edit', { project_id: 'm', path: 'a.txt', old_str: 'line 1\n', new_str: `${long}\n` });
+    expect(r.status, JSON.stringify(r.body)).to.equal(200);
+    expect(r.body.snippets[0].text.split('\n')[0]).to.equal(`     1\t${'y'.repeat(2000)} …[cut]`);
+    expect((await file('a.txt')).toString().startsWith(`${long}\n`), 'the file keeps the whole line').to.equal(true);
+  });
+
   const bad: [string, Record<string, unknown>, string][] = [
     ['neither form', {}, 'send old_str and new_str'],
     ['both forms', { old_str: 'line 1', new_str: 'x', edits: [{ old_str: 'line 2', new_str: 'y' }] }, 'not both'],
