@@ -8,25 +8,27 @@
 import type { Config } from '../config/schema.js';
 import { formatBytes } from '../lib/budget.js';
 import type { ModelContent } from '../lib/tool.js';
+import type { CommandView } from './command-view.js';
 
-/** The fields of a command's view (handlers/execute.ts commandView) that its text shows. */
-export interface CommandAnswer {
-  job_id: string;
-  status: string;
-  exit_code: number | null;
-  signal: string | null;
-  duration_ms: number | null;
-  stdout: string;
-  stderr: string;
-  stdout_offset: number;
-  stderr_offset: number;
-  more_bytes: { stdout: number; stderr: number };
-  truncated: { stdout: boolean; stderr: boolean };
-  invalid_utf8: { stdout: boolean; stderr: boolean };
-  log_dropped_bytes: { stdout: number; stderr: number };
-  logs_removed: boolean;
-  error?: { code: string; message: string } | undefined;
-}
+/** The fields of a command's view that its text shows. */
+export type CommandAnswer = Pick<
+  CommandView,
+  | 'job_id'
+  | 'status'
+  | 'exit_code'
+  | 'signal'
+  | 'duration_ms'
+  | 'stdout'
+  | 'stderr'
+  | 'stdout_offset'
+  | 'stderr_offset'
+  | 'more_bytes'
+  | 'truncated'
+  | 'invalid_utf8'
+  | 'log_dropped_bytes'
+  | 'logs_removed'
+  | 'error'
+>;
 
 /** How many times the configured budget a call may ask for: more would flood a model's context anyway. */
 export const MAX_BUDGET_FACTOR = 10;

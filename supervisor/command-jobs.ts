@@ -11,7 +11,8 @@
 import { mkdir, rm } from 'node:fs/promises';
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
-import type { CommandStatus, CommandView, ExecuteRequest, ExecuteResult, JobListItem } from '../handlers/execute.js';
+import type { CommandStatus, CommandView, JobListItem } from '../handlers/command-view.js';
+import type { ExecuteRequest, ExecuteResult } from '../handlers/execute.js';
 import type { ControlMessage, ProgressMessage } from '../handlers/protocol.js';
 import { forClients, type SerializedError, ToolhostError } from '../lib/errors.js';
 import type { Job, JobOutcome } from '../lib/jobs.js';

@@ -6,7 +6,8 @@
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import type { Config } from '../config/schema.js';
-import type { CommandView, ExecuteRequest, JobListItem } from '../handlers/execute.js';
+import type { CommandView, JobListItem } from '../handlers/command-view.js';
+import type { ExecuteRequest } from '../handlers/execute.js';
 import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import type { Job } from '../lib/jobs.js';
 import type { AzureQueue } from '../lib/queue/azure/azure-queue.js';

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { commandText, MAX_OUTPUT_CHARS_DOC, outputBudget, outputBudgetLimit } from '../../handlers/command-text.js';
-import { commandView, jobListItem } from '../../handlers/execute.js';
+import { commandView, jobListItem } from '../../handlers/command-view.js';
 import { jobId, projectId } from '../../lib/schemas.js';
 import type { ToolBase } from '../../lib/tool.js';
 import type { AppDeps } from './deps.js';

@@ -7,7 +7,7 @@
  * It reads the command through the jobs API (read-only, from offsets it keeps), the same way job_status does, so
  * it works wherever the command runs.
  */
-import type { CommandView } from '../../handlers/execute.js';
+import type { CommandView } from '../../handlers/command-view.js';
 import type { AppDeps } from './deps.js';
 
 /** Characters of output one notification carries at most: the newest ones (job_status has all of it). */
