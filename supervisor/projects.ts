@@ -101,6 +101,9 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     entry.lastAccess = this.#now();
     entry.running++;
     const wasClean = !entry.state.dirty && !entry.state.withdrawn;
+    // This job's own change number, taken when it counts itself: read after the wait below, it could be another
+    // job's, and a refused job would then hand back "clean" over that job's real change.
+    let generation = entry.generation;
     if (mutating) {
       if (!entry.state.dirty) {
         entry.state.on('change');
@@ -109,7 +112,7 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
       // Counted before the wait below: a save that runs meanwhile must end dirty, not clean under a change about to
       // start (it would then never be saved, and an idle eviction would drop it).
       entry.mutating++;
-      entry.generation++;
+      generation = ++entry.generation;
       // No change may start before "dirty" is on disk: after a crash the copy must still be known dirty. A failed
       // write fails the job (it never ran); the copy stays dirty in memory, so nothing treats it as clean.
       if (entry.persisting) {
@@ -122,7 +125,6 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
         }
       }
     }
-    const generation = entry.generation;
     return (outcome) => {
       entry.lastAccess = this.#now();
       entry.running--;
