@@ -55,6 +55,19 @@ describe('file_glob', () => {
     expect(text).to.equal(out.paths.join('\n'));
   });
 
+  it('keeps non-ASCII names whole however rg splits its output into reads', async () => {
+    // 1,500 names of 200 bytes: rg's output spans many reads, and some read ends inside a two-byte "ü".
+    const names = Array.from({ length: 1500 }, (_, i) => `${'ü'.repeat(95)}${String(i).padStart(4, '0')}.uml`);
+    await mkdir(join(project.root, 'umlauts'));
+    for (const n of names) await writeFile(join(project.root, 'umlauts', n), '');
+    const owner = projectOwner(project.config, 'p');
+    if (owner) execFileSync('chown', ['-R', `${owner.uid}:${owner.gid}`, join(project.root, 'umlauts')]);
+    const { out } = await glob({ pattern: '*.uml', max_results: 2000 });
+    expect(out.total).to.equal(1500);
+    expect(out.paths.filter((p) => p.includes('\uFFFD'))).to.deep.equal([]);
+    expect(new Set(out.paths)).to.deep.equal(new Set(names.map((n) => `umlauts/${n}`)));
+  });
+
   it('anchors a pattern with a slash at the project root, and narrows to path', async () => {
     expect((await glob({ pattern: 'src/deep/*.ts' })).out.paths).to.deep.equal(['src/deep/c.ts', 'src/deep/d.test.ts']);
     expect((await glob({ pattern: '**/*.test.ts' })).out.paths).to.deep.equal(['src/deep/d.test.ts']);

@@ -4,11 +4,12 @@
  * its tree), with the same ignore rules (the project's .gitignore files, never .git) applied again by MatchFilter.
  * Every match is counted; only the `max` newest are kept, so memory stays bounded whatever the tree.
  */
-import { closeSync, lstatSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import { rgPath } from '@vscode/ripgrep';
 import { cancelled, ToolhostError } from '../errors.js';
 import { boundedSpawn } from '../process/bounded-spawn.js';
+import { reach } from '../safe-fs.js';
 import { MatchFilter } from './match-filter.js';
 import { rgFilesArgs } from './rg-args.js';
 import { rgLaunch } from './rg-launch.js';
@@ -70,13 +71,16 @@ export async function globFiles(req: GlobQuery, ctx: SearchContext): Promise<Glo
       if (stderr.length < MAX_STDERR_BYTES) stderr += chunk.toString('utf8');
     });
     const newest = new Newest(max);
+    // Decoded across chunks: a name whose UTF-8 bytes straddle two reads must not turn into U+FFFD.
+    const decoder = new StringDecoder('utf8');
     let rest = '';
     for await (const chunk of proc.stdout) {
-      const names = (rest + (chunk as Buffer).toString('utf8')).split('\0');
+      const names = (rest + decoder.write(chunk as Buffer)).split('\0');
       rest = names.pop() ?? '';
       for (const name of names) {
         const rel = launch.toRel(name);
-        if (await filter.keeps(rel)) newest.add(rel, mtimeOf(root, rel));
+        // Each file is asked about once: no verdict cache, which would grow with the tree.
+        if (await filter.verdict(rel)) newest.add(rel, mtimeOf(root, rel));
       }
     }
     const { code } = await exited;
@@ -117,10 +121,19 @@ function checkPattern(pattern: string): void {
   }
 }
 
-/** The file's mtime in ms, 0 when it is gone (listed, then deleted); lstat, so a link is never followed. */
+/**
+ * The file's mtime in ms, 0 when it is gone (listed, then deleted) or now lies outside the project: reached name by
+ * name through held folders (lib/safe-fs.ts), so a folder a command swaps for a symlink meanwhile cannot make this
+ * thread stat a file of the host.
+ */
 function mtimeOf(root: string, rel: string): number {
   try {
-    return lstatSync(join(root, rel)).mtimeMs;
+    const at = reach(root, rel);
+    try {
+      return at.stat?.mtimeMs ?? 0;
+    } finally {
+      at.close();
+    }
   } catch {
     return 0;
   }

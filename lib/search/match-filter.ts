@@ -29,17 +29,18 @@ export class MatchFilter {
     this.#glob = glob === undefined ? null : { exclude, matcher: ignore().add(exclude ? glob.slice(1) : glob) };
   }
 
-  /** True when `rel` (a file below the searched folder) is to be reported. Cached per file. */
+  /** True when `rel` (a file below the searched folder) is to be reported. Cached per file (a file has many matches). */
   keeps(rel: string): Promise<boolean> {
     let verdict = this.#verdicts.get(rel);
     if (!verdict) {
-      verdict = this.#check(rel);
+      verdict = this.verdict(rel);
       this.#verdicts.set(rel, verdict);
     }
     return verdict;
   }
 
-  async #check(rel: string): Promise<boolean> {
+  /** {@link keeps} without the cache, for a caller that asks once per file (a listing of the whole tree). */
+  async verdict(rel: string): Promise<boolean> {
     if (!rel.startsWith(this.#base)) return true;
     const parts = rel.split('/');
     if (parts.includes('.git')) return false;
