@@ -19,6 +19,9 @@ import { lineNumbers, type Range, type Rewrite, rewriteFile, snippetFields, snip
 /** Most edits one call may carry. */
 export const MAX_EDITS = 100;
 
+/** Line numbers an answer or an error lists before it says "…": the count is given in full. */
+const MAX_LINES_LISTED = 20;
+
 const oldStr = z.string().min(1).describe('Exact text to replace, including whitespace.');
 const newStr = z.string().describe('Replacement text.');
 const expectedReplacements = z.number().int().positive().describe('How many matches old_str must have (default 1).');
@@ -44,7 +47,9 @@ type EditRequest = z.infer<typeof editRequest>;
 const editResult = z.strictObject({
   path: z.string().describe('The file, project-relative.'),
   replacements: z.number().int().describe('Replacements made, over all edits.'),
-  lines: z.array(z.number().int()).describe('1-based line of each replacement in the new content.'),
+  lines: z
+    .array(z.number().int())
+    .describe(`1-based line of each replacement in the new content, the first ${MAX_LINES_LISTED} when there are more (replacements counts them all).`),
   ...snippetFields,
 });
 type EditResult = z.infer<typeof editResult>;
@@ -105,7 +110,7 @@ export const fileEditTool = jobTool({
     return undefined;
   },
   toModel: (out, _req, config) => {
-    const shown = out.lines.length > 20 ? `${out.lines.slice(0, 20).join(', ')}, …` : out.lines.join(', ');
+    const shown = out.replacements > out.lines.length ? `${out.lines.join(', ')}, …` : out.lines.join(', ');
     const head = `Edited ${out.path}: ${out.replacements} replacement${out.replacements === 1 ? '' : 's'} (line${out.lines.length === 1 ? '' : 's'} ${shown}).`;
     return [{ type: 'text', text: `${head}\n${snippetsForModel(out.path, out.snippets, out.snippets_cut, config.budgets.outputChars)}` }];
   },
@@ -177,8 +182,9 @@ async function fileEdit(req: EditRequest, ctx: HandlerContext): Promise<EditResu
   const multi = req.edits !== undefined;
   const done = await rewriteFile(req.path, ctx, (raw, shown) => applyEdits(raw, edits, shown, multi));
   const starts = done.rewrite.ranges.map((r) => r[0]).sort((a, b) => a - b);
-  const lines = lineNumbers(done.rewrite.updated, starts);
-  return { path: done.rel, replacements: lines.length, lines, snippets: done.snippets, snippets_cut: done.snippetsCut };
+  // One old_str can match millions of times: the answer lists the first lines, as the count-mismatch error does.
+  const lines = lineNumbers(done.rewrite.updated, starts.slice(0, MAX_LINES_LISTED));
+  return { path: done.rel, replacements: starts.length, lines, snippets: done.snippets, snippets_cut: done.snippetsCut };
 }
 
 /** The content after every edit, and the ranges the edits wrote in it; throws for the first edit that does not fit. */
@@ -234,7 +240,6 @@ function mapEnd(pos: number, at: readonly number[], oldLength: number, newLength
 }
 
 /** Lines of the matches an edit_count_mismatch error names (in its message and its `lines`). */
-const MISMATCH_LINES = 20;
 
 /** The error of an edit whose old_str matched a number of times other than expected. */
 function mismatch(text: Buffer, e: OneEdit, at: number[], shown: string, which: { label: string; after: string }, index: number): ToolhostError {
@@ -259,8 +264,8 @@ function mismatch(text: Buffer, e: OneEdit, at: number[], shown: string, which: 
     });
   }
   // The model reads this error whole: name the first lines only, however many times old_str matched.
-  const lines = lineNumbers(text, at.slice(0, MISMATCH_LINES));
-  const named = at.length > MISMATCH_LINES ? `${lines.join(', ')}, …` : lines.join(', ');
+  const lines = lineNumbers(text, at.slice(0, MAX_LINES_LISTED));
+  const named = at.length > MAX_LINES_LISTED ? `${lines.join(', ')}, …` : lines.join(', ');
   return new ToolhostError(
     'edit_count_mismatch',
     `${which.label}old_str matched ${at.length} times (lines ${named}) but expected_replacements is ${expected}${which.after}; add surrounding context so it matches exactly ${expected === 1 ? 'once' : `${expected} times`}, or pass expected_replacements: ${at.length}`,

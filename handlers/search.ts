@@ -3,7 +3,7 @@
  * The search itself is lib/search/ (search-project.ts describes what it guards against and promises).
  */
 import { z } from 'zod';
-import { projectId, relPath } from '../lib/schemas.js';
+import { noNul, projectId, relPath } from '../lib/schemas.js';
 import { searchModel } from '../lib/search/model-text.js';
 import { searchProject } from '../lib/search/search-project.js';
 import { COUNT_CAP, MAX_LINE_CHARS } from '../lib/search/types.js';
@@ -11,9 +11,9 @@ import { jobTool, PROJECT_ERRORS } from '../lib/tool.js';
 
 const searchRequest = z.strictObject({
   project_id: projectId,
-  pattern: z.string().min(1).max(10_000),
+  pattern: noNul(z.string().min(1).max(10_000)),
   regex: z.boolean().default(false).describe('Treat pattern as a regular expression (Rust regex syntax).'),
-  glob: z.string().min(1).optional().describe('Only search files matching this glob, e.g. "*.ts" or "src/**".'),
+  glob: noNul(z.string().min(1)).optional().describe('Only search files matching this glob, e.g. "*.ts" or "src/**".'),
   case_sensitive: z.boolean().default(true),
   context_lines: z.number().int().min(0).max(20).default(0),
   max_results: z.number().int().positive().optional(),

@@ -74,6 +74,18 @@ describe('attack pass: the agent surface', () => {
       expect(isError).to.equal(false);
       expect(text.length, 'model text').to.be.below(BUDGET + 400);
       expect(text.split('\n')[0]).to.match(/^Edited many.txt: 100000 replacements \(lines 1, 2, .*, …\)\.$/);
+      // The JSON answer too: the count in full, the first lines listed (not 100,000 numbers).
+      const back = await s.api('/file/edit', { project_id: 'a', path: 'many.txt', old_str: 'b', new_str: 'a', expected_replacements: 100_000 });
+      expect(back.body.replacements).to.equal(100_000);
+      expect(back.body.lines).to.deep.equal(Array.from({ length: 20 }, (_, i) => i + 1));
+    });
+
+    it('refuses a NUL in a search pattern or glob with 400, not a failed launch', async () => {
+      for (const args of [{ pattern: 'a\0b' }, { pattern: 'a', glob: '*\0.ts' }]) {
+        const r = await s.api('/search', { project_id: 'a', ...args });
+        expect(r.status, JSON.stringify(r.body)).to.equal(400);
+        expect(r.body.error.message).to.include('NUL');
+      }
     });
   });
 

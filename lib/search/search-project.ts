@@ -52,10 +52,12 @@ export async function searchProject(req: SearchQuery, ctx: SearchContext): Promi
   try {
     const { rules, ignoreFile } = await ignoreScope(root, target);
     const maxLine = config.search.maxLineBytes;
-    const launch = rgLaunch((t, i, g) => rgArgs(req, t, i, g, maxLine), req.glob, ctx, target, ignoreFile);
+    // Listing files needs no context lines: rg would print them all only for them to be dropped.
+    const query = req.output === 'files' ? { ...req, context_lines: 0 } : req;
+    const launch = rgLaunch((t, i, g) => rgArgs(query, t, i, g, maxLine), req.glob, ctx, target, ignoreFile);
     const filter = target.isDir ? new MatchFilter(rules, target.rel, launch.filterGlob) : null;
     run = await runRg(launch, {
-      context: req.context_lines,
+      context: req.output === 'files' ? 0 : req.context_lines,
       maxResults: req.output === 'files' ? 0 : max,
       maxFiles: req.output === 'files' ? max : 0,
       timeoutMs: config.search.timeoutS * 1000,
