@@ -8,7 +8,7 @@
  */
 import { closeSync, createReadStream, readSync } from 'node:fs';
 import { z } from 'zod';
-import { ToolhostError } from '../lib/errors.js';
+import { cancelled, ToolhostError } from '../lib/errors.js';
 import { IMAGE_SNIFF_BYTES, type ImageType, imageSize, imageType } from '../lib/read/image.js';
 import { LineWindowReader } from '../lib/read/lines.js';
 import { imageReadModel, textReadModel } from '../lib/read/model-text.js';
@@ -181,6 +181,8 @@ async function readText(req: ReadRequest, file: OpenFile, first: number, ctx: Ha
   }
   let sniffed = 0;
   for await (const chunk of chunks) {
+    // A huge file is read to its end to count its lines: a cancel (DELETE, shutdown) must still stop it.
+    if (ctx.signal.aborted) throw cancelled(ctx.signal, 'the read');
     if (sniffed < SNIFF_BYTES) {
       const look = chunk.subarray(0, SNIFF_BYTES - sniffed);
       if (look.includes(0)) {
