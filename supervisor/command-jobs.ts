@@ -245,12 +245,12 @@ export class CommandJobs {
 
   /**
    * The job as JSON with output read from its logs, within `budget` characters for both streams (default: the
-   * command's own): `page` returns the output from the offsets on, up to the budget; `snapshot` returns head and
+   * command's own, max_output_chars or budgets.outputChars when it started): `page` returns the output from the offsets on, up to the budget; `snapshot` returns head and
    * tail of everything from the offsets, on line boundaries.
    */
   async view(id: string, mode: 'page' | 'snapshot', offsets: Record<Stream, number> = { stdout: 0, stderr: 0 }, budget?: number): Promise<CommandView> {
     const r = this.#get(id);
-    const chars = budget ?? (mode === 'page' ? this.#budgets().outputChars : r.budget);
+    const chars = budget ?? r.budget;
     const paths = jobLogPaths(this.#config.dataDir, id);
     const final = isFinal(r.status);
     const region = (s: Stream): Promise<Region> => {

@@ -5,6 +5,7 @@
  * Processes with role "worker" or "all" build it; an api process builds none of it.
  */
 import type { Config } from '../config/schema.js';
+import type { CommandView } from '../handlers/command-view.js';
 import type { AzureQueue } from '../lib/queue/azure/azure-queue.js';
 import type { JobQueue } from '../lib/queue/job-queue.js';
 import type { ProjectStore } from '../lib/store/project-store.js';
@@ -164,10 +165,10 @@ function wireWorker(
     // A job of a project that does not exist took its lease for nothing; nothing will evict it, so let it go.
     if (!outcome.ok && outcome.error.code === 'project_not_found' && w.active.count(job.projectId) <= 1) void queue.leases.release(job.projectId);
     if (!w.commands.has(job.id)) return;
-    void w.commands
-      .view(job.id, 'snapshot')
-      .then((view) => records.ended(job, view))
-      .catch(warn('could not write a command job record'));
+    // A command's outcome is its final view already (made from the output its thread held, with no log read);
+    // only a command that failed to run needs one made from its record.
+    const final = outcome.ok ? Promise.resolve(outcome.value as CommandView) : w.commands.view(job.id, 'snapshot');
+    void final.then((view) => records.ended(job, view)).catch(warn('could not write a command job record'));
   });
   w.projects.on('evicted', (id) => {
     if (w.active.count(id) === 0) void queue.leases.release(id);

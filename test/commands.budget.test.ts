@@ -98,6 +98,9 @@ describe('commands: answers within a budget of characters', () => {
     expect(page.status).to.equal(200);
     expect(page.body.stdout).to.equal(seq(1, 1000).slice(0, page.body.stdout.length));
     expect(page.body.stdout.length).to.be.within(500, 1000);
+    // Without max_output_chars, job_status pages with the command's own budget, not the server's default.
+    const own = await s.api(`/jobs/${r.body.job_id}?wait_s=0`);
+    expect(own.body.stdout.length).to.be.within(1000, 2000);
     for (const bad of [
       await s.api('/execute', { project_id: 'b', command: 'true', max_output_chars: 10 * BUDGET + 1 }),
       await s.api(`/jobs/${r.body.job_id}?max_output_chars=${10 * BUDGET + 1}`),

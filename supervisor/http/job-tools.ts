@@ -4,7 +4,7 @@
  * reads the command's record wherever it runs; nothing is queued.
  */
 import { z } from 'zod';
-import { commandText, MAX_OUTPUT_CHARS_DOC, outputBudget, outputBudgetLimit } from '../../handlers/command-text.js';
+import { commandText, MAX_OUTPUT_CHARS_DOC, outputBudgetLimit } from '../../handlers/command-text.js';
 import { commandView, jobListItem } from '../../handlers/command-view.js';
 import { jobId, projectId } from '../../lib/schemas.js';
 import type { ToolBase } from '../../lib/tool.js';
@@ -47,14 +47,15 @@ export const jobStatusTool = supervisorTool({
     'previous answer, or from the line of an answer that says what it left out; 0 for everything). Waits up to wait_s ' +
     '(default 30, at most 190) for new output or the end, so calling it in a loop does not spin. Returns status ' +
     '(queued, running, completed, timed_out, cancelled, failed), exit_code once done, the new stdout and stderr text ' +
-    `(a page of at most ${budgets.outputChars} characters for both, ending on a line boundary; max_output_chars asks ` +
-    'for another size) and the offsets to pass next; more_bytes above 0 means more output is already there. ' +
+    `(a page of at most the command's own budget, ${budgets.outputChars} characters for both unless execute asked for ` +
+    'max_output_chars, ending on a line boundary; max_output_chars here asks for another size) and the offsets to pass next; more_bytes above 0 means more output is already there. ' +
     `Finished jobs are kept ${jobs.retentionMinutes} minutes.`,
   limits: (q, config) => outputBudgetLimit(q.max_output_chars, config),
   toModel: (view) => commandText(view),
   examples: [{ job_id: '00000000-0000-4000-8000-000000000000', stdout_offset: 0, stderr_offset: 0, wait_s: 5 }],
   serve: (d, q, signal) =>
-    d.jobs.page(q.job_id, { stdout: q.stdout_offset, stderr: q.stderr_offset }, q.wait_s * 1000, signal, outputBudget(d.config, q.max_output_chars)),
+    // Without max_output_chars a page is as large as the command's own answers were.
+    d.jobs.page(q.job_id, { stdout: q.stdout_offset, stderr: q.stderr_offset }, q.wait_s * 1000, signal, q.max_output_chars),
 });
 
 export const jobInputTool = supervisorTool({
