@@ -11,12 +11,10 @@
 import express from 'express';
 import { z } from 'zod';
 import { ToolhostError } from '../../lib/errors.js';
-import { type ModelContent, modelContent } from '../../lib/tool.js';
 import { CALL_FORMATS, toolResult } from '../../lib/tool-results.js';
 import type { AppDeps } from './deps.js';
-import { errorBody } from './errors.js';
-import { callTool, clientGone, findTool, TOOLS, type ToolCall } from './tools.js';
-import { jsonBody, toolInput, validate } from './validate.js';
+import { callForModel, clientGone, findTool, TOOLS, type ToolCall } from './tools.js';
+import { jsonBody, validate } from './validate.js';
 
 /** The query of POST /tools/{name}/call. */
 export const callQuery = z.strictObject({
@@ -41,18 +39,9 @@ export function callRoutes(d: AppDeps): express.Router {
     if (!tool) {
       throw new ToolhostError('not_found', `no tool named "${name.slice(0, 100)}"; GET /tools lists them: ${TOOLS.map((t) => t.name).join(', ')}`);
     }
-    let items: ModelContent[];
-    let isError = false;
-    try {
-      const input = toolInput(tool.input, req.body ?? {}, `the arguments of ${tool.name}`);
-      const call: ToolCall = { signal: clientGone(res), requestId: res.locals.requestId as string | undefined };
-      const value = await callTool(d, tool, input, call);
-      if (call.worker) res.setHeader('X-Toolhost-Worker', call.worker);
-      items = modelContent(tool, value, input, d.config);
-    } catch (err) {
-      isError = true;
-      items = [{ type: 'text', text: JSON.stringify(errorBody(res, err)) }];
-    }
+    const call: ToolCall = { signal: clientGone(res), requestId: res.locals.requestId as string | undefined };
+    const { items, isError } = await callForModel(d, tool, req.body ?? {}, call, res);
+    if (call.worker) res.setHeader('X-Toolhost-Worker', call.worker);
     res.json(toolResult(tool.name, items, isError, format));
   });
   return router;

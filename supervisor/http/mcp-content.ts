@@ -13,21 +13,6 @@ export function mcpContent(items: readonly ModelContent[]): McpContent[] {
 }
 
 /**
- * A command still queued or running is answered with its job id, whatever its tool's model text says: a model
- * that never learns the id cannot follow the command, and the command keeps running. The line names the call that
- * follows it. Undefined when the answer is not such a view or its text already names the id and job_status.
- */
-export function followLine(value: unknown, items: readonly ModelContent[]): ModelContent | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const v = value as { job_id?: unknown; status?: unknown; stdout_offset?: unknown; stderr_offset?: unknown };
-  if (typeof v.job_id !== 'string' || (v.status !== 'running' && v.status !== 'queued')) return undefined;
-  const id = v.job_id;
-  if (items.some((c) => c.type === 'text' && c.text.includes(id) && c.text.includes('job_status'))) return undefined;
-  const args = { job_id: id, stdout_offset: Number(v.stdout_offset ?? 0), stderr_offset: Number(v.stderr_offset ?? 0) };
-  return { type: 'text', text: `Still ${v.status}: job_id ${id}. Follow it with job_status ${JSON.stringify(args)}.` };
-}
-
-/**
  * A JSON-RPC error to throw from a request handler. Not an McpError: the SDK puts a thrown error's `message` on
  * the wire as is, McpError's message already reads "MCP error <code>: ...", and the SDK client adds that prefix
  * again when it rebuilds the error, so a client showed "MCP error -32602: MCP error -32602: ...".

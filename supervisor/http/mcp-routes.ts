@@ -32,16 +32,14 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import express, { type Request, type Response } from 'express';
 import type { Config } from '../../config/schema.js';
-import { modelContent } from '../../lib/tool.js';
 import { inputJsonSchema, toolDescription } from '../../lib/tool-formats.js';
 import { VERSION } from '../../lib/version.js';
 import type { AppDeps } from './deps.js';
-import { errorBody } from './errors.js';
-import { followLine, mcpContent, RpcError } from './mcp-content.js';
+import { mcpContent, RpcError } from './mcp-content.js';
 import { followCommand } from './mcp-progress.js';
 import { FILE_TEMPLATE, readFileResource } from './mcp-resources.js';
-import { callTool, findTool, TOOLS, type Tool, type ToolCall } from './tools.js';
-import { jsonBody, toolInput } from './validate.js';
+import { callForModel, findTool, TOOLS, type Tool, type ToolCall } from './tools.js';
+import { jsonBody } from './validate.js';
 
 /** POST /mcp, and 405 for GET and DELETE (no server-initiated streams or sessions in stateless mode). */
 export function mcpRoutes(d: AppDeps): express.Router {
@@ -121,13 +119,8 @@ function mcpServer(d: AppDeps, res: Response): Server {
       };
     }
     try {
-      const input = capWait(toolInput(tool.input, request.params.arguments ?? {}, `tool ${tool.name}`), d.config.mcp.defaultWaitS);
-      const value = await callTool(d, tool, input, call);
-      const items = modelContent(tool, value, input, d.config);
-      const follow = followLine(value, items);
-      return { content: mcpContent(follow ? [...items, follow] : items) };
-    } catch (err) {
-      return { isError: true, content: [{ type: 'text', text: JSON.stringify(errorBody(res, err)) }] };
+      const { items, isError } = await callForModel(d, tool, request.params.arguments ?? {}, call, res, (input) => capWait(input, d.config.mcp.defaultWaitS));
+      return isError ? { isError: true, content: mcpContent(items) } : { content: mcpContent(items) };
     } finally {
       // No notification may follow the answer.
       stopProgress.abort();

@@ -15,8 +15,9 @@ import type { ExecuteRequest } from '../../handlers/execute.js';
 import { JOB_TOOLS } from '../../handlers/index.js';
 import { ToolhostError } from '../../lib/errors.js';
 import type { Job, JobOutcome } from '../../lib/jobs.js';
-import type { JobTool } from '../../lib/tool.js';
+import { type JobTool, type ModelContent, modelContent } from '../../lib/tool.js';
 import type { AppDeps } from './deps.js';
+import { errorBody } from './errors.js';
 import { JOB_API_TOOLS, type SupervisorTool } from './job-tools.js';
 import { PROJECT_TOOLS } from './project-tools.js';
 import { jsonBody, toolInput } from './validate.js';
@@ -60,6 +61,28 @@ export async function callTool(d: AppDeps, tool: Tool, input: z.output<z.ZodObje
   if (tool.job.lane === 'commands') return runCommand(d, job, input as ExecuteRequest, call);
   const { outcome } = await enqueue(d, job, d.config.http.requestTimeoutS * 1000, call.signal);
   return settle(await outcome, call);
+}
+
+/**
+ * A call whose answer a model reads (MCP, POST /tools/{name}/call): the arguments parsed (then `adjust`ed), the
+ * tool run, and its answer as model content; a failure is the JSON error body as text, for the model to act on.
+ * Never throws. `res` is the HTTP response the error body is logged against.
+ */
+export async function callForModel(
+  d: AppDeps,
+  tool: Tool,
+  args: unknown,
+  call: ToolCall,
+  res: Response,
+  adjust: (input: z.output<z.ZodObject>) => z.output<z.ZodObject> = (input) => input,
+): Promise<{ items: ModelContent[]; isError: boolean }> {
+  try {
+    const input = adjust(toolInput(tool.input, args, `the arguments of ${tool.name}`));
+    const value = await callTool(d, tool, input, call);
+    return { items: modelContent(tool, value, input, d.config), isError: false };
+  } catch (err) {
+    return { items: [{ type: 'text', text: JSON.stringify(errorBody(res, err)) }], isError: true };
+  }
 }
 
 function settle(outcome: JobOutcome, call: ToolCall): unknown {
