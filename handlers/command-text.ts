@@ -8,7 +8,7 @@
 import type { Config } from '../config/schema.js';
 import { formatBytes } from '../lib/budget.js';
 import type { ModelContent } from '../lib/tool.js';
-import type { CommandView } from './command-view.js';
+import { type CommandView, isFinal } from './command-view.js';
 
 /** The fields of a command's view that its text shows. */
 export type CommandAnswer = Pick<
@@ -50,8 +50,6 @@ export function outputBudgetLimit(asked: number | undefined, config: Config): st
     : undefined;
 }
 
-const FINAL = new Set(['completed', 'timed_out', 'cancelled', 'failed']);
-
 const seconds = (ms: number | null): string => (ms === null ? '' : ` after ${(ms / 1000).toFixed(1)} s`);
 
 /** The first line: the facts. */
@@ -75,7 +73,7 @@ function headline(v: CommandAnswer): string {
 
 /** The answer as text. */
 export function commandText(v: CommandAnswer): ModelContent[] {
-  const final = FINAL.has(v.status);
+  const final = isFinal(v.status);
   const more = v.more_bytes.stdout + v.more_bytes.stderr;
   const cut = v.truncated.stdout || v.truncated.stderr;
   const lines = [`${headline(v)}${!final || cut || more > 0 ? `; job_id ${v.job_id}` : ''}`];

@@ -10,6 +10,11 @@ import { z } from 'zod';
 export const commandStatus = z.enum(['queued', 'running', 'completed', 'timed_out', 'cancelled', 'failed']);
 export type CommandStatus = z.infer<typeof commandStatus>;
 
+/** True once the job has ended (nothing more will run or be written). */
+export function isFinal(status: CommandStatus): boolean {
+  return status !== 'queued' && status !== 'running';
+}
+
 const perStream = <T extends z.ZodType>(t: T) => z.strictObject({ stdout: t, stderr: t });
 const when = z.string().describe('ISO 8601 time.');
 

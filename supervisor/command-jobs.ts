@@ -11,7 +11,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
-import type { CommandStatus, CommandView, JobListItem } from '../handlers/command-view.js';
+import { type CommandStatus, type CommandView, isFinal, type JobListItem } from '../handlers/command-view.js';
 import type { ExecuteRequest, ExecuteResult } from '../handlers/execute.js';
 import type { ControlMessage, ProgressMessage } from '../handlers/protocol.js';
 import { forClients, type SerializedError, ToolhostError } from '../lib/errors.js';
@@ -47,9 +47,6 @@ interface CommandRecord {
 }
 
 /** True once a command can change no more. */
-function isFinal(status: CommandStatus): boolean {
-  return status !== 'queued' && status !== 'running';
-}
 
 /** The registry; an actor with start() and close(). */
 export class CommandJobs {

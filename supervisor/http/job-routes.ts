@@ -3,6 +3,7 @@
  * files; waiting is by event (one timer per waiting request).
  */
 import express, { type Response } from 'express';
+import { isFinal } from '../../handlers/command-view.js';
 import { ToolhostError } from '../../lib/errors.js';
 import { jobId } from '../../lib/schemas.js';
 import type { AppDeps } from './deps.js';
@@ -50,7 +51,7 @@ async function streamJob(d: AppDeps, id: string, from: { stdout: number; stderr:
     }
     offsets.stdout = view.stdout_offset;
     offsets.stderr = view.stderr_offset;
-    const final = view.status !== 'queued' && view.status !== 'running';
+    const final = isFinal(view.status);
     if (final && view.more_bytes.stdout === 0 && view.more_bytes.stderr === 0) {
       await send('end', { status: view.status, exit_code: view.exit_code, signal: view.signal, duration_ms: view.duration_ms, error: view.error });
       break;

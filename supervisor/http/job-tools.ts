@@ -16,7 +16,8 @@ export interface SupervisorTool<In extends z.ZodObject = z.ZodObject, Out extend
   serve(d: AppDeps, input: z.output<In>, signal: AbortSignal | undefined): Promise<z.input<Out>>;
 }
 
-function supervisorTool<In extends z.ZodObject, Out extends z.ZodType>(tool: SupervisorTool<In, Out>): SupervisorTool<In, Out> {
+/** Checks a supervisor tool's definition against its schemas (and infers their types). */
+export function supervisorTool<In extends z.ZodObject, Out extends z.ZodType>(tool: SupervisorTool<In, Out>): SupervisorTool<In, Out> {
   return tool;
 }
 

@@ -7,7 +7,7 @@
  * It reads the command through the jobs API (read-only, from offsets it keeps), the same way job_status does, so
  * it works wherever the command runs.
  */
-import type { CommandView } from '../../handlers/command-view.js';
+import { type CommandView, isFinal } from '../../handlers/command-view.js';
 import type { AppDeps } from './deps.js';
 
 /** Characters of output one notification carries at most: the newest ones (job_status has all of it). */
@@ -35,7 +35,7 @@ export async function followCommand(d: AppDeps, jobId: string, send: (p: Progres
       since = { stdout: view.stdout_offset + view.more_bytes.stdout, stderr: view.stderr_offset + view.more_bytes.stderr };
       const seconds = Math.round((Date.now() - began) / 100) / 10;
       await send({ progress: seconds, message: progressMessage(view, seconds) });
-      if (view.status !== 'queued' && view.status !== 'running') return;
+      if (isFinal(view.status)) return;
     }
   } catch {
     // The job forgotten, a worker gone, the client gone: the call's own answer says what happened.

@@ -12,12 +12,9 @@ import { notFound, type StoredProject } from '../../lib/store/project-store.js';
 import { emptyProjectArchive } from '../project-create.js';
 import type { ProjectCache } from '../projects.js';
 import type { AppDeps } from './deps.js';
-import type { SupervisorTool } from './job-tools.js';
+import { type SupervisorTool, supervisorTool } from './job-tools.js';
 
 /** Checks a project tool's definition against its schemas (and infers their types). */
-function supervisorTool<In extends z.ZodObject, Out extends z.ZodType>(tool: SupervisorTool<In, Out>): SupervisorTool<In, Out> {
-  return tool;
-}
 
 const error = z.strictObject({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() });
 
