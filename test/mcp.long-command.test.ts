@@ -95,9 +95,11 @@ describe('MCP: long commands', function () {
     for (const p of progress) {
       const message = p.message ?? '';
       expect(message.length).to.be.at.most(PROGRESS_MESSAGE_CHARS + 200);
-      expect(message).to.match(/earlier characters not shown; job_status has all the output\]\n/);
+      expect(message).to.match(/earlier bytes not shown; job_status has all the output\]\n/);
       // Whole lines only: the first line of output after the note is a complete one.
       expect(message.split('\n')[2]).to.match(/^line \d+ of a chatty command$/);
     }
+    // The newest output: a notification between two bursts ends with the burst's last line.
+    expect(progress.some((p) => (p.message ?? '').trimEnd().endsWith('line 5000 of a chatty command'))).to.equal(true);
   });
 });

@@ -29,12 +29,22 @@ export async function followCommand(d: AppDeps, jobId: string, send: (p: Progres
   let since = { stdout: 0, stderr: 0 };
   try {
     while (await pause(everyMs, stop)) {
-      const view = await d.jobs.page(jobId, since, 0, stop);
+      let view = await d.jobs.page(jobId, since, 0, stop, PROGRESS_MESSAGE_CHARS);
+      const ends = { stdout: view.stdout_offset + view.more_bytes.stdout, stderr: view.stderr_offset + view.more_bytes.stderr };
+      let skipped = 0;
+      if (view.more_bytes.stdout + view.more_bytes.stderr > 0) {
+        // More was printed than one message holds: the newest output is what a watcher wants, read from near the end.
+        const near = {
+          stdout: Math.max(since.stdout, ends.stdout - 3 * PROGRESS_MESSAGE_CHARS),
+          stderr: Math.max(since.stderr, ends.stderr - 3 * PROGRESS_MESSAGE_CHARS),
+        };
+        skipped = near.stdout - since.stdout + (near.stderr - since.stderr);
+        view = await d.jobs.page(jobId, near, 0, stop, 3 * PROGRESS_MESSAGE_CHARS);
+      }
       if (stop.aborted) return;
-      // Output past what one page holds is skipped: a notification carries only the newest output anyway.
-      since = { stdout: view.stdout_offset + view.more_bytes.stdout, stderr: view.stderr_offset + view.more_bytes.stderr };
+      since = ends;
       const seconds = Math.round((Date.now() - began) / 100) / 10;
-      await send({ progress: seconds, message: progressMessage(view, seconds) });
+      await send({ progress: seconds, message: progressMessage(view, seconds, skipped) });
       if (isFinal(view.status)) return;
     }
   } catch {
@@ -42,16 +52,20 @@ export async function followCommand(d: AppDeps, jobId: string, send: (p: Progres
   }
 }
 
-/** "job <id> running, 12.5 s" and the new output (stderr marked), cut to its newest {@link PROGRESS_MESSAGE_CHARS}. */
-export function progressMessage(view: CommandView, seconds: number): string {
+/**
+ * "job <id> running, 12.5 s" and the new output (stderr marked), cut to its newest {@link PROGRESS_MESSAGE_CHARS};
+ * `skipped` bytes of new output before it were not read at all.
+ */
+export function progressMessage(view: CommandView, seconds: number, skipped = 0): string {
   const head = `job ${view.job_id} ${view.status}, ${seconds} s`;
   const output = view.stdout + (view.stderr ? `${view.stdout && !view.stdout.endsWith('\n') ? '\n' : ''}[stderr]\n${view.stderr}` : '');
   if (!output) return `${head}, no new output`;
-  if (output.length <= PROGRESS_MESSAGE_CHARS) return `${head}\n${output}`;
+  if (output.length <= PROGRESS_MESSAGE_CHARS && skipped === 0) return `${head}\n${output}`;
   let tail = output.slice(-PROGRESS_MESSAGE_CHARS);
   const nl = tail.indexOf('\n');
   if (nl !== -1 && nl < tail.length - 1) tail = tail.slice(nl + 1); // whole lines only, when there are any
-  return `${head}\n[${output.length - tail.length} earlier characters not shown; job_status has all the output]\n${tail}`;
+  const left = skipped + Buffer.byteLength(output) - Buffer.byteLength(tail);
+  return `${head}\n[${left} earlier bytes not shown; job_status has all the output]\n${tail}`;
 }
 
 /** Waits `ms`; false when `stop` fired first. */
