@@ -109,7 +109,9 @@ export const configSchema = z.strictObject({
       .describe(`wait_s of /execute when the request gives none (at most ${MAX_WAIT_S}: HTTP clients give up at 300 s).`),
     maxTimeoutS: positiveInt().describe('Largest timeout_s a request may ask for.'),
     killGraceS: nonNegativeInt().describe('Seconds between SIGTERM and SIGKILL when a command tree is killed.'),
-    maxOutputBytes: positiveInt().describe('Bytes of stdout and of stderr in one response (half head, half tail).'),
+    maxOutputBytes: positiveInt().describe(
+      "Bytes of stdout and of stderr a command's thread holds in memory (half head, half tail), from which its final answer is cut to the output budget; the log keeps all of it.",
+    ),
     maxLogBytes: positiveInt().describe('Bytes of stdout and of stderr spooled to disk per command, readable by offset.'),
     path: z
       .string()
