@@ -40,9 +40,9 @@ export const jobId = z
 /** GET /tools: which LLM API's tool format to answer in. */
 export const toolsQuery = z.strictObject({
   format: z
-    .enum(['openai', 'openai-responses', 'anthropic'])
+    .enum(['openai', 'openai-responses', 'anthropic', 'anthropic-builtin'])
     .default('openai')
     .describe(
-      'Tool definition format: OpenAI Chat Completions function tools (strict mode), OpenAI Responses API function tools (strict mode), or Anthropic tools.',
+      "Tool definition format: OpenAI Chat Completions function tools (strict mode), OpenAI Responses API function tools (strict mode), Anthropic tools, or Anthropic's built-in tool types (text editor and bash, run with POST /anthropic/tool_use).",
     ),
 });

@@ -44,8 +44,8 @@ export const ERROR_MEANINGS: Partial<Record<ErrorCode, string>> = {
 
 export type { JsonSchema } from './strict-schema.js';
 
-/** A tool definition format GET /tools serves. */
-export type ToolFormat = z.infer<typeof toolsQuery>['format'];
+/** A format GET /tools serves toolhost's tools in ("anthropic-builtin" lists Anthropic's own tool types instead). */
+export type ToolFormat = Exclude<z.infer<typeof toolsQuery>['format'], 'anthropic-builtin'>;
 
 /** A tool's input schema: always an object. */
 export interface ObjectSchema {

@@ -8,6 +8,7 @@ import type { Config } from '../../config/schema.js';
 import { ToolhostError } from '../../lib/errors.js';
 import type { WritebackFailure } from '../projects.js';
 import { adminRoutes } from './admin-routes.js';
+import { anthropicRoutes } from './anthropic-routes.js';
 import { callRoutes } from './call-routes.js';
 import type { AppDeps, WorkerParts } from './deps.js';
 import { docsRoutes } from './docs-routes.js';
@@ -15,6 +16,7 @@ import { bodyParserError, sendError, setErrorContext } from './errors.js';
 import { authChecker, authGuard, hostGuard, jsonPostGuard, originGuard } from './guards.js';
 import { jobRoutes } from './job-routes.js';
 import { mcpRoutes } from './mcp-routes.js';
+import { openAIRoutes } from './openai-routes.js';
 import { projectRoutes } from './project-routes.js';
 import { PROJECT_TOOLS } from './project-tools.js';
 import { TOOLS, toolRoutes } from './tools.js';
@@ -86,6 +88,8 @@ export function createApp(d: AppDeps): express.Express {
   app.use(jobRoutes(d));
   app.use(docsRoutes(d));
   app.use(callRoutes(d));
+  app.use(anthropicRoutes(d));
+  app.use(openAIRoutes(d));
   app.use(mcpRoutes(d));
   app.use(adminRoutes(d));
 

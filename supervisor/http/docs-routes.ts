@@ -1,5 +1,6 @@
 /** Machine-readable descriptions of the API: LLM tool definitions (GET /tools) and OpenAPI (GET /openapi.json). */
 import express from 'express';
+import { anthropicBuiltinTools } from '../../lib/providers/anthropic-types.js';
 import * as schemas from '../../lib/schemas.js';
 import { toolDefinition } from '../../lib/tool-formats.js';
 import type { AppDeps } from './deps.js';
@@ -7,12 +8,20 @@ import { openApiDocument } from './openapi.js';
 import { TOOLS } from './tools.js';
 import { validate } from './validate.js';
 
-/** GET /tools?format=openai|openai-responses|anthropic, GET /openapi.json. Both read the configuration in effect. */
+const ANTHROPIC_TOOL_USE = { method: 'POST', path: '/anthropic/tool_use' } as const;
+
+/** GET /tools?format=openai|openai-responses|anthropic|anthropic-builtin, GET /openapi.json. Both read the configuration in effect. */
 export function docsRoutes(d: AppDeps): express.Router {
   const router = express.Router();
 
   router.get('/tools', (req, res) => {
     const { format } = validate(schemas.toolsQuery, { ...req.query }, 'GET /tools query');
+    if (format === 'anthropic-builtin') {
+      // Anthropic's own tool types: the model knows their schemas; POST /anthropic/tool_use runs their calls.
+      const tools = anthropicBuiltinTools(d.config);
+      res.json({ format, tools, routes: Object.fromEntries(tools.map((t) => [t.name, ANTHROPIC_TOOL_USE])), call: 'POST /anthropic/tool_use' });
+      return;
+    }
     res.json({
       format,
       tools: TOOLS.map((t) => toolDefinition(t, d.config, format)),

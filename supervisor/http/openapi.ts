@@ -12,8 +12,10 @@ import { COMMON_ERRORS } from '../../lib/tool.js';
 import { inputJsonSchema, type JsonSchema, toolDescription } from '../../lib/tool-formats.js';
 import { TOOL_RESULT_SCHEMAS } from '../../lib/tool-results.js';
 import { VERSION } from '../../lib/version.js';
+import { ANTHROPIC_ROUTE_DOC } from './anthropic-routes.js';
 import { callQuery } from './call-routes.js';
 import { outputOffsets } from './job-tools.js';
+import { OPENAI_ROUTE_DOC } from './openai-routes.js';
 import { deleteProjectQuery, putProjectQuery } from './project-routes.js';
 import { TOOLS } from './tools.js';
 
@@ -154,6 +156,8 @@ const ROUTES: readonly RouteDoc[] = [
     ok: { '200': { description: 'The tool result, in the format asked for.', schema: jsonSchema(z.union(Object.values(TOOL_RESULT_SCHEMAS)), 'output') } },
     errors: ['not_found', 'bad_request', 'unknown_field', 'not_on_this_role', ...JSON_BODY_ERRORS, ...ADMIN_ERRORS],
   },
+  ANTHROPIC_ROUTE_DOC,
+  OPENAI_ROUTE_DOC,
   {
     method: 'get',
     path: '/openapi.json',
