@@ -5,12 +5,23 @@ import { fileEditTool } from './file-edit.js';
 import { fileGlobTool } from './file-glob.js';
 import { fileInsertTool } from './file-insert.js';
 import { fileListTool } from './file-list.js';
+import { filePatchTool } from './file-patch.js';
 import { fileReadTool } from './file-read.js';
 import { fileWriteTool } from './file-write.js';
 import { searchTool } from './search.js';
 
 /** Every job tool, in the order models see them. */
-export const JOB_TOOLS: readonly JobTool[] = [executeTool, fileReadTool, fileWriteTool, fileEditTool, fileInsertTool, fileListTool, fileGlobTool, searchTool];
+export const JOB_TOOLS: readonly JobTool[] = [
+  executeTool,
+  fileReadTool,
+  fileWriteTool,
+  fileEditTool,
+  fileInsertTool,
+  filePatchTool,
+  fileListTool,
+  fileGlobTool,
+  searchTool,
+];
 
 const BY_TYPE = new Map(JOB_TOOLS.map((t) => [t.job.type, t]));
 

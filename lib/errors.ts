@@ -36,6 +36,8 @@ export const ERROR_STATUS = {
   edit_no_match: 422,
   edit_count_mismatch: 422,
   edit_no_op: 422,
+  patch_invalid: 422,
+  patch_failed: 422,
   bad_archive: 422,
   unsafe_archive_entry: 422,
   archive_too_large: 422,

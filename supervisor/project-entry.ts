@@ -119,6 +119,8 @@ const REFUSED_UNWRITTEN: ReadonlySet<ErrorCode> = new Set([
   'edit_no_match',
   'edit_count_mismatch',
   'edit_no_op',
+  'patch_invalid',
+  'patch_failed',
   'line_out_of_range',
   'binary_file',
   'file_too_large',

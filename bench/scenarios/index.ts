@@ -6,6 +6,7 @@ import { coldStart } from './cold-start.js';
 import { execOverhead } from './exec-overhead.js';
 import { isolation } from './isolation.js';
 import { outputFlood } from './output-flood.js';
+import { patch } from './patch.js';
 import { readOverhead } from './read-overhead.js';
 import { save } from './save.js';
 import { search } from './search.js';
@@ -24,4 +25,5 @@ export const SCENARIOS: readonly Scenario[] = [
   azureRoundtrip,
   outputFlood,
   budgets,
+  patch,
 ];
