@@ -39,6 +39,8 @@ interface CommandRecord {
   error?: SerializedError;
   port?: MessagePort;
   cancelRequested: boolean;
+  /** The session of a session exec. */
+  sessionId?: string | undefined;
   /** Input sent before the command started, delivered when it does. */
   pendingInput: ControlMessage[];
   /** Woken on every change (new output, a new status). */
@@ -46,7 +48,8 @@ interface CommandRecord {
   logsRemoved: boolean;
 }
 
-/** True once a command can change no more. */
+/** What the registry keeps of a command's request: an /execute's, or a session exec's (no stdin, never background). */
+export type CommandRequest = Pick<ExecuteRequest, 'command' | 'max_output_chars'> & Partial<Pick<ExecuteRequest, 'stdin' | 'background'>>;
 
 /** The registry; an actor with start() and close(). */
 export class CommandJobs {
@@ -79,19 +82,20 @@ export class CommandJobs {
     for (const r of this.#records.values()) this.#wake(r);
   }
 
-  /** Registers a command job before it is queued. */
-  create(job: Job, req: ExecuteRequest): void {
+  /** Registers a command job (an execute, or a session's exec) before it is queued. */
+  create(job: Job, req: CommandRequest): void {
     this.#records.set(job.id, {
       id: job.id,
       projectId: job.projectId,
       command: req.command,
-      stdin: req.stdin,
-      background: req.background,
+      stdin: req.stdin ?? 'null',
+      background: req.background ?? false,
       budget: req.max_output_chars ?? this.#budgets().outputChars,
       status: 'queued',
       createdAt: job.enqueuedAt,
       sizes: { stdout: 0, stderr: 0 },
       cancelRequested: false,
+      sessionId: typeof job.payload.session_id === 'string' ? job.payload.session_id : undefined,
       pendingInput: [],
       waiters: new Set(),
       logsRemoved: false,
@@ -258,6 +262,8 @@ export class CommandJobs {
     const [stdout, stderr] = await Promise.all([region('stdout'), region('stderr')]);
     const ends = { stdout: stdout.start + stdout.size, stderr: stderr.start + stderr.size };
     const out: PerStream<StreamText> = mode === 'page' ? pages({ stdout, stderr }, chars) : await headAndTail({ stdout, stderr }, chars, { jobId: id, ends });
+    // The job ended while its logs were read: read them again, or a final status would show only part of the output.
+    if (!final && isFinal(r.status)) return this.view(id, mode, offsets, budget);
     return this.#viewOf(r, out.stdout, out.stderr);
   }
 
@@ -291,6 +297,7 @@ export class CommandJobs {
       logs_removed: r.logsRemoved,
     };
     if (r.error) view.error = { ...r.error };
+    if (r.sessionId) view.session = res?.session ?? { session_id: r.sessionId, restarted: false };
     return view;
   }
 
