@@ -1,20 +1,13 @@
 /** `POST /execute`: one shell command in the project, as one child process with its own process group. */
-import { lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { createJobCgroup } from '../lib/process/cgroup.js';
-import { headAndTail, heldRegion } from '../lib/process/command-output.js';
-import { jobLogPaths, jobLogsDir } from '../lib/process/job-logs.js';
-import { LogSpool } from '../lib/process/log-spool.js';
-import { chownTree, ownedDir, projectOwner } from '../lib/process/owner.js';
 import { commandEnv, runCommand } from '../lib/process/run-command.js';
 import { launchArgv, planOf } from '../lib/process/sandbox.js';
-import { reachFolder, withFileErrors } from '../lib/safe-fs.js';
 import { noNul, projectId, relPath } from '../lib/schemas.js';
 import { type HandlerContext, jobTool, PROJECT_ERRORS } from '../lib/tool.js';
-import { commandText, MAX_BUDGET_FACTOR, MAX_OUTPUT_CHARS_DOC, outputBudget, outputBudgetLimit } from './command-text.js';
+import { commandLogs, commandPlace, commandResult, type ExecuteResult } from './command-run.js';
+import { commandText, MAX_BUDGET_FACTOR, MAX_OUTPUT_CHARS_DOC, outputBudgetLimit } from './command-text.js';
 import { commandView } from './command-view.js';
-import type { ProgressMessage } from './protocol.js';
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names must match ^[A-Za-z_][A-Za-z0-9_]*$');
 
@@ -22,7 +15,7 @@ const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names must mat
  * Environment variables as a record, or as a list of {name, value} pairs: the list is the form OpenAI's strict
  * mode can express (it has no free-form records, lib/strict-schema.ts). Both become the same record.
  */
-const envField = z.union([
+export const envField = z.union([
   z.record(envName, noNul(z.string())).describe('As {"NAME": "value"}.'),
   z
     .array(z.strictObject({ name: envName, value: noNul(z.string()) }))
@@ -83,58 +76,12 @@ export const executeTool = jobTool({
   job: { type: 'execute', lane: 'commands', mutates: true, handler: execute },
 });
 
-/** What a command's run was, for its record (which turns it into the caller's answer). */
-export interface ExecuteResult {
-  job_id: string;
-  exit_code: number;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-  timed_out: boolean;
-  cancelled: boolean;
-  duration_ms: number;
-  truncated: { stdout: boolean; stderr: boolean };
-  omitted_bytes: { stdout: number; stderr: number };
-  omitted_lines: { stdout: number; stderr: number };
-  omitted_offset: { stdout: number | null; stderr: number | null };
-  /** Bytes of each stream spooled to disk: where GET /jobs/:id continues. */
-  stdout_offset: number;
-  stderr_offset: number;
-  /** Bytes beyond commands.maxLogBytes that were not spooled. */
-  log_dropped_bytes: { stdout: number; stderr: number };
-  /** Whether the kept output had bytes that are not UTF-8 (shown as U+FFFD). */
-  invalid_utf8: { stdout: boolean; stderr: boolean };
-}
+export type { ExecuteResult } from './command-run.js';
 
 async function execute(req: ExecuteRequest, ctx: HandlerContext): Promise<ExecuteResult> {
-  // Opened and checked where it really is (a command may swap it for a symlink at any moment); the prelude only
-  // starts there, and the sandbox resolves the path again in its own view, where nothing outside exists.
-  const cwd = join(
-    ctx.root,
-    withFileErrors(ctx.root, req.cwd ?? '.', () => {
-      const at = reachFolder(ctx.root, req.cwd ?? '.');
-      at.close();
-      return at.rel;
-    }),
-  );
-  // Each project gets its own HOME outside the working copy, so tool caches (~/.npm, ~/.cache) are not packed
-  // into the project. Both belong to the project's uid (toolhost as root); a copy extracted before uids were
-  // given out is handed over on its first command.
-  const owner = projectOwner(ctx.config, ctx.projectId);
-  if (owner && statSync(ctx.root).uid !== owner.uid) chownTree(ctx.root, owner);
-  const home = join(ctx.config.dataDir, 'homes', ctx.projectId);
-  mkdirSync(dirname(home), { recursive: true, mode: 0o711 });
-  ownedDir(home, owner);
-  if (owner && needsHandover(home, owner)) chownTree(home, owner);
-  mkdirSync(jobLogsDir(ctx.config.dataDir), { recursive: true, mode: 0o700 });
+  const { cwd, home, owner } = commandPlace(ctx, req.cwd);
   const c = ctx.config.commands;
-  const paths = jobLogPaths(ctx.config.dataDir, ctx.jobId);
-  const progress = throttledProgress(ctx);
-  const logs = {
-    stdout: new LogSpool(paths.stdout, c.maxLogBytes, progress.notify),
-    stderr: new LogSpool(paths.stderr, c.maxLogBytes, progress.notify),
-  };
-  progress.bind(logs);
+  const logs = commandLogs(ctx.config, ctx.jobId, ctx.port);
   const cgroup = c.limits.processes > 0 ? createJobCgroup(ctx.jobId, c.limits.processes) : null;
   const argv = launchArgv({
     command: req.command,
@@ -168,70 +115,7 @@ async function execute(req: ExecuteRequest, ctx: HandlerContext): Promise<Execut
     argv,
     treeMembers: cgroup?.pids,
   }).finally(async () => {
-    await Promise.all([logs.stdout.close(), logs.stderr.close(), cgroup?.remove()]);
-    progress.flush();
+    await Promise.all([logs.close(), cgroup?.remove()]);
   });
-  // The answer's output: what the thread held in memory (the true tail even past commands.maxLogBytes), cut to
-  // the call's budget; the notice of a cut names the log offset where the left-out part starts.
-  const ends = { stdout: logs.stdout.written, stderr: logs.stderr.written };
-  const { stdout: out, stderr: err } = await headAndTail(
-    { stdout: heldRegion(r.stdout), stderr: heldRegion(r.stderr) },
-    outputBudget(ctx.config, req.max_output_chars),
-    {
-      jobId: ctx.jobId,
-      ends,
-      logged: { stdout: logs.stdout.dropped > 0 ? ends.stdout : null, stderr: logs.stderr.dropped > 0 ? ends.stderr : null },
-    },
-  );
-  return {
-    job_id: ctx.jobId,
-    exit_code: r.exitCode,
-    signal: r.signal,
-    stdout: out.text,
-    stderr: err.text,
-    timed_out: r.timedOut,
-    cancelled: r.cancelled,
-    duration_ms: r.durationMs,
-    truncated: { stdout: out.omittedBytes > 0, stderr: err.omittedBytes > 0 },
-    omitted_bytes: { stdout: out.omittedBytes, stderr: err.omittedBytes },
-    omitted_lines: { stdout: out.omittedLines, stderr: err.omittedLines },
-    omitted_offset: { stdout: out.omittedOffset, stderr: err.omittedOffset },
-    stdout_offset: ends.stdout,
-    stderr_offset: ends.stderr,
-    log_dropped_bytes: { stdout: logs.stdout.dropped, stderr: logs.stderr.dropped },
-    invalid_utf8: { stdout: out.invalidUtf8, stderr: err.invalidUtf8 },
-  };
+  return commandResult(r, logs, ctx.config, ctx.jobId, req.max_output_chars);
 }
-
-const handedOver = new Set<string>();
-/** True once per thread for a HOME made before uids were given out (its contents still root's). */
-function needsHandover(home: string, owner: { uid: number }): boolean {
-  if (handedOver.has(home)) return false;
-  handedOver.add(home);
-  return readdirSync(home, { withFileTypes: true }).some((d) => lstatSync(join(home, d.name)).uid !== owner.uid);
-}
-
-/** Posts the spooled sizes to the supervisor at most every PROGRESS_MS, and once more at the end. */
-function throttledProgress(ctx: HandlerContext) {
-  let logs: { stdout: LogSpool; stderr: LogSpool } | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const post = (): void => {
-    timer = undefined;
-    if (logs) ctx.port?.postMessage({ t: 'progress', stdout: logs.stdout.written, stderr: logs.stderr.written } satisfies ProgressMessage);
-  };
-  return {
-    bind(l: typeof logs) {
-      logs = l;
-    },
-    notify: () => {
-      timer ??= setTimeout(post, PROGRESS_MS);
-    },
-    flush() {
-      clearTimeout(timer);
-      post();
-    },
-  };
-}
-
-/** Longest delay between output reaching disk and the supervisor hearing of it. */
-const PROGRESS_MS = 25;

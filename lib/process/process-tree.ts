@@ -78,30 +78,40 @@ function signalPid(pid: number, sig: NodeJS.Signals): boolean {
   }
 }
 
-/** Sends `sig` to the process group `pgid` and to every live process of the job; returns how many it reached. */
-export async function signalTree(pgid: number, jobId: string, sig: NodeJS.Signals, members?: () => Promise<number[]>): Promise<number> {
-  signalPid(-pgid, sig);
+/**
+ * Sends `sig` to the process group `pgid` and to every live process of the job; returns how many it reached.
+ * With `keep` (a persistent shell and the sandbox around it, see session-shell.ts), the group is not signalled
+ * as one and the processes in `keep` are spared.
+ */
+export async function signalTree(
+  pgid: number,
+  jobId: string,
+  sig: NodeJS.Signals,
+  members?: () => Promise<number[]>,
+  keep?: ReadonlySet<number>,
+): Promise<number> {
+  if (!keep) signalPid(-pgid, sig);
   let hit = 0;
-  for (const pid of await findTreeProcesses(pgid, jobId, members)) if (signalPid(pid, sig)) hit++;
+  for (const pid of await findTreeProcesses(pgid, jobId, members)) if (!keep?.has(pid) && signalPid(pid, sig)) hit++;
   return hit;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Terminates a job's tree: SIGTERM, up to `graceMs` for it to go, then SIGKILL until nothing is left (a fork bomb
+ * Terminates a job's tree (but the processes in `keep`): SIGTERM, up to `graceMs` for it to go, then SIGKILL until nothing is left (a fork bomb
  * keeps spawning for a moment, so the KILL sweep repeats).
  */
-export async function killTree(pgid: number, jobId: string, graceMs: number, members?: () => Promise<number[]>): Promise<void> {
-  if ((await signalTree(pgid, jobId, 'SIGTERM', members)) === 0) return;
+export async function killTree(pgid: number, jobId: string, graceMs: number, members?: () => Promise<number[]>, keep?: ReadonlySet<number>): Promise<void> {
+  if ((await signalTree(pgid, jobId, 'SIGTERM', members, keep)) === 0) return;
   const deadline = Date.now() + graceMs;
   // Most trees go within milliseconds of TERM: look again soon, then less often.
   for (let delay = 2; Date.now() < deadline; delay = Math.min(delay * 2, 50)) {
     await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
-    if ((await findTreeProcesses(pgid, jobId, members)).length === 0) return;
+    if ((await findTreeProcesses(pgid, jobId, members)).every((pid) => keep?.has(pid))) return;
   }
   for (let sweep = 0; sweep < 100; sweep++) {
-    if ((await signalTree(pgid, jobId, 'SIGKILL', members)) === 0) return;
+    if ((await signalTree(pgid, jobId, 'SIGKILL', members, keep)) === 0) return;
     await sleep(20);
   }
 }
