@@ -153,6 +153,11 @@ export const configSchema = z.strictObject({
     retentionMinutes: positiveInt().describe('Finished command jobs and their logs are kept this long, then removed.'),
     maxLogDiskBytes: positiveInt().describe('Disk budget of all job logs; beyond it the oldest finished jobs lose their logs first.'),
   }),
+  sessions: z.strictObject({
+    max: positiveInt().describe('Most persistent shell sessions alive at once on this machine (POST /sessions, the bash and shell tools).'),
+    maxPerProject: positiveInt().describe('Most persistent shell sessions alive at once in one project.'),
+    idleMinutes: positiveInt().describe('A session with no command running for this long is ended (its shell and everything it started).'),
+  }),
   files: z.strictObject({
     maxReadBytes: positiveInt().describe('Most bytes of content one /file/read returns; larger reads are cut at a line end.'),
     maxWriteBytes: positiveInt().describe('Largest content /file/write and /file/edit accept or produce.'),

@@ -28,6 +28,7 @@ export type CommandAnswer = Pick<
   | 'log_dropped_bytes'
   | 'logs_removed'
   | 'error'
+  | 'session'
 >;
 
 /** How many times the configured budget a call may ask for: more would flood a model's context anyway. */
@@ -71,6 +72,10 @@ function headline(v: CommandAnswer): string {
   }
 }
 
+/** What a session exec's text says when its shell did not survive the command. */
+export const RESTARTED_LINE =
+  "[the session's shell did not survive this command and was restarted: the working directory, variables, functions and aliases are back to the session's start]";
+
 /** The answer as text. */
 export function commandText(v: CommandAnswer): ModelContent[] {
   const final = isFinal(v.status);
@@ -90,5 +95,6 @@ export function commandText(v: CommandAnswer): ModelContent[] {
     if (v.log_dropped_bytes[s] > 0) lines.push(`[${formatBytes(v.log_dropped_bytes[s])} of ${s} past commands.maxLogBytes were never logged]`);
   }
   if (v.logs_removed) lines.push('[the output logs were removed to free disk (jobs.maxLogDiskBytes): nothing more can be read]');
+  if (v.session?.restarted) lines.push(RESTARTED_LINE);
   return [{ type: 'text', text: lines.join('\n') }];
 }

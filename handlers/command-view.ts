@@ -49,6 +49,15 @@ export const commandView = z.strictObject({
   log_dropped_bytes: perStream(z.number().int()).describe('Bytes beyond commands.maxLogBytes that were never logged.'),
   logs_removed: z.boolean().describe('True when the logs were removed (jobs.maxLogDiskBytes): the output is gone.'),
   error: errorBody.optional().describe('Why a failed command failed.'),
+  session: z
+    .strictObject({
+      session_id: z.string(),
+      restarted: z
+        .boolean()
+        .describe('True when the shell did not survive the command (an exit, a timeout it did not come back from) and a fresh one now serves the session.'),
+    })
+    .optional()
+    .describe('The persistent shell session the command ran on (session_exec, shell).'),
 });
 export type CommandView = z.infer<typeof commandView>;
 

@@ -9,6 +9,7 @@ import { filePatchTool } from './file-patch.js';
 import { fileReadTool } from './file-read.js';
 import { fileWriteTool } from './file-write.js';
 import { searchTool } from './search.js';
+import { SESSION_TOOLS } from './session-tools.js';
 
 /** Every job tool, in the order models see them. */
 export const JOB_TOOLS: readonly JobTool[] = [
@@ -21,6 +22,7 @@ export const JOB_TOOLS: readonly JobTool[] = [
   fileListTool,
   fileGlobTool,
   searchTool,
+  ...SESSION_TOOLS,
 ];
 
 const BY_TYPE = new Map(JOB_TOOLS.map((t) => [t.job.type, t]));

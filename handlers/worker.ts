@@ -18,6 +18,7 @@ import { openStore } from '../lib/store/create-store.js';
 import type { ProjectStore } from '../lib/store/project-store.js';
 import { jobToolOf } from './index.js';
 import type { ControlMessage, MaterializeResult, PoolTask, PoolWorkerData, SaveResult } from './protocol.js';
+import { hostSession } from './session-host.js';
 
 const { config } = workerData as PoolWorkerData;
 
@@ -107,7 +108,7 @@ async function runJob(task: Extract<PoolTask, { kind: 'job' }>): Promise<unknown
   try {
     await injectFaults(task.job);
     const tool = jobToolOf(task.job.type);
-    if (!tool) throw new ToolhostError('internal', `no tool runs jobs of type "${task.job.type}"`);
+    if (!tool || !('handler' in tool.job)) throw new ToolhostError('internal', `no pool tool runs jobs of type "${task.job.type}"`);
     return await tool.job.handler(task.job.payload, {
       root: task.root,
       config,
@@ -145,6 +146,9 @@ export default async function run(task: PoolTask): Promise<JobOutcome> {
         return { ok: true, value: await (await theStore()).put(task.id, task.format, task.file, task.condition) };
       case 'size':
         return { ok: true, value: treeSize(task.root) };
+      case 'session':
+        await hostSession(task, config);
+        return { ok: true, value: null };
     }
   } catch (err) {
     return { ok: false, error: toToolhostError(err).toJSON() };

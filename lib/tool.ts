@@ -4,8 +4,9 @@
  * HTTP routes, GET /tools, GET /openapi.json, POST /mcp and the pool threads' handler registry are all derived
  * from these definitions, so adding a tool is one new file (and its tests) plus its line in a registry.
  *
- * Two kinds of tool share the {@link ToolBase}:
- *   - a job tool ({@link JobTool}) is queued as a job and runs on a pool thread (handlers/);
+ * Three kinds of tool share the {@link ToolBase}:
+ *   - a pool tool ({@link PoolTool}) is queued as a job and runs on a pool thread (handlers/);
+ *   - a session tool ({@link SessionTool}) is queued as a job and runs on the project's persistent shells;
  *   - a supervisor tool answers from the supervisor itself (the jobs API, supervisor/http/job-tools.ts).
  */
 import type { MessagePort } from 'node:worker_threads';
@@ -31,6 +32,11 @@ export interface ToolBase<In extends z.ZodObject = z.ZodObject, Out extends z.Zo
   output: Out;
   /** True when the tool never changes the project or a job. */
   readOnly: boolean;
+  /**
+   * False for a tool of the HTTP API only (OpenAPI documents it) that models are not offered: GET /tools, MCP and
+   * POST /tools/{name}/call leave it out (the session routes, which models reach through the `shell` tool).
+   */
+  models?: false;
   /** What the tool does, when to use it and its limits, for the model. */
   describe(config: Config): string;
   /** Error codes this tool can end with, besides {@link COMMON_ERRORS}. */
@@ -64,16 +70,22 @@ export function modelContent(tool: ToolBase, value: unknown, input: Record<strin
  */
 export type Lane = 'commands' | 'files';
 
+/** What every queued tool declares about its jobs. */
+export interface JobSpec<In extends z.ZodObject> {
+  /** The job type on the queue (and in logs and metrics). */
+  type: string;
+  lane: Lane;
+  /** Changes the project: marks the working copy dirty first, and is never run again silently after a crash. */
+  mutates: boolean;
+  /** The project path whose jobs run one at a time (a write or an edit of one file), if any. */
+  lockPath?(input: z.output<In>): string;
+  /** The project the job runs in, for input that names it otherwise than by `project_id` (a session id). */
+  project?(input: z.output<In>): string;
+}
+
 /** A tool that is queued as a job and runs on a pool thread. */
-export interface JobTool<In extends z.ZodObject = z.ZodObject, Out extends z.ZodType = z.ZodType, Res = z.input<Out>> extends ToolBase<In, Out> {
-  job: {
-    /** The job type on the queue (and in logs and metrics). */
-    type: string;
-    lane: Lane;
-    /** Changes the project: marks the working copy dirty first, and is never run again silently after a crash. */
-    mutates: boolean;
-    /** The project path whose jobs run one at a time (a write or an edit of one file), if any. */
-    lockPath?(input: z.output<In>): string;
+export interface PoolTool<In extends z.ZodObject = z.ZodObject, Out extends z.ZodType = z.ZodType, Res = z.input<Out>> extends ToolBase<In, Out> {
+  job: JobSpec<In> & {
     /**
      * The implementation, on a pool thread. Its result is the caller's answer, except for a command, whose result
      * (the facts of its run) its record turns into the answer (supervisor/command-jobs.ts).
@@ -82,8 +94,27 @@ export interface JobTool<In extends z.ZodObject = z.ZodObject, Out extends z.Zod
   };
 }
 
-/** Checks a job tool's definition against its schemas (and infers their types). */
-export function jobTool<In extends z.ZodObject, Out extends z.ZodType, Res = z.input<Out>>(tool: JobTool<In, Out, Res>): JobTool<In, Out, Res> {
+/** What a session tool's job does to the project's persistent shells (supervisor/sessions.ts does it). */
+export type SessionOp = 'create' | 'exec' | 'restart' | 'end' | 'list';
+
+/**
+ * A tool that is queued as a job and runs on the project's persistent shell sessions: the worker holding the
+ * project does it with its session registry (an exec in the thread that hosts the session's shell).
+ */
+export interface SessionTool<In extends z.ZodObject = z.ZodObject, Out extends z.ZodType = z.ZodType> extends ToolBase<In, Out> {
+  job: JobSpec<In> & { session: SessionOp };
+}
+
+/** A tool that is queued as a job. */
+export type JobTool = PoolTool | SessionTool;
+
+/** Checks a pool tool's definition against its schemas (and infers their types). */
+export function jobTool<In extends z.ZodObject, Out extends z.ZodType, Res = z.input<Out>>(tool: PoolTool<In, Out, Res>): PoolTool<In, Out, Res> {
+  return tool;
+}
+
+/** Checks a session tool's definition against its schemas (and infers their types). */
+export function sessionTool<In extends z.ZodObject, Out extends z.ZodType>(tool: SessionTool<In, Out>): SessionTool<In, Out> {
   return tool;
 }
 

@@ -7,12 +7,11 @@
 import type { ContainerClient } from '@azure/storage-blob';
 import type { Config } from '../config/schema.js';
 import type { CommandView, JobListItem } from '../handlers/command-view.js';
-import type { ExecuteRequest } from '../handlers/execute.js';
 import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import type { Job } from '../lib/jobs.js';
 import type { AzureQueue } from '../lib/queue/azure/azure-queue.js';
 import { BLOBS } from '../lib/queue/azure/names.js';
-import type { CommandJobs } from './command-jobs.js';
+import type { CommandJobs, CommandRequest } from './command-jobs.js';
 import type { Logger } from './logger.js';
 
 type Offsets = { stdout: number; stderr: number };
@@ -20,7 +19,7 @@ type Offsets = { stdout: number; stderr: number };
 /** The jobs API, wherever the commands run. */
 export interface JobsApi {
   /** A command was accepted and is about to be queued. */
-  accepted(job: Job, req: ExecuteRequest): Promise<void>;
+  accepted(job: Job, req: CommandRequest): Promise<void>;
   /** The queue refused it after all. */
   refused(job: Job): Promise<void>;
   list(projectId?: string): Promise<JobListItem[]>;
@@ -40,7 +39,7 @@ export interface JobsApi {
 export class LocalJobs implements JobsApi {
   constructor(readonly commands: CommandJobs) {}
 
-  async accepted(job: Job, req: ExecuteRequest): Promise<void> {
+  async accepted(job: Job, req: CommandRequest): Promise<void> {
     this.commands.create(job, req);
   }
 
@@ -113,9 +112,9 @@ export class JobRecords {
 
   /** An API process queued the command (`node` empty) or a worker took it (`node` its own). */
   async write(job: Job, node: string): Promise<void> {
-    const req = job.payload as unknown as ExecuteRequest;
+    const req = job.payload as unknown as CommandRequest;
     await this.#write(
-      { job_id: job.id, project_id: job.projectId, command: req.command, stdin: req.stdin, node, created_at: new Date(job.enqueuedAt).toISOString() },
+      { job_id: job.id, project_id: job.projectId, command: req.command, stdin: req.stdin ?? 'null', node, created_at: new Date(job.enqueuedAt).toISOString() },
       'queued',
     );
   }

@@ -7,7 +7,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Config } from '../config/schema.js';
-import type { PoolTask, PoolWorkerData } from '../handlers/protocol.js';
+import type { PoolTask, PoolWorkerData, SessionTask } from '../handlers/protocol.js';
 import type { JobOutcome } from '../lib/jobs.js';
 import type { Lane } from '../lib/tool.js';
 
@@ -57,6 +57,14 @@ export class Pools {
     }
   }
 
+  /**
+   * Hosts a persistent shell session on the commands pool for as long as it lives (handlers/session-host.ts). It
+   * takes no lane slot: only its execs do, through the pump. Settles when the session has ended.
+   */
+  host(task: SessionTask): Promise<JobOutcome> {
+    return this.#pools.commands.run(task, { transferList: [task.port] });
+  }
+
   /** Threads alive and tasks running, per lane and in all. */
   stats(): { threads: number; busy: number; lanes: Record<Lane, { threads: number; busy: number }> } {
     const retiring = (l: Lane): number => [...this.#retiring].reduce((n, [p, r]) => n + (r.lane === l ? p.threads.length : 0), 0);
@@ -93,7 +101,8 @@ function buildPools(config: Config): Record<Lane, Pool> {
       ...common,
       minThreads: commandThreads,
       maxThreads: commandThreads,
-      concurrentTasksPerWorker: Math.ceil(config.commands.maxConcurrent / commandThreads),
+      // Room for every command slot and every session's host task (which mostly waits for its next exec).
+      concurrentTasksPerWorker: Math.ceil((config.commands.maxConcurrent + config.sessions.max) / commandThreads),
     }),
   };
 }

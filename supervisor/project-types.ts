@@ -99,4 +99,9 @@ export interface ProjectCacheEvents {
   'writeback:failed': [id: string, error: ToolhostError];
   /** A working copy was removed from the cache. */
   evicted: [id: string];
+  /**
+   * A working copy is being withdrawn from new jobs to be evicted, replaced or deleted (it may be given back if
+   * that is refused): what lives in it, such as shell sessions, must go.
+   */
+  withdrawn: [id: string];
 }

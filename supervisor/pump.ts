@@ -12,7 +12,6 @@ import { realpath } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
-import type { ExecuteRequest } from '../handlers/execute.js';
 import { jobToolOf } from '../handlers/index.js';
 import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import { FairSemaphore } from '../lib/fair-semaphore.js';
@@ -21,10 +20,11 @@ import { KeyedMutex } from '../lib/keyed-mutex.js';
 import type { JobQueue } from '../lib/queue/job-queue.js';
 import type { JobTool, Lane } from '../lib/tool.js';
 import type { ActiveJobs } from './active-jobs.js';
-import type { CommandJobs } from './command-jobs.js';
+import type { CommandJobs, CommandRequest } from './command-jobs.js';
 import type { Logger } from './logger.js';
 import { FILE_LANE_PER_THREAD, type Pools } from './pools.js';
 import type { ProjectCache } from './projects.js';
+import type { Sessions } from './sessions.js';
 
 /** Dependencies of the pump. */
 export interface PumpOptions {
@@ -34,6 +34,8 @@ export interface PumpOptions {
   projects: ProjectCache;
   /** The registry of command jobs (status, output sizes, stdin, cancel). */
   commands: CommandJobs;
+  /** The persistent shell sessions, which do the session tools' jobs. */
+  sessions: Sessions;
   /** Jobs of each project received and not completed; the pump counts them, the cache reads them. */
   active: ActiveJobs;
   log: Logger;
@@ -187,7 +189,7 @@ export class QueuePump extends EventEmitter<PumpEvents> {
     // anything reads it (the command registry included).
     const valid = tool?.input.safeParse(job.payload).success ?? false;
     // A command from another process's API: this worker's registry keeps its status, output and stdin.
-    if (valid && tool?.job.lane === 'commands' && !this.#o.commands.has(job.id)) this.#o.commands.create(job, job.payload as unknown as ExecuteRequest);
+    if (valid && tool?.job.lane === 'commands' && !this.#o.commands.has(job.id)) this.#o.commands.create(job, job.payload as unknown as CommandRequest);
     this.emit('job:received', job);
     this.#o.active.add(job.projectId);
     const done = this.#process(job, tool, valid).finally(() => {
@@ -251,6 +253,9 @@ export class QueuePump extends EventEmitter<PumpEvents> {
   }
 
   async #run(job: Job, tool: JobTool): Promise<JobOutcome> {
+    const op = 'session' in tool.job ? tool.job.session : undefined;
+    // Listing, restarting or ending sessions needs no working copy and no slot: the registry answers.
+    if (op === 'list' || op === 'restart' || op === 'end') return this.#o.sessions.run(op, job, '');
     const root = await this.#o.projects.ensure(job.projectId);
     const lockPath = tool.job.lockPath?.(job.payload);
     const unlock = lockPath === undefined ? undefined : await this.#fileLocks.lock(await fileLockKey(root, lockPath));
@@ -275,7 +280,9 @@ export class QueuePump extends EventEmitter<PumpEvents> {
       let outcome: JobOutcome | undefined;
       try {
         try {
-          outcome = await this.#o.pools.run(lane, { kind: 'job', job, root, cancelPort: channel?.port2 }, channel?.port2);
+          outcome = op
+            ? await this.#o.sessions.run(op, job, root, channel?.port2)
+            : await this.#o.pools.run(lane, { kind: 'job', job, root, cancelPort: channel?.port2 }, channel?.port2);
           return outcome;
         } catch (err) {
           // The worker file turns every handler error into an outcome: a rejection means the thread itself died.

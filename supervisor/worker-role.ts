@@ -19,6 +19,7 @@ import { FILE_LANE_PER_THREAD, Pools } from './pools.js';
 import { ProjectCache } from './projects.js';
 import { QueuePump } from './pump.js';
 import type { LiveConfig } from './reload.js';
+import { Sessions } from './sessions.js';
 
 /** Releases a resource; the composition root runs them in reverse order of acquisition. */
 export type Release = () => Promise<void>;
@@ -104,12 +105,21 @@ export async function buildWorker(i: WorkerInputs, releases: Release[]): Promise
   releases.push(() => commands.close());
   const localJobs = new LocalJobs(commands);
 
+  const sessions = new Sessions({ config: () => live.current, pools, cancelJob: (id) => commands.cancel(id), log });
+  // Runs before the final write-back: no shell changes a copy while it is packed.
+  releases.push(() => sessions.close());
+  // A session lives in its project's working copy: it ends when the copy goes (eviction, replacement, deletion).
+  projects.on('withdrawn', (id) => {
+    void sessions.endProject(id).catch((err: unknown) => log.warn({ project_id: id, err: String(err) }, 'could not end the sessions of a withdrawn project'));
+  });
+
   const pump = new QueuePump({
     config,
     queue: i.queue,
     pools,
     projects,
     commands,
+    sessions,
     active,
     log,
     // A worker on a shared queue takes what it can run soon and leaves the rest to its peers.
@@ -123,11 +133,12 @@ export async function buildWorker(i: WorkerInputs, releases: Release[]): Promise
   releases.push(() => janitor.close());
 
   return {
-    parts: { pump, pools, projects, commands, active },
+    parts: { pump, pools, projects, commands, active, sessions },
     localJobs,
     start() {
       pump.start();
       janitor.start();
+      sessions.start();
     },
     reconfigure(next) {
       pump.resize(next);

@@ -12,7 +12,7 @@ import OpenAI from 'openai';
 import { anthropicAgent } from '../examples/anthropic-messages.js';
 import { mcpExample } from '../examples/mcp-client.js';
 import { openAIAgent } from '../examples/openai-chat.js';
-import { TOOLS } from '../supervisor/http/tools.js';
+import { MODEL_TOOLS } from '../supervisor/http/tools.js';
 import { startServer, type TestServer } from './helpers/harness.js';
 import { DEMO_FILES } from './helpers/tool-calls.js';
 
@@ -65,7 +65,7 @@ describe('README examples for agent builders', () => {
 
   it('runs the MCP example: lists the tools, runs a command and follows it with job_status', async () => {
     const r = await mcpExample(s.url, token, 'demo', 'sleep 2; echo from-mcp');
-    expect(r.tools).to.deep.equal(TOOLS.map((t) => t.name));
+    expect(r.tools).to.deep.equal(MODEL_TOOLS.map((t) => t.name));
     expect(r.text).to.include('exit_code 0').and.include('from-mcp');
   });
 

@@ -1,7 +1,7 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { expect } from 'chai';
-import { findTool, TOOLS } from '../supervisor/http/tools.js';
+import { findTool, MODEL_TOOLS } from '../supervisor/http/tools.js';
 import { startServer, type TestServer } from './helpers/harness.js';
 import { errorJson, jobIds, mcpClient, resultText, type ToolResult } from './helpers/mcp-client.js';
 import { DEMO_FILES, startStdinJob, withJob } from './helpers/tool-calls.js';
@@ -36,7 +36,7 @@ describe('MCP endpoint (Streamable HTTP)', () => {
     expect(client.getServerCapabilities()?.tools).to.be.an('object');
     expect(client.getServerCapabilities()?.resources).to.be.an('object');
     const { tools } = await client.listTools();
-    expect(tools.map((t) => t.name)).to.deep.equal(TOOLS.map((t) => t.name));
+    expect(tools.map((t) => t.name)).to.deep.equal(MODEL_TOOLS.map((t) => t.name));
     const anthropic = (await s.api('/tools?format=anthropic')).body.tools as any[];
     tools.forEach((t, i) => {
       expect(t.inputSchema).to.deep.equal(anthropic[i].input_schema);
@@ -60,7 +60,7 @@ describe('MCP endpoint (Streamable HTTP)', () => {
   it('calls every tool with its example, through the same job path as HTTP, and answers model content only', async () => {
     const client = await connect();
     const jobId = await startStdinJob(s);
-    for (const tool of TOOLS) {
+    for (const tool of MODEL_TOOLS) {
       for (const example of tool.examples) {
         const r = await call(client, tool.name, withJob(example, jobId));
         expect(r.isError ?? false, `${tool.name}: ${resultText(r)}`).to.equal(false);

@@ -4,7 +4,7 @@ import { loadConfig } from '../config/load.js';
 import { strictSchema } from '../lib/strict-schema.js';
 import { createApp } from '../supervisor/http/app.js';
 import type { AppDeps } from '../supervisor/http/deps.js';
-import { TOOLS } from '../supervisor/http/tools.js';
+import { MODEL_TOOLS, TOOLS } from '../supervisor/http/tools.js';
 import { startServer, type TestServer } from './helpers/harness.js';
 import { callRoute, DEMO_FILES, startStdinJob, withJob } from './helpers/tool-calls.js';
 
@@ -62,7 +62,7 @@ describe('tool definitions and OpenAPI', () => {
     const r = await s.api('/tools?format=openai');
     expect(r.status).to.equal(200);
     expect(r.body.format).to.equal('openai');
-    expect(r.body.tools.map((t: any) => t.function.name)).to.deep.equal(TOOLS.map((t) => t.name));
+    expect(r.body.tools.map((t: any) => t.function.name)).to.deep.equal(MODEL_TOOLS.map((t) => t.name));
     for (const t of r.body.tools) {
       expect(Object.keys(t).sort()).to.deep.equal(['function', 'type']);
       expect(t.type).to.equal('function');
@@ -80,7 +80,7 @@ describe('tool definitions and OpenAPI', () => {
     const r = await s.api('/tools?format=anthropic');
     expect(r.status).to.equal(200);
     const openai = (await s.api('/tools?format=openai')).body.tools;
-    expect(r.body.tools).to.have.length(TOOLS.length);
+    expect(r.body.tools).to.have.length(MODEL_TOOLS.length);
     r.body.tools.forEach((t: any, i: number) => {
       expect(Object.keys(t).sort()).to.deep.equal(['description', 'input_schema', 'name']);
       expect(t.name).to.match(NAME);
@@ -104,7 +104,7 @@ describe('tool definitions and OpenAPI', () => {
     expect(byName.get('execute').input_schema.required).to.deep.equal(['project_id', 'command']);
     expect(new Set(TOOLS.map((t) => t.name)).size, 'tool names are unique').to.equal(TOOLS.length);
     expect(new Set(TOOLS.map((t) => `${t.route.method} ${t.route.path}`)).size, 'routes are unique').to.equal(TOOLS.length);
-    for (const tool of TOOLS) expect(body.routes[tool.name]).to.deep.equal({ method: tool.route.method, path: tool.route.path });
+    for (const tool of MODEL_TOOLS) expect(body.routes[tool.name]).to.deep.equal({ method: tool.route.method, path: tool.route.path });
   });
 
   it('describes limits from the running configuration', async () => {
@@ -118,7 +118,7 @@ describe('tool definitions and OpenAPI', () => {
   it("runs a call built from every tool's example, over the route GET /tools names", async () => {
     const { routes } = (await s.api('/tools')).body as { routes: Record<string, { method: string; path: string }> };
     const jobId = await startStdinJob(s);
-    for (const tool of TOOLS) {
+    for (const tool of MODEL_TOOLS) {
       expect(tool.examples.length, tool.name).to.be.greaterThan(0);
       for (const example of tool.examples) {
         const args = withJob(example, jobId);

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { z } from 'zod';
 import { NotStrict, STRICT_LIMITS, strictProblems, strictSchema, withoutLookarounds } from '../lib/strict-schema.js';
 import type { JsonSchema } from '../lib/tool-formats.js';
-import { TOOLS } from '../supervisor/http/tools.js';
+import { MODEL_TOOLS } from '../supervisor/http/tools.js';
 import { startServer, type TestServer } from './helpers/harness.js';
 import { callRoute, DEMO_FILES, startStdinJob, withJob } from './helpers/tool-calls.js';
 
@@ -114,8 +114,8 @@ describe('strict-mode tools over HTTP', () => {
   it('serves every tool in both OpenAI formats passing every strict-mode rule', async () => {
     const chat = (await s.api('/tools?format=openai')).body.tools as Array<{ function: { name: string; parameters: JsonSchema; strict: boolean } }>;
     const responses = (await s.api('/tools?format=openai-responses')).body.tools as Array<{ name: string; parameters: JsonSchema; strict: boolean }>;
-    expect(chat.map((t) => t.function.name)).to.deep.equal(TOOLS.map((t) => t.name));
-    expect(responses.map((t) => t.name)).to.deep.equal(TOOLS.map((t) => t.name));
+    expect(chat.map((t) => t.function.name)).to.deep.equal(MODEL_TOOLS.map((t) => t.name));
+    expect(responses.map((t) => t.name)).to.deep.equal(MODEL_TOOLS.map((t) => t.name));
     chat.forEach((t, i) => {
       expect(t.function.strict, t.function.name).to.equal(true);
       expect(strictProblems(t.function.parameters), t.function.name).to.deep.equal([]);
@@ -128,7 +128,7 @@ describe('strict-mode tools over HTTP', () => {
     const chat = (await s.api('/tools?format=openai')).body.tools as Array<{ function: { name: string; parameters: JsonSchema } }>;
     const { routes } = (await s.api('/tools')).body as { routes: Record<string, { method: string; path: string }> };
     const jobId = await startStdinJob(s);
-    for (const tool of TOOLS) {
+    for (const tool of MODEL_TOOLS) {
       const parameters = chat.find((t) => t.function.name === tool.name)!.function.parameters;
       for (const example of tool.examples) {
         const args = strictArgs(parameters, withJob(example, jobId)) as Record<string, unknown>;

@@ -9,7 +9,7 @@ import type { ChatCompletionFunctionTool, ChatCompletionToolMessageParam, ChatCo
 import type { FunctionTool, ResponseInputItem } from 'openai/resources/responses/responses';
 import { anthropicTool, openAIResponsesTool, openAITool } from '../lib/tool-formats.js';
 import type { AnthropicToolResult, OpenAIChatToolResult, OpenAIResponsesToolResult } from '../lib/tool-results.js';
-import { TOOLS } from '../supervisor/http/tools.js';
+import { MODEL_TOOLS } from '../supervisor/http/tools.js';
 import { startServer, type TestServer } from './helpers/harness.js';
 
 /** Compiles only when every `From` is assignable to `To`. */
@@ -18,9 +18,9 @@ function assignable<To>() {
 }
 
 // The definitions: our return types go where the SDKs take tools.
-const chatTools = (config: Parameters<typeof openAITool>[1]): ChatCompletionFunctionTool[] => TOOLS.map((t) => openAITool(t, config));
-const responsesTools = (config: Parameters<typeof openAITool>[1]): FunctionTool[] => TOOLS.map((t) => openAIResponsesTool(t, config));
-const anthropicTools = (config: Parameters<typeof openAITool>[1]): AnthropicSdkTool[] => TOOLS.map((t) => anthropicTool(t, config));
+const chatTools = (config: Parameters<typeof openAITool>[1]): ChatCompletionFunctionTool[] => MODEL_TOOLS.map((t) => openAITool(t, config));
+const responsesTools = (config: Parameters<typeof openAITool>[1]): FunctionTool[] => MODEL_TOOLS.map((t) => openAIResponsesTool(t, config));
+const anthropicTools = (config: Parameters<typeof openAITool>[1]): AnthropicSdkTool[] => MODEL_TOOLS.map((t) => anthropicTool(t, config));
 
 // The results: what POST /tools/{name}/call answers goes into the SDKs' tool-result messages as is.
 function anthropicMessage(result: AnthropicToolResult): ToolResultBlockParam {

@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { ToolhostError } from '../../lib/errors.js';
 import { CALL_FORMATS, toolResult } from '../../lib/tool-results.js';
 import type { AppDeps } from './deps.js';
-import { callForModel, clientGone, findTool, TOOLS, type ToolCall } from './tools.js';
+import { callForModel, clientGone, findModelTool, MODEL_TOOLS, type ToolCall } from './tools.js';
 import { jsonBody, validate } from './validate.js';
 
 /** The query of POST /tools/{name}/call. */
@@ -35,9 +35,9 @@ export function callRoutes(d: AppDeps): express.Router {
     }
     const { format } = validate(callQuery, { ...req.query }, 'POST /tools/{name}/call query');
     const name = String(req.params.name);
-    const tool = findTool(name);
+    const tool = findModelTool(name);
     if (!tool) {
-      throw new ToolhostError('not_found', `no tool named "${name.slice(0, 100)}"; GET /tools lists them: ${TOOLS.map((t) => t.name).join(', ')}`);
+      throw new ToolhostError('not_found', `no tool named "${name.slice(0, 100)}"; GET /tools lists them: ${MODEL_TOOLS.map((t) => t.name).join(', ')}`);
     }
     const call: ToolCall = { signal: clientGone(res), requestId: res.locals.requestId as string | undefined };
     const { items, isError } = await callForModel(d, tool, req.body ?? {}, call, res);

@@ -15,6 +15,7 @@ import type { Pools } from '../pools.js';
 import type { ProjectCache } from '../projects.js';
 import type { QueuePump } from '../pump.js';
 import type { ReloadReport } from '../reload.js';
+import type { Sessions } from '../sessions.js';
 
 /** The parts that run jobs (supervisor/worker-role.ts): built on processes with role "worker" or "all" only. */
 export interface WorkerParts {
@@ -26,6 +27,8 @@ export interface WorkerParts {
   commands: CommandJobs;
   /** Jobs received and not completed, per project. */
   active: ActiveJobs;
+  /** The persistent shell sessions on this worker. */
+  sessions: Sessions;
 }
 
 /** What the HTTP front needs from the rest of the supervisor. */

@@ -5,7 +5,7 @@ import * as schemas from '../../lib/schemas.js';
 import { toolDefinition } from '../../lib/tool-formats.js';
 import type { AppDeps } from './deps.js';
 import { openApiDocument } from './openapi.js';
-import { TOOLS } from './tools.js';
+import { MODEL_TOOLS } from './tools.js';
 import { validate } from './validate.js';
 
 const ANTHROPIC_TOOL_USE = { method: 'POST', path: '/anthropic/tool_use' } as const;
@@ -24,10 +24,10 @@ export function docsRoutes(d: AppDeps): express.Router {
     }
     res.json({
       format,
-      tools: TOOLS.map((t) => toolDefinition(t, d.config, format)),
+      tools: MODEL_TOOLS.map((t) => toolDefinition(t, d.config, format)),
       // How to run a call over HTTP: `{field}` in a path takes that argument; the other arguments are the JSON
       // body (POST) or the query string (GET, DELETE).
-      routes: Object.fromEntries(TOOLS.map((t) => [t.name, { method: t.route.method, path: t.route.path }])),
+      routes: Object.fromEntries(MODEL_TOOLS.map((t) => [t.name, { method: t.route.method, path: t.route.path }])),
       // Or run a model's tool call as it is, answered in this provider's tool-result shape (call-routes.ts).
       call: `POST /tools/{name}/call?format=${format}`,
     });

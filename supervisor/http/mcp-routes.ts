@@ -38,7 +38,7 @@ import type { AppDeps } from './deps.js';
 import { mcpContent, RpcError } from './mcp-content.js';
 import { followCommand } from './mcp-progress.js';
 import { FILE_TEMPLATE, readFileResource } from './mcp-resources.js';
-import { callForModel, findTool, TOOLS, type Tool, type ToolCall } from './tools.js';
+import { callForModel, findModelTool, findTool, MODEL_TOOLS, type Tool, type ToolCall } from './tools.js';
 import { jsonBody } from './validate.js';
 
 /** POST /mcp, and 405 for GET and DELETE (no server-initiated streams or sessions in stateless mode). */
@@ -102,9 +102,9 @@ function list(names: string[]): string {
 function mcpServer(d: AppDeps, res: Response): Server {
   const server = new Server({ name: 'toolhost', version: VERSION }, { capabilities: { tools: {}, resources: {} }, instructions: instructions(d.config) });
   const requestId = res.locals.requestId as string | undefined;
-  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: TOOLS.map((t) => mcpTool(t, d)) }));
+  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: MODEL_TOOLS.map((t) => mcpTool(t, d)) }));
   server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
-    const tool = findTool(request.params.name);
+    const tool = findModelTool(request.params.name);
     if (!tool) throw new RpcError(RpcErrorCode.InvalidParams, `unknown tool "${request.params.name}"; tools/list names the tools`);
     const token = extra._meta?.progressToken;
     const stopProgress = new AbortController();

@@ -17,7 +17,7 @@ import { callQuery } from './call-routes.js';
 import { outputOffsets } from './job-tools.js';
 import { OPENAI_ROUTE_DOC } from './openai-routes.js';
 import { deleteProjectQuery, putProjectQuery } from './project-routes.js';
-import { TOOLS } from './tools.js';
+import { MODEL_TOOLS, TOOLS } from './tools.js';
 
 /** A route that is not a tool. */
 interface RouteDoc {
@@ -150,7 +150,7 @@ const ROUTES: readonly RouteDoc[] = [
     summary: "Run a model's tool call; answers the tool result to append to the conversation",
     description:
       "The body is the tool's arguments exactly as the model produced them (null meaning not given). The answer is the tool's answer as a model reads it, in the provider's shape the format names. A failed call answers 200 with is_error true and the JSON error body as text, for the model to read.",
-    pathParams: { name: z.enum(TOOLS.map((t) => t.name) as [string, ...string[]]).describe('The tool, as GET /tools names it.') },
+    pathParams: { name: z.enum(MODEL_TOOLS.map((t) => t.name) as [string, ...string[]]).describe('The tool, as GET /tools names it.') },
     query: callQuery,
     body: { contentType: 'application/json', schema: { type: 'object', description: "The tool's arguments." }, description: "The tool's arguments." },
     ok: { '200': { description: 'The tool result, in the format asked for.', schema: jsonSchema(z.union(Object.values(TOOL_RESULT_SCHEMAS)), 'output') } },

@@ -11,11 +11,11 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import type { z } from 'zod';
-import type { ExecuteRequest } from '../../handlers/execute.js';
 import { JOB_TOOLS } from '../../handlers/index.js';
 import { ToolhostError } from '../../lib/errors.js';
 import type { Job, JobOutcome } from '../../lib/jobs.js';
 import { type JobTool, type ModelContent, modelContent } from '../../lib/tool.js';
+import type { CommandRequest } from '../command-jobs.js';
 import type { AppDeps } from './deps.js';
 import { errorBody } from './errors.js';
 import { JOB_API_TOOLS, type SupervisorTool } from './job-tools.js';
@@ -28,9 +28,17 @@ export type Tool = JobTool | SupervisorTool;
 /** Every tool, in the order models see them. */
 export const TOOLS: readonly Tool[] = [...JOB_TOOLS, ...JOB_API_TOOLS, ...PROJECT_TOOLS];
 
+/** The tools models are offered (GET /tools, MCP, POST /tools/{name}/call): all but the HTTP API's own. */
+export const MODEL_TOOLS: readonly Tool[] = TOOLS.filter((t) => t.models !== false);
+
 /** The tool of that name, if any. */
 export function findTool(name: string): Tool | undefined {
   return TOOLS.find((t) => t.name === name);
+}
+
+/** The tool of that name that models are offered, if any. */
+export function findModelTool(name: string): Tool | undefined {
+  return MODEL_TOOLS.find((t) => t.name === name);
 }
 
 /** How a call came in, and what the caller may want to know of how it ran. */
@@ -57,8 +65,8 @@ export async function callTool(d: AppDeps, tool: Tool, input: z.output<z.ZodObje
   const over = tool.limits?.(input, d.config);
   if (over !== undefined) throw new ToolhostError('bad_request', over);
   if ('serve' in tool) return tool.serve(d, input, call.signal);
-  const job = newJob(tool, String(input.project_id), input, call.requestId);
-  if (tool.job.lane === 'commands') return runCommand(d, job, input as ExecuteRequest, call);
+  const job = newJob(tool, tool.job.project?.(input) ?? String(input.project_id), input, call.requestId);
+  if (tool.job.lane === 'commands') return runCommand(d, job, input as CommandRequest & { wait_s?: number }, call);
   const { outcome } = await enqueue(d, job, d.config.http.requestTimeoutS * 1000, call.signal);
   return settle(await outcome, call);
 }
@@ -116,7 +124,7 @@ async function enqueue(d: AppDeps, job: Job, waitMs: number, signal?: AbortSigna
  * for up to `wait_s` (none with `background`). Its answer is always its record's view: the final one when it
  * ended in time, the one of now (status "running") when it did not.
  */
-async function runCommand(d: AppDeps, job: Job, req: ExecuteRequest, call: ToolCall): Promise<unknown> {
+async function runCommand(d: AppDeps, job: Job, req: CommandRequest & { wait_s?: number | undefined }, call: ToolCall): Promise<unknown> {
   await d.jobs.accepted(job, req);
   call.onAccepted?.(job.id);
   const waitMs = (req.background ? 0 : (req.wait_s ?? call.defaultWaitS ?? d.config.commands.defaultWaitS)) * 1000;

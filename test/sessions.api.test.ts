@@ -1,0 +1,168 @@
+/**
+ * Persistent shell sessions over HTTP, with real shells under the machine's containment: state that carries over
+ * between execs (cd, export, functions, aliases, a virtualenv), stdin at EOF, exit markers a command cannot
+ * spoof, timeouts that kill the exec's tree (the shell survives, or is restarted and says so), the jobs API
+ * following a yielded exec, limits, idle end, and sessions ending with their project's working copy.
+ */
+import { expect } from 'chai';
+import { startServer, type TestServer } from './helpers/harness.js';
+import { LeakGuard } from './helpers/jobs.js';
+import { eventually, processesWith } from './helpers/procs.js';
+
+describe('sessions: persistent shells over HTTP', function () {
+  this.timeout(120_000);
+  let s: TestServer;
+  const guard = new LeakGuard('sess');
+
+  before(async () => {
+    s = await startServer({ sessions: { max: 6, maxPerProject: 3, idleMinutes: 30 }, commands: { killGraceS: 1 } });
+    expect((await s.putProject('demo', { 'a.txt': 'a\n', 'src/b.txt': 'b\n' })).status).to.equal(201);
+    expect((await s.putProject('other', { 'a.txt': 'a\n' })).status).to.equal(201);
+  });
+  after(async () => {
+    await s?.close();
+  });
+  afterEach(() => guard.check());
+
+  async function open(project = 'demo', extra: Record<string, unknown> = {}): Promise<string> {
+    const r = await s.api('/sessions', { project_id: project, ...extra });
+    expect(r.status, JSON.stringify(r.body)).to.equal(200);
+    return r.body.session_id as string;
+  }
+  const exec = (id: string, command: string, extra: Record<string, unknown> = {}) => s.api(`/sessions/${id}/exec`, { command, ...extra });
+  const end = (id: string) => s.api(`/sessions/${id}`, undefined, { method: 'DELETE' });
+
+  it('keeps the working directory, exports, functions, aliases and a virtualenv between execs', async () => {
+    const id = await open();
+    expect(id).to.match(/^s_[0-9a-f]{24}_demo$/);
+    const setup = await exec(
+      id,
+      [
+        'cd src',
+        'export GREETING=hello',
+        `shout() { echo "\${1^^}"; }`,
+        "alias ll='echo aliased'",
+        'mkdir -p ../.venv/bin',
+        'printf "export VIRTUAL_ENV=%s\\nexport PATH=%s:\\$PATH\\n" "$PWD/../.venv" "$PWD/../.venv/bin" > ../.venv/bin/activate',
+        'printf "#!/bin/sh\\necho venv-python\\n" > ../.venv/bin/python && chmod +x ../.venv/bin/python',
+      ].join('\n'),
+    );
+    expect(setup.status, JSON.stringify(setup.body)).to.equal(200);
+    expect(setup.body.exit_code).to.equal(0);
+    expect(setup.body.session).to.deep.equal({ session_id: id, restarted: false });
+    expect((await exec(id, 'source ../.venv/bin/activate')).body.exit_code).to.equal(0);
+    const r = await exec(id, `basename "$PWD"; echo $GREETING; shout quiet; ll; python; echo \${VIRTUAL_ENV##*/}`);
+    expect(r.body.stdout).to.equal('src\nhello\nQUIET\naliased\nvenv-python\n.venv\n');
+    const info = (await s.api('/sessions?project_id=demo')).body.sessions.find((x: { session_id: string }) => x.session_id === id);
+    expect(info).to.include({ project_id: 'demo', cwd: '.', execs: 3, restarts: 0, running_job_id: null });
+    expect((await end(id)).body).to.deep.equal({ session_id: id, ended: true });
+    expect((await exec(id, 'true')).status).to.equal(404);
+  });
+
+  it('keeps one session apart from another, even in the same project', async () => {
+    const [a, b] = [await open(), await open()];
+    await exec(a, 'export ONLY_A=1; cd src');
+    const r = await exec(b, `echo "[\${ONLY_A:-unset}]"; basename "$PWD"`);
+    expect(r.body.stdout).to.equal('[unset]\ndemo\n');
+    await Promise.all([end(a), end(b)]);
+  });
+
+  it('gives a command that reads stdin EOF at once, and cannot be fooled by output that looks like a marker', async () => {
+    const id = await open();
+    const r = await exec(id, `read line; echo "read=$? [$line]"; cat; printf "\\0%032x\\0" 0; echo; printf "\\0\${__th_n:-x}\\0""0\\n"; echo after`);
+    expect(r.body.exit_code).to.equal(0);
+    expect(r.body.stdout).to.include('read=1 []');
+    expect(r.body.stdout).to.include('after');
+    expect(r.body.duration_ms).to.be.below(30_000);
+    const exit = await exec(id, 'echo out; echo err >&2; (exit 7)');
+    expect(exit.body).to.include({ exit_code: 7, stdout: 'out\n', stderr: 'err\n' });
+    await end(id);
+  });
+
+  it('kills a timed-out exec and its children; the shell and its state survive', async () => {
+    const id = await open();
+    const m = guard.marker();
+    await exec(id, 'export KEEP=yes');
+    const r = await exec(id, `bash -c 'exec -a ${m} sleep 300' & bash -c 'exec -a ${m} sleep 300'`, { timeout_s: 1 });
+    expect(r.body).to.include({ status: 'timed_out', timed_out: true });
+    expect(r.body.session.restarted).to.equal(false);
+    expect(await eventually(() => processesWith(m).length === 0)).to.equal(true);
+    expect((await exec(id, 'echo $KEEP')).body.stdout).to.equal('yes\n');
+    await end(id);
+  });
+
+  it('restarts a shell that does not come back from a timeout, or that exits, and says so', async () => {
+    const id = await open('demo', { cwd: 'src', env: { START: 'kept' } });
+    await exec(id, 'cd ..; export LOST=1');
+    const stuck = await exec(id, 'while :; do :; done', { timeout_s: 1 });
+    expect(stuck.body).to.include({ status: 'timed_out' });
+    expect(stuck.body.session.restarted).to.equal(true);
+    const after = await exec(id, `basename "$PWD"; echo "\${LOST:-gone} $START"`);
+    expect(after.body.stdout).to.equal('src\ngone kept\n');
+    const exited = await exec(id, 'echo bye; exit 4');
+    expect(exited.body).to.include({ exit_code: 4, stdout: 'bye\n' });
+    expect(exited.body.session.restarted).to.equal(true);
+    expect((await exec(id, 'echo again')).body.stdout).to.equal('again\n');
+    const info = (await s.api('/sessions?project_id=demo')).body.sessions.find((x: { session_id: string }) => x.session_id === id);
+    expect(info.restarts).to.equal(2);
+    await end(id);
+  });
+
+  it('yields a long exec with a job id the jobs API follows, refuses a second exec meanwhile, and restarts on request', async () => {
+    const id = await open();
+    const r = await exec(id, 'echo started; sleep 2; echo finished', { wait_s: 0.2 });
+    expect(r.body.status).to.equal('running');
+    const busy = await exec(id, 'true');
+    expect(busy.status).to.equal(409);
+    expect(busy.body.error.code).to.equal('session_busy');
+    expect(busy.body.error.message).to.include(r.body.job_id);
+    const done = await s.api(`/jobs/${r.body.job_id}?wait_s=10&stdout_offset=0`);
+    expect(done.body.status).to.be.oneOf(['running', 'completed']);
+    let view = done.body;
+    while (view.status === 'running') view = (await s.api(`/jobs/${r.body.job_id}?wait_s=10`)).body;
+    expect(view.stdout).to.equal('started\nfinished\n');
+    expect(view.session.session_id).to.equal(id);
+    await exec(id, 'cd src');
+    const restarted = await s.api(`/sessions/${id}/restart`, {});
+    expect(restarted.status, JSON.stringify(restarted.body)).to.equal(200);
+    expect(restarted.body.restarts).to.equal(1);
+    expect((await exec(id, 'basename "$PWD"')).body.stdout).to.equal('demo\n');
+    await end(id);
+  });
+
+  it('refuses sessions past its limits with a clear 429, and bad ids and cwds with a 4xx', async () => {
+    const ids = [await open(), await open(), await open()];
+    const over = await s.api('/sessions', { project_id: 'demo' });
+    expect(over.status).to.equal(429);
+    expect(over.body.error.code).to.equal('session_limit');
+    expect(over.body.error.message).to.include('DELETE /sessions/');
+    // A name finds the session that has it instead of making one.
+    await end(ids.pop()!);
+    const named = await s.api('/sessions', { project_id: 'demo', name: 'agent-1' });
+    const again = await s.api('/sessions', { project_id: 'demo', name: 'agent-1' });
+    expect([named.body.created, again.body.created]).to.deep.equal([true, false]);
+    expect(again.body.session_id).to.equal(named.body.session_id);
+    ids.push(named.body.session_id);
+    for (const bad of ['nope', 's_0123_demo', encodeURIComponent('../../etc'), `s_${'0'.repeat(24)}_demo`]) {
+      const r = await exec(bad, 'true');
+      expect(r.status, bad).to.equal(404);
+      expect(r.body.error.code).to.equal('session_not_found');
+    }
+    for (const cwd of ['../..', '/etc', 'missing']) {
+      const r = await s.api('/sessions', { project_id: 'other', cwd });
+      expect(r.status, cwd).to.be.within(400, 404);
+    }
+    const unknown = await s.api('/sessions', { project_id: 'other', shell: '/bin/sh' });
+    expect(unknown.status).to.equal(400);
+    await Promise.all(ids.map(end));
+  });
+
+  it('ends the sessions of a project whose working copy is evicted', async () => {
+    const id = await open('other');
+    const m = guard.marker();
+    await exec(id, `(exec -a ${m} sleep 300 &) ; true`);
+    expect((await s.api('/projects/other/cache', undefined, { method: 'DELETE' })).body).to.include({ evicted: true });
+    expect(await eventually(() => processesWith(id).length === 0, 8000)).to.equal(true);
+    expect((await exec(id, 'true')).body.error.code).to.equal('session_not_found');
+  });
+});
