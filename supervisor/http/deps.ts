@@ -59,3 +59,17 @@ export interface AppDeps {
   /** True once shutdown began: new work is refused with 503. */
   closing(): boolean;
 }
+
+/** How a call came in, and what the caller may want to know of how it ran. */
+export interface ToolCall {
+  /** Fires when the caller went away: the wait ends early; a queued job goes on. */
+  signal?: AbortSignal | undefined;
+  /** X-Request-Id, carried on the job so its log line can be tied to the request's. */
+  requestId?: string | undefined;
+  /** Set to the worker process that ran the job (distributed queue). */
+  worker?: string | undefined;
+  /** wait_s of a command whose call gives none, instead of commands.defaultWaitS (MCP waits less than its clients). */
+  defaultWaitS?: number | undefined;
+  /** Called once a command's job_id answers on the jobs API, before the wait (MCP follows it for progress). */
+  onAccepted?: ((jobId: string) => void) | undefined;
+}

@@ -8,12 +8,12 @@ import { commandText, MAX_OUTPUT_CHARS_DOC, outputBudgetLimit } from '../../hand
 import { commandView, jobListItem } from '../../handlers/command-view.js';
 import { jobId, projectId } from '../../lib/schemas.js';
 import type { ToolBase } from '../../lib/tool.js';
-import type { AppDeps } from './deps.js';
+import type { AppDeps, ToolCall } from './deps.js';
 
 /** A tool the supervisor answers itself. */
 export interface SupervisorTool<In extends z.ZodObject = z.ZodObject, Out extends z.ZodType = z.ZodType> extends ToolBase<In, Out> {
-  /** Runs the tool on validated input; `signal` fires when the caller went away. */
-  serve(d: AppDeps, input: z.output<In>, signal: AbortSignal | undefined): Promise<z.input<Out>>;
+  /** Runs the tool on validated input; `call.signal` fires when the caller went away. */
+  serve(d: AppDeps, input: z.output<In>, call: ToolCall): Promise<z.input<Out>>;
 }
 
 /** Checks a supervisor tool's definition against its schemas (and infers their types). */
@@ -54,7 +54,7 @@ export const jobStatusTool = supervisorTool({
   limits: (q, config) => outputBudgetLimit(q.max_output_chars, config),
   toModel: (view) => commandText(view),
   examples: [{ job_id: '00000000-0000-4000-8000-000000000000', stdout_offset: 0, stderr_offset: 0, wait_s: 5 }],
-  serve: (d, q, signal) =>
+  serve: (d, q, { signal }) =>
     // Without max_output_chars a page is as large as the command's own answers were.
     d.jobs.page(q.job_id, { stdout: q.stdout_offset, stderr: q.stderr_offset }, q.wait_s * 1000, signal, q.max_output_chars),
 });

@@ -18,6 +18,8 @@
  *     (mcp-progress.ts).
  *   - Files are readable as resources, `toolhost://{project_id}/{path}` (mcp-resources.ts).
  */
+
+import { randomUUID } from 'node:crypto';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import {
@@ -38,6 +40,7 @@ import type { AppDeps } from './deps.js';
 import { mcpContent, RpcError } from './mcp-content.js';
 import { followCommand } from './mcp-progress.js';
 import { FILE_TEMPLATE, readFileResource } from './mcp-resources.js';
+import { shellTool } from './session-tools.js';
 import { callForModel, findModelTool, findTool, MODEL_TOOLS, type Tool, type ToolCall } from './tools.js';
 import { jsonBody } from './validate.js';
 
@@ -46,7 +49,7 @@ export function mcpRoutes(d: AppDeps): express.Router {
   const router = express.Router();
   const json = jsonBody(d.config.http.maxBodyBytes);
   router.post('/mcp', json, async (req, res) => {
-    const server = mcpServer(d, res);
+    const server = mcpServer(d, res, mcpSession(req, res));
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
     res.on('close', () => {
       void transport.close();
@@ -99,7 +102,7 @@ function list(names: string[]): string {
  * One MCP server for one HTTP request. The low-level Server (not McpServer) because the tools carry our own JSON
  * Schemas and validation: McpServer would validate arguments itself and answer with its own errors.
  */
-function mcpServer(d: AppDeps, res: Response): Server {
+function mcpServer(d: AppDeps, res: Response, session: string | undefined): Server {
   const server = new Server({ name: 'toolhost', version: VERSION }, { capabilities: { tools: {}, resources: {} }, instructions: instructions(d.config) });
   const requestId = res.locals.requestId as string | undefined;
   server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: MODEL_TOOLS.map((t) => mcpTool(t, d)) }));
@@ -119,7 +122,8 @@ function mcpServer(d: AppDeps, res: Response): Server {
       };
     }
     try {
-      const { items, isError } = await callForModel(d, tool, request.params.arguments ?? {}, call, res, (input) => capWait(input, d.config.mcp.defaultWaitS));
+      const adjust = (input: Record<string, unknown>) => capWait(tool === shellTool ? withSession(input, session) : input, d.config.mcp.defaultWaitS);
+      const { items, isError } = await callForModel(d, tool, request.params.arguments ?? {}, call, res, adjust);
       return isError ? { isError: true, content: mcpContent(items) } : { content: mcpContent(items) };
     } finally {
       // No notification may follow the answer.
@@ -131,6 +135,27 @@ function mcpServer(d: AppDeps, res: Response): Server {
   server.setRequestHandler(ListResourcesRequestSchema, () => ({ resources: [] }));
   server.setRequestHandler(ReadResourceRequestSchema, (request, extra) => readFileResource(d, res, request.params.uri, { signal: extra.signal, requestId }));
   return server;
+}
+
+/**
+ * The MCP session of a request, for the `shell` tool's default session: the endpoint is stateless, but hands out an
+ * Mcp-Session-Id at initialize all the same, which clients send back on every later request. One whose header is
+ * not one of ours (any other text) has none; its shell calls share the project's "default" shell.
+ */
+function mcpSession(req: Request, res: Response): string | undefined {
+  const body = req.body as { method?: unknown } | undefined;
+  if (body?.method === 'initialize') {
+    const id = randomUUID();
+    res.setHeader('Mcp-Session-Id', id);
+    return id;
+  }
+  const given = req.get('mcp-session-id');
+  return given !== undefined && /^[0-9a-f-]{36}$/.test(given) ? given : undefined;
+}
+
+/** A shell call without `session` runs on the MCP session's own shell. */
+function withSession<T extends Record<string, unknown>>(input: T, session: string | undefined): T {
+  return session === undefined || input.session !== undefined ? input : { ...input, session: `mcp-${session}` };
 }
 
 /** The input with a `wait_s` above `maxS` lowered to it (see the file's doc: the answer must beat the client's timeout). */

@@ -59,7 +59,7 @@ export function projectRoutes(d: AppDeps): express.Router {
   router.delete('/projects/:id/cache', async (req, res) => {
     const id = projectIdParam(req.params.id);
     const evicted = await cache().evict(id);
-    if (!evicted) await projectInfoTool.serve(d, { project_id: id }, undefined); // 404 for a project that does not exist at all
+    if (!evicted) await projectInfoTool.serve(d, { project_id: id }, {}); // 404 for a project that does not exist at all
     res.json({ project_id: id, evicted });
   });
   return router;

@@ -1,32 +1,26 @@
 /**
- * Every tool an agent can call, its HTTP route, and the one way to call one, whatever the transport (the route,
- * MCP): check its config-dependent limits, then queue it as a job and wait for the outcome event (a job tool), or
- * answer from the supervisor (a jobs tool). A command answers after `wait_s` with its view as it is then, and
- * keeps running.
+ * Every tool an agent can call and its HTTP route; the one way to call a tool is call-tool.ts's.
  *
  * A tool's route comes from its definition: a `{field}` of the path takes that input field, the other fields come
  * from the JSON body (POST) or the query string (GET, DELETE). Errors reach the app's error handler (Express 5
  * forwards a rejected handler).
  */
-import { randomUUID } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import type { z } from 'zod';
 import { JOB_TOOLS } from '../../handlers/index.js';
 import { ToolhostError } from '../../lib/errors.js';
-import type { Job, JobOutcome } from '../../lib/jobs.js';
-import { type JobTool, type ModelContent, modelContent } from '../../lib/tool.js';
-import type { CommandRequest } from '../command-jobs.js';
+import { callTool, type Tool } from './call-tool.js';
 import type { AppDeps } from './deps.js';
-import { errorBody } from './errors.js';
-import { JOB_API_TOOLS, type SupervisorTool } from './job-tools.js';
+import { JOB_API_TOOLS } from './job-tools.js';
 import { PROJECT_TOOLS } from './project-tools.js';
+import { SHELL_TOOLS } from './session-tools.js';
 import { jsonBody, toolInput } from './validate.js';
 
-/** A tool: queued as a job, or answered by the supervisor. */
-export type Tool = JobTool | SupervisorTool;
+export { callForModel, callTool, newJob, type Tool } from './call-tool.js';
+export type { ToolCall } from './deps.js';
 
 /** Every tool, in the order models see them. */
-export const TOOLS: readonly Tool[] = [...JOB_TOOLS, ...JOB_API_TOOLS, ...PROJECT_TOOLS];
+export const TOOLS: readonly Tool[] = [...JOB_TOOLS, ...SHELL_TOOLS, ...JOB_API_TOOLS, ...PROJECT_TOOLS];
 
 /** The tools models are offered (GET /tools, MCP, POST /tools/{name}/call): all but the HTTP API's own. */
 export const MODEL_TOOLS: readonly Tool[] = TOOLS.filter((t) => t.models !== false);
@@ -39,130 +33,6 @@ export function findTool(name: string): Tool | undefined {
 /** The tool of that name that models are offered, if any. */
 export function findModelTool(name: string): Tool | undefined {
   return MODEL_TOOLS.find((t) => t.name === name);
-}
-
-/** How a call came in, and what the caller may want to know of how it ran. */
-export interface ToolCall {
-  /** Fires when the caller went away: the wait ends early; a queued job goes on. */
-  signal?: AbortSignal | undefined;
-  /** X-Request-Id, carried on the job so its log line can be tied to the request's. */
-  requestId?: string | undefined;
-  /** Set to the worker process that ran the job (distributed queue). */
-  worker?: string | undefined;
-  /** wait_s of a command whose call gives none, instead of commands.defaultWaitS (MCP waits less than its clients). */
-  defaultWaitS?: number | undefined;
-  /** Called once a command's job_id answers on the jobs API, before the wait (MCP follows it for progress). */
-  onAccepted?: ((jobId: string) => void) | undefined;
-}
-
-/** Makes a new job of `tool` with a fresh id; `requestId` ties it to the request that made it (logs). */
-export function newJob(tool: Pick<JobTool, 'job'>, projectId: string, payload: Record<string, unknown>, requestId?: string): Job {
-  return { id: randomUUID(), type: tool.job.type, mutates: tool.job.mutates, projectId, payload, enqueuedAt: Date.now(), requestId };
-}
-
-/** Runs a tool on input its schema already validated; resolves with its answer or throws its error. */
-export async function callTool(d: AppDeps, tool: Tool, input: z.output<z.ZodObject>, call: ToolCall = {}): Promise<unknown> {
-  const over = tool.limits?.(input, d.config);
-  if (over !== undefined) throw new ToolhostError('bad_request', over);
-  if ('serve' in tool) return tool.serve(d, input, call.signal);
-  const job = newJob(tool, tool.job.project?.(input) ?? String(input.project_id), input, call.requestId);
-  if (tool.job.lane === 'commands') return runCommand(d, job, input as CommandRequest & { wait_s?: number }, call);
-  const { outcome } = await enqueue(d, job, d.config.http.requestTimeoutS * 1000, call.signal);
-  return settle(await outcome, call);
-}
-
-/**
- * A call whose answer a model reads (MCP, POST /tools/{name}/call): the arguments parsed (then `adjust`ed), the
- * tool run, and its answer as model content; a failure is the JSON error body as text, for the model to act on.
- * Never throws. `res` is the HTTP response the error body is logged against.
- */
-export async function callForModel(
-  d: AppDeps,
-  tool: Tool,
-  args: unknown,
-  call: ToolCall,
-  res: Response,
-  adjust: (input: z.output<z.ZodObject>) => z.output<z.ZodObject> = (input) => input,
-): Promise<{ items: ModelContent[]; isError: boolean }> {
-  try {
-    const input = adjust(toolInput(tool.input, args, `the arguments of ${tool.name}`));
-    const value = await callTool(d, tool, input, call);
-    return { items: modelContent(tool, value, input, d.config), isError: false };
-  } catch (err) {
-    return { items: [{ type: 'text', text: JSON.stringify(errorBody(res, err)) }], isError: true };
-  }
-}
-
-function settle(outcome: JobOutcome, call: ToolCall): unknown {
-  call.worker = outcome.worker;
-  if (!outcome.ok) throw outcome.error;
-  return outcome.value;
-}
-
-/**
- * Registers a waiter for the job's outcome, then queues the job, so the outcome cannot be missed. Resolves once
- * the job is queued (it throws `queue_full` or `shutting_down` otherwise) with the pending outcome.
- */
-async function enqueue(d: AppDeps, job: Job, waitMs: number, signal?: AbortSignal): Promise<{ outcome: Promise<JobOutcome> }> {
-  const refused = new AbortController();
-  const stop = signal ? AbortSignal.any([signal, refused.signal]) : refused.signal;
-  const outcome = d.queue.waitFor(job.id, { timeoutMs: waitMs, signal: stop });
-  // The wait may end (a client gone) while a remote queue still takes the job: the caller reads the outcome after
-  // this returns; until then it must not count as an unhandled rejection.
-  outcome.catch(() => {});
-  try {
-    await d.queue.enqueue(job);
-  } catch (err) {
-    refused.abort(err);
-    throw err;
-  }
-  return { outcome };
-}
-
-/**
- * A command: known to the jobs API before it is queued (its job_id answers from the first moment), then waited
- * for up to `wait_s` (none with `background`). Its answer is always its record's view: the final one when it
- * ended in time, the one of now (status "running") when it did not.
- */
-async function runCommand(d: AppDeps, job: Job, req: CommandRequest & { wait_s?: number | undefined }, call: ToolCall): Promise<unknown> {
-  await d.jobs.accepted(job, req);
-  call.onAccepted?.(job.id);
-  const waitMs = (req.background ? 0 : (req.wait_s ?? call.defaultWaitS ?? d.config.commands.defaultWaitS)) * 1000;
-  const stopWaiting = new AbortController();
-  const signal = call.signal ? AbortSignal.any([call.signal, stopWaiting.signal]) : stopWaiting.signal;
-  let outcome: Promise<JobOutcome>;
-  try {
-    // The waiter's own bound is a backstop only: the plain wait below ends first.
-    ({ outcome } = await enqueue(d, job, waitMs + 60_000, signal));
-  } catch (err) {
-    await d.jobs.refused(job);
-    throw err;
-  }
-  try {
-    const ended = await within(outcome, waitMs, call.signal);
-    return ended ? settle(ended, call) : await d.jobs.snapshot(job.id);
-  } finally {
-    stopWaiting.abort(new ToolhostError('job_deadline', 'the caller stopped waiting'));
-  }
-}
-
-/** The promise's value if it settles within `ms` (its error if it fails), else undefined; the caller leaving ends the wait. */
-async function within<T>(p: Promise<T>, ms: number, signal?: AbortSignal): Promise<T | undefined> {
-  if (ms <= 0) return undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let onAbort: (() => void) | undefined;
-  const timeUp = new Promise<undefined>((resolve, reject) => {
-    timer = setTimeout(resolve, ms, undefined);
-    onAbort = () => reject(signal?.reason);
-    if (signal?.aborted) onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([p, timeUp]);
-  } finally {
-    clearTimeout(timer);
-    if (onAbort) signal?.removeEventListener('abort', onAbort);
-  }
 }
 
 /** Routes for every tool. */
