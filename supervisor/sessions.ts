@@ -50,6 +50,8 @@ export interface SessionsOptions {
   /** Cancels a running command job (an exec), as DELETE /jobs/:id does. */
   cancelJob: (jobId: string) => void;
   log: Logger;
+  /** The clock of idleness (epoch ms); tests move it. */
+  now?: (() => number) | undefined;
 }
 
 /** The payload fields of the session jobs, as the tools' schemas validated them. */
@@ -70,8 +72,11 @@ export class Sessions {
   #sweepTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
+  readonly #now: () => number;
+
   constructor(o: SessionsOptions) {
     this.#o = o;
+    this.#now = o.now ?? Date.now;
   }
 
   /** Starts the idle sweep. */
@@ -185,7 +190,7 @@ export class Sessions {
     const hosted = this.#o.pools
       .host({ kind: 'session', id, projectId, root, cwd: p.cwd, env: p.env, port: port2 })
       .catch((err: unknown): JobOutcome => ({ ok: false, error: new ToolhostError('internal', `the session's thread died: ${String(err)}`).toJSON() }));
-    const now = Date.now();
+    const now = this.#now();
     const s: Session = {
       id,
       projectId,
@@ -255,7 +260,7 @@ export class Sessions {
       );
     }
     s.runningJob = job.id;
-    s.lastUsed = Date.now();
+    s.lastUsed = this.#now();
     try {
       const outcome = await this.#request(s, { t: 'exec', seq: 0, job, port }, [port]);
       s.execs++;
@@ -263,7 +268,7 @@ export class Sessions {
       return outcome;
     } finally {
       s.runningJob = null;
-      s.lastUsed = Date.now();
+      s.lastUsed = this.#now();
     }
   }
 
@@ -272,7 +277,7 @@ export class Sessions {
     const outcome = await this.#request(s, { t: 'restart', seq: 0 });
     if (!outcome.ok) throw fromSerialized(outcome.error);
     s.restarts++;
-    s.lastUsed = Date.now();
+    s.lastUsed = this.#now();
     return this.#info(s);
   }
 
@@ -299,7 +304,7 @@ export class Sessions {
   }
 
   /** Ends the sessions idle for sessions.idleMinutes (nothing running, no exec since). */
-  async sweep(now = Date.now()): Promise<void> {
+  async sweep(now = this.#now()): Promise<void> {
     const idleMs = this.#o.config().sessions.idleMinutes * 60_000;
     const idle = [...this.#sessions.values()].filter((s) => !s.runningJob && s.lastUsed + idleMs <= now);
     for (const s of idle) this.#o.log.info({ session_id: s.id, project_id: s.projectId }, 'idle session ended');

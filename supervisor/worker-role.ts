@@ -105,7 +105,7 @@ export async function buildWorker(i: WorkerInputs, releases: Release[]): Promise
   releases.push(() => commands.close());
   const localJobs = new LocalJobs(commands);
 
-  const sessions = new Sessions({ config: () => live.current, pools, cancelJob: (id) => commands.cancel(id), log });
+  const sessions = new Sessions({ config: () => live.current, pools, cancelJob: (id) => commands.cancel(id), log, now: i.now });
   // Runs before the final write-back: no shell changes a copy while it is packed.
   releases.push(() => sessions.close());
   // A session lives in its project's working copy: it ends when the copy goes (eviction, replacement, deletion).

@@ -5,7 +5,7 @@
  * following a yielded exec, limits, idle end, and sessions ending with their project's working copy.
  */
 import { expect } from 'chai';
-import { startServer, type TestServer } from './helpers/harness.js';
+import { buildArchive, startServer, type TestServer } from './helpers/harness.js';
 import { LeakGuard } from './helpers/jobs.js';
 import { eventually, processesWith } from './helpers/procs.js';
 
@@ -164,5 +164,62 @@ describe('sessions: persistent shells over HTTP', function () {
     expect((await s.api('/projects/other/cache', undefined, { method: 'DELETE' })).body).to.include({ evicted: true });
     expect(await eventually(() => processesWith(id).length === 0, 8000)).to.equal(true);
     expect((await exec(id, 'true')).body.error.code).to.equal('session_not_found');
+  });
+});
+
+describe('sessions: lifetime and containment', function () {
+  this.timeout(120_000);
+  let s: TestServer;
+  let clock = Date.now();
+
+  before(async () => {
+    s = await startServer({ sessions: { max: 8, maxPerProject: 8, idleMinutes: 1 } }, { now: () => clock });
+    for (const id of ['p1', 'p2', 'p3']) expect((await s.putProject(id, { 'a.txt': 'a\n' })).status).to.equal(201);
+  });
+  after(async () => {
+    clock = Date.now();
+    await s?.close();
+  });
+
+  const open = async (project: string): Promise<string> => (await s.api('/sessions', { project_id: project })).body.session_id;
+  const gone = async (id: string): Promise<boolean> => (await s.api(`/sessions/${id}/exec`, { command: 'true' })).status === 404;
+
+  it('runs its shell in the same sandbox as any command: no other project, no data dir', async function () {
+    if (process.getuid?.() !== 0) this.skip(); // one uid for every project: only bubblewrap as root separates them here
+    const id = await open('p1');
+    const r = await s.api(`/sessions/${id}/exec`, {
+      command: `ls ${s.dataDir}/projects/p2 2>&1 || echo no-p2; ls ${s.dataDir}/uids 2>&1 || echo no-uids; ls ${s.dataDir}/jobs 2>&1 || echo no-jobs`,
+    });
+    expect(r.body.stdout).to.include('no-p2');
+    expect(r.body.stdout).to.include('no-jobs');
+    expect(r.body.stdout).not.to.include('a.txt');
+    await s.api(`/sessions/${id}`, undefined, { method: 'DELETE' });
+  });
+
+  it('ends a session left idle for sessions.idleMinutes, and keeps one in use', async () => {
+    const [idle, busy] = [await open('p1'), await open('p1')];
+    const running = await s.api(`/sessions/${busy}/exec`, { command: 'sleep 25', wait_s: 0 });
+    expect(running.body.status).to.be.oneOf(['queued', 'running']);
+    clock += 2 * 60_000;
+    // The sweep runs on its own timer (a quarter of idleMinutes, here 15 s, give or take a fifth).
+    let ended = false;
+    for (let i = 0; i < 25 && !ended; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      ended = (await s.api('/sessions?project_id=p1')).body.sessions.every((x: { session_id: string }) => x.session_id !== idle);
+    }
+    expect(ended, 'the idle session ended').to.equal(true);
+    const left = (await s.api('/sessions?project_id=p1')).body.sessions.map((x: { session_id: string }) => x.session_id);
+    expect(left).to.include(busy);
+    await s.api(`/jobs/${running.body.job_id}`, undefined, { method: 'DELETE' });
+    await s.api(`/sessions/${busy}`, undefined, { method: 'DELETE' });
+  });
+
+  it('ends the sessions of a project that is deleted or replaced', async () => {
+    const [a, b] = [await open('p2'), await open('p3')];
+    expect((await s.api('/projects/p2?force=true', undefined, { method: 'DELETE' })).status).to.equal(200);
+    expect(await gone(a)).to.equal(true);
+    const replaced = await s.api('/projects/p3?replace=true', await buildArchive({ 'b.txt': 'b\n' }), { method: 'PUT' });
+    expect(replaced.status, JSON.stringify(replaced.body)).to.equal(200);
+    expect(await gone(b)).to.equal(true);
   });
 });
