@@ -10,6 +10,7 @@ import { patch } from './patch.js';
 import { readOverhead } from './read-overhead.js';
 import { save } from './save.js';
 import { search } from './search.js';
+import { sessions } from './sessions.js';
 import { throughput } from './throughput.js';
 import { waiters } from './waiters.js';
 
@@ -26,4 +27,5 @@ export const SCENARIOS: readonly Scenario[] = [
   outputFlood,
   budgets,
   patch,
+  sessions,
 ];
