@@ -242,3 +242,112 @@ describe('Anthropic built-in tools: POST /anthropic/tool_use', () => {
     expect(missing.status).to.equal(400);
   });
 });
+
+describe('Anthropic built-in tools: bash on a persistent session', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startServer({});
+    const files = {
+      'src/app.ts': 'export {};\n',
+      // A virtualenv's activate script, as `python3 -m venv` writes its essentials: it puts its bin first on PATH.
+      '.venv/bin/activate': 'VIRTUAL_ENV="$(cd "$(dirname "$BASH_SOURCE")/.." && pwd)"\nexport VIRTUAL_ENV\nexport PATH="$VIRTUAL_ENV/bin:$PATH"\n',
+      '.venv/bin/tool-from-venv': '#!/bin/sh\necho "venv tool ran"\n',
+    };
+    expect((await s.putProject('demo', files)).status).to.equal(201);
+    expect((await s.api('/execute', { project_id: 'demo', command: 'chmod +x .venv/bin/tool-from-venv' })).body.exit_code).to.equal(0);
+  });
+  after(async () => s?.close({ force: true }));
+
+  async function bash(input: Record<string, unknown>, session?: string): Promise<{ text: string; isError: boolean }> {
+    const block = toolUse('bash', input);
+    const r = await s.api('/anthropic/tool_use', { project_id: 'demo', block: blockOf(block), ...(session ? { session } : {}) });
+    expect(r.status, JSON.stringify(r.body)).to.equal(200);
+    const result = r.body as AnthropicToolResultBlock;
+    expect(resultParam(result).tool_use_id).to.equal(block.id);
+    return { text: result.content.flatMap((c) => (c.type === 'text' ? [c.text] : [])).join('\n'), isError: result.is_error };
+  }
+
+  it('keeps the working directory, exported variables and an activated virtualenv between calls', async () => {
+    expect(await bash({ command: 'cd src && export GREETING=hello && source ../.venv/bin/activate' })).to.deep.equal({ text: '(no output)', isError: false });
+    const later = await bash({ command: 'pwd; echo "$GREETING"; tool-from-venv' });
+    expect(later.isError).to.equal(false);
+    const [pwd, greeting, venv] = later.text.split('\n');
+    expect(pwd).to.match(/\/src$/);
+    expect([greeting, venv]).to.deep.equal(['hello', 'venv tool ran']);
+  });
+
+  it('shows stderr and a non-zero exit code without calling it an error', async () => {
+    const r = await bash({ command: 'echo out; echo oops >&2; false' });
+    expect(r).to.deep.equal({ text: 'out\n--- stderr ---\noops\n[exit code 1]', isError: false });
+  });
+
+  it('keeps sessions apart by key', async () => {
+    await bash({ command: 'export ONLY_HERE=1' }, 'agent-2');
+    expect((await bash({ command: 'echo "[$ONLY_HERE]"' })).text).to.equal('[]');
+    expect((await bash({ command: 'echo "[$ONLY_HERE]"' }, 'agent-2')).text).to.equal('[1]');
+  });
+
+  it('restarts the shell when asked, back at the project root with a fresh environment', async () => {
+    await bash({ command: 'cd src && export GONE=1' }, 'restart-me');
+    expect(await bash({ restart: true }, 'restart-me')).to.deep.equal({ text: 'tool has been restarted.', isError: false });
+    const after = await bash({ command: 'pwd; echo "[$GONE]"' }, 'restart-me');
+    expect(after.text.split('\n')[1]).to.equal('[]');
+    expect(after.text.split('\n')[0]).to.not.match(/\/src$/);
+  });
+
+  it('says when a command ended the shell, and that its state is gone', async () => {
+    await bash({ command: 'export WAS=1' }, 'exiting');
+    const r = await bash({ command: 'exit 3' }, 'exiting');
+    expect(r.text).to.include('restarted');
+    expect((await bash({ command: 'echo "[$WAS]"' }, 'exiting')).text).to.equal('[]');
+  });
+
+  it('answers a call without command or restart as an error', async () => {
+    expect(await bash({})).to.deep.equal({ text: 'no command provided.', isError: true });
+  });
+});
+
+describe('Anthropic built-in tools: bash commands that outlast the wait or the timeout', () => {
+  async function bash(s: TestServer, command: string): Promise<{ text: string; isError: boolean }> {
+    const r = await s.api('/anthropic/tool_use', { project_id: 'demo', block: blockOf(toolUse('bash', { command })) });
+    expect(r.status, JSON.stringify(r.body)).to.equal(200);
+    const result = r.body as AnthropicToolResultBlock;
+    return { text: result.content.flatMap((c) => (c.type === 'text' ? [c.text] : [])).join('\n'), isError: result.is_error };
+  }
+
+  it('answers a command still running after the wait with its job id, which job_status follows', async () => {
+    const s = await startServer({ commands: { defaultWaitS: 1 } });
+    try {
+      expect((await s.putProject('demo', { 'a.txt': 'a\n' })).status).to.equal(201);
+      const r = await bash(s, 'echo started; sleep 3; echo finished');
+      expect(r.isError).to.equal(false);
+      const jobId = /as job ([0-9a-f-]{36}): this shell is busy until it ends; follow it with job_status/.exec(r.text)?.[1];
+      expect(jobId, r.text).to.be.a('string');
+      let view = (await s.api(`/jobs/${jobId}?wait_s=10`)).body;
+      let out = view.stdout as string;
+      for (let k = 0; k < 20 && view.status === 'running'; k++) {
+        view = (await s.api(`/jobs/${jobId}?wait_s=10&stdout_offset=${view.stdout_offset}&stderr_offset=${view.stderr_offset}`)).body;
+        out += view.stdout;
+      }
+      expect(view.status).to.equal('completed');
+      expect(out).to.equal('started\nfinished\n');
+      expect((await bash(s, 'echo next')).text).to.equal('next');
+    } finally {
+      await s.close({ force: true });
+    }
+  });
+
+  it('answers a command that timed out as an error', async () => {
+    const s = await startServer({ commands: { defaultTimeoutS: 1 } });
+    try {
+      expect((await s.putProject('demo', { 'a.txt': 'a\n' })).status).to.equal(201);
+      const r = await bash(s, 'echo started; sleep 30');
+      expect(r.isError).to.equal(true);
+      expect(r.text)
+        .to.match(/^started\n/)
+        .and.match(/\[timed out after [\d.]+ s: the command's processes were killed/);
+    } finally {
+      await s.close({ force: true });
+    }
+  });
+});

@@ -13,6 +13,7 @@ import { bashText } from '../../lib/providers/shell-answers.js';
 import { type EditorToolName, PASS_THROUGH, type ProviderResult, runTextEditor } from '../../lib/providers/text-editor.js';
 import type { AppDeps } from './deps.js';
 import { clientError, jsonSchemaOf, PROVIDER_ROUTE_ERRORS, type ProviderRouteDoc, projectRoots, refuseOnWorker, toolRunner } from './provider-calls.js';
+import { shellCall } from './session-tools.js';
 import { clientGone, type ToolCall } from './tools.js';
 import { jsonBody, validate } from './validate.js';
 
@@ -74,15 +75,6 @@ async function bash(
     if (PASS_THROUGH.has(e.code)) throw e;
     return { content: [{ type: 'text', text: e.message }], isError: true };
   }
-}
-
-// TEMPORARY until the lead's supervisor/http/session-tools.ts lands.
-async function shellCall(
-  _d: AppDeps,
-  _i: { project_id: string; session?: string | undefined; command?: string | undefined; restart?: boolean },
-  _c: ToolCall,
-): Promise<import('../../lib/providers/shell-answers.js').ShellRun> {
-  throw new ToolhostError('bad_request', 'persistent shell sessions are not available yet');
 }
 
 /** How OpenAPI documents the route. */

@@ -26,6 +26,7 @@ import { PASS_THROUGH } from '../../lib/providers/text-editor.js';
 import { modelContent } from '../../lib/tool.js';
 import type { AppDeps } from './deps.js';
 import { clientError, jsonSchemaOf, PROVIDER_ROUTE_ERRORS, type ProviderRouteDoc, projectRoots, refuseOnWorker, toolRunner } from './provider-calls.js';
+import { shellCall } from './session-tools.js';
 import { clientGone, findTool, type ToolCall } from './tools.js';
 import { jsonBody, validate } from './validate.js';
 
@@ -117,22 +118,6 @@ async function shell(
     if (!goOn) break;
   }
   return { type: 'shell_call_output', call_id: item.call_id, max_output_length: maxLength ?? null, output };
-}
-
-// TEMPORARY until the lead's supervisor/http/session-tools.ts lands.
-async function shellCall(
-  _d: AppDeps,
-  _i: {
-    project_id: string;
-    session?: string | undefined;
-    command?: string | undefined;
-    timeout_s?: number | undefined;
-    wait_s?: number | undefined;
-    max_output_chars?: number | undefined;
-  },
-  _c: ToolCall,
-): Promise<ShellRun> {
-  throw new ToolhostError('bad_request', 'persistent shell sessions are not available yet');
 }
 
 /** How OpenAPI documents the route. */
