@@ -33,6 +33,7 @@ export async function hostSession(task: SessionTask, config: Config): Promise<vo
   const c = config.commands;
   const place = commandPlace({ root: task.root, config, projectId: task.projectId }, task.cwd);
   const cgroup: JobCgroup | null = c.limits.processes > 0 ? createJobCgroup(task.id, c.limits.processes) : null;
+  const plan = planOf(c, config.dataDir);
   const start = (): Promise<SessionShell> =>
     SessionShell.start({
       launch: launchArgv({
@@ -44,11 +45,12 @@ export async function hostSession(task: SessionTask, config: Config): Promise<vo
         limits: c.limits,
         cgroupProcs: cgroup?.procsFile,
         owner: place.owner,
-        plan: planOf(c, config.dataDir),
+        plan,
       }),
       marker: task.id,
       killGraceMs: c.killGraceS * 1000,
       treeMembers: cgroup?.pids,
+      pidNamespace: plan.mode === 'bwrap',
       startMs: START_MS,
     });
   let shell: SessionShell;

@@ -79,6 +79,16 @@ describe('sessions: persistent shells over HTTP', function () {
     await end(id);
   });
 
+  it('runs a long command (sent with its length) byte for byte, trailing newlines and all', async () => {
+    const id = await open();
+    const body = Array.from({ length: 4000 }, (_, i) => `line ${i} ümlaut`).join('\n');
+    const r = await exec(id, `cat > long.txt <<'EOF'\n${body}\nEOF\nwc -c < long.txt\n\n\n`);
+    expect(r.body.exit_code, JSON.stringify(r.body)).to.equal(0);
+    expect(Number(r.body.stdout)).to.equal(Buffer.byteLength(`${body}\n`));
+    await exec(id, 'rm long.txt');
+    await end(id);
+  });
+
   it('kills a timed-out exec and its children; the shell and its state survive', async () => {
     const id = await open();
     const m = guard.marker();

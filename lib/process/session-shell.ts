@@ -3,7 +3,7 @@
  * sandbox), that runs one command at a time in its own process, so the working directory, variables, functions,
  * aliases and an activated virtualenv carry over from one exec to the next.
  *
- * The protocol. The shell reads its commands from its stdin, NUL-terminated, and runs each with `eval` with
+ * The protocol. The shell reads its commands from its stdin, NUL-terminated (a long one length-prefixed), and runs each with `eval` with
  * stdin from /dev/null (a command that reads stdin gets EOF at once; the shell's own stdin is kept on a
  * close-on-exec descriptor while it runs, so no child can read the commands that follow) and with stdout and
  * stderr put back afterwards (an `exec >file` lasts one exec). Only when the command has returned does the shell
@@ -25,7 +25,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { type BoundedProcess, boundedSpawn, LEFTOVER_GRACE_MS } from './bounded-spawn.js';
 import { MarkerScanner } from './exec-marker.js';
-import { findTreeProcesses, killTree } from './process-tree.js';
+import { findTreeProcesses, killTree, processSubtree } from './process-tree.js';
 import type { Launch } from './sandbox.js';
 
 /**
@@ -36,12 +36,15 @@ export const SHELL_DRIVER = [
   'exec {__th_out}>&1 {__th_err}>&2',
   'shopt -s expand_aliases',
   "while IFS= builtin read -r -d '' __th_cmd; do",
+  // A long command comes as its length, then its bytes, which head reads at once (read takes one byte a call).
+  '  if [[ $__th_cmd == L* ]]; then __th_cmd=$(command -p head -c "${__th_cmd#L}"; builtin printf x); __th_cmd=${__th_cmd%x}',
+  '  else __th_cmd=${__th_cmd#S}; fi',
   '  builtin eval "$__th_cmd" </dev/null >&$__th_out 2>&$__th_err',
   '  __th_rc=$?',
   "  IFS= builtin read -r -d '' __th_n || break",
   '  builtin printf \'\\0%s\\0%d\\n\' "$__th_n" "$__th_rc" >&$__th_out',
   '  builtin printf \'\\0%s\\0\' "$__th_n" >&$__th_err',
-  '  builtin unset __th_n',
+  '  builtin unset __th_n __th_cmd',
   'done',
 ].join('\n');
 
@@ -54,6 +57,11 @@ export interface ShellSpec {
   killGraceMs: number;
   /** Every pid of the session (its cgroup's members). */
   treeMembers?: (() => Promise<number[]>) | undefined;
+  /**
+   * The shell runs in a pid namespace of its own (bubblewrap), so the processes of the launch's subtree are all
+   * of the session's: without a cgroup they are found from the tree instead of a scan of every process.
+   */
+  pidNamespace?: boolean | undefined;
   /** How long the shell may take to start. */
   startMs: number;
 }
@@ -80,6 +88,8 @@ export interface ShellExecEnd {
 
 type State = 'starting' | 'idle' | 'busy' | 'over';
 
+/** Bytes above which a command is sent with its length (a read of it byte by byte costs about 3 µs a byte). */
+const LONG_COMMAND = 4096;
 /** Time the shell gets to come back after the exec's processes were killed, beyond the kill grace. */
 const COME_BACK_MS = 1500;
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15, SIGXCPU: 24 };
@@ -96,6 +106,9 @@ export class SessionShell {
   /** Settles when the shell is gone, with its exit status. */
   readonly #exit: Promise<number>;
 
+  /** Every process of the session, for the kills after each exec (see ShellSpec.pidNamespace). */
+  readonly #members: (() => Promise<number[]>) | undefined;
+
   private constructor(spec: ShellSpec) {
     this.#spec = spec;
     this.#proc = boundedSpawn<'end'>({
@@ -107,6 +120,8 @@ export class SessionShell {
       treeMembers: spec.treeMembers,
       drainMs: 200,
     });
+    const pid = this.#proc.pid;
+    this.#members = spec.treeMembers ?? (spec.pidNamespace && pid !== undefined ? async () => processSubtree(pid) : undefined);
     this.#listen(this.#proc.stdout, 'stdout');
     this.#listen(this.#proc.stderr, 'stderr');
     this.#exit = this.#proc.done.then(
@@ -134,7 +149,7 @@ export class SessionShell {
       await shell.end();
       throw new Error(`the shell did not start (status ${first.exitCode})${said ? `: ${said.trim().slice(0, 2000)}` : ''}`);
     }
-    shell.#keep = new Set(await findTreeProcesses(shell.#proc.pid!, spec.marker, spec.treeMembers));
+    shell.#keep = new Set(await findTreeProcesses(shell.#proc.pid!, spec.marker, shell.#members));
     return shell;
   }
 
@@ -188,7 +203,8 @@ export class SessionShell {
       }
       if (scanners.stdout.done && scanners.stderr.done) marked();
     };
-    this.#proc.stdin!.write(`${e.command}\0${nonce}\0`);
+    const bytes = Buffer.byteLength(e.command);
+    this.#proc.stdin!.write(bytes > LONG_COMMAND ? `L${bytes}\0${e.command}${nonce}\0` : `S${e.command}\0${nonce}\0`);
 
     // The exec ends with its marker or with the shell. A stopped exec's processes are killed; a shell that does
     // not come back after that (a loop of builtins) is ended with it. Before the shell is known to work, a stop
@@ -238,6 +254,6 @@ export class SessionShell {
   #killExec(graceMs: number): Promise<void> {
     const pid = this.#proc.pid;
     if (pid === undefined || this.#state === 'over') return Promise.resolve();
-    return killTree(pid, this.#spec.marker, graceMs, this.#spec.treeMembers, this.#keep).catch(() => {});
+    return killTree(pid, this.#spec.marker, graceMs, this.#members, this.#keep).catch(() => {});
   }
 }
