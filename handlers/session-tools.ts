@@ -7,7 +7,7 @@
  * tool (supervisor/http/session-tools.ts), which keys sessions by name.
  */
 import { z } from 'zod';
-import { noNul, PROJECT_ID_PATTERN, projectId, relPath } from '../lib/schemas.js';
+import { noNul, PROJECT_ID_PATTERN, projectId, relPath, sessionName } from '../lib/schemas.js';
 import { PROJECT_ERRORS, sessionTool } from '../lib/tool.js';
 import { commandText, MAX_OUTPUT_CHARS_DOC, outputBudgetLimit } from './command-text.js';
 import { commandView } from './command-view.js';
@@ -27,12 +27,6 @@ export const sessionId = z
 export function sessionProject(id: string): string {
   return id.slice(PREFIX_LENGTH);
 }
-
-/** A session name: the key the `shell` tool and the provider routes find a session by. */
-export const sessionName = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1-128 letters, digits, ".", "_", ":" or "-"')
-  .describe('A name for the session, unique in the project: creating a session of a name that exists returns that one.');
 
 /** What a session is, as the session routes show it. */
 export const sessionInfo = z.strictObject({
@@ -58,7 +52,7 @@ export const sessionCreateTool = sessionTool({
     project_id: projectId,
     cwd: relPath.optional().describe('Where the shell starts, relative to the project root (default: the root).'),
     env: envField.optional().describe('Variables the shell starts with.'),
-    name: sessionName.optional(),
+    name: sessionName.describe('A name for the session, unique in the project: creating a session of a name that exists returns that one.').optional(),
   }),
   output: sessionInfo.extend({ created: z.boolean().describe('False when a session of this name existed and is returned instead.') }),
   readOnly: false,

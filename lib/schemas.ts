@@ -46,3 +46,8 @@ export const toolsQuery = z.strictObject({
       "Tool definition format: OpenAI Chat Completions function tools (strict mode), OpenAI Responses API function tools (strict mode), Anthropic tools, or Anthropic's built-in tool types (text editor and bash, run with POST /anthropic/tool_use).",
     ),
 });
+
+/** A persistent shell session's name: the key the `shell` tool and the provider routes find a session by. */
+export const sessionName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1-128 letters, digits, ".", "_", ":" or "-", starting with a letter or digit');

@@ -12,12 +12,13 @@ import type { Lane } from '../lib/tool.js';
 import type { Pools } from './pools.js';
 import type { ProjectCache } from './projects.js';
 import type { QueuePump } from './pump.js';
+import type { Sessions } from './sessions.js';
 
 /** What the metrics observe. */
 export interface MetricsSources {
   queue: JobQueue;
   /** The parts that run jobs; without them (an api process) no pool, job, cache or write-back metric exists. */
-  worker?: { pump: QueuePump; pools: Pools; projects: ProjectCache } | undefined;
+  worker?: { pump: QueuePump; pools: Pools; projects: ProjectCache; sessions: Sessions } | undefined;
 }
 
 /** The worker parts the metrics read. */
@@ -122,6 +123,17 @@ class WorkerMetrics {
       collect() {
         this.reset();
         for (const [type, n] of Object.entries(s.pump.running().by_type)) this.set({ type }, n);
+      },
+    });
+    new Gauge({
+      name: 'toolhost_sessions',
+      help: 'Persistent shell sessions alive, and those running an exec.',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const { alive, running } = s.sessions.stats();
+        this.set({ state: 'alive' }, alive);
+        this.set({ state: 'running' }, running);
       },
     });
     new Gauge({

@@ -112,10 +112,10 @@ export class Sessions {
   }
 
   /** How many sessions are alive, in all and running an exec. */
-  stats(): { sessions: number; running: number } {
+  stats(): { alive: number; running: number } {
     let running = 0;
     for (const s of this.#sessions.values()) if (s.runningJob) running++;
-    return { sessions: this.#sessions.size, running };
+    return { alive: this.#sessions.size, running };
   }
 
   /** Ends session `id` (a running exec is cancelled first); resolves once its shell is gone. */

@@ -64,6 +64,10 @@ describe('sessions: persistent shells over HTTP', function () {
     await exec(a, 'export ONLY_A=1; cd src');
     const r = await exec(b, `echo "[\${ONLY_A:-unset}]"; basename "$PWD"`);
     expect(r.body.stdout).to.equal('[unset]\ndemo\n');
+    // Operators see them: /health and /metrics count the sessions alive.
+    expect((await s.api('/health')).body.sessions.alive).to.equal(2);
+    const metrics = await (await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${s.token}` } })).text();
+    expect(metrics).to.match(/toolhost_sessions\{state="alive"\} 2/);
     await Promise.all([end(a), end(b)]);
   });
 

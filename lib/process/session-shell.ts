@@ -37,8 +37,8 @@ export const SHELL_DRIVER = [
   'shopt -s expand_aliases',
   "while IFS= builtin read -r -d '' __th_cmd; do",
   // A long command comes as its length, then its bytes, which head reads at once (read takes one byte a call).
-  '  if [[ $__th_cmd == L* ]]; then __th_cmd=$(command -p head -c "${__th_cmd#L}"; builtin printf x); __th_cmd=${__th_cmd%x}',
-  '  else __th_cmd=${__th_cmd#S}; fi',
+  `  if [[ $__th_cmd == L* ]]; then __th_cmd=$(command -p head -c "\${__th_cmd#L}"; builtin printf x); __th_cmd=\${__th_cmd%x}`,
+  `  else __th_cmd=\${__th_cmd#S}; fi`,
   '  builtin eval "$__th_cmd" </dev/null >&$__th_out 2>&$__th_err',
   '  __th_rc=$?',
   "  IFS= builtin read -r -d '' __th_n || break",

@@ -111,6 +111,7 @@ function workerHealth(w: WorkerParts, failing: WritebackFailure[]) {
     pool: { threads: pool.threads, busy: pool.busy, lanes: pool.lanes },
     jobs: w.pump.running(),
     cache: w.projects.summary(),
+    sessions: w.sessions.stats(),
     writeback: { failing: failing.map(({ lastAttempt: _, ...f }) => f) },
   };
 }

@@ -7,9 +7,9 @@
 import { z } from 'zod';
 import { commandText, MAX_OUTPUT_CHARS_DOC, outputBudgetLimit } from '../../handlers/command-text.js';
 import { type CommandView, commandView } from '../../handlers/command-view.js';
-import { type SessionInfo, sessionCreateTool, sessionExecTool, sessionName, sessionRestartTool } from '../../handlers/session-tools.js';
+import { type SessionInfo, sessionCreateTool, sessionExecTool, sessionRestartTool } from '../../handlers/session-tools.js';
 import { toToolhostError } from '../../lib/errors.js';
-import { noNul, projectId } from '../../lib/schemas.js';
+import { noNul, projectId, sessionName } from '../../lib/schemas.js';
 import type { ModelContent } from '../../lib/tool.js';
 import { callTool } from './call-tool.js';
 import type { AppDeps, ToolCall } from './deps.js';
