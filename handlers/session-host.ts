@@ -2,8 +2,8 @@
  * The pool-thread side of a persistent shell session: one long task on the commands pool that owns the session's
  * shell (lib/process/session-shell.ts) for as long as the session lives, and runs the execs the supervisor sends
  * it (supervisor/sessions.ts) one at a time, each with its own logs, progress messages and cancel channel, as a
- * command job has. A shell that did not survive an exec (an `exit`, a timeout it did not come back from) is
- * started again at once, so the next exec finds one; the exec's answer says so.
+ * command job has. A shell that did not survive an exec (an `exit`, a timeout, a cancel) is started again at once,
+ * so the next exec finds one; the exec's answer says so (and so does the next one's, if the shell died between).
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
@@ -73,7 +73,12 @@ export async function hostSession(task: SessionTask, config: Config): Promise<vo
   const handle = async (m: SessionRequest): Promise<void> => {
     try {
       if (m.t === 'exec') {
-        reply(m.seq, { ok: true, value: await runExec(shell, m.job, m.port, config) });
+        // A shell that died since its last exec (TMOUT, a kill from outside) is replaced, and the answer says so.
+        const dead = !shell.alive;
+        if (dead) shell = await start();
+        const out = await runExec(shell, m.job, m.port, config);
+        if (dead && out.session) out.session.restarted = true;
+        reply(m.seq, { ok: true, value: out });
         if (!shell.alive) shell = await start(); // the next exec finds a shell (its answer said "restarted")
         return;
       }

@@ -89,8 +89,8 @@ export const sessionExecTool = sessionTool({
   describe: ({ commands: c }) =>
     "Run a command in the session's shell and answer as /execute does (exit_code, stdout, stderr, cut to the output budget; a command " +
     `still running after wait_s, default ${c.defaultWaitS} s, is answered with its job_id: follow it with job_status). stdin is /dev/null. ` +
-    `After timeout_s (default ${c.defaultTimeoutS} s) the command's processes are killed; processes it leaves running are killed when it ends. ` +
-    "If the shell itself does not survive (exit, a timeout it does not come back from), a fresh one takes its place and the answer's session.restarted says so.",
+    `After timeout_s (default ${c.defaultTimeoutS} s), or a cancel, the shell ends with the command; processes a command leaves running are killed when it ends. ` +
+    "When the shell does not survive (a timeout, a cancel, exit), a fresh one takes its place and the answer's session.restarted says so.",
   limits: (req, config) =>
     req.timeout_s !== undefined && req.timeout_s > config.commands.maxTimeoutS
       ? `timeout_s ${req.timeout_s} exceeds the server's maximum of ${config.commands.maxTimeoutS} s; ask for less`

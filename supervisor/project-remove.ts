@@ -15,6 +15,10 @@ export interface RemoveParts {
   store: Pick<ProjectStore, 'stat' | 'delete'>;
   /** Jobs queued or running for the project (those waiting for its lock included). */
   activeJobs(id: string): number;
+  /**
+   * Ends what lives in a working copy that is going for good (its shell sessions), once the deletion passed its checks; awaited, so nothing runs in the copy while it is saved or swapped.
+   */
+  endLiving?: ((id: string) => Promise<void>) | undefined;
 }
 
 /** How to delete. */
@@ -71,6 +75,7 @@ export async function removeProject(p: RemoveParts, id: string, o: RemoveOptions
     entry?.state.on('giveBack');
     throw err;
   }
+  if (entry) await p.endLiving?.(id);
   let archiveDeleted: boolean;
   try {
     archiveDeleted = await p.store.delete(id);

@@ -83,6 +83,11 @@ export interface ProjectCacheOptions {
   exclude(): readonly string[];
   /** The clock (epoch ms); tests move it to age projects. */
   now?: () => number;
+  /**
+   * Ends what lives in a working copy that is going for good (its shell sessions), once an eviction, replacement or
+   * deletion passed its checks; awaited, so nothing runs in the copy while it is saved or swapped.
+   */
+  endLiving?: ((id: string) => Promise<void>) | undefined;
 }
 
 /** Events of the cache, for metrics and observers. */
@@ -99,9 +104,4 @@ export interface ProjectCacheEvents {
   'writeback:failed': [id: string, error: ToolhostError];
   /** A working copy was removed from the cache. */
   evicted: [id: string];
-  /**
-   * A working copy is being withdrawn from new jobs to be evicted, replaced or deleted (it may be given back if
-   * that is refused): what lives in it, such as shell sessions, must go.
-   */
-  withdrawn: [id: string];
 }

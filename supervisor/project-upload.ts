@@ -17,6 +17,10 @@ export interface UploadParts {
   activeJobs(id: string): number;
   /** Runs an extraction-sized task on the file pool. */
   onPool<T>(task: Parameters<Pools['run']>[1]): Promise<T>;
+  /**
+   * Ends what lives in a working copy that is going for good (its shell sessions), once the replacement passed its checks; awaited, so nothing runs in the copy while it is saved or swapped.
+   */
+  endLiving?: ((id: string) => Promise<void>) | undefined;
 }
 
 /**
@@ -40,6 +44,7 @@ export async function replaceFromUpload(p: UploadParts, id: string, upload: stri
       { project_id: id },
     );
   }
+  if (p.copies.get(id)) await p.endLiving?.(id);
   await p.copies.materialize(id, async (staging) => {
     const extracted = await p.onPool<{ bytes: number }>({ kind: 'extract', id, file: upload, format, dest: staging });
     let stored: StoredProject;

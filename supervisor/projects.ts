@@ -180,9 +180,14 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
         // instead of working in the old one, which the swap below deletes.
         const cached = this.#copies.get(id);
         cached?.state.on('withdraw');
-        if (cached) this.emit('withdrawn', id);
         try {
-          const parts = { copies: this.#copies, store: this.#o.store, activeJobs: this.#o.activeJobs, onPool: <T>(task: PoolTask) => this.#onPool<T>(task) };
+          const parts = {
+            copies: this.#copies,
+            store: this.#o.store,
+            activeJobs: this.#o.activeJobs,
+            onPool: <T>(task: PoolTask) => this.#onPool<T>(task),
+            endLiving: this.#o.endLiving,
+          };
           const created = await replaceFromUpload(parts, id, upload, format, opts.replace);
           return { created, info: await this.info(id) };
         } finally {
@@ -287,9 +292,9 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
         });
       // Withdrawn first, so a job that arrives from now on waits for this lock instead of using the copy.
       entry.state.on('withdraw');
-      this.emit('withdrawn', id);
       try {
         if (this.#o.activeJobs(id) > 0) throw busy();
+        await this.#o.endLiving?.(id);
         if (entry.state.dirty) {
           try {
             await this.#save(id);
@@ -322,10 +327,9 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
    * or unsaved changes unless `force`. Throws `project_not_found`.
    */
   remove(id: string, opts: RemoveOptions): Promise<RemoveOutcome> {
-    return this.#locks.run(id, () => {
-      if (this.#copies.get(id)) this.emit('withdrawn', id);
-      return removeProject({ copies: this.#copies, store: this.#o.store, activeJobs: this.#o.activeJobs }, id, opts);
-    });
+    return this.#locks.run(id, () =>
+      removeProject({ copies: this.#copies, store: this.#o.store, activeJobs: this.#o.activeJobs, endLiving: this.#o.endLiving }, id, opts),
+    );
   }
 
   /** Writes back every dirty copy (shutdown). Failures are returned; those copies stay dirty for the next start. */

@@ -67,8 +67,10 @@ interface Payload {
 export class Sessions {
   readonly #o: SessionsOptions;
   readonly #sessions = new Map<string, Session>();
-  /** Creations under way, by project and name, so two creations of one name make one session. */
+  /** Named creations under way, by project and name, so two creations of one name make one session. */
   readonly #creating = new Map<string, Promise<Session>>();
+  /** The project of every creation under way: counted against the limits before its shell is up. */
+  readonly #pending = new Map<symbol, string>();
   #sweepTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -161,19 +163,23 @@ export class Sessions {
       key === undefined ? undefined : ([...this.#sessions.values()].find((s) => s.projectId === projectId && s.name === p.name) ?? this.#creating.get(key));
     if (named) return { ...this.#info(await named), created: false };
     this.#checkLimits(projectId);
+    const slot = Symbol(projectId);
+    this.#pending.set(slot, projectId); // taken before the first await: concurrent creations see it
     const making = this.#start(projectId, root, p);
     if (key !== undefined) this.#creating.set(key, making);
     try {
       return { ...this.#info(await making), created: true };
     } finally {
+      this.#pending.delete(slot);
       if (key !== undefined) this.#creating.delete(key);
     }
   }
 
   #checkLimits(projectId: string): void {
     const { sessions: limits } = this.#o.config();
-    const all = this.#sessions.size + this.#creating.size;
-    const mine = [...this.#sessions.values()].filter((s) => s.projectId === projectId).length;
+    const all = this.#sessions.size + this.#pending.size;
+    const mine =
+      [...this.#sessions.values()].filter((s) => s.projectId === projectId).length + [...this.#pending.values()].filter((p) => p === projectId).length;
     const todo = `end one with DELETE /sessions/{session_id} (GET /sessions?project_id=${projectId} lists them), or wait: idle sessions end after ${limits.idleMinutes} minutes`;
     if (mine >= limits.maxPerProject) {
       throw new ToolhostError('session_limit', `project "${projectId}" has ${mine} sessions, its most (sessions.maxPerProject); ${todo}`, {
@@ -225,6 +231,10 @@ export class Sessions {
     if (cwd === null) throw new ToolhostError('internal', 'the session ended as it started');
     s.cwd = cwd;
     this.#sessions.set(id, s);
+    if (this.#closed) {
+      await this.end(id); // it came up while the registry closed: nothing would end it later
+      throw new ToolhostError('shutting_down', 'the server is shutting down; start the session later');
+    }
     // However the host ends (an end, a crash of its thread), the session is gone and waiting requests fail.
     void hosted.then((outcome) => {
       if (this.#sessions.get(id) === s) this.#sessions.delete(id);

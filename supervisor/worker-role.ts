@@ -69,6 +69,13 @@ export async function buildWorker(i: WorkerInputs, releases: Release[]): Promise
   const pools = new Pools(config);
   releases.push(() => pools.close());
 
+  const commands = new CommandJobs(config, log, () => live.current.budgets);
+  await commands.start();
+  releases.push(() => commands.close());
+  const localJobs = new LocalJobs(commands);
+
+  const sessions = new Sessions({ config: () => live.current, pools, cancelJob: (id) => commands.cancel(id), log, now: i.now });
+
   const active = new ActiveJobs();
   const projects = new ProjectCache({
     dataDir: config.dataDir,
@@ -78,6 +85,8 @@ export async function buildWorker(i: WorkerInputs, releases: Release[]): Promise
     activeJobs: (id) => active.count(id),
     exclude: () => live.current.store.exclude,
     now: i.now,
+    // A session lives in its project's working copy: it ends when the copy goes (eviction, replacement, deletion).
+    endLiving: (id) => sessions.endProject(id),
   });
   await projects.start();
   projects.on('saved', (id, skipped) => {
@@ -99,19 +108,8 @@ export async function buildWorker(i: WorkerInputs, releases: Release[]): Promise
     }
     await projects.close();
   });
-
-  const commands = new CommandJobs(config, log, () => live.current.budgets);
-  await commands.start();
-  releases.push(() => commands.close());
-  const localJobs = new LocalJobs(commands);
-
-  const sessions = new Sessions({ config: () => live.current, pools, cancelJob: (id) => commands.cancel(id), log, now: i.now });
-  // Runs before the final write-back: no shell changes a copy while it is packed.
+  // Runs before the final write-back: no shell runs in a copy while it is packed.
   releases.push(() => sessions.close());
-  // A session lives in its project's working copy: it ends when the copy goes (eviction, replacement, deletion).
-  projects.on('withdrawn', (id) => {
-    void sessions.endProject(id).catch((err: unknown) => log.warn({ project_id: id, err: String(err) }, 'could not end the sessions of a withdrawn project'));
-  });
 
   const pump = new QueuePump({
     config,

@@ -13,19 +13,21 @@
  *
  * States:
  *   starting  spawned; the first exec (`:`) has not ended, so the shell may not work at all
- *   idle      waiting for a command
+ *   idle      stopped (SIGSTOP) until its next command
  *   busy      one exec runs; its deadline and its signal are armed
- *   over      the shell exited, was killed or failed to start; `ended` says why
- * After an exec, whatever it left running (a `server &`) is killed: a session holds only its shell between
- * execs, and counts against the project's command slots only while an exec runs. A deadline or a cancel kills the
- * exec's processes; when the shell itself does not come back (a loop of builtins), the shell is killed too and the
- * exec's answer says so (`shellEnded`).
+ *   over      the shell exited, was killed or failed to start
+ * When an exec ends, the shell is stopped first and whatever the command left running (a `server &`) is killed:
+ * between execs nothing of a session runs (not even code the command left in the shell, such as a DEBUG trap), and
+ * it counts against the project's command slots only while an exec runs. A deadline or a cancel ends the shell
+ * with the command (killing one process would only end one step of a list, and the shell would run the rest); the
+ * exec's answer says so (`shellEnded`), and the session starts a fresh one.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { type BoundedProcess, boundedSpawn, LEFTOVER_GRACE_MS } from './bounded-spawn.js';
 import { MarkerScanner } from './exec-marker.js';
-import { findTreeProcesses, killTree, processSubtree } from './process-tree.js';
+import { findTreeProcesses, JOB_MARKER_VAR, killTree, processSubtree } from './process-tree.js';
 import type { Launch } from './sandbox.js';
 
 /**
@@ -35,13 +37,14 @@ import type { Launch } from './sandbox.js';
 export const SHELL_DRIVER = [
   'exec {__th_out}>&1 {__th_err}>&2',
   'shopt -s expand_aliases',
-  "while IFS= builtin read -r -d '' __th_cmd; do",
+  // TMOUT= : a command's TMOUT would end the loop's reads.
+  "while IFS= TMOUT= builtin read -r -d '' __th_cmd; do",
   // A long command comes as its length, then its bytes, which head reads at once (read takes one byte a call).
   `  if [[ $__th_cmd == L* ]]; then __th_cmd=$(command -p head -c "\${__th_cmd#L}"; builtin printf x); __th_cmd=\${__th_cmd%x}`,
   `  else __th_cmd=\${__th_cmd#S}; fi`,
   '  builtin eval "$__th_cmd" </dev/null >&$__th_out 2>&$__th_err',
   '  __th_rc=$?',
-  "  IFS= builtin read -r -d '' __th_n || break",
+  "  IFS= TMOUT= builtin read -r -d '' __th_n || break",
   '  builtin printf \'\\0%s\\0%d\\n\' "$__th_n" "$__th_rc" >&$__th_out',
   '  builtin printf \'\\0%s\\0\' "$__th_n" >&$__th_err',
   '  builtin unset __th_n __th_cmd',
@@ -90,9 +93,19 @@ type State = 'starting' | 'idle' | 'busy' | 'over';
 
 /** Bytes above which a command is sent with its length (a read of it byte by byte costs about 3 µs a byte). */
 const LONG_COMMAND = 4096;
-/** Time the shell gets to come back after the exec's processes were killed, beyond the kill grace. */
-const COME_BACK_MS = 1500;
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15, SIGXCPU: 24 };
+
+/** True when process `pid` was started with `TOOLHOST_JOB_ID=<marker>` in its environment. */
+function hasMarker(pid: number, marker: string): boolean {
+  try {
+    const env = readFileSync(`/proc/${pid}/environ`);
+    const needle = Buffer.from(`${JOB_MARKER_VAR}=${marker}\0`);
+    const at = env.indexOf(needle);
+    return at === 0 || (at > 0 && env[at - 1] === 0);
+  } catch {
+    return false;
+  }
+}
 
 /** One running shell. Start it with {@link SessionShell.start}. */
 export class SessionShell {
@@ -101,6 +114,8 @@ export class SessionShell {
   #state: State = 'starting';
   /** The shell and the sandbox around it: spared by the kills after each exec. */
   #keep: ReadonlySet<number> = new Set();
+  /** The shell's own process (the one of {@link #keep} that runs commands), stopped between execs. */
+  #shellPids: number[] = [];
   /** Routes the streams to the exec in flight; null between execs (stray bytes are dropped). */
   #route: ((stream: 'stdout' | 'stderr', chunk: Buffer) => void) | null = null;
   /** Settles when the shell is gone, with its exit status. */
@@ -149,7 +164,12 @@ export class SessionShell {
       await shell.end();
       throw new Error(`the shell did not start (status ${first.exitCode})${said ? `: ${said.trim().slice(0, 2000)}` : ''}`);
     }
-    shell.#keep = new Set(await findTreeProcesses(shell.#proc.pid!, spec.marker, shell.#members));
+    const keep = await findTreeProcesses(shell.#proc.pid!, spec.marker, shell.#members);
+    shell.#keep = new Set(keep);
+    // The shell is the one of them that carries the session's marker (the sandbox's processes have the fixed
+    // launch environment); it was stopped when its first exec ended, before it was known.
+    shell.#shellPids = keep.filter((pid) => hasMarker(pid, spec.marker));
+    shell.#freeze('SIGSTOP');
     return shell;
   }
 
@@ -171,6 +191,7 @@ export class SessionShell {
 
   /** Kills the shell and everything it started; resolves once they are gone. */
   async end(): Promise<void> {
+    this.#freeze('SIGCONT'); // a stopped shell would take its TERM only when the grace is over
     this.#proc.stop('end');
     await this.#exit;
   }
@@ -204,43 +225,35 @@ export class SessionShell {
       if (scanners.stdout.done && scanners.stderr.done) marked();
     };
     const bytes = Buffer.byteLength(e.command);
+    this.#freeze('SIGCONT');
     this.#proc.stdin!.write(bytes > LONG_COMMAND ? `L${bytes}\0${e.command}${nonce}\0` : `S${e.command}\0${nonce}\0`);
 
-    // The exec ends with its marker or with the shell. A stopped exec's processes are killed; a shell that does
-    // not come back after that (a loop of builtins) is ended with it. Before the shell is known to work, a stop
-    // ends it at once (its processes cannot be told from the shell's own yet).
+    // The exec ends with its marker or with the shell. A timeout or a cancel ends the shell with the command: a
+    // killed process only ends one step of a list (`make; make install`), and the shell would run the rest.
     let stopped: 'deadline' | 'abort' | null = null;
-    let comeBack: NodeJS.Timeout | undefined;
-    let giveUp: () => void = () => {};
-    const stuck = new Promise<'stuck'>((resolve) => {
-      giveUp = () => resolve('stuck');
-    });
     const stop = (why: 'deadline' | 'abort'): void => {
       if (stopped) return;
       stopped = why;
-      if (starting) {
-        giveUp();
-        return;
-      }
-      void this.#killExec(this.#spec.killGraceMs);
-      comeBack = setTimeout(giveUp, this.#spec.killGraceMs + COME_BACK_MS);
+      void this.end();
     };
     const timer = setTimeout(() => stop('deadline'), e.timeoutMs);
     const onAbort = (): void => stop('abort');
     if (e.signal?.aborted) onAbort();
     else e.signal?.addEventListener('abort', onAbort, { once: true });
-    const how = await Promise.race([markedP.then(() => 'marked' as const), this.#exit.then(() => 'exited' as const), stuck]);
+    const how = await Promise.race([markedP.then(() => 'marked' as const), this.#exit.then(() => 'exited' as const)]);
     clearTimeout(timer);
-    clearTimeout(comeBack);
     e.signal?.removeEventListener('abort', onAbort);
 
-    let shellEnded = how !== 'marked';
-    if (how === 'stuck') await this.end();
-    if (shellEnded) status = await this.#exit;
-    else if (!starting) await this.#killExec(LEFTOVER_GRACE_MS); // what the command left running goes with it
+    if (how === 'marked') {
+      // Frozen before anything else: code of the command still in the shell (a DEBUG trap) must not start
+      // processes after the sweep below, which would run unaccounted until the next exec.
+      this.#freeze('SIGSTOP');
+      if (!starting) await this.#killExec(LEFTOVER_GRACE_MS); // what the command left running goes with it
+    }
     this.#route = null;
-    if (this.alive) this.#state = 'idle';
-    else shellEnded = true;
+    const shellEnded = !this.alive;
+    if (shellEnded) status = await this.#exit;
+    else this.#state = 'idle';
     return {
       exitCode: status,
       timedOut: stopped === 'deadline',
@@ -248,6 +261,17 @@ export class SessionShell {
       shellEnded,
       durationMs: Date.now() - started,
     };
+  }
+
+  /** Stops (SIGSTOP) or continues (SIGCONT) the shell's own process: between execs nothing of a session runs. */
+  #freeze(sig: 'SIGSTOP' | 'SIGCONT'): void {
+    for (const pid of this.#shellPids) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // gone: its exit reports it
+      }
+    }
   }
 
   /** Kills the processes of the exec (everything of the session but the shell and its sandbox). */

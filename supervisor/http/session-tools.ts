@@ -14,6 +14,7 @@ import type { ModelContent } from '../../lib/tool.js';
 import { callTool } from './call-tool.js';
 import type { AppDeps, ToolCall } from './deps.js';
 import { supervisorTool } from './job-tools.js';
+import { toolInput } from './validate.js';
 
 /** What a shell call asks for. */
 export interface ShellCallInput {
@@ -50,7 +51,12 @@ export async function shellCall(d: AppDeps, input: ShellCallInput, call: ToolCal
   let id = await namedSession(d, input.project_id, name, call);
   if (input.restart) await callTool(d, sessionRestartTool, { session_id: id }, call);
   if (input.command === undefined) return { session_id: id, restarted: input.restart === true, view: null };
-  const exec = { command: input.command, timeout_s: input.timeout_s, wait_s: input.wait_s, max_output_chars: input.max_output_chars };
+  // Checked here too: the provider routes hand over commands as the model wrote them (a NUL, a huge timeout).
+  const exec = toolInput(
+    sessionExecTool.input.omit({ session_id: true }),
+    { command: input.command, timeout_s: input.timeout_s, wait_s: input.wait_s, max_output_chars: input.max_output_chars },
+    'shell command',
+  );
   let view: CommandView;
   try {
     view = (await callTool(d, sessionExecTool, { session_id: id, ...exec }, call)) as CommandView;
@@ -108,8 +114,8 @@ export const shellTool = supervisorTool({
     'activated virtualenv carry over from one call to the next (cd once, `source .venv/bin/activate` once). The first call starts the ' +
     'shell in the project root. Answers exit_code, stdout and stderr as execute does, within the same output budget. stdin is closed ' +
     '(pass -y flags instead of answering prompts). One command runs at a time per shell; processes a command leaves running are killed ' +
-    `when it ends (use execute with background: true for servers). After timeout_s (default ${c.defaultTimeoutS} s) its processes are killed; ` +
-    'if the shell itself does not survive (exit, set -e, a loop that ignores the kill) a fresh one replaces it and the answer says so. ' +
+    `when it ends (use execute with background: true for servers). After timeout_s (default ${c.defaultTimeoutS} s) the command and its shell are ` +
+    'killed; then, or when a command ends the shell (exit, set -e), a fresh shell replaces it and the answer says so. ' +
     `restart: true starts a fresh shell. A shell unused for ${s.idleMinutes} minutes ends.`,
   limits: (q, config) => {
     if (q.command === undefined && !q.restart) return 'pass a command to run, or restart: true to restart the shell';
