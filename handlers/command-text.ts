@@ -43,6 +43,13 @@ export function outputBudget(config: Config, asked: number | undefined): number 
   return asked ?? config.budgets.outputChars;
 }
 
+/** The refusal of a command's timeout_s above commands.maxTimeoutS or max_output_chars above its bound, or undefined. */
+export function commandLimit(req: { timeout_s?: number | undefined; max_output_chars?: number | undefined }, config: Config): string | undefined {
+  return req.timeout_s !== undefined && req.timeout_s > config.commands.maxTimeoutS
+    ? `timeout_s ${req.timeout_s} exceeds the server's maximum of ${config.commands.maxTimeoutS} s; ask for less`
+    : outputBudgetLimit(req.max_output_chars, config);
+}
+
 /** The refusal of a max_output_chars above the bound, or undefined. */
 export function outputBudgetLimit(asked: number | undefined, config: Config): string | undefined {
   const max = MAX_BUDGET_FACTOR * config.budgets.outputChars;

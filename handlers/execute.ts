@@ -3,10 +3,10 @@ import { z } from 'zod';
 import { createJobCgroup } from '../lib/process/cgroup.js';
 import { commandEnv, runCommand } from '../lib/process/run-command.js';
 import { launchArgv, planOf } from '../lib/process/sandbox.js';
-import { noNul, projectId, relPath } from '../lib/schemas.js';
+import { commandWait, noNul, projectId, relPath, shellCommand } from '../lib/schemas.js';
 import { type HandlerContext, jobTool, PROJECT_ERRORS } from '../lib/tool.js';
 import { commandLogs, commandPlace, commandResult, type ExecuteResult } from './command-run.js';
-import { commandText, MAX_BUDGET_FACTOR, MAX_OUTPUT_CHARS_DOC, outputBudgetLimit } from './command-text.js';
+import { commandLimit, commandText, MAX_BUDGET_FACTOR, MAX_OUTPUT_CHARS_DOC } from './command-text.js';
 import { commandView } from './command-view.js';
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names must match ^[A-Za-z_][A-Za-z0-9_]*$');
@@ -26,16 +26,11 @@ export const envField = z.union([
 
 export const executeRequest = z.strictObject({
   project_id: projectId,
-  command: noNul(z.string().min(1).max(1_000_000)).describe('Shell command, run as `bash -c command`.'),
+  command: shellCommand.describe('Shell command, run as `bash -c command`.'),
   cwd: relPath.optional().describe('Working directory relative to the project root (default: the root).'),
   env: envField.optional().describe('Extra environment variables for the command.'),
   timeout_s: z.number().positive().optional().describe('Kill the command tree after this many seconds.'),
-  wait_s: z
-    .number()
-    .min(0)
-    .max(190)
-    .optional()
-    .describe('How long this request waits; a command still running then is answered with status "running" and keeps running.'),
+  wait_s: commandWait.optional(),
   background: z.boolean().default(false).describe('Answer at once with the job_id (dev servers, watchers); follow it with the jobs API.'),
   stdin: z.enum(['null', 'pipe']).default('null').describe('"pipe" keeps stdin open for POST /jobs/:id/input; "null" makes prompts fail fast.'),
   max_output_chars: z.number().int().min(1000).optional().describe(MAX_OUTPUT_CHARS_DOC),
@@ -67,10 +62,7 @@ export const executeTool = jobTool({
     'call (job_id, stdout_offset) that reads them; job_status pages through the whole log within the same budget. ' +
     'Prefer narrowing the output (grep, tail, head) to paging through it. Processes a command leaves behind ' +
     'are killed when it ends (start servers with background: true). A non-zero exit_code is a normal result, not an error.',
-  limits: (req, config) =>
-    req.timeout_s !== undefined && req.timeout_s > config.commands.maxTimeoutS
-      ? `timeout_s ${req.timeout_s} exceeds the server's maximum of ${config.commands.maxTimeoutS} s; ask for less`
-      : outputBudgetLimit(req.max_output_chars, config),
+  limits: (req, config) => commandLimit(req, config),
   toModel: (view) => commandText(view),
   examples: [{ project_id: 'demo', command: 'ls -la && git status --short' }],
   job: { type: 'execute', lane: 'commands', mutates: true, handler: execute },

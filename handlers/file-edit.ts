@@ -13,6 +13,7 @@ import { isUtf8 } from 'node:buffer';
 import { z } from 'zod';
 import { ToolhostError } from '../lib/errors.js';
 import { projectId, relPath } from '../lib/schemas.js';
+import { similarity } from '../lib/similarity.js';
 import { type HandlerContext, jobTool, PROJECT_ERRORS } from '../lib/tool.js';
 import { lineNumbers, type Range, type Rewrite, rewriteFile, snippetFields, snippetsForModel, usesCrlf } from './text-file.js';
 
@@ -134,28 +135,6 @@ function spliceAll(bytes: Buffer, offsets: number[], length: number, by: Buffer)
   }
   pieces.push(bytes.subarray(pos));
   return Buffer.concat(pieces);
-}
-
-function bigrams(s: string): Map<string, number> {
-  const m = new Map<string, number>();
-  for (let i = 0; i < s.length - 1; i++) {
-    const g = s.slice(i, i + 2);
-    m.set(g, (m.get(g) ?? 0) + 1);
-  }
-  return m;
-}
-
-/** Dice similarity of two strings' bigrams, 0..1. */
-function similarity(a: string, b: string): number {
-  if (a === b) return 1;
-  if (a.length < 2 || b.length < 2) return 0;
-  const x = bigrams(a);
-  let shared = 0;
-  for (const [g, n] of bigrams(b)) {
-    const k = x.get(g);
-    if (k) shared += Math.min(k, n);
-  }
-  return (2 * shared) / (a.length + b.length - 2);
 }
 
 /** The lines of `text` most like the first non-blank line of `needle`, for a no-match error. */

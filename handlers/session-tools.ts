@@ -7,9 +7,9 @@
  * tool (supervisor/http/session-tools.ts), which keys sessions by name.
  */
 import { z } from 'zod';
-import { noNul, PROJECT_ID_PATTERN, projectId, relPath, sessionName } from '../lib/schemas.js';
+import { commandWait, PROJECT_ID_PATTERN, projectId, relPath, sessionName, shellCommand } from '../lib/schemas.js';
 import { PROJECT_ERRORS, sessionTool } from '../lib/tool.js';
-import { commandText, MAX_OUTPUT_CHARS_DOC, outputBudgetLimit } from './command-text.js';
+import { commandLimit, commandText, MAX_OUTPUT_CHARS_DOC } from './command-text.js';
 import { commandView } from './command-view.js';
 import { envField } from './execute.js';
 
@@ -72,14 +72,9 @@ export const sessionExecTool = sessionTool({
   route: { method: 'POST', path: '/sessions/{session_id}/exec', notFound: 'session_not_found' },
   input: z.strictObject({
     session_id: sessionId,
-    command: noNul(z.string().min(1).max(1_000_000)).describe("Shell command, run in the session's bash as if typed at its prompt."),
+    command: shellCommand.describe("Shell command, run in the session's bash as if typed at its prompt."),
     timeout_s: z.number().positive().optional().describe("Kill the command's processes after this many seconds."),
-    wait_s: z
-      .number()
-      .min(0)
-      .max(190)
-      .optional()
-      .describe('How long this request waits; a command still running then is answered with status "running" and keeps running.'),
+    wait_s: commandWait.optional(),
     max_output_chars: z.number().int().min(1000).optional().describe(MAX_OUTPUT_CHARS_DOC),
   }),
   output: commandView,
@@ -91,10 +86,7 @@ export const sessionExecTool = sessionTool({
     `still running after wait_s, default ${c.defaultWaitS} s, is answered with its job_id: follow it with job_status). stdin is /dev/null. ` +
     `After timeout_s (default ${c.defaultTimeoutS} s), or a cancel, the shell ends with the command; processes a command leaves running are killed when it ends. ` +
     "When the shell does not survive (a timeout, a cancel, exit), a fresh one takes its place and the answer's session.restarted says so.",
-  limits: (req, config) =>
-    req.timeout_s !== undefined && req.timeout_s > config.commands.maxTimeoutS
-      ? `timeout_s ${req.timeout_s} exceeds the server's maximum of ${config.commands.maxTimeoutS} s; ask for less`
-      : outputBudgetLimit(req.max_output_chars, config),
+  limits: (req, config) => commandLimit(req, config),
   toModel: (view) => commandText(view),
   examples: [{ session_id: 's_0123456789abcdef01234567_demo', command: 'cd src && export MODE=test && pwd' }],
   job: { type: 'session_exec', lane: 'commands', mutates: true, session: 'exec', project: (i) => sessionProject(i.session_id) },

@@ -51,3 +51,13 @@ export const toolsQuery = z.strictObject({
 export const sessionName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1-128 letters, digits, ".", "_", ":" or "-", starting with a letter or digit');
+
+/** A shell command, as every tool that runs one takes it. */
+export const shellCommand = noNul(z.string().min(1).max(1_000_000));
+
+/** How long a call that runs a command waits for it (HTTP clients give up at 300 s). */
+export const commandWait = z
+  .number()
+  .min(0)
+  .max(190)
+  .describe('How long this request waits; a command still running then is answered with status "running" and keeps running.');

@@ -5,6 +5,7 @@
  * hunk placed by context whose indentation differs would add its lines at an indentation that does not fit.
  * When nothing matches, {@link closestWindow} finds the lines of the file most like the hunk's, for the error.
  */
+import { bigrams, dice } from '../similarity.js';
 
 /** How loosely a match was made: 0 exact, 1 trailing whitespace ignored, 2 Unicode punctuation look-alikes too. */
 export type Fuzz = 0 | 1 | 2;
@@ -106,26 +107,6 @@ export function seekIgnoringIndent(hay: Haystack, pattern: readonly string[], fr
     if (ok) return i;
   }
   return undefined;
-}
-
-function bigrams(s: string): Map<string, number> {
-  const m = new Map<string, number>();
-  for (let i = 0; i < s.length - 1; i++) {
-    const g = s.slice(i, i + 2);
-    m.set(g, (m.get(g) ?? 0) + 1);
-  }
-  return m;
-}
-
-/** Dice similarity of two bigram sets, 0..1. */
-function dice(a: Map<string, number>, aLen: number, b: Map<string, number>, bLen: number): number {
-  if (aLen < 2 || bLen < 2) return 0;
-  let shared = 0;
-  for (const [g, n] of b) {
-    const k = a.get(g);
-    if (k) shared += Math.min(k, n);
-  }
-  return (2 * shared) / (aLen + bLen - 2);
 }
 
 /** Most line comparisons {@link closestWindow} makes before it compares only the pattern's first lines. */

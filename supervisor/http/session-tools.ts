@@ -5,11 +5,11 @@
  * the provider routes (Anthropic's bash, OpenAI's shell_call).
  */
 import { z } from 'zod';
-import { commandText, MAX_OUTPUT_CHARS_DOC, outputBudgetLimit } from '../../handlers/command-text.js';
+import { commandLimit, commandText, MAX_OUTPUT_CHARS_DOC } from '../../handlers/command-text.js';
 import { type CommandView, commandView } from '../../handlers/command-view.js';
 import { type SessionInfo, sessionCreateTool, sessionExecTool, sessionRestartTool } from '../../handlers/session-tools.js';
 import { toToolhostError } from '../../lib/errors.js';
-import { noNul, projectId, sessionName } from '../../lib/schemas.js';
+import { projectId, sessionName, shellCommand } from '../../lib/schemas.js';
 import type { ModelContent } from '../../lib/tool.js';
 import { callTool } from './call-tool.js';
 import type { AppDeps, ToolCall } from './deps.js';
@@ -92,7 +92,7 @@ export const shellTool = supervisorTool({
   route: { method: 'POST', path: '/shell' },
   input: z.strictObject({
     project_id: projectId,
-    command: noNul(z.string().min(1).max(1_000_000)).optional().describe('Shell command, run as if typed at the prompt of a bash that stays open.'),
+    command: shellCommand.optional().describe('Shell command, run as if typed at the prompt of a bash that stays open.'),
     restart: z.boolean().default(false).describe('Start a fresh shell first (alone: only that).'),
     session: sessionName
       .optional()
@@ -119,10 +119,7 @@ export const shellTool = supervisorTool({
     `restart: true starts a fresh shell. A shell unused for ${s.idleMinutes} minutes ends.`,
   limits: (q, config) => {
     if (q.command === undefined && !q.restart) return 'pass a command to run, or restart: true to restart the shell';
-    if (q.timeout_s !== undefined && q.timeout_s > config.commands.maxTimeoutS) {
-      return `timeout_s ${q.timeout_s} exceeds the server's maximum of ${config.commands.maxTimeoutS} s; ask for less`;
-    }
-    return outputBudgetLimit(q.max_output_chars, config);
+    return commandLimit(q, config);
   },
   toModel: (a) => shellText(a),
   examples: [
