@@ -142,4 +142,20 @@ describe('roles: an api process is built without the worker parts (Azurite)', fu
     // The api process tells what the store holds; working copies live on workers.
     expect((await api.api('/projects/p1')).body).to.include({ cached: false, cache: null });
   });
+
+  it('runs a persistent shell session through the api process on the worker that holds the project', async () => {
+    const made = await api.api('/sessions', { project_id: 'p1' });
+    expect(made.status, JSON.stringify(made.body)).to.equal(200);
+    const id = made.body.session_id as string;
+    const first = await api.api(`/sessions/${id}/exec`, { command: 'export ROLE=worker; cd /tmp; cat "$OLDPWD/a.txt"' });
+    expect(first.body.stdout).to.equal('from the store\n');
+    expect(first.headers.get('x-toolhost-worker')).to.equal('w1');
+    const later = await api.api(`/sessions/${id}/exec`, { command: 'echo "$ROLE $PWD"; sleep 1; echo done', wait_s: 0.1 });
+    expect(later.body.status).to.equal('running');
+    let view = later.body;
+    while (view.status === 'running') view = (await api.api(`/jobs/${view.job_id}?wait_s=10&stdout_offset=0`)).body;
+    expect(view.stdout).to.equal('worker /tmp\ndone\n');
+    expect((await api.api(`/sessions?project_id=p1`)).body.sessions.map((x: { session_id: string }) => x.session_id)).to.deep.equal([id]);
+    expect((await api.api(`/sessions/${id}`, undefined, { method: 'DELETE' })).body).to.deep.equal({ session_id: id, ended: true });
+  });
 });
