@@ -49,7 +49,7 @@ describe('MCP endpoint (Streamable HTTP)', () => {
   it('tells the model how to find a project, follow a command and read files as resources', async () => {
     const client = await connect();
     const text = client.getInstructions() ?? '';
-    for (const name of ['project_list', 'project_create', 'file_glob', 'file_read', 'execute', 'job_status']) {
+    for (const name of ['project_list', 'project_create', 'file_glob', 'file_read', 'execute', 'job_status', 'shell', 'apply_patch']) {
       // A tool is named exactly when this build has it: the text never sends a model to a tool that is not there.
       expect(text.includes(name), name).to.equal(findTool(name) !== undefined);
     }

@@ -87,7 +87,9 @@ export function instructions(config: Config): string {
     `toolhost runs developer tools in projects stored on the server. The file tools, search and execute take a project_id.${projects} ` +
     'Paths are relative to the project root. ' +
     `Find files with ${some('file_glob', 'file_list', 'search')}, read them with ${some('file_read')}, change them with ` +
-    `${some('file_edit', 'file_insert', 'file_write')}, and build or test with ${some('execute')}. ` +
+    `${some('file_edit', 'file_insert', 'apply_patch', 'file_write')}, and build or test with ${some('shell', 'execute')}` +
+    (findTool('shell') ? ' (shell keeps its working directory and variables between calls of this MCP session)' : '') +
+    '. ' +
     `Over MCP a command answers within ${wait} s: one still running then answers with its job_id and keeps running; ` +
     'follow it with job_status (passing the offsets it returns) until its status is final, or stop it with job_cancel. ' +
     `Files can also be read as resources: ${FILE_TEMPLATE.uriTemplate}.`
