@@ -83,6 +83,16 @@ describe('sessions: persistent shells over HTTP', function () {
     await end(id);
   });
 
+  it('answers the exec after one whose output outran its log (the stream it paused flows again)', async () => {
+    const id = await open();
+    const big = await exec(id, 'seq 1 300000', { max_output_chars: 1000 });
+    expect(big.body).to.include({ status: 'completed', exit_code: 0 });
+    expect(big.body.stdout_offset).to.equal(1_988_895);
+    const small = await exec(id, 'seq 1 3', { wait_s: 20 });
+    expect(small.body).to.include({ status: 'completed', stdout: '1\n2\n3\n' });
+    await end(id);
+  });
+
   it('runs a long command (sent with its length) byte for byte, trailing newlines and all', async () => {
     const id = await open();
     const body = Array.from({ length: 4000 }, (_, i) => `line ${i} ümlaut`).join('\n');

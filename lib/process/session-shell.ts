@@ -251,6 +251,10 @@ export class SessionShell {
       if (!starting) await this.#killExec(LEFTOVER_GRACE_MS); // what the command left running goes with it
     }
     this.#route = null;
+    // A stream paused for this exec's log to catch up flows again: the next exec reads it, whether or not the
+    // log's drain ever came (a log closed with the exec does not drain).
+    this.#proc.stdout.resume();
+    this.#proc.stderr.resume();
     const shellEnded = !this.alive;
     if (shellEnded) status = await this.#exit;
     else this.#state = 'idle';
