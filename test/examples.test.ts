@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import Anthropic from '@anthropic-ai/sdk';
 import { expect } from 'chai';
 import OpenAI from 'openai';
+import { anthropicBuiltinAgent } from '../examples/anthropic-builtin.js';
 import { anthropicAgent } from '../examples/anthropic-messages.js';
 import { mcpExample } from '../examples/mcp-client.js';
 import { openAIAgent } from '../examples/openai-chat.js';
@@ -53,7 +54,7 @@ describe('README examples for agent builders', () => {
   it('shows every example file, verbatim, in the README', async () => {
     const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
     const files = (await readdir(EXAMPLES)).filter((f) => f.endsWith('.ts')).sort();
-    expect(files).to.deep.equal(['anthropic-messages.ts', 'mcp-client.ts', 'openai-chat.ts']);
+    expect(files).to.deep.equal(['anthropic-builtin.ts', 'anthropic-messages.ts', 'mcp-client.ts', 'openai-chat.ts']);
     const blocks = [...readme.matchAll(/```ts\n(\/\/ examples\/[\s\S]*?)```/g)].map((m) => m[1]);
     for (const file of files) {
       const code = await readFile(new URL(file, EXAMPLES), 'utf8');
@@ -107,5 +108,37 @@ describe('README examples for agent builders', () => {
     const answer = await anthropicAgent(s.url, token, 'read the README', new Anthropic({ apiKey: 'none', baseURL: model.url }), 'stand-in');
     expect(answer).to.include('# demo');
     expect(model.seen[1].messages.at(-1).content[0]).to.include({ type: 'tool_result', tool_use_id: 'toolu_1', is_error: false });
+  });
+
+  it("runs the Anthropic built-in tools example: bash on a persistent shell, then the text editor's view", async () => {
+    const reply = (content: unknown[], stop_reason: string) => ({
+      id: 'msg_1',
+      type: 'message',
+      role: 'assistant',
+      model: 'stand-in',
+      content,
+      stop_reason,
+      stop_sequence: null,
+      usage: { input_tokens: 1, output_tokens: 1 },
+    });
+    const bash = (id: string, command: string) => ({ type: 'tool_use', id, name: 'bash', input: { command } });
+    const turns = [
+      [bash('toolu_1', 'cd src && export GREETING=hello')],
+      [
+        bash('toolu_2', 'pwd; echo "$GREETING"'),
+        { type: 'tool_use', id: 'toolu_3', name: 'str_replace_based_edit_tool', input: { command: 'view', path: '/src/app.ts', view_range: [2, 2] } },
+      ],
+    ];
+    const model = await modelServer(reply(turns[0]!, 'tool_use'), (body) => {
+      const n = body.messages.filter((m: { role: string }) => m.role === 'assistant').length;
+      if (n < turns.length) return reply(turns[n]!, 'tool_use');
+      const results = body.messages.at(-1).content as { content: { text: string }[] }[];
+      return reply([{ type: 'text', text: results.map((r) => r.content.map((c) => c.text).join('')).join('\n') }], 'end_turn');
+    });
+    stop.push(model.server);
+    const answer = await anthropicBuiltinAgent(s.url, token, 'demo', 'look around', new Anthropic({ apiKey: 'none', baseURL: model.url }), 'stand-in');
+    expect(answer).to.match(/\/src\nhello/);
+    expect(answer).to.include("Here's the result of running `cat -n` on /src/app.ts").and.include('const port = 3000;');
+    expect(model.seen[0].tools.map((t: { type: string }) => t.type)).to.deep.equal(['text_editor_20250728', 'bash_20250124']);
   });
 });
