@@ -54,6 +54,9 @@ export interface SessionsOptions {
   now?: (() => number) | undefined;
 }
 
+/** A request before the registry numbers it. */
+type Unsequenced<R> = R extends unknown ? Omit<R, 'seq'> : never;
+
 /** The payload fields of the session jobs, as the tools' schemas validated them. */
 interface Payload {
   project_id?: string;
@@ -67,10 +70,11 @@ interface Payload {
 export class Sessions {
   readonly #o: SessionsOptions;
   readonly #sessions = new Map<string, Session>();
-  /** Named creations under way, by project and name, so two creations of one name make one session. */
-  readonly #creating = new Map<string, Promise<Session>>();
-  /** The project of every creation under way: counted against the limits before its shell is up. */
-  readonly #pending = new Map<symbol, string>();
+  /**
+   * Creations under way: counted against the limits before their shell is up, and found by name, so two
+   * creations of one name make one session.
+   */
+  readonly #starting = new Set<{ projectId: string; name: string | undefined; making: Promise<Session> }>();
   #sweepTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -126,7 +130,7 @@ export class Sessions {
     if (!s) return;
     this.#sessions.delete(id);
     if (s.runningJob) this.#o.cancelJob(s.runningJob);
-    await this.#request(s, { t: 'end', seq: 0 }).catch(() => {});
+    await this.#request(s, { t: 'end' }).catch(() => {});
     s.port.close();
     await s.hosted;
   }
@@ -140,7 +144,7 @@ export class Sessions {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#sweepTimer);
-    await Promise.all([...this.#creating.values()].map((c) => c.catch(() => {})));
+    await Promise.all([...this.#starting].map((c) => c.making.catch(() => {})));
     await Promise.all([...this.#sessions.keys()].map((id) => this.end(id)));
   }
 
@@ -158,28 +162,24 @@ export class Sessions {
 
   async #create(projectId: string, root: string, p: Payload): Promise<SessionInfo & { created: boolean }> {
     if (this.#closed) throw new ToolhostError('shutting_down', 'the server is shutting down; start the session later');
-    const key = p.name === undefined ? undefined : `${projectId}\0${p.name}`;
-    const named =
-      key === undefined ? undefined : ([...this.#sessions.values()].find((s) => s.projectId === projectId && s.name === p.name) ?? this.#creating.get(key));
+    const same = (s: { projectId: string; name: string | null | undefined }): boolean => p.name !== undefined && s.projectId === projectId && s.name === p.name;
+    const named = [...this.#sessions.values()].find(same) ?? [...this.#starting].find(same)?.making;
     if (named) return { ...this.#info(await named), created: false };
     this.#checkLimits(projectId);
-    const slot = Symbol(projectId);
-    this.#pending.set(slot, projectId); // taken before the first await: concurrent creations see it
-    const making = this.#start(projectId, root, p);
-    if (key !== undefined) this.#creating.set(key, making);
+    // Registered before the first await: concurrent creations see it.
+    const starting = { projectId, name: p.name, making: this.#start(projectId, root, p) };
+    this.#starting.add(starting);
     try {
-      return { ...this.#info(await making), created: true };
+      return { ...this.#info(await starting.making), created: true };
     } finally {
-      this.#pending.delete(slot);
-      if (key !== undefined) this.#creating.delete(key);
+      this.#starting.delete(starting);
     }
   }
 
   #checkLimits(projectId: string): void {
     const { sessions: limits } = this.#o.config();
-    const all = this.#sessions.size + this.#pending.size;
-    const mine =
-      [...this.#sessions.values()].filter((s) => s.projectId === projectId).length + [...this.#pending.values()].filter((p) => p === projectId).length;
+    const all = this.#sessions.size + this.#starting.size;
+    const mine = [...this.#sessions.values(), ...this.#starting].filter((s) => s.projectId === projectId).length;
     const todo = `end one with DELETE /sessions/{session_id} (GET /sessions?project_id=${projectId} lists them), or wait: idle sessions end after ${limits.idleMinutes} minutes`;
     if (mine >= limits.maxPerProject) {
       throw new ToolhostError('session_limit', `project "${projectId}" has ${mine} sessions, its most (sessions.maxPerProject); ${todo}`, {
@@ -248,7 +248,7 @@ export class Sessions {
   }
 
   /** Sends a request to the session's host and waits for its reply. */
-  #request(s: Session, m: SessionRequest, transfer: MessagePort[] = []): Promise<JobOutcome> {
+  #request(s: Session, m: Unsequenced<SessionRequest>, transfer: MessagePort[] = []): Promise<JobOutcome> {
     const seq = ++s.seq;
     return new Promise<JobOutcome>((resolve) => {
       s.replies.set(seq, resolve);
@@ -272,7 +272,7 @@ export class Sessions {
     s.runningJob = job.id;
     s.lastUsed = this.#now();
     try {
-      const outcome = await this.#request(s, { t: 'exec', seq: 0, job, port }, [port]);
+      const outcome = await this.#request(s, { t: 'exec', job, port }, [port]);
       s.execs++;
       if (outcome.ok && (outcome.value as { session?: { restarted: boolean } }).session?.restarted) s.restarts++;
       return outcome;
@@ -284,7 +284,7 @@ export class Sessions {
 
   async #restart(s: Session): Promise<SessionInfo> {
     if (s.runningJob) this.#o.cancelJob(s.runningJob);
-    const outcome = await this.#request(s, { t: 'restart', seq: 0 });
+    const outcome = await this.#request(s, { t: 'restart' });
     if (!outcome.ok) throw fromSerialized(outcome.error);
     s.restarts++;
     s.lastUsed = this.#now();

@@ -38,6 +38,20 @@ async function modelServer(first: unknown, then: (body: Record<string, any>) => 
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, seen };
 }
 
+/** A Messages API answer of the stand-in model. */
+function anthropicReply(content: unknown[], stop_reason: string) {
+  return {
+    id: 'msg_1',
+    type: 'message',
+    role: 'assistant',
+    model: 'stand-in',
+    content,
+    stop_reason,
+    stop_sequence: null,
+    usage: { input_tokens: 1, output_tokens: 1 },
+  };
+}
+
 describe('README examples for agent builders', () => {
   let s: TestServer;
   const token = 'examples-token-0123456789abcdef';
@@ -89,20 +103,10 @@ describe('README examples for agent builders', () => {
   });
 
   it('runs the Anthropic example: a tool_use answered with a tool_result', async () => {
-    const reply = (content: unknown[], stop_reason: string) => ({
-      id: 'msg_1',
-      type: 'message',
-      role: 'assistant',
-      model: 'stand-in',
-      content,
-      stop_reason,
-      stop_sequence: null,
-      usage: { input_tokens: 1, output_tokens: 1 },
-    });
     const use = { type: 'tool_use', id: 'toolu_1', name: 'file_read', input: { project_id: 'demo', path: 'README.md' } };
-    const model = await modelServer(reply([use], 'tool_use'), (body) => {
+    const model = await modelServer(anthropicReply([use], 'tool_use'), (body) => {
       const result = body.messages.at(-1).content[0];
-      return reply([{ type: 'text', text: result.content.map((c: { text: string }) => c.text).join('\n') }], 'end_turn');
+      return anthropicReply([{ type: 'text', text: result.content.map((c: { text: string }) => c.text).join('\n') }], 'end_turn');
     });
     stop.push(model.server);
     const answer = await anthropicAgent(s.url, token, 'read the README', new Anthropic({ apiKey: 'none', baseURL: model.url }), 'stand-in');
@@ -111,16 +115,6 @@ describe('README examples for agent builders', () => {
   });
 
   it("runs the Anthropic built-in tools example: bash on a persistent shell, then the text editor's view", async () => {
-    const reply = (content: unknown[], stop_reason: string) => ({
-      id: 'msg_1',
-      type: 'message',
-      role: 'assistant',
-      model: 'stand-in',
-      content,
-      stop_reason,
-      stop_sequence: null,
-      usage: { input_tokens: 1, output_tokens: 1 },
-    });
     const bash = (id: string, command: string) => ({ type: 'tool_use', id, name: 'bash', input: { command } });
     const turns = [
       [bash('toolu_1', 'cd src && export GREETING=hello')],
@@ -129,11 +123,11 @@ describe('README examples for agent builders', () => {
         { type: 'tool_use', id: 'toolu_3', name: 'str_replace_based_edit_tool', input: { command: 'view', path: '/src/app.ts', view_range: [2, 2] } },
       ],
     ];
-    const model = await modelServer(reply(turns[0]!, 'tool_use'), (body) => {
+    const model = await modelServer(anthropicReply(turns[0]!, 'tool_use'), (body) => {
       const n = body.messages.filter((m: { role: string }) => m.role === 'assistant').length;
-      if (n < turns.length) return reply(turns[n]!, 'tool_use');
+      if (n < turns.length) return anthropicReply(turns[n]!, 'tool_use');
       const results = body.messages.at(-1).content as { content: { text: string }[] }[];
-      return reply([{ type: 'text', text: results.map((r) => r.content.map((c) => c.text).join('')).join('\n') }], 'end_turn');
+      return anthropicReply([{ type: 'text', text: results.map((r) => r.content.map((c) => c.text).join('')).join('\n') }], 'end_turn');
     });
     stop.push(model.server);
     const answer = await anthropicBuiltinAgent(s.url, token, 'demo', 'look around', new Anthropic({ apiKey: 'none', baseURL: model.url }), 'stand-in');

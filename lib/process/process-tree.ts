@@ -57,9 +57,7 @@ function scanProc(pgid: number, needle: Buffer): number[] {
         found.push(pid);
         continue;
       }
-      const env = readFileSync(`/proc/${pid}/environ`);
-      const at = env.indexOf(needle);
-      if (at === 0 || (at > 0 && env[at - 1] === 0)) found.push(pid);
+      if (hasVariable(readFileSync(`/proc/${pid}/environ`), needle)) found.push(pid);
     } catch {
       // Gone already, or not ours to read.
     }
@@ -93,6 +91,21 @@ export function processSubtree(pid: number): number[] {
     }
   }
   return found.filter(alive);
+}
+
+/** True when an environ block (`NAME=value\0...`) holds `needle` (`NAME=value\0`) as a whole entry. */
+function hasVariable(environ: Buffer, needle: Buffer): boolean {
+  const at = environ.indexOf(needle);
+  return at === 0 || (at > 0 && environ[at - 1] === 0);
+}
+
+/** True when process `pid` was started with the marker of job `jobId` in its environment. */
+export function carriesMarker(pid: number, jobId: string): boolean {
+  try {
+    return hasVariable(readFileSync(`/proc/${pid}/environ`), Buffer.from(`${JOB_MARKER_VAR}=${jobId}\0`));
+  } catch {
+    return false; // gone, or not ours to read
+  }
 }
 
 function signalPid(pid: number, sig: NodeJS.Signals): boolean {

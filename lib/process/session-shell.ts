@@ -23,11 +23,10 @@
  * exec's answer says so (`shellEnded`), and the session starts a fresh one.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { type BoundedProcess, boundedSpawn, LEFTOVER_GRACE_MS } from './bounded-spawn.js';
 import { MarkerScanner } from './exec-marker.js';
-import { findTreeProcesses, JOB_MARKER_VAR, killTree, processSubtree } from './process-tree.js';
+import { carriesMarker, findTreeProcesses, killTree, processSubtree } from './process-tree.js';
 import type { Launch } from './sandbox.js';
 
 /**
@@ -95,18 +94,6 @@ type State = 'starting' | 'idle' | 'busy' | 'over';
 const LONG_COMMAND = 4096;
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15, SIGXCPU: 24 };
 
-/** True when process `pid` was started with `TOOLHOST_JOB_ID=<marker>` in its environment. */
-function hasMarker(pid: number, marker: string): boolean {
-  try {
-    const env = readFileSync(`/proc/${pid}/environ`);
-    const needle = Buffer.from(`${JOB_MARKER_VAR}=${marker}\0`);
-    const at = env.indexOf(needle);
-    return at === 0 || (at > 0 && env[at - 1] === 0);
-  } catch {
-    return false;
-  }
-}
-
 /** One running shell. Start it with {@link SessionShell.start}. */
 export class SessionShell {
   readonly #spec: ShellSpec;
@@ -168,7 +155,7 @@ export class SessionShell {
     shell.#keep = new Set(keep);
     // The shell is the one of them that carries the session's marker (the sandbox's processes have the fixed
     // launch environment); it was stopped when its first exec ended, before it was known.
-    shell.#shellPids = keep.filter((pid) => hasMarker(pid, spec.marker));
+    shell.#shellPids = keep.filter((pid) => carriesMarker(pid, spec.marker));
     shell.#freeze('SIGSTOP');
     return shell;
   }
