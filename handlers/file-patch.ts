@@ -9,9 +9,9 @@ import { isUtf8 } from 'node:buffer';
 import { closeSync, constants, fstatSync, openSync, type Stats, unlinkSync } from 'node:fs';
 import { z } from 'zod';
 import { replaceInFolder } from '../lib/atomic-write.js';
-import { ToolhostError } from '../lib/errors.js';
+import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import { applyHunks } from '../lib/patch/apply.js';
-import { firstPathOf, parseCreateDiff, parseEnvelope, parseUpdateDiff } from '../lib/patch/parse.js';
+import { firstPathOf, MAX_PATH_CHARS, parseCreateDiff, parseEnvelope, parseUpdateDiff } from '../lib/patch/parse.js';
 import type { FileOp } from '../lib/patch/types.js';
 import { type Owner, projectOwner } from '../lib/process/owner.js';
 import { closeQuietly, fdPath, fileErrorFor, O_PATH, openReached, projectParts, type Reached, reach, readExactly, relOf } from '../lib/safe-fs.js';
@@ -74,7 +74,7 @@ export function opsOf(req: PatchRequest): FileOp[] {
       'send exactly one of patch (a "*** Begin Patch" ... "*** End Patch" envelope) or operations ([{type: "create_file"|"update_file"|"delete_file", path, diff}])',
     );
   }
-  if (req.patch !== undefined) return parseEnvelope(req.patch);
+  if (req.patch !== undefined) return checked(parseEnvelope(req.patch));
   return (req.operations ?? []).map((op, i) => {
     const what = `operations[${i}].diff`;
     if (op.type === 'delete_file') {
@@ -86,6 +86,16 @@ export function opsOf(req: PatchRequest): FileOp[] {
       ? { kind: 'add', path: op.path, content: parseCreateDiff(op.diff, what), at: i }
       : { kind: 'update', path: op.path, hunks: parseUpdateDiff(op.diff, what), at: i };
   });
+}
+
+/** An envelope's operations within the bounds of `operations`: as many, paths as long as every tool's. */
+function checked(ops: FileOp[]): FileOp[] {
+  if (ops.length > MAX_OPERATIONS) {
+    throw new ToolhostError('patch_invalid', `the patch has ${ops.length} file operations, more than ${MAX_OPERATIONS}; split it into several patches`);
+  }
+  const long = ops.find((op) => op.path.length > MAX_PATH_CHARS || (op.kind === 'update' && (op.moveTo?.length ?? 0) > MAX_PATH_CHARS));
+  if (long) throw new ToolhostError('patch_invalid', `a path of the patch is longer than ${MAX_PATH_CHARS} characters; name the file by a shorter path`);
+  return ops;
 }
 
 /** The apply_patch tool. */
@@ -127,11 +137,12 @@ export const filePatchTool = jobTool({
     },
     { project_id: 'demo', operations: [{ type: 'update_file', path: 'README.md', diff: '@@ # demo\n+Built with toolhost.\n' }] },
   ],
-  // Checked before the job is queued, so a malformed patch never marks the working copy dirty.
-  limits: (req) => {
-    opsOf(req);
-    return undefined;
-  },
+  // Only the cheap checks run before the job is queued, on the supervisor's loop; the handler parses the patch
+  // (a refusal there, patch_invalid, leaves the working copy clean: supervisor/project-entry.ts).
+  limits: (req) =>
+    (req.patch === undefined) === (req.operations === undefined)
+      ? 'send exactly one of patch (a "*** Begin Patch" ... "*** End Patch" envelope) or operations ([{type: "create_file"|"update_file"|"delete_file", path, diff}])'
+      : undefined,
   toModel: (out) => {
     const letter = { add: 'A', update: 'M', delete: 'D', move: 'M' } as const;
     const lines = out.files.map((f) => (f.action === 'move' ? `M ${f.to} (moved from ${f.path})` : `${letter[f.action]} ${f.path}`));
@@ -176,26 +187,15 @@ class Staged {
   /** The file at `path` as the patch left it so far; it must exist and be a regular text file. */
   existing(path: string, noLink = false): { entry: Entry; text: string } {
     const shown = relOf(projectParts(this.#ctx.root, path));
-    if (noLink) this.#refuseLink(path, shown);
-    const at = reach(this.#ctx.root, path);
-    // A file the patch created or touched before is taken as the patch left it.
-    let entry = this.entries.get(at.fd !== undefined ? at.rel : `\0new:${shown}`);
-    if (entry) at.close();
-    else {
-      try {
-        const file = openReached(at);
-        let raw: Buffer;
-        try {
-          raw = this.#readLimited(file.fd, file.stat, shown);
-        } finally {
-          closeSync(file.fd);
-        }
-        entry = { shown, at, original: raw, stat: at.stat, next: undefined };
-        this.entries.set(at.rel, entry);
-      } catch (err) {
-        at.close();
-        throw err;
-      }
+    // A file the patch created or touched before is taken as the patch left it (one it created may sit in a folder
+    // the patch creates too, which is not on disk yet).
+    let entry = this.entries.get(`\0new:${shown}`);
+    if (!entry) {
+      if (noLink) this.#refuseLink(path, shown);
+      const at = reach(this.#ctx.root, path);
+      entry = this.entries.get(at.fd !== undefined ? at.rel : `\0new:${shown}`);
+      if (entry) at.close();
+      else entry = this.#readExisting(at, shown);
     }
     const bytes = entry.next === undefined ? entry.original : entry.next;
     if (!bytes) throw new ToolhostError('file_not_found', `"${shown}" was deleted earlier in this patch; nothing was written`, { path: shown });
@@ -211,6 +211,25 @@ class Staged {
       );
     }
     return { entry, text: bytes.toString('utf8') };
+  }
+
+  /** Reads the file `at` reaches (closed on failure) and records it as a file the patch touches. */
+  #readExisting(at: Reached, shown: string): Entry {
+    try {
+      const file = openReached(at);
+      let raw: Buffer;
+      try {
+        raw = this.#readLimited(file.fd, file.stat, shown);
+      } finally {
+        closeSync(file.fd);
+      }
+      const entry: Entry = { shown, at, original: raw, stat: at.stat, next: undefined };
+      this.entries.set(at.rel, entry);
+      return entry;
+    } catch (err) {
+      at.close();
+      throw err;
+    }
   }
 
   /** The entry that `path` will be written as (a new file, or one replaced whole). */
@@ -350,37 +369,46 @@ async function filePatch(req: PatchRequest, ctx: HandlerContext): Promise<PatchR
 
 /** Writes every changed entry; on a failure, puts back the ones already written (in reverse order) and rethrows. */
 function writeAll(ctx: HandlerContext, entries: readonly Entry[], owner: Owner | null): void {
-  const undo: (() => void)[] = [];
+  const undo: { path: string; put: () => void }[] = [];
   const made: Reached[] = [];
+  // New content first, deletions last: a write that fails (a full disk) then finds nothing deleted to put back.
+  const ordered = [...entries.filter((e) => e.next !== null), ...entries.filter((e) => e.next === null)];
   try {
-    for (const e of entries) {
+    for (const e of ordered) {
       if (e.next === undefined || (e.next !== null && e.original?.equals(e.next))) continue;
       const { at, original, stat } = e;
       if (e.next === null) {
         if (at === undefined || original === undefined) continue; // created and deleted within the patch
         unlinkSync(fdPath(at.dirFd, at.name));
-        undo.push(() => replaceInFolder(at.dirFd, at.name, original, { previous: stat, owner }));
+        undo.push({ path: e.shown, put: () => replaceInFolder(at.dirFd, at.name, original, { previous: stat, owner }) });
       } else if (at !== undefined && original !== undefined) {
         replaceInFolder(at.dirFd, at.name, e.next, { previous: stat, owner });
-        undo.push(() => replaceInFolder(at.dirFd, at.name, original, { previous: stat, owner }));
+        undo.push({ path: e.shown, put: () => replaceInFolder(at.dirFd, at.name, original, { previous: stat, owner }) });
       } else {
         const to = reach(ctx.root, e.shown, { create: { owner } });
         made.push(to);
         assertReplaceable(to);
         replaceInFolder(to.dirFd, to.name, e.next, { previous: to.stat, owner });
         // A file that appeared there since the patch was computed (a command made it) cannot be put back.
-        if (to.stat === undefined) undo.push(() => unlinkSync(fdPath(to.dirFd, to.name)));
+        if (to.stat === undefined) undo.push({ path: e.shown, put: () => unlinkSync(fdPath(to.dirFd, to.name)) });
       }
     }
   } catch (err) {
+    const notRestored: string[] = [];
     for (const u of undo.reverse()) {
       try {
-        u();
+        u.put();
       } catch {
-        // best effort: the error being thrown is what the caller acts on
+        notRestored.push(u.path);
       }
     }
-    throw err;
+    if (notRestored.length === 0) throw err;
+    const e = toToolhostError(err);
+    throw new ToolhostError(
+      e.code,
+      `${e.message}; the patch was undone except for ${notRestored.map((p) => `"${p}"`).join(', ')}, which could not be put back: check them`,
+      { ...e.details, not_restored: notRestored },
+    );
   } finally {
     for (const at of made) at.close();
   }

@@ -3,7 +3,7 @@
  * envelope, OpenAI apply_patch_call operations), what a refused patch leaves on disk (nothing), hostile paths, the
  * undo of a write that fails midway, and one call through the real MCP SDK client.
  */
-import { lstat, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { expect } from 'chai';
@@ -170,6 +170,27 @@ describe('POST /file/patch (apply_patch)', () => {
     const noDiff = await s.api('/file/patch', { project_id: p.id, operations: [{ type: 'update_file', path: 'a.txt' }] });
     expect(noDiff.body.error.message).to.include('needs a diff');
     expect(await readFile(join(p.dir, 'a.txt'), 'utf8')).to.equal('a\n');
+  });
+
+  it('refuses a hostile envelope quickly: a path of 100,000 characters, more operations than allowed', async () => {
+    const p = await project({ 'a.txt': 'a\n' });
+    const long = await patch(p.id, `*** Begin Patch\n*** Add File: ${'d/'.repeat(50_000)}x\n+x\n*** End Patch`);
+    expect(long.status).to.equal(422);
+    expect(long.body.error.message).to.include('longer than 4096');
+    const spaces = await patch(p.id, `*** Begin Patch\n*** Add File: ${' '.repeat(100_000)}\n*** End Patch`);
+    expect(spaces.status).to.be.within(400, 499);
+    const many = Array.from({ length: 201 }, (_, i) => `*** Add File: f${i}.txt\n+x`).join('\n');
+    const tooMany = await patch(p.id, `*** Begin Patch\n${many}\n*** End Patch`);
+    expect(tooMany.body.error.code).to.equal('patch_invalid');
+    expect(tooMany.body.error.message).to.include('more than 200');
+    expect(await readdir(p.dir)).to.deep.equal(['a.txt']);
+  });
+
+  it('updates a file it added in a new folder earlier in the same patch', async () => {
+    const p = await project({ 'a.txt': 'a\n' });
+    const r = await patch(p.id, '*** Begin Patch\n*** Add File: nd/x.txt\n+one\n*** Update File: nd/x.txt\n@@\n-one\n+two\n*** End Patch');
+    expect(r.status, JSON.stringify(r.body)).to.equal(200);
+    expect(await readFile(join(p.dir, 'nd', 'x.txt'), 'utf8')).to.equal('two\n');
   });
 
   it('reports a missing file to update or delete, and a folder to delete', async () => {

@@ -238,6 +238,17 @@ export function parseCreateDiff(diff: string, what: string): string {
 
 /** The path of the first file a Codex envelope names, without parsing the rest (for the per-file lock). */
 export function firstPathOf(text: string): string | undefined {
-  const m = /^[ \t]*\*\*\* (?:Add|Update|Delete) File:[ \t]*(\S[^\r\n]*?)[ \t]*\r?$/m.exec(text);
-  return m?.[1];
+  // Line by line with the parser's own header rule (a regex over a hostile 16 MB line backtracks for seconds).
+  for (let from = 0; from < text.length; ) {
+    const nl = text.indexOf('\n', from);
+    const line = text.slice(from, nl < 0 ? text.length : nl);
+    const head = line.length <= MAX_PATH_CHARS + 32 ? fileHeader(line) : undefined;
+    if (head) return head.path.length > 0 && head.path.length <= MAX_PATH_CHARS ? head.path : undefined;
+    if (nl < 0) break;
+    from = nl + 1;
+  }
+  return undefined;
 }
+
+/** The longest path a patch may name, as every file tool's `path` (lib/schemas.ts relPath). */
+export const MAX_PATH_CHARS = 4096;
