@@ -9,8 +9,9 @@
  * only errors of the request itself (`passThrough`) are thrown for the route to answer as HTTP errors.
  */
 import type { Config } from '../../config/schema.js';
-import { type ErrorCode, ToolhostError } from '../errors.js';
+import { ERROR_STATUS, type ErrorCode, ToolhostError } from '../errors.js';
 import { fitEntries } from '../model-lines.js';
+import { shellQuote } from '../read/model-text.js';
 import { CUT_MARK, numberedLine } from '../read/numbered.js';
 import type { ModelContent } from '../tool.js';
 import { EDITOR_NAME } from './anthropic-types.js';
@@ -34,8 +35,13 @@ export interface ProviderResult {
   isError: boolean;
 }
 
-/** Error codes that are not the model's to act on: the route answers them as HTTP errors. */
-export const PASS_THROUGH: ReadonlySet<ErrorCode> = new Set(['project_not_found', 'not_on_this_role']);
+/**
+ * Errors that are not the model's to act on, which the route answers as HTTP errors: no such project, the wrong
+ * process, and every server-side one (5xx: shutting down, the queue full, a lost worker), which the client retries.
+ */
+export function passesThrough(code: ErrorCode): boolean {
+  return code === 'project_not_found' || code === 'not_on_this_role' || ERROR_STATUS[code] >= 500;
+}
 
 const COMMANDS = ['view', 'create', 'str_replace', 'insert'] as const;
 type Command = (typeof COMMANDS)[number];
@@ -55,7 +61,7 @@ function problem(message: string): never {
   throw new EditorProblem(message);
 }
 
-/** Runs one text editor call; never throws but for errors in {@link PASS_THROUGH}. */
+/** Runs one text editor call; never throws but the errors {@link passesThrough} names. */
 export async function runTextEditor(input: unknown, ports: EditorPorts): Promise<ProviderResult> {
   let parsed: EditorInput | undefined;
   try {
@@ -63,7 +69,7 @@ export async function runTextEditor(input: unknown, ports: EditorPorts): Promise
     return { content: await dispatch(parsed, ports), isError: false };
   } catch (err) {
     if (err instanceof EditorProblem) return failure(err.message);
-    if (err instanceof ToolhostError && !PASS_THROUGH.has(err.code)) return failure(explain(err, parsed));
+    if (err instanceof ToolhostError && !passesThrough(err.code)) return failure(explain(err, parsed));
     throw err;
   }
 }
@@ -209,11 +215,6 @@ function fileView(i: EditorInput, r: ReadAnswer, range: [number, number] | undef
     );
   }
   return `${head}\n${lines.join('\n')}\n${notes.map((n) => `[${n}]\n`).join('')}`;
-}
-
-/** A string quoted for a POSIX shell. */
-function shellQuote(s: string): string {
-  return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
 /** What file_list answers. */

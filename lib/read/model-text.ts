@@ -27,7 +27,8 @@ export interface ImageRead {
 }
 
 /** A path quoted for a POSIX shell. */
-function shellQuote(s: string): string {
+/** `s` as one word of a shell command line, single-quoted. */
+export function shellQuote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 

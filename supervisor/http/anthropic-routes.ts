@@ -10,7 +10,7 @@ import express from 'express';
 import { ToolhostError } from '../../lib/errors.js';
 import { anthropicToolResultBlock, anthropicToolUseRequest, BASH_NAME, EDITOR_NAME, toolResultBlock } from '../../lib/providers/anthropic-types.js';
 import { bashText } from '../../lib/providers/shell-answers.js';
-import { type EditorToolName, PASS_THROUGH, type ProviderResult, runTextEditor } from '../../lib/providers/text-editor.js';
+import { type EditorToolName, type ProviderResult, passesThrough, runTextEditor } from '../../lib/providers/text-editor.js';
 import type { AppDeps } from './deps.js';
 import { clientError, jsonSchemaOf, PROVIDER_ROUTE_ERRORS, type ProviderRouteDoc, projectRoots, refuseOnWorker, toolRunner } from './provider-calls.js';
 import { shellCall } from './session-tools.js';
@@ -72,7 +72,7 @@ async function bash(
     return { content: [{ type: 'text', text }], isError };
   } catch (err) {
     const e = clientError(res, err);
-    if (PASS_THROUGH.has(e.code)) throw e;
+    if (passesThrough(e.code)) throw e;
     return { content: [{ type: 'text', text: e.message }], isError: true };
   }
 }

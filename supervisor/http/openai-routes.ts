@@ -7,6 +7,7 @@
  * request the route cannot take (no such project, an item type it does not run, a malformed item) is an HTTP error.
  */
 import express from 'express';
+import { MAX_BUDGET_FACTOR } from '../../handlers/command-text.js';
 import { ToolhostError } from '../../lib/errors.js';
 import {
   type ApplyPatchCallItem,
@@ -22,7 +23,7 @@ import {
 } from '../../lib/providers/openai-types.js';
 import { projectRelative } from '../../lib/providers/project-paths.js';
 import { type ShellCallOutputContent, type ShellRun, shellOutputContent } from '../../lib/providers/shell-answers.js';
-import { PASS_THROUGH } from '../../lib/providers/text-editor.js';
+import { passesThrough } from '../../lib/providers/text-editor.js';
 import { modelContent } from '../../lib/tool.js';
 import type { AppDeps } from './deps.js';
 import { clientError, jsonSchemaOf, PROVIDER_ROUTE_ERRORS, type ProviderRouteDoc, projectRoots, refuseOnWorker, toolRunner } from './provider-calls.js';
@@ -78,7 +79,7 @@ async function applyPatch(d: AppDeps, projectId: string, item: ApplyPatchCallIte
     return { type: 'apply_patch_call_output', call_id: item.call_id, status: 'completed', output: text };
   } catch (err) {
     const e = err instanceof ToolhostError ? err : clientError(res, err);
-    if (PASS_THROUGH.has(e.code)) throw e;
+    if (passesThrough(e.code)) throw e;
     return { type: 'apply_patch_call_output', call_id: item.call_id, status: 'failed', output: e.message };
   }
 }
@@ -101,7 +102,7 @@ async function shell(
   const waitS = Math.min(MAX_WAIT_S, (timeoutS ?? d.config.commands.defaultTimeoutS) + d.config.commands.killGraceS + 2);
   // toolhost cuts output head and tail to a budget of at least 1000 characters; a smaller max_output_length is
   // applied to what that leaves.
-  const budget = maxLength ? Math.min(Math.max(maxLength, 1000), 10 * d.config.budgets.outputChars) : undefined;
+  const budget = maxLength ? Math.min(Math.max(maxLength, 1000), MAX_BUDGET_FACTOR * d.config.budgets.outputChars) : undefined;
   const output: ShellCallOutputContent[] = [];
   for (const command of commands) {
     let run: ShellRun;
@@ -109,7 +110,7 @@ async function shell(
       run = await shellCall(d, { project_id: projectId, session, command, timeout_s: timeoutS, wait_s: waitS, max_output_chars: budget }, call);
     } catch (err) {
       const e = clientError(res, err);
-      if (PASS_THROUGH.has(e.code)) throw e;
+      if (passesThrough(e.code)) throw e;
       output.push({ stdout: '', stderr: `[toolhost: the command did not run: ${e.code}: ${e.message}]\n`, outcome: { type: 'exit', exit_code: 126 } });
       break;
     }

@@ -50,13 +50,23 @@ export function clientError(res: Response, err: unknown): ToolhostError {
  */
 export function projectRoots(d: AppDeps, projectId: string): string[] {
   const dataDir = resolve(d.config.dataDir);
-  let real = dataDir;
-  try {
-    real = realpathSync(dataDir);
-  } catch {
-    // No data directory here (an api process may have none yet): the configured path is all there is.
-  }
+  const real = realDataDir(dataDir);
   return [...new Set([join(real, 'projects', projectId), join(dataDir, 'projects', projectId)])];
+}
+
+const realDirs = new Map<string, string>();
+/** The data directory through its symlinks, resolved once per process (not a sync call on the loop per request). */
+function realDataDir(dataDir: string): string {
+  let real = realDirs.get(dataDir);
+  if (real === undefined) {
+    try {
+      real = realpathSync(dataDir);
+      realDirs.set(dataDir, real);
+    } catch {
+      return dataDir; // no data directory here yet (an api process may have none): the configured path is all there is
+    }
+  }
+  return real;
 }
 
 /** Refuses a provider call on a worker process, which takes no tool calls (as POST /tools/{name}/call). */
