@@ -41,6 +41,12 @@ describe('shell tool: persistent shells for models', function () {
     const restarted = await shell({ restart: true });
     expect(restarted.body).to.deep.equal({ session_id: same.body.session_id, restarted: true, result: null });
     expect((await shell({ command: 'basename "$PWD"' })).body.result.stdout).to.equal('demo\n');
+    // A command refused (a NUL, as a model's bash call may carry) restarts nothing, even with restart: true.
+    await shell({ command: 'export KEPT=yes' });
+    const block = { type: 'tool_use', id: 'toolu_nul', name: 'bash', input: { command: 'echo a\u0000b', restart: true } };
+    const refused = await s.api('/anthropic/tool_use', { project_id: 'demo', block });
+    expect(refused.body.is_error, JSON.stringify(refused.body)).to.equal(true);
+    expect((await shell({ command: 'echo $KEPT' })).body.result.stdout).to.equal('yes\n');
     const nothing = await shell({});
     expect(nothing.status).to.equal(400);
     expect(nothing.body.error.message).to.include('restart: true');

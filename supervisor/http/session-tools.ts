@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { commandLimit, commandText, MAX_OUTPUT_CHARS_DOC } from '../../handlers/command-text.js';
 import { type CommandView, commandView } from '../../handlers/command-view.js';
 import { type SessionInfo, sessionCreateTool, sessionExecTool, sessionRestartTool } from '../../handlers/session-tools.js';
-import { toToolhostError } from '../../lib/errors.js';
+import { ToolhostError, toToolhostError } from '../../lib/errors.js';
 import { projectId, sessionName, shellCommand } from '../../lib/schemas.js';
 import type { ModelContent } from '../../lib/tool.js';
 import { callTool } from './call-tool.js';
@@ -47,16 +47,22 @@ async function namedSession(d: AppDeps, projectId: string, name: string, call: T
 
 /** Runs a shell call: the named session (made on first use), restarted if asked, then the command on it. */
 export async function shellCall(d: AppDeps, input: ShellCallInput, call: ToolCall = {}): Promise<ShellAnswer> {
+  // Checked first, and here too: the provider routes hand over commands as the model wrote them (a NUL, a huge
+  // timeout), and a refused command must not have restarted the shell.
+  const exec =
+    input.command === undefined
+      ? undefined
+      : toolInput(
+          sessionExecTool.input.omit({ session_id: true }),
+          { command: input.command, timeout_s: input.timeout_s, wait_s: input.wait_s, max_output_chars: input.max_output_chars },
+          'shell command',
+        );
+  const over = exec && sessionExecTool.limits?.({ session_id: '', ...exec }, d.config);
+  if (over) throw new ToolhostError('bad_request', over);
   const name = input.session ?? DEFAULT_SESSION;
   let id = await namedSession(d, input.project_id, name, call);
   if (input.restart) await callTool(d, sessionRestartTool, { session_id: id }, call);
-  if (input.command === undefined) return { session_id: id, restarted: input.restart === true, view: null };
-  // Checked here too: the provider routes hand over commands as the model wrote them (a NUL, a huge timeout).
-  const exec = toolInput(
-    sessionExecTool.input.omit({ session_id: true }),
-    { command: input.command, timeout_s: input.timeout_s, wait_s: input.wait_s, max_output_chars: input.max_output_chars },
-    'shell command',
-  );
+  if (exec === undefined) return { session_id: id, restarted: input.restart === true, view: null };
   let view: CommandView;
   try {
     view = (await callTool(d, sessionExecTool, { session_id: id, ...exec }, call)) as CommandView;
