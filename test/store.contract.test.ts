@@ -5,9 +5,9 @@
  * systems for the local store; prefixes and unreachable endpoints for Azure.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
@@ -25,8 +25,10 @@ interface Fixture {
   store: ProjectStore;
   /** Another client of the same storage, as another pool thread or machine has. */
   another(): Promise<ProjectStore>;
-  /** Every file of the folder / blob of the container, sorted: conflict copies and leftovers included. */
+  /** Every file of the folder (at any depth, "/"-separated) / blob of the container, sorted: leftovers included. */
   names(): Promise<string[]>;
+  /** Puts `data` at `name` behind the store's back, as an operator or an older version might have. */
+  plant(name: string, data: Buffer): Promise<void>;
 }
 
 interface Backend {
@@ -64,6 +66,15 @@ async function rejection(promise: Promise<unknown>): Promise<ToolhostError> {
   return err as ToolhostError;
 }
 
+/** A layer's name as lib/layers makes it: `layers/<sha-256 hex>.<ext>`. */
+function layerName(ext: string): string {
+  return `layers/${randomBytes(32).toString('hex')}.${ext}`;
+}
+
+function byName(a: { name: string }, b: { name: string }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
 async function fetchBytes(store: ProjectStore, id: string): Promise<Buffer> {
   const loaded = await store.load(id, join(work, 'scratch'));
   if (loaded.kind === 'stream') return readAll(loaded.stream);
@@ -82,11 +93,11 @@ const local: Backend = {
     return {
       store: await openStore(config),
       another: () => openStore(config),
-      names: async () =>
-        (await readdir(dir, { withFileTypes: true }))
-          .filter((e) => e.isFile())
-          .map((e) => e.name)
-          .sort(),
+      names: async () => (await filesUnder(dir)).sort(),
+      plant: async (name, data) => {
+        await mkdir(dirname(join(dir, name)), { recursive: true });
+        await writeFile(join(dir, name), data);
+      },
     };
   },
 };
@@ -100,9 +111,23 @@ const azure: Backend = {
       store: await openStore(config),
       another: () => openStore(config),
       names: () => blobNames(containerClient(azurite, container)),
+      plant: async (name, data) => {
+        await containerClient(azurite, container).getBlockBlobClient(name).uploadData(data);
+      },
     };
   },
 };
+
+/** The files under `dir` at any depth, relative and "/"-separated (folders themselves are not listed). */
+async function filesUnder(dir: string, rel = ''): Promise<string[]> {
+  const found: string[] = [];
+  for (const e of await readdir(join(dir, rel), { withFileTypes: true })) {
+    const path = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) found.push(...(await filesUnder(dir, path)));
+    else found.push(path);
+  }
+  return found;
+}
 
 async function blobNames(client: ReturnType<typeof containerClient>): Promise<string[]> {
   const names: string[] = [];
@@ -278,6 +303,203 @@ describe('project store', () => {
         }
         expect(await store.list()).to.deep.equal([]);
       });
+
+      describe('objects', () => {
+        it('round trips bytes and a file (which stays in place), whole and streamed', async () => {
+          const { store } = await backend.fixture();
+          const index = layerName('json.gz');
+          const small = content('index', 300);
+          const put1 = await store.putObject(index, small);
+          expect(put1).to.include({ name: index, size: small.length });
+          expect(new Date(put1.modifiedAt).toISOString()).to.equal(put1.modifiedAt);
+          expect(await store.getObject(index)).to.deep.equal({ body: small, etag: put1.etag });
+
+          const layer = layerName('tar.gz');
+          const big = content('layer', 9 * 1024 * 1024); // beyond the Azure store's single-request limit
+          const file = await inputFile(big);
+          const put2 = await store.putObject(layer, { file });
+          expect(await readFile(file), 'the source file is left as it was').to.deep.equal(big);
+          expect(put2).to.include({ name: layer, size: big.length });
+          const opened = await store.openObject(layer);
+          expect(opened).to.include({ etag: put2.etag, size: big.length });
+          expect(await readAll(opened!.stream)).to.deep.equal(big);
+          expect((await store.getObject(layer))?.etag).to.equal(put2.etag);
+          expect(await store.listObjects('layers/')).to.deep.equal([put1, put2].sort(byName));
+
+          // An unconditional write replaces the object under a new etag; rewriting the source file afterwards
+          // does not reach the stored copy.
+          const put3 = await store.putObject(layer, { file });
+          expect(put3.etag).to.not.equal(put2.etag);
+          await writeFile(file, content('rewritten', 100));
+          expect((await store.getObject(layer))?.body).to.deep.equal(big);
+
+          expect(await store.getObject('layers/absent.json.gz')).to.equal(null);
+          expect(await store.openObject('absent.layers.json')).to.equal(null);
+        });
+
+        it('a conditional create succeeds once; the second is a save_conflict that writes nothing', async () => {
+          const { store, names } = await backend.fixture();
+          const name = 'demo.layers.json';
+          const first = await store.putObject(name, Buffer.from('{"v":1}'), { ifNoneMatch: '*' });
+          const before = await names();
+          for (const body of [Buffer.from('{"v":2}'), { file: await inputFile(Buffer.from('{"v":3}')) }]) {
+            const err = await rejection(store.putObject(name, body, { ifNoneMatch: '*' }));
+            expect(err.code).to.equal('save_conflict');
+            expect(err.details).to.deep.equal({ object: name });
+            expect(err.message).to.include('already exists');
+          }
+          expect(await store.getObject(name)).to.deep.equal({ body: Buffer.from('{"v":1}'), etag: first.etag });
+          expect(await names(), 'no temp file or partial upload is left').to.deep.equal(before);
+        });
+
+        it('ifMatch writes over the version read, and a stale or absent one is a save_conflict', async () => {
+          const { store, names } = await backend.fixture();
+          const name = 'demo.layers.json';
+          const v1 = await store.putObject(name, Buffer.from('one'));
+          const v2 = await store.putObject(name, Buffer.from('two'), { ifMatch: v1.etag });
+          expect(v2.etag).to.not.equal(v1.etag);
+          const stale = await rejection(store.putObject(name, Buffer.from('three'), { ifMatch: v1.etag }));
+          expect(stale.code).to.equal('save_conflict');
+          expect(stale.details).to.deep.equal({ object: name });
+          expect(stale.message).to.include('changed');
+          expect(await store.getObject(name)).to.deep.equal({ body: Buffer.from('two'), etag: v2.etag });
+          const before = await names();
+          const absent = await rejection(store.putObject('other.layers.json', Buffer.from('x'), { ifMatch: v2.etag }));
+          expect(absent.code).to.equal('save_conflict');
+          expect(await store.getObject('other.layers.json')).to.equal(null);
+          expect(await names()).to.deep.equal(before);
+        });
+
+        it('deleteObject deletes once; with a stale ifMatch it deletes nothing and says false', async () => {
+          const { store } = await backend.fixture();
+          const name = layerName('tar.gz');
+          const v1 = await store.putObject(name, content('v1'));
+          const v2 = await store.putObject(name, content('v2'));
+          expect(await store.deleteObject(name, { ifMatch: v1.etag })).to.equal(false);
+          expect((await store.getObject(name))?.etag).to.equal(v2.etag);
+          expect(await store.deleteObject(name, { ifMatch: v2.etag })).to.equal(true);
+          expect(await store.getObject(name)).to.equal(null);
+          expect(await store.deleteObject(name, { ifMatch: v2.etag })).to.equal(false);
+          await store.putObject(name, content('v3'));
+          expect(await store.deleteObject(name)).to.equal(true);
+          expect(await store.deleteObject(name)).to.equal(false);
+          expect(await store.listObjects('')).to.deep.equal([]);
+        });
+
+        it('listObjects finds every object under a prefix, archives too, sorted by name', async () => {
+          const fixture = await backend.fixture();
+          const { store } = fixture;
+          const [a, b] = [layerName('tar.gz'), layerName('json.gz')].sort();
+          const stored = [
+            await store.putObject(b!, content('b')),
+            await store.putObject(a!, content('a')),
+            await store.putObject('layers.x', content('top')),
+            await store.putObject('other/c', content('c')),
+            await store.putObject('demo.layers.json', Buffer.from('{}')),
+          ];
+          const alpha = await store.put('alpha', 'zip', await inputFile(content('alpha')));
+          await store.putConflict('alpha', 'zip', await inputFile(content('lost')), '20260101T000000000Z');
+          // Neither is an object name (three parts; a leading "."): nothing the store could be asked for.
+          await fixture.plant('layers/deep/x', content('deep'));
+          await fixture.plant('.hidden', content('hidden'));
+
+          const all = await store.listObjects('');
+          expect(all.map((o) => o.name)).to.deep.equal([
+            'alpha.conflict-20260101T000000000Z.zip',
+            'alpha.zip',
+            'demo.layers.json',
+            'layers.x',
+            a,
+            b,
+            'other/c',
+          ]);
+          expect(all.find((o) => o.name === 'alpha.zip')).to.include({ size: alpha.size, etag: alpha.etag });
+          expect(await store.listObjects('layers/')).to.deep.equal([stored[1], stored[0]]);
+          expect((await store.listObjects('lay')).map((o) => o.name)).to.deep.equal(['layers.x', a, b]);
+          expect((await store.listObjects('other/')).map((o) => o.name)).to.deep.equal(['other/c']);
+          expect(await store.listObjects('nothing/')).to.deep.equal([]);
+          expect(await store.listObjects('../')).to.deep.equal([]);
+        });
+
+        it('refuses hostile object names with internal and writes nothing anywhere', async () => {
+          const fixture = await backend.fixture();
+          const { store } = fixture;
+          const kept = await store.putObject('b', Buffer.from('kept'));
+          await writeFile(join(work, 'x'), 'outside the store');
+          const file = await inputFile(Buffer.from('payload'));
+          const before = { names: await fixture.names(), work: (await filesUnder(work)).sort() };
+          const hostile = ['../x', '/abs', 'a/../b', 'a/b/c', '.hidden', '', 'layers/', '/', 'a//b', 'layers/..', 'a\\b', 'x\0y', 'x y', 'é', 'a'.repeat(300)];
+          for (const name of hostile) {
+            const calls: [string, Promise<unknown>][] = [
+              ['getObject', store.getObject(name)],
+              ['openObject', store.openObject(name)],
+              ['putObject bytes', store.putObject(name, Buffer.from('bad'))],
+              ['putObject file', store.putObject(name, { file }, { ifNoneMatch: '*' })],
+              ['deleteObject', store.deleteObject(name)],
+              ['deleteObject ifMatch', store.deleteObject(name, { ifMatch: kept.etag })],
+            ];
+            for (const [what, call] of calls) {
+              const err = await rejection(call);
+              expect(err.code, `${what}(${JSON.stringify(name)})`).to.equal('internal');
+            }
+          }
+          expect(await fixture.names()).to.deep.equal(before.names);
+          expect((await filesUnder(work)).sort()).to.deep.equal(before.work);
+          expect(await readFile(join(work, 'x'), 'utf8')).to.equal('outside the store');
+          expect(await store.getObject('b')).to.deep.equal({ body: Buffer.from('kept'), etag: kept.etag });
+        });
+
+        it('a manifest makes a layered project that wins over an archive; load stays archive-only', async () => {
+          const { store } = await backend.fixture();
+          const zip = content('zip');
+          const archive = await store.put('alpha', 'zip', await inputFile(zip));
+          const alphaManifest = await store.putObject('alpha.layers.json', Buffer.from('{"alpha":1}'));
+          const betaManifest = await store.putObject('beta.layers.json', Buffer.from('{"beta":1}'));
+          const gamma = await store.put('gamma', 'tar.gz', await inputFile(content('gamma')));
+          const alpha = { id: 'alpha', format: 'layers', size: alphaManifest.size, modifiedAt: alphaManifest.modifiedAt, etag: alphaManifest.etag };
+          const beta = { id: 'beta', format: 'layers', size: betaManifest.size, modifiedAt: betaManifest.modifiedAt, etag: betaManifest.etag };
+          expect(await store.stat('alpha')).to.deep.equal(alpha);
+          expect(await store.stat('beta')).to.deep.equal(beta);
+          expect(await store.list()).to.deep.equal([alpha, beta, gamma]);
+          // An archive written after the manifest is still a leftover beside it.
+          await store.put('alpha', 'zip', await inputFile(zip), { ifMatch: archive.etag });
+          expect(await store.stat('alpha')).to.deep.equal(alpha);
+          expect(await fetchBytes(store, 'alpha')).to.deep.equal(zip);
+          const err = await rejection(store.load('beta', join(work, 'scratch')));
+          expect(err.code).to.equal('project_not_found');
+        });
+
+        it('delete removes a manifest (true for a manifest alone) and leaves the layers', async () => {
+          const { store } = await backend.fixture();
+          const layer = await store.putObject(layerName('tar.gz'), content('layer'));
+          await store.putObject('beta.layers.json', Buffer.from('{}'));
+          await store.put('alpha', 'zip', await inputFile(content('zip')));
+          await store.putObject('alpha.layers.json', Buffer.from('{}'));
+          expect(await store.delete('beta')).to.equal(true);
+          expect(await store.delete('alpha')).to.equal(true);
+          expect(await store.stat('alpha')).to.equal(null);
+          expect(await store.stat('beta')).to.equal(null);
+          expect(await store.list()).to.deep.equal([]);
+          expect(await store.listObjects('')).to.deep.equal([layer]);
+          expect(await store.delete('beta')).to.equal(false);
+        });
+
+        it('a create (ifNoneMatch "*") is refused when the project has a manifest', async () => {
+          const { store, names } = await backend.fixture();
+          await store.putObject('beta.layers.json', Buffer.from('{}'));
+          const before = await names();
+          for (const format of ['zip', 'tar.gz'] as const) {
+            const data = content(format);
+            const file = await inputFile(data);
+            const err = await rejection(store.put('beta', format, file, { ifNoneMatch: '*' }));
+            expect(err.code).to.equal('save_conflict');
+            expect(err.details).to.deep.equal({ project_id: 'beta' });
+            expect(await readFile(file)).to.deep.equal(data);
+          }
+          expect(await names()).to.deep.equal(before);
+          expect((await store.stat('beta'))?.format).to.equal('layers');
+        });
+      });
     });
   }
 
@@ -326,6 +548,44 @@ describe('project store', () => {
       const v3 = await store.put('alpha', 'zip', await inputFile(content('v3')), { ifMatch: v2.etag });
       expect(await store.stat('alpha')).to.deep.equal(v3);
       expect(await exists(lock), 'the lock is released').to.equal(false);
+    });
+    it('temp files, locks, links and folders are no objects', async () => {
+      const dir = join(work, 'store');
+      const store = new LocalStore(dir);
+      await store.init();
+      const layer = await store.putObject('layers/a.tar.gz', content('a'));
+      await writeFile(join(dir, '.object.1234.tmp'), 'staged');
+      await writeFile(join(dir, 'layers', '.b.tmp'), 'staged');
+      await writeFile(join(dir, '.locks', '~layers~a.tar.gz.lock'), '1\n');
+      await writeFile(join(work, 'secret'), 'outside');
+      await symlink(join(work, 'secret'), join(dir, 'linked'));
+      await symlink(join(work, 'secret'), join(dir, 'layers', 'linked'));
+      await mkdir(join(dir, 'folder'));
+      expect(await store.listObjects('')).to.deep.equal([layer]);
+      expect(await store.getObject('linked')).to.equal(null);
+      expect(await store.openObject('layers/linked')).to.equal(null);
+      expect(await store.getObject('folder')).to.equal(null);
+      expect(await store.getObject('layers')).to.equal(null);
+    });
+
+    it('a conditional object write waits for its lock; a manifest takes its project lock', async () => {
+      const dir = join(work, 'store');
+      const store = new LocalStore(dir);
+      await store.init();
+      for (const [name, lockName] of [
+        ['layers/a.json.gz', '~layers~a.json.gz.lock'],
+        ['alpha.layers.json', 'alpha.lock'],
+      ] as const) {
+        const lock = join(dir, '.locks', lockName);
+        await writeFile(lock, '1\n');
+        let settled = false;
+        const waiting = store.putObject(name, Buffer.from('v1'), { ifNoneMatch: '*' }).finally(() => (settled = true));
+        await sleep(300);
+        expect(settled, `${name} was written while another writer held ${lockName}`).to.equal(false);
+        await rm(lock);
+        expect((await waiting).etag).to.equal((await store.getObject(name))?.etag);
+        expect(await exists(lock), 'the lock is released').to.equal(false);
+      }
     });
   });
 

@@ -1,7 +1,8 @@
 /**
  * The project store on Azure Blob Storage: blobs `<prefix><project_id>.zip` or `<prefix><project_id>.tar.gz` in
- * one container, conflict copies beside them. Conditional writes use the blob service's own If-Match /
- * If-None-Match, so writers on any number of machines cannot overwrite each other unseen.
+ * one container, conflict copies beside them, other objects (layers, manifests) as blobs `<prefix><name>`.
+ * Conditional writes use the blob service's own If-Match / If-None-Match, so writers on any number of machines
+ * cannot overwrite each other unseen.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, rm, stat } from 'node:fs/promises';
@@ -9,19 +10,28 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { BlobClient, BlobServiceClient, BlobUploadCommonResponse, ContainerClient, StorageRetryOptions } from '@azure/storage-blob';
 import { type ArchiveFormat, archiveExtension } from '../archive/format.js';
-import { errnoCode, ToolhostError } from '../errors.js';
+import { ToolhostError } from '../errors.js';
+import { asStoreError, isConditionFailure, messageOf, quoted, redact, statusOf } from './azure-errors.js';
 import {
   ARCHIVE_FORMATS,
   archiveName,
+  checkedObjectName,
   conflictName,
+  current,
   type FetchedArchive,
+  isObjectName,
   type LoadedArchive,
+  manifestName,
   newest,
   notFound,
-  type OpenedArchive,
+  type ObjectCondition,
+  objectConflict,
+  objectContentType,
   type ProjectStore,
   type PutCondition,
   parseArchiveName,
+  parseManifestName,
+  type StoredObject,
   type StoredProject,
   saveConflict,
 } from './project-store.js';
@@ -53,9 +63,6 @@ const UPLOAD_CONCURRENCY = 4;
 /** How often a download stream that drops is resumed (on the same ETag) before it fails. */
 const DOWNLOAD_RESUMES = 5;
 const CONTENT_TYPE: Record<ArchiveFormat, string> = { zip: 'application/zip', 'tar.gz': 'application/gzip' };
-/** Errors of @azure/identity: the credential chain found no usable identity, or its token was refused. */
-const CREDENTIAL_ERRORS = new Set(['CredentialUnavailableError', 'AuthenticationError', 'AggregateAuthenticationError']);
-const NETWORK_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
 
 /** {@link ProjectStore} on an Azure Blob Storage container. Call {@link AzureBlobStore.init} before use. */
 export class AzureBlobStore implements ProjectStore {
@@ -119,19 +126,21 @@ export class AzureBlobStore implements ProjectStore {
   }
 
   async stat(id: string): Promise<StoredProject | null> {
-    const [zip, tgz] = await Promise.all(ARCHIVE_FORMATS.map((f) => this.#statFormat(id, f)));
-    return newest(zip ?? null, tgz ?? null);
+    const [manifest, archive] = await Promise.all([this.#statManifest(id), this.#statArchive(id)]);
+    return current(manifest, archive);
   }
 
   async list(): Promise<StoredProject[]> {
     const byId = new Map<string, StoredProject>();
     try {
       for await (const item of this.#container().listBlobsFlat({ prefix: this.#prefix })) {
-        const parsed = parseArchiveName(item.name.slice(this.#prefix.length));
+        const name = item.name.slice(this.#prefix.length);
+        const manifest = parseManifestName(name);
+        const parsed = manifest === null ? parseArchiveName(name) : { id: manifest, format: 'layers' as const };
         if (!parsed) continue;
         const p = item.properties;
         const found = { ...parsed, size: p.contentLength ?? 0, modifiedAt: p.lastModified.toISOString(), etag: quoted(p.etag) };
-        byId.set(found.id, newest(byId.get(found.id) ?? null, found)!);
+        byId.set(found.id, current(byId.get(found.id) ?? null, found)!);
       }
     } catch (err) {
       throw this.#asStoreError('list the projects', err);
@@ -144,7 +153,7 @@ export class AzureBlobStore implements ProjectStore {
     return this.#withCurrent(
       id,
       async (blob, format): Promise<LoadedArchive> =>
-        format === 'zip' ? { kind: 'file', ...(await this.#download(blob, format, scratchDir)) } : { kind: 'stream', ...(await this.#stream(blob, format)) },
+        format === 'zip' ? { kind: 'file', ...(await this.#download(blob, format, scratchDir)) } : { kind: 'stream', format, ...(await this.#stream(blob)) },
     );
   }
 
@@ -161,12 +170,12 @@ export class AzureBlobStore implements ProjectStore {
     }
   }
 
-  /** Starts the download of a blob as a stream. */
-  async #stream(blob: BlobClient, format: ArchiveFormat): Promise<OpenedArchive> {
+  /** Starts the download of a blob as a stream (resumed on the same ETag if the connection drops). */
+  async #stream(blob: BlobClient): Promise<{ stream: Readable; etag: string; size: number }> {
     const res = await blob.download(0, undefined, { maxRetryRequests: DOWNLOAD_RESUMES });
     const body = res.readableStreamBody;
     if (!body) throw new ToolhostError('internal', `internal error: the download of ${blob.name} returned no body`);
-    return { stream: body instanceof Readable ? body : Readable.from(body), format, etag: quoted(res.etag), size: res.contentLength ?? 0 };
+    return { stream: body instanceof Readable ? body : Readable.from(body), etag: quoted(res.etag), size: res.contentLength ?? 0 };
   }
 
   async put(id: string, format: ArchiveFormat, file: string, condition?: PutCondition): Promise<StoredProject> {
@@ -175,7 +184,9 @@ export class AzureBlobStore implements ProjectStore {
     if (condition && 'ifNoneMatch' in condition) {
       // The service checks only this format's blob atomically; the other format is checked just before. Two
       // creates racing in different formats could both succeed; stat and list then show the newer one.
-      if (await this.#statFormat(id, otherFormat(format))) throw saveConflict(id, condition);
+      // A manifest makes the project too: a create must not shadow it.
+      const others = await Promise.all([this.#statFormat(id, otherFormat(format)), this.#statObject(manifestName(id))]);
+      if (others.some(Boolean)) throw saveConflict(id, condition);
     }
     let res: BlobUploadCommonResponse;
     try {
@@ -214,8 +225,80 @@ export class AzureBlobStore implements ProjectStore {
   }
 
   async delete(id: string): Promise<boolean> {
-    const gone = await Promise.all(ARCHIVE_FORMATS.map((f) => this.#delete(this.#blob(archiveName(id, f)))));
+    const names = [...ARCHIVE_FORMATS.map((f) => archiveName(id, f)), manifestName(id)];
+    const gone = await Promise.all(names.map((name) => this.#delete(this.#blob(name))));
     return gone.some(Boolean);
+  }
+
+  async getObject(name: string): Promise<{ body: Buffer; etag: string } | null> {
+    const blob = this.#blob(checkedObjectName(name));
+    try {
+      const { stream, etag } = await this.#stream(blob);
+      return { body: Buffer.concat((await stream.toArray()) as Buffer[]), etag };
+    } catch (err) {
+      if (statusOf(err) === 404) return null;
+      throw this.#asStoreError(`download ${blob.name}`, err);
+    }
+  }
+
+  async openObject(name: string): Promise<{ stream: Readable; etag: string; size: number } | null> {
+    const blob = this.#blob(checkedObjectName(name));
+    try {
+      return await this.#stream(blob);
+    } catch (err) {
+      if (statusOf(err) === 404) return null;
+      throw this.#asStoreError(`download ${blob.name}`, err);
+    }
+  }
+
+  async putObject(name: string, body: Buffer | { file: string }, condition?: ObjectCondition): Promise<StoredObject> {
+    const blob = this.#blob(checkedObjectName(name)).getBlockBlobClient();
+    const conditions = condition && ('ifMatch' in condition ? { ifMatch: condition.ifMatch } : { ifNoneMatch: '*' });
+    const blobHTTPHeaders = { blobContentType: objectContentType(name) };
+    const size = Buffer.isBuffer(body) ? body.length : (await stat(body.file)).size;
+    let res: BlobUploadCommonResponse;
+    try {
+      res = Buffer.isBuffer(body)
+        ? await blob.upload(body, body.length, { conditions, blobHTTPHeaders })
+        : await blob.uploadFile(body.file, {
+            conditions,
+            blobHTTPHeaders,
+            blockSize: BLOCK_BYTES,
+            maxSingleShotSize: BLOCK_BYTES,
+            concurrency: UPLOAD_CONCURRENCY,
+          });
+    } catch (err) {
+      if (condition && isConditionFailure(err, condition)) throw objectConflict(name, condition);
+      throw this.#asStoreError(`upload ${blob.name}`, err);
+    }
+    return { name, size, modifiedAt: (res.lastModified ?? new Date()).toISOString(), etag: quoted(res.etag) };
+  }
+
+  /** With `ifMatch` and another version stored, resolves false and deletes nothing (as when absent). */
+  async deleteObject(name: string, condition?: { ifMatch: string }): Promise<boolean> {
+    const blob = this.#blob(checkedObjectName(name));
+    try {
+      return (await blob.deleteIfExists({ deleteSnapshots: 'include', conditions: condition && { ifMatch: condition.ifMatch } })).succeeded;
+    } catch (err) {
+      if (condition && isConditionFailure(err, condition)) return false;
+      throw this.#asStoreError(`delete ${blob.name}`, err);
+    }
+  }
+
+  /** Blobs under the store's prefix whose rest is an object name (see isObjectName), sorted by name. */
+  async listObjects(prefix: string): Promise<StoredObject[]> {
+    const found: StoredObject[] = [];
+    try {
+      for await (const item of this.#container().listBlobsFlat({ prefix: this.#prefix + prefix })) {
+        const name = item.name.slice(this.#prefix.length);
+        if (!isObjectName(name)) continue;
+        const p = item.properties;
+        found.push({ name, size: p.contentLength ?? 0, modifiedAt: p.lastModified.toISOString(), etag: quoted(p.etag) });
+      }
+    } catch (err) {
+      throw this.#asStoreError(`list the objects under "${prefix}"`, err);
+    }
+    return found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   #container(): ContainerClient {
@@ -228,10 +311,25 @@ export class AzureBlobStore implements ProjectStore {
   }
 
   async #statFormat(id: string, format: ArchiveFormat): Promise<StoredProject | null> {
-    const blob = this.#blob(archiveName(id, format));
+    const found = await this.#statObject(archiveName(id, format));
+    return found && { id, format, size: found.size, modifiedAt: found.modifiedAt, etag: found.etag };
+  }
+
+  async #statManifest(id: string): Promise<StoredProject | null> {
+    const found = await this.#statObject(manifestName(id));
+    return found && { id, format: 'layers', size: found.size, modifiedAt: found.modifiedAt, etag: found.etag };
+  }
+
+  async #statArchive(id: string): Promise<StoredProject | null> {
+    const [zip, tgz] = await Promise.all(ARCHIVE_FORMATS.map((f) => this.#statFormat(id, f)));
+    return newest(zip ?? null, tgz ?? null);
+  }
+
+  async #statObject(name: string): Promise<StoredObject | null> {
+    const blob = this.#blob(name);
     try {
       const p = await blob.getProperties();
-      return { id, format, size: p.contentLength ?? 0, modifiedAt: (p.lastModified ?? new Date()).toISOString(), etag: quoted(p.etag) };
+      return { name, size: p.contentLength ?? 0, modifiedAt: (p.lastModified ?? new Date()).toISOString(), etag: quoted(p.etag) };
     } catch (err) {
       if (statusOf(err) === 404) return null;
       throw this.#asStoreError(`read ${blob.name}`, err);
@@ -253,8 +351,8 @@ export class AzureBlobStore implements ProjectStore {
    */
   async #withCurrent<T>(id: string, use: (blob: BlobClient, format: ArchiveFormat) => Promise<T>): Promise<T> {
     for (let attempt = 0; attempt < 2; attempt++) {
-      const found = await this.stat(id);
-      if (!found) break;
+      const found = await this.#statArchive(id);
+      if (!found || found.format === 'layers') break;
       const blob = this.#blob(archiveName(id, found.format));
       try {
         return await use(blob, found.format);
@@ -265,74 +363,12 @@ export class AzureBlobStore implements ProjectStore {
     throw notFound(id);
   }
 
-  /**
-   * `store_unavailable` for a failure of the service, the network or the credential; any other error (a local
-   * file system one such as ENOSPC, or one already typed) passes through unchanged.
-   */
+  /** `store_unavailable` for a failure of the service, the network or the credential (see {@link asStoreError}). */
   #asStoreError(action: string, err: unknown): unknown {
-    if (err instanceof ToolhostError) return err;
-    const name = err instanceof Error ? err.name : '';
-    const errno = errnoCode(err) ?? '';
-    const remote = name === 'RestError' || name === 'AbortError' || CREDENTIAL_ERRORS.has(name) || NETWORK_ERRNOS.has(errno);
-    if (!remote) return err;
-    const status = statusOf(err);
-    const code = errorCodeOf(err);
-    const message = redact(messageOf(err));
-    const why = [status, code && !message.includes(code) ? code : undefined, message].filter(Boolean).join(' ');
-    // The account URL is worth showing (without a query, which could be a SAS); the connection string never is.
-    const where = this.#options.accountUrl && !this.#options.connectionString ? this.#options.accountUrl.split('?')[0] : 'the connection string';
-    return new ToolhostError(
-      'store_unavailable',
-      `the project store (Azure Blob container "${this.#options.container}" via ${where}) could not be reached to ${action}: ${why}; check store.azure settings (credentials, network access) and retry`,
-      { container: this.#options.container, ...(status ? { status } : {}), ...(code ? { store_error: code } : {}) },
-    );
+    return asStoreError(this.#options, action, err);
   }
 }
 
 function otherFormat(format: ArchiveFormat): ArchiveFormat {
   return format === 'zip' ? 'tar.gz' : 'zip';
-}
-
-/** An ETag as HTTP headers carry it, quotes included: listings return the same value unquoted. */
-function quoted(etag: string | undefined): string {
-  if (!etag) return '""';
-  return etag.startsWith('"') ? etag : `"${etag}"`;
-}
-
-function statusOf(err: unknown): number | undefined {
-  const s = (err as { statusCode?: unknown } | null)?.statusCode;
-  return typeof s === 'number' ? s : undefined;
-}
-
-/** The service's error code (`ConditionNotMet`, `BlobAlreadyExists`...) or the network one (`ECONNREFUSED`). */
-function errorCodeOf(err: unknown): string | undefined {
-  const details = (err as { details?: { errorCode?: unknown } } | null)?.details;
-  if (typeof details?.errorCode === 'string') return details.errorCode;
-  return errnoCode(err);
-}
-
-function isConditionFailure(err: unknown, condition: PutCondition): boolean {
-  const status = statusOf(err);
-  const code = errorCodeOf(err);
-  if (status === 412) return true;
-  if (status === 409 && code === 'BlobAlreadyExists') return true;
-  // If-Match on a blob deleted meanwhile: the version the caller holds is gone, which is a conflict too.
-  return status === 404 && code === 'BlobNotFound' && 'ifMatch' in condition;
-}
-
-function messageOf(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  // Service messages end in "RequestId:..." and "Time:..." lines, noise in an error body; a credential chain's
-  // lines each say why one credential was unavailable, which is the useful part.
-  const lines = message
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l && !/^(RequestId|Time):/.test(l));
-  const text = lines.join(' ');
-  return text.length > 600 ? `${text.slice(0, 600)}...` : text;
-}
-
-/** Removes secrets an SDK message might quote: account keys, SAS tokens and signatures. */
-function redact(text: string): string {
-  return text.replace(/(AccountKey|SharedAccessSignature)=[^;\s]*/gi, '$1=<redacted>').replace(/([?&]sig=)[^&\s]*/gi, '$1<redacted>');
 }

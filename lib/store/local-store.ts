@@ -1,43 +1,43 @@
 /**
  * The embedded project store: `<dir>/<project_id>.zip` or `<dir>/<project_id>.tar.gz` on local disk, conflict
- * copies beside them. A write is staged as a temp file in the folder first (a hard link, or a copy across file
- * systems), then renamed into place, so readers only ever see whole archives.
+ * copies beside them; other objects (layers, manifests) as files `<dir>/<name>`, a name's "/" a subfolder. A write
+ * is staged as a temp file in the folder first (a hard link, or a copy across file systems), then renamed into
+ * place, so readers only ever see whole files.
  */
 import { randomUUID } from 'node:crypto';
-import { createWriteStream, type Stats } from 'node:fs';
-import { copyFile, link, mkdir, open, readdir, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { copyFile, link, lstat, mkdir, open, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { type ArchiveFormat, archiveExtension } from '../archive/format.js';
+import type { Readable } from 'node:stream';
+import type { ArchiveFormat } from '../archive/format.js';
 import { READ_CHUNK_BYTES } from '../archive/tar-reader.js';
 import { errnoCode } from '../errors.js';
 import { KeyedMutex } from '../keyed-mutex.js';
+import { ABSENT, acquireLockFile, entries, etagOf, NO_HARD_LINK, opened, pinned, toObject, toStored, unlinked } from './local-files.js';
 import {
   ARCHIVE_FORMATS,
   archiveName,
+  checkedObjectName,
   conflictName,
-  type FetchedArchive,
+  current,
+  isObjectName,
   type LoadedArchive,
+  manifestName,
   newest,
   notFound,
-  type OpenedArchive,
+  type ObjectCondition,
+  objectConflict,
   type ProjectStore,
   type PutCondition,
   parseArchiveName,
+  parseManifestName,
+  type StoredObject,
   type StoredProject,
   saveConflict,
 } from './project-store.js';
 
 /** Folder (inside the store folder) of the per-project lock files of conditional writes. */
 const LOCK_DIR = '.locks';
-/**
- * A lock file older than this was left by a writer that died: the section it guards is a stat, a rename and an
- * unlink (the slow copy happens before the lock is taken), so a live holder never keeps it this long.
- */
-const STALE_LOCK_MS = 10_000;
-/** Errors of link(2) that mean "copy instead": another file system, or one without hard links. */
-const NO_HARD_LINK = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK']);
 
 /** {@link ProjectStore} on a local folder of one machine. */
 export class LocalStore implements ProjectStore {
@@ -56,8 +56,8 @@ export class LocalStore implements ProjectStore {
   }
 
   async stat(id: string): Promise<StoredProject | null> {
-    const [zip, tgz] = await Promise.all(ARCHIVE_FORMATS.map((f) => this.#statFormat(id, f)));
-    return newest(zip ?? null, tgz ?? null);
+    const [manifest, archive] = await Promise.all([this.#statManifest(id), this.#statArchive(id)]);
+    return current(manifest, archive);
   }
 
   async list(): Promise<StoredProject[]> {
@@ -65,10 +65,16 @@ export class LocalStore implements ProjectStore {
       if (errnoCode(err) === 'ENOENT') return [] as string[];
       throw err;
     });
-    const parsed = names.map(parseArchiveName).filter((p) => p !== null);
-    const found = await Promise.all(parsed.map((p) => this.#statFormat(p.id, p.format)));
+    const found = await Promise.all(
+      names.map((name) => {
+        const archive = parseArchiveName(name);
+        if (archive) return this.#statFormat(archive.id, archive.format);
+        const manifest = parseManifestName(name);
+        return manifest === null ? null : this.#statManifest(manifest);
+      }),
+    );
     const byId = new Map<string, StoredProject>();
-    for (const f of found) if (f) byId.set(f.id, newest(byId.get(f.id) ?? null, f)!);
+    for (const f of found) if (f) byId.set(f.id, current(byId.get(f.id) ?? null, f)!);
     return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
@@ -119,16 +125,116 @@ export class LocalStore implements ProjectStore {
     // Under the write lock: a conditional write racing the delete either lands before it (and is deleted) or after.
     return this.#locked(id, async () => {
       let found = false;
-      for (const format of ARCHIVE_FORMATS) {
-        try {
-          await unlink(join(this.#dir, archiveName(id, format)));
-          found = true;
-        } catch (err) {
-          if (errnoCode(err) !== 'ENOENT') throw err;
-        }
+      for (const name of [...ARCHIVE_FORMATS.map((f) => archiveName(id, f)), manifestName(id)]) {
+        if (await unlinked(join(this.#dir, name))) found = true;
       }
       return found;
     });
+  }
+
+  async getObject(name: string): Promise<{ body: Buffer; etag: string } | null> {
+    const fh = await this.#openObject(name);
+    if (!fh) return null;
+    try {
+      const st = await fh.stat();
+      return { body: await fh.readFile(), etag: etagOf(st) };
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async openObject(name: string): Promise<{ stream: Readable; etag: string; size: number } | null> {
+    const fh = await this.#openObject(name);
+    if (!fh) return null;
+    try {
+      const st = await fh.stat();
+      return { stream: fh.createReadStream({ highWaterMark: READ_CHUNK_BYTES }), etag: etagOf(st), size: st.size };
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  }
+
+  async putObject(name: string, body: Buffer | { file: string }, condition?: ObjectCondition): Promise<StoredObject> {
+    const target = join(this.#dir, checkedObjectName(name));
+    // A copy, not a link: the caller keeps its file and may rewrite it, which must not change the stored object.
+    // The copy is a new file, so its mtime is the time of this write (no utimes needed, unlike #stage).
+    const staged = join(this.#dir, `.object.${randomUUID()}.tmp`);
+    try {
+      if (Buffer.isBuffer(body)) await writeFile(staged, body, { flag: 'wx' });
+      else await copyFile(body.file, staged, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+      const stored = toObject(name, await stat(staged));
+      await this.#locked(lockKey(name), async () => {
+        if (condition) {
+          const found = await this.#statObject(name);
+          if ('ifMatch' in condition ? found?.etag !== condition.ifMatch : found !== null) throw objectConflict(name, condition);
+        }
+        if (name.includes('/')) await mkdir(dirname(target), { recursive: true });
+        await rename(staged, target);
+      });
+      return stored;
+    } catch (err) {
+      await rm(staged, { force: true });
+      throw err;
+    }
+  }
+
+  /** With `ifMatch` and another version stored, resolves false and deletes nothing (as when absent). */
+  async deleteObject(name: string, condition?: { ifMatch: string }): Promise<boolean> {
+    const path = join(this.#dir, checkedObjectName(name));
+    return this.#locked(lockKey(name), async () => {
+      if (condition && (await this.#statObject(name))?.etag !== condition.ifMatch) return false;
+      return unlinked(path);
+    });
+  }
+
+  /** Regular files only, two levels at most (an object name has one "/" at most), temp files and locks skipped. */
+  async listObjects(prefix: string): Promise<StoredObject[]> {
+    const names: string[] = [];
+    for (const top of await entries(this.#dir)) {
+      if (top.isFile()) names.push(top.name);
+      else if (top.isDirectory() && (`${top.name}/`.startsWith(prefix) || prefix.startsWith(`${top.name}/`))) {
+        for (const sub of await entries(join(this.#dir, top.name))) if (sub.isFile()) names.push(`${top.name}/${sub.name}`);
+      }
+    }
+    const wanted = names.filter((n) => n.startsWith(prefix) && isObjectName(n)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const found = await Promise.all(wanted.map((n) => this.#statObject(n)));
+    return found.filter((f) => f !== null);
+  }
+
+  /** The object's file opened for reading, or null when there is none (a folder, a symbolic link, nothing). */
+  async #openObject(name: string) {
+    let fh: Awaited<ReturnType<typeof open>>;
+    try {
+      fh = await open(join(this.#dir, checkedObjectName(name)), constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      if (ABSENT.has(errnoCode(err) ?? '')) return null;
+      throw err;
+    }
+    if ((await fh.stat().catch(() => null))?.isFile()) return fh;
+    await fh.close();
+    return null;
+  }
+
+  async #statObject(name: string): Promise<StoredObject | null> {
+    try {
+      // lstat: a symbolic link is no object, as openObject and listObjects see it too.
+      const st = await lstat(join(this.#dir, name));
+      return st.isFile() ? toObject(name, st) : null;
+    } catch (err) {
+      if (ABSENT.has(errnoCode(err) ?? '')) return null;
+      throw err;
+    }
+  }
+
+  async #statManifest(id: string): Promise<StoredProject | null> {
+    const found = await this.#statObject(manifestName(id));
+    return found && { id, format: 'layers', size: found.size, modifiedAt: found.modifiedAt, etag: found.etag };
+  }
+
+  async #statArchive(id: string): Promise<StoredProject | null> {
+    const [zip, tgz] = await Promise.all(ARCHIVE_FORMATS.map((f) => this.#statFormat(id, f)));
+    return newest(zip ?? null, tgz ?? null);
   }
 
   async #statFormat(id: string, format: ArchiveFormat): Promise<StoredProject | null> {
@@ -147,8 +253,8 @@ export class LocalStore implements ProjectStore {
    */
   async #withCurrent<T>(id: string, use: (path: string, format: ArchiveFormat) => Promise<T>): Promise<T> {
     for (let attempt = 0; attempt < 2; attempt++) {
-      const found = await this.stat(id);
-      if (!found) break;
+      const found = await this.#statArchive(id);
+      if (!found || found.format === 'layers') break;
       try {
         return await use(join(this.#dir, archiveName(id, found.format)), found.format);
       } catch (err) {
@@ -180,12 +286,13 @@ export class LocalStore implements ProjectStore {
   }
 
   /**
-   * Runs a check-then-rename with the project's lock held. Every pool thread has its own LocalStore, so an
-   * in-memory mutex alone would not exclude writers of other threads (or processes): an O_EXCL lock file does.
+   * Runs a check-then-rename with the lock of `key` held (a project id, or {@link lockKey}'s). Every pool thread
+   * has its own LocalStore, so an in-memory mutex alone would not exclude writers of other threads (or
+   * processes): an O_EXCL lock file does.
    */
-  async #locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    return this.#mutex.run(id, async () => {
-      const lock = join(this.#dir, LOCK_DIR, `${id}.lock`);
+  async #locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    return this.#mutex.run(key, async () => {
+      const lock = join(this.#dir, LOCK_DIR, `${key}.lock`);
       await acquireLockFile(lock);
       try {
         return await fn();
@@ -196,81 +303,10 @@ export class LocalStore implements ProjectStore {
   }
 }
 
-/** The ETag of a stored file: changes with every write, since each write brings a new inode and mtime. */
-function etagOf(st: Stats): string {
-  return `"${st.mtimeMs.toString(16)}-${st.size.toString(16)}-${st.ino.toString(16)}"`;
-}
-
-function toStored(id: string, format: ArchiveFormat, st: Stats): StoredProject {
-  return { id, format, size: st.size, modifiedAt: st.mtime.toISOString(), etag: etagOf(st) };
-}
-
 /**
- * A file of `scratchDir` holding the archive at `source` as it is now. A hard link pins the version: a later write
- * renames a new file over the store's name, the link keeps the bytes it was made from (and their etag).
- * Extraction only reads it; writing to it would alter the store.
+ * The lock an object's writes take: a manifest or an archive takes its project's, so a create of the project and
+ * a write of its manifest exclude each other; any other object its own, "~" standing for "/" (neither is in ids).
  */
-async function pinned(source: string, format: ArchiveFormat, scratchDir: string): Promise<FetchedArchive> {
-  const file = join(scratchDir, `fetch-${randomUUID()}${archiveExtension(format)}`);
-  try {
-    const etag = await pinnedCopy(source, file);
-    return { file, format, etag, release: () => rm(file, { force: true }) };
-  } catch (err) {
-    await rm(file, { force: true });
-    throw err;
-  }
-}
-
-/** The archive at `source` as a stream; fstat on the open descriptor, so the etag is that of the bytes read. */
-async function opened(source: string, format: ArchiveFormat): Promise<OpenedArchive> {
-  const fh = await open(source, 'r');
-  try {
-    const st = await fh.stat();
-    return { stream: fh.createReadStream({ highWaterMark: READ_CHUNK_BYTES }), format, etag: etagOf(st), size: st.size };
-  } catch (err) {
-    await fh.close();
-    throw err;
-  }
-}
-
-/** Makes `dest` hold exactly the bytes of `source` as they are now, and returns their etag. */
-async function pinnedCopy(source: string, dest: string): Promise<string> {
-  try {
-    await link(source, dest);
-    return etagOf(await stat(dest));
-  } catch (err) {
-    if (!NO_HARD_LINK.has(errnoCode(err) ?? '')) throw err;
-  }
-  const fh = await open(source, 'r');
-  let st: Stats;
-  try {
-    st = await fh.stat();
-  } catch (err) {
-    await fh.close();
-    throw err;
-  }
-  await pipeline(fh.createReadStream(), createWriteStream(dest));
-  return etagOf(st);
-}
-
-/** Takes the lock file at `path`, waiting while another live writer holds it. */
-async function acquireLockFile(path: string): Promise<void> {
-  for (;;) {
-    try {
-      await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
-      return;
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'ENOENT') {
-        await mkdir(dirname(path), { recursive: true }); // the lock folder was removed under us
-        continue;
-      }
-      if (code !== 'EEXIST') throw err;
-    }
-    const held = await stat(path).catch(() => null);
-    // Two waiters may both judge one lock stale and the second remove the lock the first just took; that needs a
-    // crashed writer and two racing ones within milliseconds, and costs at most one unguarded check.
-    if (held && Date.now() - held.mtimeMs > STALE_LOCK_MS) await rm(path, { force: true });
-    else await sleep(5 + Math.random() * 20);
-  }
+function lockKey(name: string): string {
+  return parseManifestName(name) ?? parseArchiveName(name)?.id ?? `~${name.replace('/', '~')}`;
 }

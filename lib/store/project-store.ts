@@ -10,11 +10,18 @@ import { type ArchiveFormat, archiveExtension } from '../archive/format.js';
 import { ToolhostError } from '../errors.js';
 import { PROJECT_ID_PATTERN, PROJECT_ID_RULE } from '../schemas.js';
 
+/**
+ * How a project is stored: one archive (`zip`, `tar.gz`: uploaded by hand, or by an older toolhost), or layers
+ * (`layers`: a manifest `<id>.layers.json` listing content-addressed layers, see lib/layers). When both exist the
+ * manifest is the project: a plain archive beside it is a leftover of its conversion.
+ */
+export type StoredFormat = ArchiveFormat | 'layers';
+
 /** A project as the store holds it. */
 export interface StoredProject {
   id: string;
-  format: ArchiveFormat;
-  /** Archive size in bytes. */
+  format: StoredFormat;
+  /** Archive size in bytes (for `layers`: the manifest's). */
   size: number;
   /** ISO time of the last write. */
   modifiedAt: string;
@@ -55,12 +62,39 @@ export type LoadedArchive = ({ kind: 'stream' } & OpenedArchive) | ({ kind: 'fil
  */
 export type PutCondition = { ifMatch: string } | { ifNoneMatch: '*' };
 
+/** One named object of the store beside the archives: a layer, a layer's index, a manifest (lib/layers). */
+export interface StoredObject {
+  /** Its name, relative to the store (no prefix): see {@link isObjectName}. */
+  name: string;
+  size: number;
+  /** ISO time of the last write. */
+  modifiedAt: string;
+  /** Opaque version tag; changes whenever the object changes. */
+  etag: string;
+}
+
+/** The condition of an object write (as {@link PutCondition}, about that one object). */
+export type ObjectCondition = { ifMatch: string } | { ifNoneMatch: '*' };
+
 /** A backend that stores project archives. Safe to use from several threads and processes at once. */
 export interface ProjectStore {
-  /** Every stored project (conflict copies are not projects and are not listed). */
+  /** Every stored project (conflict copies are not projects and are not listed); a manifest makes one too. */
   list(): Promise<StoredProject[]>;
-  /** One project, or null when unknown. */
+  /** One project (its manifest when it has one, else its newest archive), or null when unknown. */
   stat(id: string): Promise<StoredProject | null>;
+  /** A small object (a manifest, an index) read whole, with its etag; null when absent. */
+  getObject(name: string): Promise<{ body: Buffer; etag: string } | null>;
+  /** An object as a stream (a layer), with the etag and size of exactly those bytes; null when absent. */
+  openObject(name: string): Promise<{ stream: Readable; etag: string; size: number } | null>;
+  /**
+   * Writes object `name` from bytes or a local file (which is left in place), whole or not at all: readers see
+   * the old or the new version. Throws `save_conflict` when `condition` fails, writing nothing.
+   */
+  putObject(name: string, body: Buffer | { file: string }, condition?: ObjectCondition): Promise<StoredObject>;
+  /** Deletes object `name`; resolves false when it was absent. With `ifMatch`, only while at that version. */
+  deleteObject(name: string, condition?: { ifMatch: string }): Promise<boolean>;
+  /** Every object whose name starts with `prefix` ("layers/", or "" for all of them, archives included). */
+  listObjects(prefix: string): Promise<StoredObject[]>;
   /**
    * The project's archive for extraction, found with one lookup: a tar.gz as a stream, a zip as a local file made
    * in `scratchDir`. Throws `project_not_found`.
@@ -79,8 +113,9 @@ export interface ProjectStore {
    */
   putConflict(id: string, format: ArchiveFormat, file: string, stamp: string): Promise<string>;
   /**
-   * Removes the project's archives (either format); resolves true when there was one. Conflict copies stay: they
-   * hold another writer's work, which deleting the project was not asked to discard.
+   * Removes the project's archives (either format) and its manifest; resolves true when there was one. Conflict
+   * copies stay: they hold another writer's work, which deleting the project was not asked to discard. Layers stay
+   * until collection finds no manifest naming them (lib/layers/collect.ts).
    */
   delete(id: string): Promise<boolean>;
 }
@@ -102,6 +137,58 @@ export function saveConflict(id: string, condition: PutCondition): ToolhostError
       ? `the stored archive of project "${id}" is no longer at version ${condition.ifMatch} (another writer saved it); nothing was overwritten: download the current version, reapply the changes and save again`
       : `project "${id}" already exists in the store (another writer created it); nothing was overwritten: replace it explicitly or pick another project id`;
   return new ToolhostError('save_conflict', message, { project_id: id });
+}
+
+/** The name of a project's manifest: `<id>.layers.json`. */
+export function manifestName(id: string): string {
+  return `${checkedId(id)}${MANIFEST_SUFFIX}`;
+}
+
+/** What ends every manifest's name. */
+export const MANIFEST_SUFFIX = '.layers.json';
+
+/**
+ * A valid object name: one or two "/"-separated parts of letters, digits, ".", "_" and "-", none starting with a
+ * "." (so neither ".." nor a store's temp files). Stores refuse any other name with `internal`.
+ */
+export function isObjectName(name: string): boolean {
+  return /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}(?:\/[A-Za-z0-9_-][A-Za-z0-9._-]{0,199})?$/.test(name);
+}
+
+/** The project a manifest's name belongs to, or null. */
+export function parseManifestName(name: string): string | null {
+  if (!name.endsWith(MANIFEST_SUFFIX)) return null;
+  const id = name.slice(0, -MANIFEST_SUFFIX.length);
+  return PROJECT_ID_PATTERN.test(id) ? id : null;
+}
+
+/**
+ * `name` when it is a valid object name ({@link isObjectName}), else an `internal` error: object names are built by
+ * code, never taken from a request, so a bad one is a bug (and must not reach a path or blob name).
+ */
+export function checkedObjectName(name: string): string {
+  if (typeof name === 'string' && isObjectName(name)) return name;
+  const shown = JSON.stringify(String(name).slice(0, 120));
+  throw new ToolhostError(
+    'internal',
+    `internal error: ${shown} is not a valid store object name (1 or 2 "/"-separated parts of letters, digits, ".", "_", "-", none starting with ".")`,
+  );
+}
+
+/** The error of an object write whose {@link ObjectCondition} failed. */
+export function objectConflict(name: string, condition: ObjectCondition): ToolhostError {
+  const message =
+    'ifMatch' in condition
+      ? `store object "${name}" changed since version ${condition.ifMatch} was read (another writer saved it); nothing was written: read it again and retry`
+      : `store object "${name}" already exists (another writer created it); nothing was written: read it and retry`;
+  return new ToolhostError('save_conflict', message, { object: name });
+}
+
+/** The content type an object is stored with (Azure), from its name. */
+export function objectContentType(name: string): string {
+  if (name.endsWith('.json')) return 'application/json';
+  if (name.endsWith('.gz')) return 'application/gzip';
+  return 'application/octet-stream';
 }
 
 /** The name of a project's archive: `<id>.zip` or `<id>.tar.gz`. Refuses an id that could escape the store. */
@@ -144,4 +231,11 @@ export function parseArchiveName(name: string): { id: string; format: ArchiveFor
 export function newest(a: StoredProject | null, b: StoredProject | null): StoredProject | null {
   if (!a || !b) return a ?? b;
   return b.modifiedAt > a.modifiedAt ? b : a;
+}
+
+/** What a project is of two finds of it: its manifest when either is one, else the newer archive. */
+export function current(a: StoredProject | null, b: StoredProject | null): StoredProject | null {
+  if (a?.format === 'layers') return a;
+  if (b?.format === 'layers') return b;
+  return newest(a, b);
 }
