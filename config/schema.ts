@@ -243,6 +243,21 @@ export const configSchema = z.strictObject({
         'A dirty working copy is written back this often even while in use, bounding what a dead worker can lose (0: only on eviction, save and shutdown).',
       ),
   }),
+  checkpoints: z.strictObject({
+    auto: z.boolean().describe('Also take a checkpoint after every command and every mutating tool call (every save and autosave is one already).'),
+    keep: z.strictObject({
+      count: positiveInt().describe('Most checkpoints kept per project; the oldest go first (the newest always stays).'),
+      maxAgeHours: z.number().positive().describe('Checkpoints older than this are dropped (the newest always stays).'),
+    }),
+    maxLayers: positiveInt().describe(
+      "A project's stored layers are merged (off the request path, when its copy is evicted) once its chain is longer than this.",
+    ),
+    collectIntervalMinutes: z.number().nonnegative().describe('How often stored layers no checkpoint names are deleted (0: never).'),
+    collectGraceMinutes: z
+      .number()
+      .nonnegative()
+      .describe('Only layers unnamed and older than this are deleted, so a save that has uploaded its layer but not yet its manifest keeps it.'),
+  }),
   shutdown: z.strictObject({
     graceS: nonNegativeInt().describe('On SIGTERM, seconds in-flight jobs get to finish before their processes are killed.'),
   }),

@@ -6,18 +6,28 @@
  * returns, so the thread is never terminated while it owns children.
  */
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { workerData } from 'piscina';
 import { extractArchive } from '../lib/archive/extract.js';
 import { packTree } from '../lib/archive/pack.js';
 import { walkTree } from '../lib/archive/tree-walk.js';
 import { ToolhostError, toToolhostError } from '../lib/errors.js';
 import type { Job, JobOutcome } from '../lib/jobs.js';
+import { collectLayers } from '../lib/layers/collect.js';
+import {
+  compactLayers,
+  forkLayers,
+  type LayerContext,
+  listCheckpoints,
+  materializeLayers,
+  restoreLayers,
+  saveLayers,
+  uploadLayers,
+} from '../lib/layers/ops.js';
 import { chownTree, projectOwner } from '../lib/process/owner.js';
 import { openStore } from '../lib/store/create-store.js';
 import type { ProjectStore } from '../lib/store/project-store.js';
 import { jobToolOf } from './index.js';
-import type { ControlMessage, MaterializeResult, PoolTask, PoolWorkerData, SaveResult } from './protocol.js';
+import type { ControlMessage, MaterializeResult, PoolTask, PoolWorkerData } from './protocol.js';
 import { hostSession } from './session-host.js';
 
 const { config } = workerData as PoolWorkerData;
@@ -47,11 +57,20 @@ function theStore(): Promise<ProjectStore> {
   return store;
 }
 
+/** What the layer operations need of this thread. */
+async function layers(): Promise<LayerContext> {
+  return { store: await theStore(), limits: config.archive, owner: (id) => projectOwner(config, id) };
+}
+
 /**
- * Downloads and extracts a project into `dest`. A tar.gz flows from the download straight into extraction; a
- * zip (its directory is at its end) lands in a scratch file first.
+ * Downloads and extracts a project into `dest`: its layers, or its plain archive. A tar.gz flows from the download
+ * straight into extraction; a zip (its directory is at its end) lands in a scratch file first.
  */
 async function materialize(task: Extract<PoolTask, { kind: 'materialize' }>): Promise<MaterializeResult> {
+  const layered = await materializeLayers(await layers(), task.id, task.dest, task.statePath);
+  if (layered) return { format: 'layers', etag: layered.etag, bytes: layered.bytes };
+  // A plain archive: its first save writes the whole copy as a base layer, so no state is kept for it.
+  rmSync(task.statePath, { force: true });
   const loaded = await (await theStore()).load(task.id, task.scratch);
   if (loaded.kind === 'stream') {
     const done = await extractArchive({ stream: { body: loaded.stream, size: loaded.size }, format: loaded.format, dest: task.dest, limits: config.archive });
@@ -67,22 +86,10 @@ async function materialize(task: Extract<PoolTask, { kind: 'materialize' }>): Pr
   }
 }
 
-/** Packs a working copy and uploads it on condition; a lost race stores it as a conflict copy instead. */
-async function save(task: Extract<PoolTask, { kind: 'save' }>): Promise<SaveResult> {
-  const s = await theStore();
-  const out = join(task.scratch, `save-${task.id}-${task.stamp}-${process.pid}-${Math.random().toString(36).slice(2)}`);
-  try {
-    const packed = await packTree({ root: task.root, format: task.format, out, exclude: task.exclude, limits: config.archive });
-    try {
-      return { stored: await s.put(task.id, task.format, out, task.condition), bytes: packed.bytes, skipped: packed.skipped };
-    } catch (err) {
-      if (toToolhostError(err).code !== 'save_conflict') throw err;
-    }
-    const conflict = await s.putConflict(task.id, task.format, out, task.stamp);
-    return { conflict, currentEtag: (await s.stat(task.id))?.etag ?? null, skipped: packed.skipped };
-  } finally {
-    rmSync(out, { force: true });
-  }
+/** Packs the whole working copy into `out` (GET /projects/:id/archive). */
+async function pack(task: Extract<PoolTask, { kind: 'pack' }>): Promise<{ bytes: number }> {
+  const packed = await packTree({ root: task.root, format: task.format, out: task.out, exclude: task.exclude, limits: config.archive });
+  return { bytes: packed.archiveBytes };
 }
 
 /** Bytes of the files under `root` (0 when it is gone): the same walk as packing, so the two never disagree. */
@@ -141,9 +148,21 @@ export default async function run(task: PoolTask): Promise<JobOutcome> {
       case 'materialize':
         return { ok: true, value: await materialize(task) };
       case 'save':
-        return { ok: true, value: await save(task) };
-      case 'put':
-        return { ok: true, value: await (await theStore()).put(task.id, task.format, task.file, task.condition) };
+        return { ok: true, value: await saveLayers(await layers(), task) };
+      case 'upload':
+        return { ok: true, value: (await uploadLayers(await layers(), task)).etag };
+      case 'restore':
+        return { ok: true, value: await restoreLayers(await layers(), task) };
+      case 'fork':
+        return { ok: true, value: await forkLayers(await layers(), task.id, task.newId, task.checkpointId) };
+      case 'compact':
+        return { ok: true, value: await compactLayers(await layers(), task) };
+      case 'checkpoints':
+        return { ok: true, value: await listCheckpoints(await layers(), task.id) };
+      case 'collect':
+        return { ok: true, value: await collectLayers(await theStore(), task.graceMs) };
+      case 'pack':
+        return { ok: true, value: await pack(task) };
       case 'size':
         return { ok: true, value: treeSize(task.root) };
       case 'session':

@@ -11,12 +11,13 @@
 import { randomUUID } from 'node:crypto';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { ArchiveFormat } from '../lib/archive/format.js';
 import { errnoCode } from '../lib/errors.js';
+import type { StoredFormat } from '../lib/store/project-store.js';
 
 /** What the index records of one working copy. */
 export interface IndexedProject {
-  format: ArchiveFormat;
+  /** How the store holds the project: a plain archive, or layers (then sourceEtag is the manifest's). */
+  format: StoredFormat;
   /** ETag of the stored archive this copy was extracted from or last saved as; null when unknown. */
   sourceEtag: string | null;
   /** Epoch ms. */

@@ -115,7 +115,23 @@ export class Janitor {
     }
     await this.#retrySaves(report, now, cache.retryS * 1000);
     if (cache.autosaveMinutes > 0) await this.#autosave(report, now, cache.autosaveMinutes * 60_000);
+    await this.#collect(now);
     return report;
+  }
+
+  #lastCollect = 0;
+
+  /** Deletes stored layers no checkpoint names, every `checkpoints.collectIntervalMinutes` (lib/layers/collect.ts). */
+  async #collect(now: number): Promise<void> {
+    const every = this.#o.config.current.checkpoints.collectIntervalMinutes * 60_000;
+    if (every === 0 || this.#closed || now - this.#lastCollect < every) return;
+    this.#lastCollect = now;
+    try {
+      const done = await this.#o.projects.collect();
+      if (done.deleted > 0) this.#o.log.info({ deleted: done.deleted, deleted_bytes: done.deletedBytes, kept: done.kept }, 'collected unreferenced layers');
+    } catch (err) {
+      this.#o.log.warn({ err: toToolhostError(err).message }, 'layer collection failed; tried again next interval');
+    }
   }
 
   /** Saves dirty copies whose last save is older than `everyMs` (failing ones wait for their retry instead). */
@@ -124,7 +140,7 @@ export class Janitor {
       if (this.#closed) return;
       if (!copy.dirty || copy.failure || now - copy.lastSave < everyMs) continue;
       try {
-        await this.#o.projects.save(copy.id);
+        await this.#o.projects.save(copy.id, { as: 'autosave' });
         report.autosaved.push(copy.id);
       } catch (err) {
         const error = toToolhostError(err);

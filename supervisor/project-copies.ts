@@ -15,8 +15,8 @@ import { type CacheEntry, indexed, newEntry } from './project-entry.js';
 import type { CopySnapshot, WritebackFailure } from './project-types.js';
 import { CopyState } from './working-copy.js';
 
-/** What an extraction tells of the copy it made. */
-export type CopyFields = Pick<IndexedProject, 'format' | 'sourceEtag' | 'sizeBytes'>;
+/** What an extraction tells of the copy it made, and where it left the copy's state (none: the next save is whole). */
+export type CopyFields = Pick<IndexedProject, 'format' | 'sourceEtag' | 'sizeBytes'> & { pendingState?: string };
 
 /** The working copies on disk, in memory and in the index. */
 export class ProjectCopies {
@@ -24,6 +24,8 @@ export class ProjectCopies {
   readonly projectsDir: string;
   /** `<dataDir>/tmp`: uploads, staging folders and trash. */
   readonly tmpDir: string;
+  /** `<dataDir>/copy-states`: each copy's state at its last save. */
+  readonly statesDir: string;
   readonly #store: Pick<ProjectStore, 'stat'>;
   readonly #now: () => number;
   readonly #index: CacheIndex;
@@ -32,6 +34,7 @@ export class ProjectCopies {
   constructor(o: { dataDir: string; store: Pick<ProjectStore, 'stat'>; now: () => number }) {
     this.projectsDir = join(o.dataDir, 'projects');
     this.tmpDir = join(o.dataDir, 'tmp');
+    this.statesDir = join(o.dataDir, 'copy-states');
     this.#store = o.store;
     this.#now = o.now;
     this.#index = new CacheIndex(o.dataDir);
@@ -53,6 +56,7 @@ export class ProjectCopies {
     await mkdir(this.tmpDir, { recursive: true, mode: 0o700 });
     await chmod(this.tmpDir, 0o700);
     await mkdir(this.projectsDir, { recursive: true });
+    await mkdir(this.statesDir, { recursive: true, mode: 0o700 });
     const indexed = await this.#index.load();
     const now = this.#now();
     for (const id of await readdir(this.projectsDir)) {
@@ -122,18 +126,31 @@ export class ProjectCopies {
     await this.discard(id);
     const dest = join(this.projectsDir, id);
     await rename(staging, dest);
+    if (fields.pendingState) await rename(fields.pendingState, this.statePath(id));
     const root = await realpath(dest);
     const now = this.#now();
     state.setMode('clean');
-    this.#entries.set(id, newEntry({ ...fields, materializedAt: now, lastAccess: now, lastSave: null }, root, state));
+    const { format, sourceEtag, sizeBytes } = fields;
+    this.#entries.set(id, newEntry({ format, sourceEtag, sizeBytes, materializedAt: now, lastAccess: now, lastSave: null }, root, state));
     await this.#index.flush();
     return root;
+  }
+
+  /** Where the copy's state at its last save is kept (lib/layers/scan.ts): beside the cache, out of its reach. */
+  statePath(id: string): string {
+    return join(this.statesDir, `${id}.json.gz`);
+  }
+
+  /** A fresh path in tmp for a state that becomes the copy's when the copy is placed ({@link CopyFields}). */
+  pendingStatePath(id: string): string {
+    return join(this.tmpDir, `state-${id}-${randomUUID()}.json.gz`);
   }
 
   /** Forgets a working copy, moves its folder out of the way and deletes it. The caller writes the index. */
   async discard(id: string): Promise<void> {
     this.#entries.get(id)?.state.setMode('absent');
     this.#entries.delete(id);
+    await rm(this.statePath(id), { force: true });
     const trash = join(this.tmpDir, `trash-${id}-${randomUUID()}`);
     try {
       await rename(join(this.projectsDir, id), trash);

@@ -4,6 +4,7 @@
  * rather than modes. Also the JSON views built from an entry and the stored archive (GET /projects, GET
  * /projects/:id, POST /projects/:id/save).
  */
+import type { CopySource } from '../handlers/protocol.js';
 import type { ErrorCode } from '../lib/errors.js';
 import type { JobOutcome } from '../lib/jobs.js';
 import type { StoredProject } from '../lib/store/project-store.js';
@@ -99,7 +100,15 @@ export function saveOutcome(id: string, entry: CacheEntry, stored: StoredProject
     dirty: entry.state.dirty,
     last_save: isoOrNull(entry.lastSave),
     skipped,
+    checkpoint_id: null,
+    bytes_uploaded: 0,
   };
+}
+
+/** Where a copy came from, for the condition of its next save. */
+export function sourceOf(entry: CacheEntry): CopySource {
+  if (entry.sourceEtag === null) return { kind: 'none' };
+  return entry.format === 'layers' ? { kind: 'layers', etag: entry.sourceEtag } : { kind: 'archive', format: entry.format, etag: entry.sourceEtag };
 }
 
 function isoOrNull(ms: number | null): string | null {

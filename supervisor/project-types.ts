@@ -3,6 +3,7 @@
  * save, and a failing write-back. A leaf module (it imports only types from lib/), so the cache's own modules and
  * its callers share them without importing each other.
  */
+import type { Config } from '../config/schema.js';
 import type { SerializedError, ToolhostError } from '../lib/errors.js';
 import type { ProjectStore } from '../lib/store/project-store.js';
 import type { Pools } from './pools.js';
@@ -55,6 +56,31 @@ export interface SaveOutcome {
   last_save: string | null;
   /** Left out of the archive because it could not be extracted again (escaping symlinks, backslash names). */
   skipped: { name: string; reason: string }[];
+  /** The checkpoint the save recorded (null: nothing changed, nothing recorded). */
+  checkpoint_id: string | null;
+  /** Bytes the store took: the new layer and its index. */
+  bytes_uploaded: number;
+}
+
+/** A checkpoint as answers show it (lib/layers/format.ts has the stored form). */
+export type { CheckpointInfo } from '../handlers/protocol.js';
+
+/** The outcome of a restore (POST /projects/:id/checkpoints/:checkpoint_id/restore). */
+export interface RestoreOutcome {
+  project_id: string;
+  checkpoint_id: string;
+  /** The checkpoint of the state just before the restore: restoring it undoes the restore. */
+  undo_checkpoint_id: string;
+  files_written: number;
+  files_deleted: number;
+}
+
+/** The outcome of a fork (POST /projects/:id/fork). */
+export interface ForkOutcome {
+  project_id: string;
+  source_project_id: string;
+  checkpoint_id: string | null;
+  created_at: string;
 }
 
 /** One working copy as the janitor sees it (ProjectCache.snapshot). */
@@ -81,6 +107,8 @@ export interface ProjectCacheOptions {
   activeJobs(id: string): number;
   /** gitignore-style patterns left out of saved archives (read at each save, so a reload applies). */
   exclude(): readonly string[];
+  /** The `checkpoints` settings (read at each use, so a reload applies). */
+  checkpoints(): Config['checkpoints'];
   /** The clock (epoch ms); tests move it to age projects. */
   now?: () => number;
   /**
@@ -98,6 +126,8 @@ export interface ProjectCacheEvents {
   miss: [id: string];
   /** A working copy was written back to the store; `skipped` was left out (it could not be extracted again). */
   saved: [id: string, skipped: SaveOutcome['skipped']];
+  /** An eviction looked at the project's stored layers: merged or not, or why it failed (the chain then stays long). */
+  compacted: [id: string, merged: boolean, error: ToolhostError | null];
   /** A save lost a race with another writer; the copy was stored as `conflictBlob`. */
   conflict: [id: string, conflictBlob: string];
   /** A write-back failed (the copy stays cached and dirty). */

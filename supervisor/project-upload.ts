@@ -6,7 +6,8 @@
 import { rm } from 'node:fs/promises';
 import type { ArchiveFormat } from '../lib/archive/format.js';
 import { ToolhostError, toToolhostError } from '../lib/errors.js';
-import type { ProjectStore, StoredProject } from '../lib/store/project-store.js';
+import type { KeepRule } from '../lib/layers/manifest.js';
+import type { ProjectStore } from '../lib/store/project-store.js';
 import type { Pools } from './pools.js';
 import type { ProjectCopies } from './project-copies.js';
 
@@ -15,6 +16,10 @@ export interface UploadParts {
   copies: ProjectCopies;
   store: Pick<ProjectStore, 'stat'>;
   activeJobs(id: string): number;
+  /** How many checkpoints to keep. */
+  keep(): KeepRule;
+  /** What the upload's checkpoint is called (`upload` unless given). */
+  createdAs?: 'upload' | 'create';
   /** Runs an extraction-sized task on the file pool. */
   onPool<T>(task: Parameters<Pools['run']>[1]): Promise<T>;
   /**
@@ -47,17 +52,30 @@ export async function replaceFromUpload(p: UploadParts, id: string, upload: stri
   if (p.copies.get(id)) await p.endLiving?.(id);
   await p.copies.materialize(id, async (staging) => {
     const extracted = await p.onPool<{ bytes: number }>({ kind: 'extract', id, file: upload, format, dest: staging });
-    let stored: StoredProject;
+    const pendingState = p.copies.pendingStatePath(id);
+    let etag: string;
     try {
-      // On the pool: an upload of gigabytes to Blob Storage (TLS, reads) would otherwise run on this event loop.
-      stored = await p.onPool<StoredProject>({ kind: 'put', id, format, file: upload, ...(existing ? {} : { condition: { ifNoneMatch: '*' } }) });
+      // Stored as the project's new base layer (its checkpoints stay, and the upload is one of them), on the pool:
+      // packing and an upload of gigabytes to Blob Storage would otherwise run on this event loop.
+      etag = await p.onPool<string>({
+        kind: 'upload',
+        id,
+        root: staging,
+        exclude: [],
+        scratch: p.copies.tmpDir,
+        statePath: pendingState,
+        recordAs: p.createdAs ?? 'upload',
+        create: !existing,
+        keep: p.keep(),
+      });
     } catch (err) {
       await rm(staging, { recursive: true, force: true });
-      throw toToolhostError(err).code === 'save_conflict'
+      await rm(pendingState, { force: true });
+      throw toToolhostError(err).code === 'project_exists' && !existing
         ? new ToolhostError('project_exists', `project "${id}" was created by someone else meanwhile; pass ?replace=true to replace it`, { project_id: id })
         : err;
     }
-    return { format, sourceEtag: stored.etag, sizeBytes: extracted.bytes };
+    return { format: 'layers', sourceEtag: etag, sizeBytes: extracted.bytes, pendingState };
   });
   return !existing;
 }

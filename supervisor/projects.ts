@@ -19,23 +19,46 @@
  */
 import { EventEmitter } from 'node:events';
 import { rm } from 'node:fs/promises';
-import type { MaterializeResult, SaveResult } from '../handlers/protocol.js';
-import { archiveExtension, sniffFile } from '../lib/archive/format.js';
+import type { CheckpointInfo, MaterializeResult, SaveResult } from '../handlers/protocol.js';
+import type { ArchiveFormat } from '../lib/archive/format.js';
+import { sniffFile } from '../lib/archive/format.js';
 import { fromSerialized, type SerializedError, ToolhostError, toToolhostError } from '../lib/errors.js';
 import { FairSemaphore } from '../lib/fair-semaphore.js';
 import type { JobOutcome } from '../lib/jobs.js';
 import { KeyedMutex } from '../lib/keyed-mutex.js';
-import { notFound, type StoredProject } from '../lib/store/project-store.js';
+import type { CollectResult } from '../lib/layers/collect.js';
+import type { CheckpointKind } from '../lib/layers/format.js';
+import { archiveName, manifestName, notFound, type StoredProject } from '../lib/store/project-store.js';
 import type { Pools } from './pools.js';
+import { type CheckpointParts, createCheckpoint, forkProject, listCheckpoints, packProject, restoreCheckpoint } from './project-checkpoints.js';
 import { ProjectCopies } from './project-copies.js';
-import { type CacheEntry, cacheView, conflictStamp, projectView, refusedUnwritten, saveOutcome } from './project-entry.js';
+import { type CacheEntry, cacheView, conflictStamp, projectView, refusedUnwritten, saveOutcome, sourceOf } from './project-entry.js';
 import { type RemoveOptions, type RemoveOutcome, removeProject } from './project-remove.js';
-import type { CopySnapshot, ProjectCacheEvents, ProjectCacheOptions, ProjectInfo, SaveOutcome, WritebackFailure } from './project-types.js';
+import type {
+  CopySnapshot,
+  ForkOutcome,
+  ProjectCacheEvents,
+  ProjectCacheOptions,
+  ProjectInfo,
+  RestoreOutcome,
+  SaveOutcome,
+  WritebackFailure,
+} from './project-types.js';
 import { replaceFromUpload } from './project-upload.js';
 
 export type { ProjectCacheEvents, ProjectCacheOptions, ProjectInfo, SaveOutcome, WritebackFailure } from './project-types.js';
 
 type PoolTask = Parameters<Pools['run']>[1];
+
+/** What a save records besides the changes. */
+export interface SaveOptions {
+  /** A checkpoint to record even when nothing changed. */
+  record?: { kind: CheckpointKind; label: string | null };
+  /** What a save that changed something records itself as (`save` when not given). */
+  as?: CheckpointKind;
+  /** Write a copy still held as a plain archive as layers, even clean (a fork needs a manifest). */
+  toLayers?: boolean;
+}
 
 /** Local working copies of stored projects. */
 export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
@@ -144,8 +167,9 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     const cached = this.#copies.get(id);
     if (cached) return cached.root; // a PUT finished, or an eviction was called off, while we waited for the lock
     return this.#copies.materialize(id, async (staging) => {
-      const got = await this.#onPool<MaterializeResult>({ kind: 'materialize', id, dest: staging, scratch: this.#copies.tmpDir });
-      return { format: got.format, sourceEtag: got.etag, sizeBytes: got.bytes };
+      const pendingState = this.#copies.pendingStatePath(id);
+      const got = await this.#onPool<MaterializeResult>({ kind: 'materialize', id, dest: staging, scratch: this.#copies.tmpDir, statePath: pendingState });
+      return { format: got.format, sourceEtag: got.etag, sizeBytes: got.bytes, ...(got.format === 'layers' ? { pendingState } : {}) };
     });
   }
 
@@ -166,7 +190,7 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
    * an unsafe or corrupt one is refused (422) before anything reaches the store. A working copy with unsaved
    * changes is never replaced: save it (or let it be evicted) first.
    */
-  async put(id: string, upload: string, opts: { replace: boolean }): Promise<{ created: boolean; info: ProjectInfo }> {
+  async put(id: string, upload: string, opts: { replace: boolean; as?: 'upload' | 'create' }): Promise<{ created: boolean; info: ProjectInfo }> {
     try {
       const format = await sniffFile(upload);
       if (!format) {
@@ -187,6 +211,8 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
             activeJobs: this.#o.activeJobs,
             onPool: <T>(task: PoolTask) => this.#onPool<T>(task),
             endLiving: this.#o.endLiving,
+            keep: () => this.#o.checkpoints().keep,
+            createdAs: opts.as,
           };
           const created = await replaceFromUpload(parts, id, upload, format, opts.replace);
           return { created, info: await this.info(id) };
@@ -206,32 +232,43 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
    * as a conflict copy and `save_conflict` (409) names both. Any other failure is recorded (health, project
    * info) and thrown; the copy stays dirty.
    */
-  save(id: string): Promise<SaveOutcome> {
-    return this.#locks.run(id, () => this.#save(id));
+  save(id: string, opts: SaveOptions = {}): Promise<SaveOutcome> {
+    return this.#locks.run(id, () => this.#save(id, opts));
   }
 
-  async #save(id: string): Promise<SaveOutcome> {
+  async #save(id: string, opts: SaveOptions = {}): Promise<SaveOutcome> {
     const entry = this.#copies.get(id);
     if (!entry) {
       if (!(await this.#o.store.stat(id))) throw notFound(id);
-      return { project_id: id, saved: false, etag: null, archive_bytes: null, dirty: false, last_save: null, skipped: [] };
+      return {
+        project_id: id,
+        saved: false,
+        etag: null,
+        archive_bytes: null,
+        dirty: false,
+        last_save: null,
+        skipped: [],
+        checkpoint_id: null,
+        bytes_uploaded: 0,
+      };
     }
-    if (!entry.state.dirty) return saveOutcome(id, entry, null, []);
+    // A clean copy has nothing to write: only a checkpoint asked for, or a conversion to layers, goes on.
+    const changing = entry.state.dirty;
+    if (!changing && !opts.record && (entry.format === 'layers' || !opts.toLayers)) return saveOutcome(id, entry, null, []);
     const generation = entry.generation;
     const busy = entry.mutating > 0;
     const now = this.#now();
-    entry.state.on('saveStarted');
+    if (changing) entry.state.on('saveStarted');
     let result: SaveResult;
     try {
       result = await this.#onPool<SaveResult>({
         kind: 'save',
-        id,
-        root: entry.root,
-        format: entry.format,
-        exclude: [...this.#o.exclude()],
-        scratch: this.#copies.tmpDir,
-        condition: entry.sourceEtag ? { ifMatch: entry.sourceEtag } : { ifNoneMatch: '*' },
+        ...this.#copyTask(id, entry),
+        source: sourceOf(entry),
         stamp: conflictStamp(now),
+        record: opts.record ?? null,
+        recordAs: opts.as ?? 'save',
+        keep: this.#o.checkpoints().keep,
       });
     } catch (err) {
       const error = toToolhostError(err);
@@ -242,7 +279,7 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
         attempts: (entry.failure?.attempts ?? 0) + 1,
         lastAttempt: now,
       };
-      entry.state.on('savedDirty');
+      if (changing) entry.state.on('savedDirty');
       this.emit('writeback:failed', id, error);
       throw error;
     }
@@ -253,26 +290,97 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
       // The agent's work is safe in the conflict copy; the store's own version stays as the other writer left it.
       // The copy counts as saved (so it may be replaced or evicted); its source ETag stays, so saving it again
       // after another change makes another conflict copy rather than overwriting the other writer.
-      const blob = id + archiveExtension(entry.format);
+      const blob = entry.format === 'layers' ? manifestName(id) : archiveName(id, entry.format);
       entry.conflict = { blob: result.conflict, at: now };
-      entry.state.on(unchanged ? 'savedClean' : 'savedDirty');
+      if (changing) entry.state.on(unchanged ? 'savedClean' : 'savedDirty');
       await this.#copies.flush();
       this.emit('conflict', id, result.conflict);
       throw new ToolhostError(
         'save_conflict',
-        `the stored archive ${blob} changed since this working copy was downloaded (another writer); nothing was overwritten: the working copy was saved as ${result.conflict}. Compare the two and upload the merged result with PUT /projects/${id}?replace=true`,
+        `the stored project ${blob} changed since this working copy was downloaded (another writer); nothing was overwritten: the working copy was saved as ${result.conflict}. Compare the two and upload the merged result with PUT /projects/${id}?replace=true`,
         { project_id: id, blob, conflict_blob: result.conflict, source_etag: entry.sourceEtag, current_etag: result.currentEtag, skipped: result.skipped },
       );
     }
     entry.sourceEtag = result.stored.etag;
+    entry.format = 'layers';
     entry.lastSave = now;
     entry.conflict = null;
-    // Clean only if no change started while packing: otherwise the archive may miss it.
-    entry.state.on(unchanged ? 'savedClean' : 'savedDirty');
+    // Clean only if no change started while packing: otherwise the layer may miss it.
+    if (changing) entry.state.on(unchanged ? 'savedClean' : 'savedDirty');
     await this.#copies.flush();
     await this.#measure(entry);
     this.emit('saved', id, result.skipped);
-    return saveOutcome(id, entry, result.stored, result.skipped);
+    const checkpoint = result.checkpoint?.checkpoint_id ?? null;
+    return {
+      ...saveOutcome(id, entry, result.stored, result.skipped),
+      saved: checkpoint !== null,
+      checkpoint_id: checkpoint,
+      bytes_uploaded: result.bytesUploaded,
+    };
+  }
+
+  /**
+   * Merges the project's stored layers when its chain grew past `checkpoints.maxLayers`, from the clean copy about
+   * to be evicted (it is the head's tree, so nothing needs downloading). A failure only leaves the chain long.
+   */
+  async #compact(id: string, entry: CacheEntry): Promise<void> {
+    if (entry.format !== 'layers' || entry.sourceEtag === null || entry.state.dirty) return;
+    try {
+      const task = { kind: 'compact' as const, ...this.#copyTask(id, entry), etag: entry.sourceEtag, maxLayers: this.#o.checkpoints().maxLayers };
+      const etag = await this.#onPool<string | null>(task);
+      if (etag !== null) entry.sourceEtag = etag;
+      this.emit('compacted', id, etag !== null, null);
+    } catch (err) {
+      this.emit('compacted', id, false, toToolhostError(err));
+    }
+  }
+
+  /** What the checkpoint operations (project-checkpoints.ts) need of the cache. */
+  #parts(): CheckpointParts {
+    return {
+      copies: this.#copies,
+      store: this.#o.store,
+      o: this.#o,
+      onPool: (task) => this.#onPool(task),
+      save: (id, opts) => this.#save(id, opts),
+      locked: (id, fn) => this.#locks.run(id, fn),
+      ensure: (id) => this.ensure(id),
+    };
+  }
+
+  /** Records a checkpoint of the project as it is now (its changes saved as a layer). */
+  checkpoint(id: string, opts: { label: string | null; kind: 'manual' | 'auto' }): Promise<CheckpointInfo> {
+    return createCheckpoint(this.#parts(), id, opts);
+  }
+
+  /** The project's checkpoints, newest first. */
+  checkpoints(id: string): Promise<{ project_id: string; checkpoints: CheckpointInfo[] }> {
+    return listCheckpoints(this.#parts(), id);
+  }
+
+  /** Makes the working copy equal to a checkpoint (after checkpointing it: see project-checkpoints.ts). */
+  restore(id: string, checkpointId: string, opts: { selfJobs: number }): Promise<RestoreOutcome> {
+    return restoreCheckpoint(this.#parts(), id, checkpointId, opts);
+  }
+
+  /** Makes a new project from this one's current state or one of its checkpoints, sharing its stored layers. */
+  fork(id: string, newId: string, checkpointId: string | null): Promise<ForkOutcome> {
+    return forkProject(this.#parts(), id, newId, checkpointId);
+  }
+
+  /** The whole project as it is now, packed into a temp file to stream and then release. */
+  archive(id: string, format: ArchiveFormat): Promise<{ file: string; release(): Promise<void> }> {
+    return packProject(this.#parts(), id, format);
+  }
+
+  /** Deletes stored layers no checkpoint of any project names (older than `checkpoints.collectGraceMinutes`). */
+  collect(): Promise<CollectResult> {
+    return this.#onPool<CollectResult>({ kind: 'collect', graceMs: this.#o.checkpoints().collectGraceMinutes * 60_000 });
+  }
+
+  /** The fields of every pool task on a copy's layers. */
+  #copyTask(id: string, entry: CacheEntry) {
+    return { id, root: entry.root, exclude: [...this.#o.exclude()], scratch: this.#copies.tmpDir, statePath: this.#copies.statePath(id) };
   }
 
   /**
@@ -315,6 +423,7 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
         entry.state.on('giveBack');
         throw err;
       }
+      await this.#compact(id, entry);
       await this.#copies.discard(id);
       await this.#copies.flush();
       this.emit('evicted', id);

@@ -84,6 +84,7 @@ export async function buildWorker(i: WorkerInputs, releases: Release[]): Promise
     maxExtractions: Math.max(1, Math.floor(config.pool.maxThreads / 2)),
     activeJobs: (id) => active.count(id),
     exclude: () => live.current.store.exclude,
+    checkpoints: () => live.current.checkpoints,
     now: i.now,
     // A session lives in its project's working copy: it ends when the copy goes (eviction, replacement, deletion).
     endLiving: (id) => sessions.endProject(id),

@@ -30,6 +30,7 @@ describe('projects: a refused change hands back "clean" only when it was the onl
       maxExtractions: 1,
       activeJobs: () => 0,
       exclude: () => [],
+      checkpoints: () => config.checkpoints,
     });
     await cache.start();
     await cache.put('p', await emptyProjectArchive(cache.tmpDir, false), { replace: false });

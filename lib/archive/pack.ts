@@ -68,9 +68,9 @@ export const MAX_SKIPPED_REPORTED = 100;
  * Files up to this size are read in one call, which fixes their size before their header is written; larger ones
  * are streamed, announced at the size they had when opened.
  */
-const WHOLE_FILE_BYTES = 32 * 1024 * 1024;
+export const WHOLE_FILE_BYTES = 32 * 1024 * 1024;
 /** Content is handed to the writers in chunks of this size, with a chance to turn the event loop between them. */
-const CHUNK_BYTES = 1024 * 1024;
+export const CHUNK_BYTES = 1024 * 1024;
 /** Longest run of synchronous work before the thread turns its event loop over (as in `zip-reader.ts`). */
 const SLICE_MS = 10;
 /**
@@ -78,7 +78,7 @@ const SLICE_MS = 10;
  * O_NONBLOCK: a file swapped for a fifo would otherwise block the open until a writer appears.
  * O_NOCTTY: a terminal swapped in never becomes the process's controlling terminal.
  */
-const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY;
+export const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY;
 
 /**
  * Packs the tree under `opts.root` into the new file `opts.out` (created with `wx`, its parent folder too when
@@ -160,7 +160,7 @@ async function packInto(fd: number, root: string, opts: PackOptions): Promise<Pa
  * Refuses a pack that would lose a file or could not be extracted again under `limits`. Left-out symlinks
  * (absolute, or leading outside) are not refused: they point outside the project and are named in `skipped`.
  */
-function refuseUnloadable(packed: PackResult, limits: ArchiveLimits): void {
+export function refuseUnloadable(packed: Pick<PackResult, 'entries' | 'bytes' | 'archiveBytes' | 'skipped'>, limits: ArchiveLimits): void {
   const lost = packed.skipped.filter((e) => e.kind !== 'symlink');
   if (lost.length > 0) {
     throw new ToolhostError(
@@ -190,7 +190,7 @@ function refuseUnloadable(packed: PackResult, limits: ArchiveLimits): void {
  * one refused entry would make the whole saved project impossible to load again. An agent can make these with a
  * command (a virtualenv's `bin/python -> /usr/bin/python3`); they are regenerated, not project content.
  */
-function refusedByExtraction(entry: Met): string | null {
+export function refusedByExtraction(entry: Met): string | null {
   if (entry.name.includes('\\')) return 'its name contains a backslash';
   if (tooLong(entry.name)) return `its path is longer than ${MAX_NAME_BYTES} bytes`;
   if (entry.kind !== 'symlink') return null;
@@ -203,7 +203,7 @@ function refusedByExtraction(entry: Met): string | null {
 }
 
 /** The stat of the folder to pack; `internal` when it is missing or not a folder. */
-function projectFolder(root: string): Stats {
+export function projectFolder(root: string): Stats {
   let st: Stats;
   try {
     st = statSync(root);
@@ -263,7 +263,7 @@ async function packFile(writer: ArchiveWriter, name: string, at: string, slice: 
  * Reads into `buffer` from `position` until it is full or the file ends; the part filled. A read error names the
  * file (errors of writing the archive pass through elsewhere, as what they are).
  */
-function readAt(fd: number, buffer: Buffer, position: number, name: string): Buffer {
+export function readAt(fd: number, buffer: Buffer, position: number, name: string): Buffer {
   let n = 0;
   try {
     while (n < buffer.length) {
@@ -278,7 +278,7 @@ function readAt(fd: number, buffer: Buffer, position: number, name: string): Buf
 }
 
 /** Measures runs of synchronous work and turns the event loop over when one has lasted long enough. */
-class Slice {
+export class Slice {
   #start = performance.now();
 
   async pause(): Promise<void> {

@@ -197,7 +197,7 @@ export function tooLong(name: string): boolean {
 }
 
 /** lstat, or null when the entry vanished. */
-function lookAt(path: string, name: string): Stats | null {
+export function lookAt(path: string, name: string): Stats | null {
   try {
     return lstatSync(path, { throwIfNoEntry: false }) ?? null;
   } catch (err) {

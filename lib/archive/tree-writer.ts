@@ -164,6 +164,20 @@ export class TreeWriter {
   }
 
   /**
+   * A file made as a hard link to `from`, a regular file the caller has checked (restoring a checkpoint reuses the
+   * unchanged files of the working copy this way, through `/proc/self/fd/<folder fd>/<name>`).
+   */
+  linkFrom(entry: string, from: string): void {
+    const rel = this.#leaf(entry);
+    this.#guard(entry, () => {
+      this.#claim(entry, rel);
+      this.#parents(entry, rel.split('/'));
+      linkSync(from, `${this.#root}/${rel}`);
+      this.#kinds.set(rel, 'file');
+    });
+  }
+
+  /**
    * Checks, once every entry exists, that each symlink leads inside the root through whatever other links it
    * crosses (`s -> .` then `t -> s/..` passes the lexical check but lands in the parent). A dangling link is
    * judged by its deepest existing ancestor, with the rest of its path applied lexically, so it cannot start

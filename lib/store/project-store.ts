@@ -13,7 +13,8 @@ import { PROJECT_ID_PATTERN, PROJECT_ID_RULE } from '../schemas.js';
 /**
  * How a project is stored: one archive (`zip`, `tar.gz`: uploaded by hand, or by an older toolhost), or layers
  * (`layers`: a manifest `<id>.layers.json` listing content-addressed layers, see lib/layers). When both exist the
- * manifest is the project: a plain archive beside it is a leftover of its conversion.
+ * newer is the project: an archive dropped over a layered project replaces it (its first save becomes the new
+ * base layer, the checkpoints stay), and a conversion removes the archive it came from once the manifest is in.
  */
 export type StoredFormat = ArchiveFormat | 'layers';
 
@@ -233,9 +234,11 @@ export function newest(a: StoredProject | null, b: StoredProject | null): Stored
   return b.modifiedAt > a.modifiedAt ? b : a;
 }
 
-/** What a project is of two finds of it: its manifest when either is one, else the newer archive. */
+/** What a project is of two finds of it (a manifest, an archive): the newer, a manifest winning a tie. */
 export function current(a: StoredProject | null, b: StoredProject | null): StoredProject | null {
-  if (a?.format === 'layers') return a;
-  if (b?.format === 'layers') return b;
+  if (!a || !b) return a ?? b;
+  // A tie goes to the manifest: a conversion writes it after the archive it came from.
+  if (a.format === 'layers' && b.modifiedAt <= a.modifiedAt) return a;
+  if (b.format === 'layers' && a.modifiedAt <= b.modifiedAt) return b;
   return newest(a, b);
 }

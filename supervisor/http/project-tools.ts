@@ -20,7 +20,7 @@ const error = z.strictObject({ code: z.string(), message: z.string(), details: z
 
 const projectSummary = z.strictObject({
   project_id: z.string(),
-  format: z.string().describe('Format of the stored archive (zip or tar.gz).'),
+  format: z.string().describe('How the store holds it: layers (saved by toolhost), or a plain zip or tar.gz archive placed there.'),
   archive_bytes: z.number().int().nullable().describe('Size of the stored archive; null when the store has none.'),
   modified_at: z.string().nullable(),
   etag: z.string().nullable(),
@@ -47,12 +47,14 @@ type ProjectInfoOut = z.infer<typeof projectInfo>;
 
 const saveResult = z.strictObject({
   project_id: z.string(),
-  saved: z.boolean().describe('An archive was uploaded (false: not cached, or nothing changed since the last save).'),
+  saved: z.boolean().describe('A checkpoint was recorded (false: not cached, or nothing changed since the last save).'),
   etag: z.string().nullable(),
   archive_bytes: z.number().int().nullable(),
   dirty: z.boolean(),
   last_save: z.string().nullable(),
   skipped: z.array(z.strictObject({ name: z.string(), reason: z.string() })).describe('Left out of the archive (it could not be extracted again).'),
+  checkpoint_id: z.string().nullable().describe('The checkpoint this save recorded (every save that changed something is one); null when nothing changed.'),
+  bytes_uploaded: z.number().int().describe('Bytes the store took: only what changed since the last save (a layer and its index).'),
 });
 
 const theProject = projectId.describe('The project.');
@@ -157,7 +159,7 @@ export const projectCreateTool = supervisorTool({
     const projects = projectCache(d);
     const archive = await emptyProjectArchive(projects.tmpDir, q.git_init);
     try {
-      return (await projects.put(q.project_id, archive, { replace: false })).info;
+      return (await projects.put(q.project_id, archive, { replace: false, as: 'create' })).info;
     } catch (err) {
       const e = toToolhostError(err);
       if (e.code !== 'project_exists') throw e;
@@ -196,7 +198,9 @@ export const projectSaveTool = supervisorTool({
   serve: (d, q) => projectCache(d).save(q.project_id),
   toModel: (out) => {
     const skipped = out.skipped.length > 0 ? ` ${out.skipped.length} entries left out: ${out.skipped.map((s) => `${s.name} (${s.reason})`).join(', ')}.` : '';
-    const what = out.saved ? `Saved ${out.project_id} (${out.archive_bytes} bytes).` : `Nothing to save in ${out.project_id}: no changes since the last save.`;
+    const what = out.saved
+      ? `Saved ${out.project_id} as checkpoint ${out.checkpoint_id} (${out.bytes_uploaded} bytes uploaded).`
+      : `Nothing to save in ${out.project_id}: no changes since the last save.`;
     return [{ type: 'text', text: `${what}${out.dirty ? ' Changes made since then are not in it yet.' : ''}${skipped}` }];
   },
 });
