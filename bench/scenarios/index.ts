@@ -2,6 +2,7 @@
 import type { Scenario } from '../lib/types.js';
 import { azureRoundtrip } from './azure-roundtrip.js';
 import { budgets } from './budgets.js';
+import { checkpoints } from './checkpoints.js';
 import { coldStart } from './cold-start.js';
 import { execOverhead } from './exec-overhead.js';
 import { isolation } from './isolation.js';
@@ -28,4 +29,5 @@ export const SCENARIOS: readonly Scenario[] = [
   budgets,
   patch,
   sessions,
+  checkpoints,
 ];
