@@ -65,7 +65,8 @@ export async function saveLayers(c: LayerContext, t: SaveTask): Promise<SaveResu
       return await conflictCopy(c, t);
     }
     writeState(t.statePath, delta.state);
-    if (t.source.kind === 'archive') await dropArchives(c.store, t.id);
+    // The archive it came from, only at the version it came from: one placed there since is newer, and stays.
+    if (t.source.kind === 'archive') await c.store.deleteObject(archiveName(t.id, t.source.format), { ifMatch: t.source.etag });
     return { stored: stored(t.id, written.etag, written.size), bytes: uploaded, checkpoint: info(cp), bytesUploaded: uploaded, skipped: delta.skipped };
   } finally {
     rmSync(out, { force: true });
@@ -98,7 +99,7 @@ async function conflictCopy(c: LayerContext, t: SaveTask): Promise<SaveResult> {
   }
 }
 
-/** Removes a project's plain archives once its manifest holds it (they would only mislead). */
+/** Removes a project's plain archives once an upload replaced them as its base layer. */
 async function dropArchives(store: ProjectStore, id: string): Promise<void> {
   for (const f of ARCHIVE_FORMATS) await store.deleteObject(archiveName(id, f));
 }

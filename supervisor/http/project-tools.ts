@@ -21,7 +21,7 @@ const error = z.strictObject({ code: z.string(), message: z.string(), details: z
 const projectSummary = z.strictObject({
   project_id: z.string(),
   format: z.string().describe('How the store holds it: layers (saved by toolhost), or a plain zip or tar.gz archive placed there.'),
-  archive_bytes: z.number().int().nullable().describe('Size of the stored archive; null when the store has none.'),
+  archive_bytes: z.number().int().nullable().describe('Size of the stored archive (for layers: of the manifest); null when the store has none.'),
   modified_at: z.string().nullable(),
   etag: z.string().nullable(),
   cached: z.boolean().describe('A working copy is on this process.'),
@@ -96,7 +96,12 @@ export function projectCache(d: AppDeps): ProjectCache {
 
 function infoText(p: ProjectInfoOut): string {
   const state = p.cached ? (p.dirty ? 'cached, unsaved changes' : 'cached, saved') : 'not cached';
-  const stored = p.archive_bytes === null ? 'not in the store' : `${p.format} archive of ${p.archive_bytes} bytes, saved ${p.modified_at}`;
+  const stored =
+    p.modified_at === null
+      ? 'not in the store'
+      : p.format === 'layers'
+        ? `stored as layers (see checkpoint_list), saved ${p.modified_at}`
+        : `${p.format} archive of ${p.archive_bytes} bytes, saved ${p.modified_at}`;
   return `Project ${p.project_id}: ${stored}; ${state}.`;
 }
 
