@@ -1,5 +1,6 @@
 /** The job tools, by the job type each runs: the only list of them (the supervisor adds its own tools to it). */
 import type { JobTool } from '../lib/tool.js';
+import { CHECKPOINT_TOOLS } from './checkpoint-tools.js';
 import { executeTool } from './execute.js';
 import { fileEditTool } from './file-edit.js';
 import { fileGlobTool } from './file-glob.js';
@@ -23,6 +24,7 @@ export const JOB_TOOLS: readonly JobTool[] = [
   fileGlobTool,
   searchTool,
   ...SESSION_TOOLS,
+  ...CHECKPOINT_TOOLS,
 ];
 
 const BY_TYPE = new Map(JOB_TOOLS.map((t) => [t.job.type, t]));

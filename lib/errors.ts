@@ -23,6 +23,7 @@ export const ERROR_STATUS = {
   file_not_found: 404,
   job_not_found: 404,
   session_not_found: 404,
+  checkpoint_not_found: 404,
   project_exists: 409,
   project_busy: 409,
   save_conflict: 409,

@@ -40,6 +40,9 @@ export const ERROR_MEANINGS: Partial<Record<ErrorCode, string>> = {
   stdin_not_piped: 'the command was started without stdin: "pipe"; start it again with it to send input',
   cancelled: 'the job was cancelled (job_cancel or a server shutdown) before it finished',
   job_deadline: 'the server stopped waiting for the job; it may still complete: retry later',
+  checkpoint_not_found: 'no checkpoint of this project has this checkpoint_id; find the ids with checkpoint_list',
+  project_busy: 'a command or another job is running in the project; wait for it to end (job_status) or cancel it (job_cancel), then retry',
+  project_exists: 'a project with this id exists already; pick another id',
 };
 
 export type { JsonSchema } from './strict-schema.js';

@@ -4,9 +4,11 @@
  * HTTP routes, GET /tools, GET /openapi.json, POST /mcp and the pool threads' handler registry are all derived
  * from these definitions, so adding a tool is one new file (and its tests) plus its line in a registry.
  *
- * Three kinds of tool share the {@link ToolBase}:
+ * Four kinds of tool share the {@link ToolBase}:
  *   - a pool tool ({@link PoolTool}) is queued as a job and runs on a pool thread (handlers/);
  *   - a session tool ({@link SessionTool}) is queued as a job and runs on the project's persistent shells;
+ *   - a project-op tool ({@link ProjectOpTool}) is queued as a job and done by the project cache of the worker
+ *     holding the project (checkpoints, restore, fork);
  *   - a supervisor tool answers from the supervisor itself (the jobs API, supervisor/http/job-tools.ts).
  */
 import type { MessagePort } from 'node:worker_threads';
@@ -23,9 +25,9 @@ export interface ToolBase<In extends z.ZodObject = z.ZodObject, Out extends z.Zo
   /**
    * The HTTP route that serves the tool. A `{field}` in the path takes that input field; the other fields go in
    * the query string (GET, DELETE) or the JSON body (POST). `notFound` is the error of a path field that is
-   * malformed, and so names nothing that exists.
+   * malformed, and so names nothing that exists; a route with several path fields may give one per field.
    */
-  route: { method: 'GET' | 'POST' | 'DELETE'; path: string; notFound?: ErrorCode };
+  route: { method: 'GET' | 'POST' | 'DELETE'; path: string; notFound?: ErrorCode | Readonly<Record<string, ErrorCode>> };
   /** The request schema: HTTP, MCP and the provider formats validate with it and document it. */
   input: In;
   /** The response schema: OpenAPI types every answer with it, and the tests hold every answer to it. */
@@ -105,8 +107,19 @@ export interface SessionTool<In extends z.ZodObject = z.ZodObject, Out extends z
   job: JobSpec<In> & { session: SessionOp };
 }
 
+/** What a project-op tool's job does to the project's working copy and store (supervisor/project-ops.ts does it). */
+export type ProjectOp = 'checkpoint_create' | 'checkpoint_list' | 'checkpoint_restore' | 'project_fork';
+
+/**
+ * A tool that is queued as a job and done by the project cache of the worker holding the project: with the Azure
+ * roles, a checkpoint, restore or fork reaches the one process whose working copy it must see.
+ */
+export interface ProjectOpTool<In extends z.ZodObject = z.ZodObject, Out extends z.ZodType = z.ZodType> extends ToolBase<In, Out> {
+  job: JobSpec<In> & { projectOp: ProjectOp };
+}
+
 /** A tool that is queued as a job. */
-export type JobTool = PoolTool | SessionTool;
+export type JobTool = PoolTool | SessionTool | ProjectOpTool;
 
 /** Checks a pool tool's definition against its schemas (and infers their types). */
 export function jobTool<In extends z.ZodObject, Out extends z.ZodType, Res = z.input<Out>>(tool: PoolTool<In, Out, Res>): PoolTool<In, Out, Res> {
@@ -115,6 +128,11 @@ export function jobTool<In extends z.ZodObject, Out extends z.ZodType, Res = z.i
 
 /** Checks a session tool's definition against its schemas (and infers their types). */
 export function sessionTool<In extends z.ZodObject, Out extends z.ZodType>(tool: SessionTool<In, Out>): SessionTool<In, Out> {
+  return tool;
+}
+
+/** Checks a project-op tool's definition against its schemas (and infers their types). */
+export function projectOpTool<In extends z.ZodObject, Out extends z.ZodType>(tool: ProjectOpTool<In, Out>): ProjectOpTool<In, Out> {
   return tool;
 }
 

@@ -23,6 +23,7 @@ import type { ActiveJobs } from './active-jobs.js';
 import type { CommandJobs, CommandRequest } from './command-jobs.js';
 import type { Logger } from './logger.js';
 import { FILE_LANE_PER_THREAD, type Pools } from './pools.js';
+import { runProjectOp } from './project-ops.js';
 import type { ProjectCache } from './projects.js';
 import type { Sessions } from './sessions.js';
 
@@ -256,6 +257,8 @@ export class QueuePump extends EventEmitter<PumpEvents> {
     const op = 'session' in tool.job ? tool.job.session : undefined;
     // Listing, restarting or ending sessions needs no working copy and no slot: the registry answers.
     if (op === 'list' || op === 'restart' || op === 'end') return this.#o.sessions.run(op, job, '');
+    // Checkpoints, restores and forks: the cache does them, materializing the copy itself where it needs one.
+    if ('projectOp' in tool.job) return runProjectOp(this.#o.projects, tool.job.projectOp, job);
     const root = await this.#o.projects.ensure(job.projectId);
     const lockPath = tool.job.lockPath?.(job.payload);
     const unlock = lockPath === undefined ? undefined : await this.#fileLocks.lock(await fileLockKey(root, lockPath));

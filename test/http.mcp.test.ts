@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { findTool, MODEL_TOOLS } from '../supervisor/http/tools.js';
 import { startServer, type TestServer } from './helpers/harness.js';
 import { errorJson, jobIds, mcpClient, resultText, type ToolResult } from './helpers/mcp-client.js';
-import { DEMO_FILES, startStdinJob, withJob } from './helpers/tool-calls.js';
+import { DEMO_FILES, liveArgs, startStdinJob } from './helpers/tool-calls.js';
 
 describe('MCP endpoint (Streamable HTTP)', () => {
   let s: TestServer;
@@ -62,7 +62,7 @@ describe('MCP endpoint (Streamable HTTP)', () => {
     const jobId = await startStdinJob(s);
     for (const tool of MODEL_TOOLS) {
       for (const example of tool.examples) {
-        const r = await call(client, tool.name, withJob(example, jobId));
+        const r = await call(client, tool.name, await liveArgs(s, example, jobId));
         expect(r.isError ?? false, `${tool.name}: ${resultText(r)}`).to.equal(false);
         expect(r.structuredContent, tool.name).to.equal(undefined);
         expect(r.content.length, tool.name).to.be.above(0);

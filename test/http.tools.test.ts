@@ -6,7 +6,7 @@ import { createApp } from '../supervisor/http/app.js';
 import type { AppDeps } from '../supervisor/http/deps.js';
 import { MODEL_TOOLS, TOOLS } from '../supervisor/http/tools.js';
 import { startServer, type TestServer } from './helpers/harness.js';
-import { callRoute, DEMO_FILES, startStdinJob, withJob } from './helpers/tool-calls.js';
+import { callRoute, DEMO_FILES, liveArgs, startStdinJob } from './helpers/tool-calls.js';
 
 const NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 const JSON_TYPES = new Set(['object', 'array', 'string', 'number', 'integer', 'boolean', 'null']);
@@ -121,7 +121,7 @@ describe('tool definitions and OpenAPI', () => {
     for (const tool of MODEL_TOOLS) {
       expect(tool.examples.length, tool.name).to.be.greaterThan(0);
       for (const example of tool.examples) {
-        const args = withJob(example, jobId);
+        const args = await liveArgs(s, example, jobId);
         expect(tool.input.safeParse(args).success, `${tool.name} example fits its schema`).to.equal(true);
         const r = await callRoute(s, routes[tool.name]!, args);
         expect(r.status, `${tool.name}: ${JSON.stringify(r.body)}`).to.equal(200);

@@ -9,7 +9,7 @@ import { NotStrict, STRICT_LIMITS, strictProblems, strictSchema, withoutLookarou
 import type { JsonSchema } from '../lib/tool-formats.js';
 import { MODEL_TOOLS } from '../supervisor/http/tools.js';
 import { startServer, type TestServer } from './helpers/harness.js';
-import { callRoute, DEMO_FILES, startStdinJob, withJob } from './helpers/tool-calls.js';
+import { callRoute, DEMO_FILES, liveArgs, startStdinJob } from './helpers/tool-calls.js';
 
 /** The arguments a strict-mode model sends for `args`: every property of every object present, null when not given. */
 function strictArgs(schema: JsonSchema, value: unknown): unknown {
@@ -131,7 +131,7 @@ describe('strict-mode tools over HTTP', () => {
     for (const tool of MODEL_TOOLS) {
       const parameters = chat.find((t) => t.function.name === tool.name)!.function.parameters;
       for (const example of tool.examples) {
-        const args = strictArgs(parameters, withJob(example, jobId)) as Record<string, unknown>;
+        const args = strictArgs(parameters, await liveArgs(s, example, jobId)) as Record<string, unknown>;
         // What the model sends fits the schema it was given (zod reads the served JSON Schema).
         const fits = z.fromJSONSchema(parameters as Parameters<typeof z.fromJSONSchema>[0]).safeParse(args);
         expect(fits.success, `${tool.name}: ${JSON.stringify(args)} fits its strict schema: ${JSON.stringify(fits.error?.issues)}`).to.equal(true);
@@ -144,7 +144,9 @@ describe('strict-mode tools over HTTP', () => {
         expect(viaCall.body.is_error, `${tool.name}: ${viaCall.body.content}`).to.equal(false);
         // A query string has no null; a call in another project cannot run twice.
         if (tool.route.method !== 'POST' || inCopy === args) continue;
-        const viaRoute = await callRoute(s, routes[tool.name]!, args);
+        // A fork of one name cannot be made twice either.
+        const again = typeof args.new_project_id === 'string' ? { ...args, new_project_id: `${args.new_project_id}-route` } : args;
+        const viaRoute = await callRoute(s, routes[tool.name]!, again);
         expect(viaRoute.status, `${tool.name}: ${JSON.stringify(viaRoute.body)}`).to.equal(200);
       }
     }

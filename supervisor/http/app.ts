@@ -125,7 +125,7 @@ function refuseOffRole(app: express.Express, role: Config['role']): void {
   if (role === 'worker') {
     app.use(
       // Not the project tools: a worker holds working copies, and lists, creates and saves them itself.
-      [...new Set(TOOLS.filter((t) => !PROJECT_TOOLS.some((p) => p.name === t.name)).map((t) => t.route.path.replace(/\/\{.*$/, ''))), '/jobs', '/mcp'],
+      [...new Set(TOOLS.filter((t) => !PROJECT_TOOLS.some((p) => p.name === t.name)).map((t) => t.route.path.replace(/\{(\w+)\}/g, ':$1'))), '/jobs', '/mcp'],
       refuse(
         'this process has role "worker": it runs jobs but takes no requests for them; send tool, jobs and MCP requests to a process with role "api" (or "all")',
       ),

@@ -16,7 +16,7 @@ import { ANTHROPIC_ROUTE_DOC } from './anthropic-routes.js';
 import { callQuery } from './call-routes.js';
 import { outputOffsets } from './job-tools.js';
 import { OPENAI_ROUTE_DOC } from './openai-routes.js';
-import { deleteProjectQuery, putProjectQuery } from './project-routes.js';
+import { archiveQuery, deleteProjectQuery, putProjectQuery } from './project-routes.js';
 import { MODEL_TOOLS, TOOLS } from './tools.js';
 
 /** A route that is not a tool. */
@@ -90,6 +90,18 @@ const ROUTES: readonly RouteDoc[] = [
       'no_space',
       ...ADMIN_ERRORS,
     ],
+  },
+  {
+    method: 'get',
+    path: '/projects/{id}/archive',
+    operationId: 'project_archive',
+    summary: 'Download the whole current project as one archive',
+    description:
+      'The working copy as it is now (unsaved changes included), packed as tar.gz (the default, application/gzip) or zip (application/zip), sent as an attachment.',
+    pathParams: { id: schemas.projectId },
+    query: archiveQuery,
+    ok: { '200': { description: 'The archive.', contentType: 'application/gzip', schema: { type: 'string', contentMediaType: 'application/gzip' } } },
+    errors: ['invalid_project_id', 'bad_request', 'unknown_field', 'project_not_found', 'not_on_this_role', 'store_unavailable', 'no_space', ...ADMIN_ERRORS],
   },
   {
     method: 'put',

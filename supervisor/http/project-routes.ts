@@ -3,8 +3,8 @@
  * working copies of a process that runs jobs.
  */
 import { randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -30,9 +30,15 @@ export const deleteProjectQuery = z.strictObject({
     .describe('Delete even with jobs running (their commands are cancelled) or unsaved changes (they are lost).'),
 });
 
+/** The query of GET /projects/:id/archive (also documented in the OpenAPI description). */
+export const archiveQuery = z.strictObject({
+  format: z.enum(['zip', 'tar.gz']).default('tar.gz').describe('Archive format: "tar.gz" (the default) or "zip".'),
+});
+
 /**
  * PUT /projects/:id (upload), DELETE /projects/:id (the project, from the store and this cache), DELETE
- * /projects/:id/cache (evict). Listing, showing, creating and saving are tools (project-tools.ts).
+ * /projects/:id/cache (evict), GET /projects/:id/archive (download). Listing, showing, creating and saving are
+ * tools (project-tools.ts).
  */
 export function projectRoutes(d: AppDeps): express.Router {
   const router = express.Router();
@@ -61,6 +67,25 @@ export function projectRoutes(d: AppDeps): express.Router {
     const evicted = await cache().evict(id);
     if (!evicted) await projectInfoTool.serve(d, { project_id: id }, {}); // 404 for a project that does not exist at all
     res.json({ project_id: id, evicted });
+  });
+
+  router.get('/projects/:id/archive', async (req, res) => {
+    const id = projectIdParam(req.params.id);
+    const { format } = validate(archiveQuery, { ...req.query }, `GET /projects/${id}/archive query`);
+    const { file, release } = await cache().archive(id, format);
+    try {
+      const { size } = await stat(file);
+      res.setHeader('Content-Type', format === 'zip' ? 'application/zip' : 'application/gzip');
+      res.setHeader('Content-Length', size);
+      res.setHeader('Content-Disposition', `attachment; filename="${id}.${format}"`);
+      await pipeline(createReadStream(file), res);
+    } catch (err) {
+      // Once the bytes started, a failure (the client gone) can only end the response.
+      if (!res.headersSent) throw err;
+      res.destroy();
+    } finally {
+      await release();
+    }
   });
   return router;
 }

@@ -71,7 +71,9 @@ function pathFields(tool: Tool, req: Request): Record<string, string> {
   for (const [field, value] of Object.entries(req.params as Record<string, string>)) {
     const schema = (tool.input.shape as Record<string, z.ZodType>)[field];
     if (schema && !schema.safeParse(value).success) {
-      throw new ToolhostError(tool.route.notFound ?? 'bad_request', `"${value}" is not a ${field}; use a ${field} the API returned`);
+      const { notFound } = tool.route;
+      const code = (typeof notFound === 'string' ? notFound : notFound?.[field]) ?? 'bad_request';
+      throw new ToolhostError(code, `"${value}" is not a ${field}; use a ${field} the API returned`);
     }
     out[field] = value;
   }

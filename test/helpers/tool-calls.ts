@@ -41,3 +41,23 @@ export async function startStdinJob(s: TestServer): Promise<string> {
 export function withJob(example: Record<string, unknown>, jobId: string): Record<string, unknown> {
   return 'job_id' in example ? { ...example, job_id: jobId } : example;
 }
+
+let made = 0;
+
+/**
+ * The example made live: its `job_id` pointed at `jobId`, a `checkpoint_id` at a checkpoint of its project taken
+ * now (the project created, empty, when there is none), and a `new_project_id` made unique (a fork of one name
+ * cannot be made twice).
+ */
+export async function liveArgs(s: TestServer, example: Record<string, unknown>, jobId: string): Promise<Record<string, unknown>> {
+  const args = { ...withJob(example, jobId) };
+  if (typeof args.new_project_id === 'string') args.new_project_id = `${args.new_project_id}-${++made}`;
+  if (typeof args.checkpoint_id === 'string') {
+    const project = String(args.project_id);
+    if ((await s.api(`/projects/${project}`)).status === 404) await s.api(`/projects/${project}`, {});
+    const r = await s.api(`/projects/${project}/checkpoints`, {});
+    if (r.status !== 200) throw new Error(`could not take a checkpoint of ${project}: ${JSON.stringify(r.body)}`);
+    args.checkpoint_id = r.body.checkpoint_id;
+  }
+  return args;
+}
