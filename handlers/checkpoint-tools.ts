@@ -135,8 +135,8 @@ export const checkpointRestoreTool = projectOpTool({
     'Undo back to a checkpoint: make the project exactly as it was then. Files made since are deleted, deleted ones come back, ' +
     'and changes made by commands are undone too (contents, modes, symlinks, empty folders). It first checkpoints the current ' +
     'state and names it in the answer (undo_checkpoint_id), so the restore itself can be undone. Refused with project_busy ' +
-    'while a command runs in the project: wait for it or cancel it first. Shell sessions keep running; cd again if their ' +
-    'folder is gone.',
+    "while a command runs in the project: wait for it or cancel it first. The project's shells end (the next shell " +
+    'call starts a fresh one in the project root).',
   examples: [{ project_id: 'demo-attempt-2', checkpoint_id: 'cp_0123456789abcdef' }],
   job: { type: 'checkpoint_restore', lane: 'files', mutates: true, projectOp: 'checkpoint_restore' },
   toModel: (r) => [
