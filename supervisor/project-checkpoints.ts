@@ -12,8 +12,7 @@ import { ToolhostError } from '../lib/errors.js';
 import { notFound, type ProjectStore } from '../lib/store/project-store.js';
 import type { Pools } from './pools.js';
 import type { ProjectCopies } from './project-copies.js';
-import type { ForkOutcome, ProjectCacheOptions, RestoreOutcome, SaveOutcome } from './project-types.js';
-import type { SaveOptions } from './projects.js';
+import type { ForkOutcome, ProjectCacheOptions, RestoreOutcome, SaveOptions, SaveOutcome } from './project-types.js';
 
 /** What checkpoint operations need of the cache. */
 export interface CheckpointParts {

@@ -5,6 +5,7 @@
  */
 import type { Config } from '../config/schema.js';
 import type { SerializedError, ToolhostError } from '../lib/errors.js';
+import type { CheckpointKind } from '../lib/layers/format.js';
 import type { ProjectStore } from '../lib/store/project-store.js';
 import type { Pools } from './pools.js';
 
@@ -60,6 +61,16 @@ export interface SaveOutcome {
   checkpoint_id: string | null;
   /** Bytes the store took: the new layer and its index. */
   bytes_uploaded: number;
+}
+
+/** What a save records besides the changes. */
+export interface SaveOptions {
+  /** A checkpoint to record even when nothing changed. */
+  record?: { kind: CheckpointKind; label: string | null };
+  /** What a save that changed something records itself as (`save` when not given). */
+  as?: CheckpointKind;
+  /** Write a copy still held as a plain archive as layers, even clean (a fork needs a manifest). */
+  toLayers?: boolean;
 }
 
 /** A checkpoint as answers show it (lib/layers/format.ts has the stored form). */

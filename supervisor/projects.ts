@@ -27,7 +27,6 @@ import { FairSemaphore } from '../lib/fair-semaphore.js';
 import type { JobOutcome } from '../lib/jobs.js';
 import { KeyedMutex } from '../lib/keyed-mutex.js';
 import type { CollectResult } from '../lib/layers/collect.js';
-import type { CheckpointKind } from '../lib/layers/format.js';
 import { archiveName, manifestName, notFound, type StoredProject } from '../lib/store/project-store.js';
 import type { Pools } from './pools.js';
 import { type CheckpointParts, createCheckpoint, forkProject, listCheckpoints, packProject, restoreCheckpoint } from './project-checkpoints.js';
@@ -41,24 +40,15 @@ import type {
   ProjectCacheOptions,
   ProjectInfo,
   RestoreOutcome,
+  SaveOptions,
   SaveOutcome,
   WritebackFailure,
 } from './project-types.js';
 import { replaceFromUpload } from './project-upload.js';
 
-export type { ProjectCacheEvents, ProjectCacheOptions, ProjectInfo, SaveOutcome, WritebackFailure } from './project-types.js';
+export type { ProjectCacheEvents, ProjectCacheOptions, ProjectInfo, SaveOptions, SaveOutcome, WritebackFailure } from './project-types.js';
 
 type PoolTask = Parameters<Pools['run']>[1];
-
-/** What a save records besides the changes. */
-export interface SaveOptions {
-  /** A checkpoint to record even when nothing changed. */
-  record?: { kind: CheckpointKind; label: string | null };
-  /** What a save that changed something records itself as (`save` when not given). */
-  as?: CheckpointKind;
-  /** Write a copy still held as a plain archive as layers, even clean (a fork needs a manifest). */
-  toLayers?: boolean;
-}
 
 /** Local working copies of stored projects. */
 export class ProjectCache extends EventEmitter<ProjectCacheEvents> {

@@ -296,16 +296,25 @@ export class QueuePump extends EventEmitter<PumpEvents> {
         this.#runningByType.set(job.type, this.#runningByType.get(job.type)! - 1);
         end(outcome);
         release();
+        if (tool.job.mutates && this.#o.config.checkpoints.auto) this.#autoCheckpoint(job);
       }
     } finally {
       unlock?.();
     }
   }
 
+  /** With `checkpoints.auto`: a checkpoint after a change, taken beside the answer (it waits for the project's lock). */
+  #autoCheckpoint(job: Job): void {
+    this.#o.projects.checkpoint(job.projectId, { label: `after ${job.type} ${job.id}`, kind: 'auto' }).catch((err: unknown) => {
+      this.#o.log.warn({ project_id: job.projectId, job_id: job.id, err: toToolhostError(err).message }, 'automatic checkpoint failed');
+    });
+  }
+
   /**
-   * Stops taking jobs and lets in-flight ones finish for up to `shutdown.graceS` (none with `force`); then jobs
-   * still waiting for a slot fail with `shutting_down` and running commands are cancelled (their trees killed).
-   * A second call returns the first call's promise.
+   * Stops taking jobs, ends background commands at once (they end `interrupted`: a server never finishes on its
+   * own, so waiting for one would only wait out the grace) and lets the other in-flight jobs finish for up to
+   * `shutdown.graceS` (none with `force`); then jobs still waiting for a slot fail with `shutting_down` and running
+   * commands are cancelled (their trees killed). A second call returns the first call's promise.
    */
   close(opts: { force?: boolean } = {}): Promise<void> {
     this.#closing ??= this.#close(opts.force ?? false);
@@ -323,6 +332,7 @@ export class QueuePump extends EventEmitter<PumpEvents> {
   async #close(force: boolean): Promise<void> {
     this.#intake.abort();
     await this.#loop;
+    this.#o.commands.interruptBackground();
     const drained = Promise.allSettled([...this.#inflight.values()].map((f) => f.done));
     if (!force) {
       let timer: NodeJS.Timeout | undefined;
