@@ -212,28 +212,22 @@ describe('layered store (both backends)', function () {
     });
   }
 
-  it('a save killed with SIGKILL at any moment leaves the store loadable with the old tree or the new one', async () => {
+  /**
+   * Runs the child's `mode` on project `id` and kills it after each delay; after every kill the store must load
+   * with the tree it had before or the one the operation makes.
+   */
+  async function killedAtAnyMoment(mode: 'save' | 'compact', id: string, root: string, statePath: string, old: string[], next: string[]): Promise<void> {
     const store = await backends[0]!.store();
-    const c = ctx(store);
-    const root = join(work, 'killed');
-    const files: Record<string, Buffer> = {};
-    for (let i = 0; i < 400; i++) files[`d${i % 20}/f${i}.bin`] = randomBytes(16 * 1024);
-    await tree(root, files);
-    const statePath = join(work, 'killed-state');
-    const first = await save(c, 'k', root, { kind: 'none' }, statePath);
-    if (!('stored' in first)) throw new Error('conflict');
-    const old = await loaded(store, 'k');
-    for (let i = 0; i < 200; i++) await writeFile(join(root, `d${i % 20}/f${i}.bin`), randomBytes(16 * 1024));
-    const next = await listing(root);
-    const outcomes = new Set<string>();
     for (const delayMs of [30, 120, 300, 600, 1500]) {
       const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'helpers', 'layer-save-child.ts')], {
         env: {
           ...process.env,
+          MODE: mode,
+          PROJECT: id,
           STORE_DIR: join(work, 'data', 'store'),
           ROOT: root,
           STATE: statePath,
-          ETAG: (await store.stat('k'))!.etag,
+          ETAG: (await store.stat(id))!.etag,
           SCRATCH: join(work, 'scratch'),
         },
         stdio: 'ignore',
@@ -241,11 +235,41 @@ describe('layered store (both backends)', function () {
       await sleep(delayMs);
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));
-      const now = await loaded(store, 'k');
-      if (JSON.stringify(now) === JSON.stringify(old)) outcomes.add('old');
-      else if (JSON.stringify(now) === JSON.stringify(next)) outcomes.add('new');
-      else expect.fail(`after a kill at ${delayMs} ms the store holds neither tree`);
+      const now = JSON.stringify(await loaded(store, id));
+      if (now !== JSON.stringify(old) && now !== JSON.stringify(next)) expect.fail(`after a kill at ${delayMs} ms the store holds neither tree`);
     }
-    expect(outcomes.size).to.be.above(0);
+  }
+
+  async function bigCopy(name: string): Promise<string> {
+    const root = join(work, name);
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 400; i++) files[`d${i % 20}/f${i}.bin`] = randomBytes(16 * 1024);
+    await tree(root, files);
+    return root;
+  }
+
+  it('a save killed with SIGKILL at any moment leaves the store loadable with the old tree or the new one', async () => {
+    const store = await backends[0]!.store();
+    const root = await bigCopy('killed');
+    const statePath = join(work, 'killed-state');
+    expect('stored' in (await save(ctx(store), 'k', root, { kind: 'none' }, statePath))).to.equal(true);
+    const old = await loaded(store, 'k');
+    for (let i = 0; i < 200; i++) await writeFile(join(root, `d${i % 20}/f${i}.bin`), randomBytes(16 * 1024));
+    await killedAtAnyMoment('save', 'k', root, statePath, old, await listing(root));
+  });
+
+  it('a compaction killed with SIGKILL at any moment leaves the store loadable with the same tree', async () => {
+    const store = await backends[0]!.store();
+    const c = ctx(store);
+    const root = await bigCopy('compacted');
+    const statePath = join(work, 'compacted-state');
+    let r = await save(c, 'kc', root, { kind: 'none' }, statePath);
+    for (let i = 0; i < 5; i++) {
+      await writeFile(join(root, `d${i}/f${i}.bin`), randomBytes(16 * 1024));
+      if (!('stored' in r)) throw new Error('conflict');
+      r = await save(c, 'kc', root, { kind: 'layers', etag: r.stored.etag }, statePath);
+    }
+    const same = await loaded(store, 'kc');
+    await killedAtAnyMoment('compact', 'kc', root, statePath, same, same);
   });
 });
