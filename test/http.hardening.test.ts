@@ -472,7 +472,9 @@ describe('HTTP hardening', () => {
         'null',
         'https://console.example.com.evil.example',
         'http://console.example.com',
-        `http://127.0.0.1:${new URL(s.url).port}`,
+        // The server's own origin is allowed (the console); another port or name of the same machine is not.
+        `http://127.0.0.1:${Number(new URL(s.url).port) + 1}`,
+        `http://localhost:${new URL(s.url).port}`,
         'https://console.example.com:8443',
       ]) {
         const marker = `pwned-origin-${origin.replace(/\W+/g, '-')}`;

@@ -1,8 +1,8 @@
 /**
  * The checks every request passes before a route sees it, in this order:
  * 1. Host: a loopback name or one of http.allowedHosts, else 403 (a DNS-rebinding page reaches us under its own name).
- * 2. Origin: absent (curl, SDKs), or one of http.allowedOrigins, else 403 (any browser page, `null` included); CORS
- *    preflights of allowed origins are answered here.
+ * 2. Origin: absent (curl, SDKs), the server's own (the console page), or one of http.allowedOrigins, else 403 (any
+ *    other browser page, `null` included); CORS preflights of allowed origins are answered here.
  * 3. The bearer token (auth "token"); /health answers before it, with only its status unless the token is valid.
  * 4. POST bodies are JSON (`application/json`, `application/*+json`), else 415: a browser's "simple" cross-origin
  *    request (text/plain, form-urlencoded, multipart) never reaches a route, even from a browser that sends no Origin.
@@ -55,7 +55,8 @@ const PREFLIGHT_HEADERS = {
 export function originGuard(config: () => Config): Middleware {
   return (req, res, next) => {
     const origin = req.headers.origin;
-    if (origin === undefined) return next();
+    // The server's own origin (the operator console at /console): the Host guard has vetted that name already.
+    if (origin === undefined || sameOrigin(origin, req.headers.host)) return next();
     const lower = origin.toLowerCase();
     if (!config().http.allowedOrigins.some((o) => o.toLowerCase() === lower)) {
       return next(
@@ -75,6 +76,16 @@ export function originGuard(config: () => Config): Middleware {
     }
     next();
   };
+}
+
+/** True when `origin` names this server as `host` (the Host header) does: the same host and port, http or https. */
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  if (host === undefined || !/^https?:\/\/[^/]+$/i.test(origin)) return false;
+  try {
+    return new URL(origin).host === host.toLowerCase();
+  } catch {
+    return false;
+  }
 }
 
 /** How an Authorization header compares with the token. */
