@@ -10,6 +10,7 @@ import type { WritebackFailure } from '../projects.js';
 import { adminRoutes } from './admin-routes.js';
 import { anthropicRoutes } from './anthropic-routes.js';
 import { callRoutes } from './call-routes.js';
+import { consolePage, consoleRoutes } from './console-routes.js';
 import type { AppDeps, WorkerParts } from './deps.js';
 import { docsRoutes } from './docs-routes.js';
 import { bodyParserError, sendError, setErrorContext } from './errors.js';
@@ -71,6 +72,7 @@ export function createApp(d: AppDeps): express.Express {
     });
   });
 
+  app.use(consolePage()); // the console's page holds no data; its calls for data carry the token
   app.use(authGuard(checkToken));
   app.use(jsonPostGuard());
 
@@ -92,6 +94,7 @@ export function createApp(d: AppDeps): express.Express {
   app.use(openAIRoutes(d));
   app.use(mcpRoutes(d));
   app.use(adminRoutes(d));
+  app.use(consoleRoutes(d));
 
   app.use((req, res) => {
     sendError(res, new ToolhostError('not_found', `no route ${req.method} ${req.path}; see the README's API reference for the routes`));
