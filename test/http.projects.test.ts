@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import tar from 'tar-stream';
-import { buildArchive, startServer, type TestServer } from './helpers/harness.js';
+import { buildArchive, localStore, startServer, storedFile, storedPaths, type TestServer } from './helpers/harness.js';
 import { buildZip, zipFile, zipSymlink } from './helpers/zip-writer.js';
 
 async function tarGz(
@@ -48,10 +48,17 @@ describe('projects', () => {
   it('stores a tar.gz and a zip project, lists and describes them', async () => {
     const a = await s.putProject('alpha', { 'a.txt': 'A\n' }, 'tar.gz');
     expect(a.status).to.equal(201);
-    expect(a.body).to.include({ project_id: 'alpha', format: 'tar.gz', cached: true });
+    // Either archive format is stored as layers.
+    expect(a.body).to.include({ project_id: 'alpha', format: 'layers', cached: true });
     const b = await s.putProject('beta', { 'b/b.txt': 'B\n' }, 'zip');
     expect(b.status).to.equal(201);
-    expect(b.body.format).to.equal('zip');
+    expect(b.body.format).to.equal('layers');
+    expect(await storedArchives(s.dataDir)).to.deep.equal(['alpha.layers.json', 'beta.layers.json', 'layers']);
+    const store = await localStore(join(s.dataDir, 'store'));
+    expect(await storedPaths(store, 'alpha')).to.deep.equal(['a.txt']);
+    expect(await storedFile(store, 'alpha', 'a.txt')).to.equal('A\n');
+    expect(await storedPaths(store, 'beta')).to.deep.equal(['b/', 'b/b.txt']);
+    expect(await storedFile(store, 'beta', 'b/b.txt')).to.equal('B\n');
     const list = await s.api('/projects');
     expect(list.body.projects.map((p: { project_id: string; cached: boolean }) => [p.project_id, p.cached])).to.deep.equal([
       ['alpha', true],
@@ -63,6 +70,7 @@ describe('projects', () => {
     expect(Date.parse(info.body.cache.last_access)).to.be.a('number').and.not.NaN;
     const read = await s.api('/file/read', { project_id: 'beta', path: 'b/b.txt' });
     expect(read.body.content).to.equal('B\n');
+    expect((await s.api('/file/read', { project_id: 'alpha', path: 'a.txt' })).body.content).to.equal('A\n');
   });
 
   it('extracts on first use a project placed in the store while the server was down', async () => {
@@ -92,10 +100,14 @@ describe('projects', () => {
     expect((await s.api('/file/read', { project_id: 'p', path: 'v.txt' })).body.content).to.equal('1');
     const replaced = await s.api('/projects/p?replace=true', await buildArchive({ 'w.txt': '3' }, 'zip'), { method: 'PUT' });
     expect(replaced.status).to.equal(200);
-    expect(replaced.body.format).to.equal('zip');
+    expect(replaced.body.format).to.equal('layers');
     expect((await s.api('/file/read', { project_id: 'p', path: 'w.txt' })).body.content).to.equal('3');
     expect((await s.api('/file/read', { project_id: 'p', path: 'v.txt' })).status).to.equal(404);
-    expect(await storedArchives(s.dataDir)).to.deep.equal(['p.zip']);
+    // The manifest alone names the project (layers/ keeps both uploads' data until collection), and it is the new one.
+    expect(await storedArchives(s.dataDir)).to.deep.equal(['layers', 'p.layers.json']);
+    const store = await localStore(join(s.dataDir, 'store'));
+    expect(await storedPaths(store, 'p')).to.deep.equal(['w.txt']);
+    expect(await storedFile(store, 'p', 'w.txt')).to.equal('3');
   });
 
   it('refuses an invalid project id', async () => {

@@ -10,9 +10,9 @@ import { Agent, createServer, type IncomingMessage, request, type Server } from 
 import { join, relative } from 'node:path';
 import type { ContainerClient } from '@azure/storage-blob';
 import { expect } from 'chai';
-import { type Azurite, blobFile, containerClient, startAzurite, uniqueContainerName } from './helpers/azurite.js';
+import { type Azurite, azureStore, containerClient, startAzurite, uniqueContainerName } from './helpers/azurite.js';
 import { type ChildServer, startChild } from './helpers/child-server.js';
-import { authHeaders, buildArchive, startServer, type TestServer, tempDir } from './helpers/harness.js';
+import { authHeaders, buildArchive, startServer, storedFile, type TestServer, tempDir } from './helpers/harness.js';
 import { closedPort, exists } from './helpers/probes.js';
 import { buildTarGz } from './helpers/tar-writer.js';
 import { buildZip, zipFile, zipSymlink } from './helpers/zip-writer.js';
@@ -367,6 +367,7 @@ describe('projects: materializing from Azure Blob Storage (Azurite)', function (
       });
       const name = uniqueContainerName('crash');
       const container = containerClient(azurite, name);
+      const store = await azureStore(azurite, name);
       const config = { dataDir, store: { backend: 'azure', azure: { connectionString: azurite.connectionString, container: name } }, ...SMALL };
 
       const first = await startChild(config);
@@ -379,7 +380,7 @@ describe('projects: materializing from Azure Blob Storage (Azurite)', function (
       first.child.kill('SIGKILL');
       expect(await first.exited, 'killed by a signal, not exited').to.equal(null);
       expect(first.child.signalCode).to.equal('SIGKILL');
-      expect(await blobFile(container, 'p.tar.gz', 'a.txt'), 'the store still holds the old content').to.equal('old\n');
+      expect(await storedFile(store, 'p', 'a.txt'), 'the store still holds the old content').to.equal('old\n');
 
       const second = await startChild(config);
       children.push(second);
@@ -393,11 +394,15 @@ describe('projects: materializing from Azure Blob Storage (Azurite)', function (
       const saved = await call(second.url, '/projects/p/save', {});
       expect(saved.status, JSON.stringify(saved.body)).to.equal(200);
       expect(saved.body).to.include({ saved: true, dirty: false });
-      expect(await blobFile(container, 'p.tar.gz', 'a.txt')).to.equal('new\n');
-      expect(await blobFile(container, 'p.tar.gz', 'b.txt')).to.equal('same\n');
+      expect(saved.body.checkpoint_id).to.be.a('string');
+      expect(await storedFile(store, 'p', 'a.txt')).to.equal('new\n');
+      expect(await storedFile(store, 'p', 'b.txt')).to.equal('same\n');
       const names: string[] = [];
       for await (const b of container.listBlobsFlat()) names.push(b.name);
-      expect(names, 'a plain save, no conflict copy').to.deep.equal(['p.tar.gz']);
+      expect(
+        names.filter((n) => !n.startsWith('layers/')),
+        'a plain save, no conflict copy',
+      ).to.deep.equal(['p.layers.json']);
 
       second.child.kill('SIGTERM');
       expect(await second.exited).to.equal(0);

@@ -2,11 +2,13 @@ import { execFileSync } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { startServer, type TestServer } from './helpers/harness.js';
+import { localStore, startServer, storedPaths, type TestServer } from './helpers/harness.js';
 
 describe('project tools: create, save, delete', () => {
   let s: TestServer;
   const stored = async (): Promise<string[]> => (await readdir(join(s.dataDir, 'store'))).filter((n) => !n.startsWith('.')).sort();
+  /** What names projects in the store: manifests and archives (layer data in layers/ stays until collection). */
+  const projectsStored = async (): Promise<string[]> => (await stored()).filter((n) => n !== 'layers');
   const post = (path: string, body: unknown = {}) => s.api(path, body);
   const del = (path: string) => s.api(path, undefined, { method: 'DELETE' });
 
@@ -18,9 +20,10 @@ describe('project tools: create, save, delete', () => {
   it('creates an empty project, stored and cached, and refuses to create it twice', async () => {
     const r = await post('/projects/fresh');
     expect(r.status, JSON.stringify(r.body)).to.equal(200);
-    expect(r.body).to.include({ project_id: 'fresh', format: 'tar.gz', cached: true, dirty: false });
+    expect(r.body).to.include({ project_id: 'fresh', format: 'layers', cached: true, dirty: false });
     expect(await readdir(join(s.dataDir, 'projects', 'fresh'))).to.deep.equal([]);
-    expect(await stored()).to.deep.equal(['fresh.tar.gz']);
+    expect(await projectsStored()).to.deep.equal(['fresh.layers.json']);
+    expect(await storedPaths(await localStore(join(s.dataDir, 'store')), 'fresh')).to.deep.equal([]);
     const w = await s.api('/file/write', { project_id: 'fresh', path: 'a.txt', content: 'A\n' });
     expect(w.status).to.equal(200);
     const again = await post('/projects/fresh', { git_init: true });
@@ -72,7 +75,7 @@ describe('project tools: create, save, delete', () => {
     const forced = await del('/projects/u?force=true');
     expect(forced.status, JSON.stringify(forced.body)).to.equal(200);
     expect(forced.body).to.deep.equal({ project_id: 'u', archive_deleted: true, copy_discarded: true, unsaved_discarded: true });
-    expect(await stored()).to.deep.equal([]);
+    expect(await projectsStored()).to.deep.equal([]);
     expect(await readdir(join(s.dataDir, 'projects'))).to.deep.equal([]);
     expect((await s.api('/projects/u')).status).to.equal(404);
     expect((await s.api('/file/read', { project_id: 'u', path: 'keep.txt' })).status).to.equal(404);
@@ -83,7 +86,7 @@ describe('project tools: create, save, delete', () => {
     const r = await del('/projects/c');
     expect(r.status).to.equal(200);
     expect(r.body).to.include({ archive_deleted: true, copy_discarded: true, unsaved_discarded: false });
-    expect(await stored()).to.deep.equal([]);
+    expect(await projectsStored()).to.deep.equal([]);
   });
 
   it('refuses to delete a project with a running command unless forced, which cancels it', async () => {

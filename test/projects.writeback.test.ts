@@ -7,8 +7,9 @@ import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { expect } from 'chai';
-import { type Azurite, blobFile, startAzurite } from './helpers/azurite.js';
-import { buildArchive, readFromArchive, startServer, type TestServer, tempDir } from './helpers/harness.js';
+import type { ProjectStore } from '../lib/store/project-store.js';
+import { type Azurite, azureStore, blobFile, startAzurite } from './helpers/azurite.js';
+import { buildArchive, localStore, startServer, storedFile, type TestServer, tempDir, uploadAsAnotherWriter } from './helpers/harness.js';
 
 describe('projects: write-back to Azure Blob Storage (Azurite)', function () {
   this.timeout(60_000);
@@ -28,8 +29,8 @@ describe('projects: write-back to Azure Blob Storage (Azurite)', function () {
     for (const s of servers.splice(0)) await s.close({ force: true });
   });
 
-  /** A server on a fresh container; returns it and the container. */
-  async function azureServer(extra: Record<string, unknown> = {}): Promise<{ s: TestServer; container: ContainerClient }> {
+  /** A server on a fresh container; returns it, the container and a store client of it (to read projects as stored). */
+  async function azureServer(extra: Record<string, unknown> = {}): Promise<{ s: TestServer; container: ContainerClient; store: ProjectStore }> {
     const name = `wb-${process.pid}-${++seq}`;
     const s = await startServer({
       store: { backend: 'azure', azure: { connectionString: azurite.connectionString, container: name }, ...((extra.store as object) ?? {}) },
@@ -37,7 +38,7 @@ describe('projects: write-back to Azure Blob Storage (Azurite)', function () {
       ...Object.fromEntries(Object.entries(extra).filter(([k]) => k !== 'store')),
     });
     servers.push(s);
-    return { s, container: service.getContainerClient(name) };
+    return { s, container: service.getContainerClient(name), store: await azureStore(azurite, name) };
   }
 
   async function blobNames(container: ContainerClient): Promise<string[]> {
@@ -46,12 +47,18 @@ describe('projects: write-back to Azure Blob Storage (Azurite)', function () {
     return names.sort();
   }
 
+  /** The blob names that are not layer data (layers stay until collection, which these tests do not run). */
+  async function projectBlobs(container: ContainerClient): Promise<string[]> {
+    return (await blobNames(container)).filter((n) => !n.startsWith('layers/'));
+  }
+
   for (const format of ['tar.gz', 'zip'] as const) {
     it(`an edit survives eviction: the next request re-materializes from Blob and shows it (${format})`, async () => {
-      const { s, container } = await azureServer();
+      const { s, container, store } = await azureServer();
       expect((await s.putProject('p', { 'src/a.txt': 'one\n', 'b.txt': 'keep\n' }, format)).status).to.equal(201);
       const uploaded = (await s.api('/projects/p')).body;
-      expect(uploaded).to.include({ cached: true, dirty: false });
+      // Whatever archive format it came in, an upload is stored as layers.
+      expect(uploaded).to.include({ cached: true, dirty: false, format: 'layers' });
 
       const edit = await s.api('/file/edit', { project_id: 'p', path: 'src/a.txt', old_str: 'one', new_str: 'two' });
       expect(edit.status, JSON.stringify(edit.body)).to.equal(200);
@@ -61,10 +68,15 @@ describe('projects: write-back to Azure Blob Storage (Azurite)', function () {
       expect(evicted.status, JSON.stringify(evicted.body)).to.equal(200);
       expect(evicted.body).to.deep.equal({ project_id: 'p', evicted: true });
       const after = (await s.api('/projects/p')).body;
-      expect(after).to.include({ cached: false, dirty: false, format });
+      expect(after).to.include({ cached: false, dirty: false, format: 'layers' });
       expect(after.etag).to.not.equal(uploaded.etag);
-      expect(await blobNames(container)).to.deep.equal([`p.${format}`]);
-      expect(await blobFile(container, `p.${format}`, 'src/a.txt')).to.equal('two\n');
+      // The manifest and no archive; the upload's base layer and the save's delta, each data and index.
+      expect(await projectBlobs(container)).to.deep.equal(['p.layers.json']);
+      const layers = (await blobNames(container)).filter((n) => n.startsWith('layers/'));
+      expect(layers).to.have.length(4);
+      for (const n of layers) expect(n).to.match(/^layers\/[0-9a-f]{64}\.(tar|json)\.gz$/);
+      expect(await storedFile(store, 'p', 'src/a.txt')).to.equal('two\n');
+      expect(await storedFile(store, 'p', 'b.txt')).to.equal('keep\n');
 
       const read = await s.api('/file/read', { project_id: 'p', path: 'src/a.txt' });
       expect(read.status).to.equal(200);
@@ -75,37 +87,59 @@ describe('projects: write-back to Azure Blob Storage (Azurite)', function () {
     });
   }
 
-  it('a save that lost a race overwrites nothing: 409 names the blob and the conflict copy, both exist', async () => {
-    const { s, container } = await azureServer();
-    await s.putProject('p', { 'a.txt': 'base\n' });
-    await s.api('/file/write', { project_id: 'p', path: 'a.txt', content: 'mine\n' });
-    // Another writer replaces the blob behind this server's back.
-    const theirs = await buildArchive({ 'a.txt': 'theirs\n' });
-    const put = await container.getBlockBlobClient('p.tar.gz').uploadData(theirs);
+  /** Other writers that change the project behind the server's back; each resolves with the ETag the store then reports. */
+  const rivals: { name: string; write(store: ProjectStore, container: ContainerClient): Promise<{ etag: string; archive: string | null }> }[] = [
+    {
+      name: 'another toolhost stores the project (its manifest changes)',
+      write: async (store) => ({ etag: await uploadAsAnotherWriter(store, 'p', { 'a.txt': 'theirs\n' }), archive: null }),
+    },
+    {
+      name: 'an operator drops a newer plain archive over it (the newer one is the project)',
+      write: async (store, container) => {
+        // Blob times have whole seconds and a tie goes to the manifest: drop the archive in a later second.
+        const manifestAt = Date.parse((await store.stat('p'))!.modifiedAt);
+        while (Date.now() < manifestAt + 1100) await new Promise((r) => setTimeout(r, 100));
+        const put = await container.getBlockBlobClient('p.tar.gz').uploadData(await buildArchive({ 'a.txt': 'theirs\n' }));
+        expect((await store.stat('p'))!.format, 'the dropped archive is the project now').to.equal('tar.gz');
+        return { etag: put.etag!, archive: 'p.tar.gz' };
+      },
+    },
+  ];
+  for (const rival of rivals) {
+    it(`a save that lost a race overwrites nothing: 409 names the stored project and the conflict copy, both exist (${rival.name})`, async () => {
+      const { s, container, store } = await azureServer();
+      await s.putProject('p', { 'a.txt': 'base\n' });
+      await s.api('/file/write', { project_id: 'p', path: 'a.txt', content: 'mine\n' });
+      const theirs = await rival.write(store, container);
 
-    const saved = await s.api('/projects/p/save', {});
-    expect(saved.status, JSON.stringify(saved.body)).to.equal(409);
-    const { error } = saved.body;
-    expect(error.code).to.equal('save_conflict');
-    expect(error.blob).to.equal('p.tar.gz');
-    expect(error.conflict_blob).to.match(/^p\.conflict-\d{8}T\d{9}Z\.tar\.gz$/);
-    expect(error.current_etag).to.equal(put.etag);
-    expect(error.message).to.include(error.conflict_blob);
+      const saved = await s.api('/projects/p/save', {});
+      expect(saved.status, JSON.stringify(saved.body)).to.equal(409);
+      const { error } = saved.body;
+      expect(error.code).to.equal('save_conflict');
+      // The copy came from the layered project, so that is the one named.
+      expect(error.blob).to.equal('p.layers.json');
+      expect(error.conflict_blob).to.match(/^p\.conflict-\d{8}T\d{9}Z\.tar\.gz$/);
+      expect(error.current_etag).to.equal(theirs.etag);
+      expect(error.message).to.include(error.conflict_blob);
 
-    expect(await blobNames(container)).to.deep.equal([error.conflict_blob, 'p.tar.gz']);
-    expect(await blobFile(container, 'p.tar.gz', 'a.txt')).to.equal('theirs\n');
-    expect(await blobFile(container, error.conflict_blob, 'a.txt')).to.equal('mine\n');
-    // The conflict copy is not a project of its own.
-    expect((await s.api('/projects')).body.projects.map((p: { project_id: string }) => p.project_id)).to.deep.equal(['p']);
-    // The work is in the store (as the conflict copy), so the copy counts as saved: it says so, and the merged
-    // result can be uploaded over it as the message advises.
-    const info = (await s.api('/projects/p')).body;
-    expect(info.dirty).to.equal(false);
-    expect(info.cache.last_conflict.conflict_blob).to.equal(error.conflict_blob);
-    const merged = await s.api('/projects/p?replace=true', await buildArchive({ 'a.txt': 'merged\n' }), { method: 'PUT' });
-    expect(merged.status, JSON.stringify(merged.body)).to.equal(200);
-    expect((await s.api('/file/read', { project_id: 'p', path: 'a.txt' })).body.content).to.equal('merged\n');
-  });
+      expect(await projectBlobs(container)).to.deep.equal([error.conflict_blob, 'p.layers.json', ...(theirs.archive ? [theirs.archive] : [])]);
+      expect(await storedFile(store, 'p', 'a.txt')).to.equal('theirs\n');
+      expect((await store.stat('p'))!.etag, "the other writer's version is still the project").to.equal(theirs.etag);
+      expect(await blobFile(container, error.conflict_blob, 'a.txt')).to.equal('mine\n');
+      // The conflict copy is not a project of its own.
+      expect((await s.api('/projects')).body.projects.map((p: { project_id: string }) => p.project_id)).to.deep.equal(['p']);
+      // The work is in the store (as the conflict copy), so the copy counts as saved: it says so, and the merged
+      // result can be uploaded over it as the message advises.
+      const info = (await s.api('/projects/p')).body;
+      expect(info.dirty).to.equal(false);
+      expect(info.cache.last_conflict.conflict_blob).to.equal(error.conflict_blob);
+      const merged = await s.api('/projects/p?replace=true', await buildArchive({ 'a.txt': 'merged\n' }), { method: 'PUT' });
+      expect(merged.status, JSON.stringify(merged.body)).to.equal(200);
+      expect((await s.api('/file/read', { project_id: 'p', path: 'a.txt' })).body.content).to.equal('merged\n');
+      expect(await storedFile(store, 'p', 'a.txt')).to.equal('merged\n');
+      expect(await projectBlobs(container)).to.deep.equal([error.conflict_blob, 'p.layers.json']);
+    });
+  }
 
   it('GET /projects/:id reports cached, dirty, size, last access, source ETag and last save; a clean save uploads nothing', async () => {
     const { s } = await azureServer();
@@ -132,18 +166,18 @@ describe('projects: write-back to Azure Blob Storage (Azurite)', function () {
   });
 
   it('packing leaves out store.exclude patterns and keeps .git', async () => {
-    const { s, container } = await azureServer({ store: { exclude: ['node_modules/', '*.log'] } });
+    const { s, store } = await azureServer({ store: { exclude: ['node_modules/', '*.log'] } });
     await s.putProject('p', { 'a.txt': 'x\n', '.git/HEAD': 'ref: refs/heads/main\n' });
     await s.api('/execute', { project_id: 'p', command: 'mkdir -p node_modules/m && echo m > node_modules/m/i.js && echo l > build.log && echo y > b.txt' });
     expect((await s.api('/projects/p/save', {})).status).to.equal(200);
-    expect(await blobFile(container, 'p.tar.gz', 'b.txt')).to.equal('y\n');
-    expect(await blobFile(container, 'p.tar.gz', '.git/HEAD')).to.equal('ref: refs/heads/main\n');
-    expect(await blobFile(container, 'p.tar.gz', 'node_modules/m/i.js')).to.equal(null);
-    expect(await blobFile(container, 'p.tar.gz', 'build.log')).to.equal(null);
+    expect(await storedFile(store, 'p', 'b.txt')).to.equal('y\n');
+    expect(await storedFile(store, 'p', '.git/HEAD')).to.equal('ref: refs/heads/main\n');
+    expect(await storedFile(store, 'p', 'node_modules/m/i.js')).to.equal(null);
+    expect(await storedFile(store, 'p', 'build.log')).to.equal(null);
   });
 
   it('a symlink leading outside the project is left out of the save (named in the answer), so the project still loads', async () => {
-    const { s, container } = await azureServer();
+    const { s, store } = await azureServer();
     await s.putProject('p', { 'a.txt': 'x\n' });
     await s.api('/execute', { project_id: 'p', command: 'mkdir venv && ln -s /usr/bin/env venv/python && ln -s ../../x venv/up && ln -s ../a.txt venv/ok' });
     const saved = await s.api('/projects/p/save', {});
@@ -153,11 +187,11 @@ describe('projects: write-back to Azure Blob Storage (Azurite)', function () {
     const listed = await s.api('/file/list', { project_id: 'p', path: 'venv' });
     expect(listed.status, JSON.stringify(listed.body)).to.equal(200);
     expect(listed.body.entries.map((e: { path: string }) => e.path)).to.deep.equal(['venv/ok']);
-    expect(await blobFile(container, 'p.tar.gz', 'venv/ok')).to.equal('x\n');
+    expect(await storedFile(store, 'p', 'venv/ok')).to.equal('x\n');
   });
 
   it('refuses a save that could not be loaded again (a bomb-like file, a name with a backslash): 422, the copy stays dirty', async () => {
-    const { s, container } = await azureServer({ archive: { maxRatio: 10 } });
+    const { s, store } = await azureServer({ archive: { maxRatio: 10 } });
     await s.putProject('p', { 'a.txt': 'x\n' });
     await s.api('/execute', { project_id: 'p', command: 'head -c 4194304 /dev/zero > zeros.bin' });
     const bomb = await s.api('/projects/p/save', {});
@@ -175,16 +209,16 @@ describe('projects: write-back to Azure Blob Storage (Azurite)', function () {
     expect(named.body.error.message).to.include('back\\slash.txt');
     expect((await s.api('/projects/p/cache', undefined, { method: 'DELETE' })).status).to.equal(422);
     expect((await s.api('/projects/p')).body).to.include({ cached: true, dirty: true });
-    expect(await blobFile(container, 'p.tar.gz', 'a.txt')).to.equal('x\n');
+    expect(await storedFile(store, 'p', 'a.txt')).to.equal('x\n');
   });
 
   it('graceful shutdown writes dirty projects back', async () => {
-    const { s, container } = await azureServer();
+    const { s, store } = await azureServer();
     await s.putProject('p', { 'a.txt': 'before\n' });
     await s.api('/file/write', { project_id: 'p', path: 'a.txt', content: 'after\n' });
     servers.splice(servers.indexOf(s), 1);
     await s.close();
-    expect(await blobFile(container, 'p.tar.gz', 'a.txt')).to.equal('after\n');
+    expect(await storedFile(store, 'p', 'a.txt')).to.equal('after\n');
   });
 
   it('save and evict answer 404 for an unknown project and 400 for a bad id', async () => {
@@ -229,7 +263,7 @@ describe('projects: the janitor (local store, controlled clock)', function () {
       ((await s.api('/projects')).body.projects as { project_id: string; cached: boolean }[]).map((p) => [p.project_id, p.cached]),
     );
     expect(cached).to.deep.equal({ busy: true, idle: false, recent: true });
-    expect(await readFromArchive(join(s.dataDir, 'store', 'idle.tar.gz'), 'a.txt')).to.equal('changed\n');
+    expect(await storedFile(await localStore(join(s.dataDir, 'store')), 'idle', 'a.txt')).to.equal('changed\n');
     await s.api(`/jobs/${job.body.job_id}`, undefined, { method: 'DELETE' });
   });
 
@@ -281,7 +315,7 @@ describe('projects: the janitor (local store, controlled clock)', function () {
     const retried = await s.sup.runJanitor();
     expect(retried.evicted).to.deep.equal(['p']);
     expect((await s.api('/health')).body).to.deep.include({ status: 'ok', writeback: { failing: [] } });
-    expect(await readFromArchive(join(store, 'p.tar.gz'), 'a.txt')).to.equal('v2\n');
+    expect(await storedFile(await localStore(store), 'p', 'a.txt')).to.equal('v2\n');
   });
 
   it('a command that arrives while the project is being replaced never works in the copy the replacement deletes', async () => {
@@ -351,7 +385,7 @@ describe('projects: the janitor (local store, controlled clock)', function () {
         const saved = await second.api('/projects/p/save', {});
         expect(saved.status, JSON.stringify(saved.body)).to.equal(200);
         expect(saved.body).to.include({ saved: true, dirty: false });
-        expect(await readFromArchive(join(dataDir, 'store', 'p.tar.gz'), 'a.txt')).to.equal('v2\n');
+        expect(await storedFile(await localStore(join(dataDir, 'store')), 'p', 'a.txt')).to.equal('v2\n');
       } finally {
         await second.sup.close();
       }

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import { AzureBlobStore } from '../../lib/store/azure-store.js';
+import type { ProjectStore } from '../../lib/store/project-store.js';
 import { AZURITE_ARGS } from '../../scripts/azurite-args.js';
 import { readFromArchive, tempDir } from './harness.js';
 
@@ -88,6 +90,16 @@ export function containerClient(azurite: Azurite, name: string): ContainerClient
   return BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(name);
 }
 
+/**
+ * A store client of container `name` of the emulator (toolhost's own AzureBlobStore), to read projects as stored
+ * (with `storedFile` of harness.ts) or to write as another toolhost would.
+ */
+export async function azureStore(azurite: Azurite, name: string): Promise<ProjectStore> {
+  const store = new AzureBlobStore({ connectionString: azurite.connectionString, container: name });
+  await store.init();
+  return store;
+}
+
 /** A container name no other test uses (3-63 lowercase letters, digits, hyphens). */
 export function uniqueContainerName(prefix = 'test'): string {
   return `${prefix}-${randomBytes(6).toString('hex')}`;
@@ -136,7 +148,10 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
-/** Downloads a blob and reads one file out of the archive it holds (null when the archive lacks it). */
+/**
+ * Downloads a blob holding one plain archive (a conflict copy, an archive planted by hand) and reads one file out
+ * of it (null when the archive lacks it). For a project as stored (layers or archive), use `storedFile`.
+ */
 export async function blobFile(container: ContainerClient, blob: string, path: string): Promise<string | null> {
   const dir = await tempDir('toolhost-blob-');
   try {

@@ -3,13 +3,17 @@
  * and project archives built from a file map with the real `tar` and `zip` commands.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from '../../config/load.js';
 import type { Config } from '../../config/schema.js';
 import { extractArchive } from '../../lib/archive/extract.js';
+import type { ArchiveLimits } from '../../lib/archive/types.js';
+import { materializeLayers, uploadLayers } from '../../lib/layers/ops.js';
+import { LocalStore } from '../../lib/store/local-store.js';
+import type { ProjectStore } from '../../lib/store/project-store.js';
 import type { Logger } from '../../supervisor/logger.js';
 import { type Supervisor, startSupervisor } from '../../supervisor/supervisor.js';
 
@@ -148,6 +152,97 @@ export async function readFromArchive(file: string, path: string): Promise<strin
     const format = file.endsWith('.zip') ? 'zip' : 'tar.gz';
     await extractArchive({ file, format, dest: join(dir, 'x'), limits: { maxEntries: 100_000, maxTotalBytes: 2 ** 32, maxRatio: 1000 } });
     return await readFile(join(dir, 'x', path), 'utf8').catch(() => null);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Limits generous enough for any test project, for reading what a store holds. */
+const CHECK_LIMITS: ArchiveLimits = { maxEntries: 100_000, maxTotalBytes: 2 ** 32, maxRatio: 1000 };
+
+/** A {@link LocalStore} on `dir` (a server's `<dataDir>/store`), to look at what it holds behind its back. */
+export async function localStore(dir: string): Promise<ProjectStore> {
+  const store = new LocalStore(dir);
+  await store.init();
+  return store;
+}
+
+/**
+ * Loads project `id` as `store` holds it (its layers when the manifest is the project, else its plain archive)
+ * into a temp folder with toolhost's own code, runs `fn` on that folder and removes it. Throws when the store
+ * does not hold the project.
+ */
+export async function withStoredProject<T>(store: ProjectStore, id: string, fn: (root: string) => Promise<T>): Promise<T> {
+  const dir = await tempDir('toolhost-stored-');
+  try {
+    const root = join(dir, 'x');
+    const stat = await store.stat(id);
+    if (!stat) throw new Error(`the store holds no project "${id}"`);
+    if (stat.format === 'layers') {
+      const got = await materializeLayers({ store, limits: CHECK_LIMITS, owner: () => null }, id, root, join(dir, 'state'));
+      if (!got) throw new Error(`project "${id}" lost its manifest while it was read`);
+    } else {
+      const loaded = await store.load(id, dir);
+      if (loaded.kind === 'stream') {
+        await extractArchive({ stream: { body: loaded.stream, size: loaded.size }, format: loaded.format, dest: root, limits: CHECK_LIMITS });
+      } else {
+        try {
+          await extractArchive({ file: loaded.file, format: loaded.format, dest: root, limits: CHECK_LIMITS });
+        } finally {
+          await loaded.release();
+        }
+      }
+    }
+    return await fn(root);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** One file of project `id` as `store` holds it (see {@link withStoredProject}); null when the project lacks it. */
+export function storedFile(store: ProjectStore, id: string, path: string): Promise<string | null> {
+  return withStoredProject(store, id, (root) => readFile(join(root, path), 'utf8').catch(() => null));
+}
+
+/** The paths of project `id` as `store` holds it, at any depth, "/"-separated and sorted (folders end in "/"). */
+export function storedPaths(store: ProjectStore, id: string): Promise<string[]> {
+  return withStoredProject(store, id, async (root) => {
+    const found: string[] = [];
+    const walk = async (rel: string): Promise<void> => {
+      for (const e of await readdir(join(root, rel), { withFileTypes: true })) {
+        const path = rel ? `${rel}/${e.name}` : e.name;
+        if (e.isDirectory()) {
+          found.push(`${path}/`);
+          await walk(path);
+        } else found.push(path);
+      }
+    };
+    await walk('');
+    return found.sort();
+  });
+}
+
+/**
+ * Stores `files` as project `id` the way another toolhost's upload would (a new base layer, then the manifest,
+ * conditional on the one it read): another writer, behind a server's back. Resolves with the manifest's new ETag.
+ */
+export async function uploadAsAnotherWriter(store: ProjectStore, id: string, files: FileMap): Promise<string> {
+  const dir = await tempDir('toolhost-writer-');
+  try {
+    const root = join(dir, 'root');
+    await mkdir(root);
+    await writeTree(root, files);
+    const task = {
+      id,
+      root,
+      exclude: [],
+      scratch: dir,
+      statePath: join(dir, 'state'),
+      recordAs: 'upload' as const,
+      create: false,
+      keep: { count: 100, maxAgeHours: 168 },
+    };
+    return (await uploadLayers({ store, limits: CHECK_LIMITS, owner: () => null }, task)).etag;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
