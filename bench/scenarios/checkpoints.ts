@@ -100,7 +100,10 @@ export const checkpoints: Scenario = {
     'Checkpoint + restore: after a checkpoint, 2 files changed and 1 added, then POST /projects/:id/checkpoints and POST .../checkpoints/<first>/restore, timed together (best of 2). ' +
     'Cold start after 50 one-file saves (the eviction compacts the chain past checkpoints.maxLayers = 16) vs a cold start of the same tree packed with tar czf and PUT under another id (best of 2 each, alternating). ' +
     'Autosave: 100 projects of 10 MiB / 1,000 files (one upload and 99 forks, each extracted), each with one 2 KiB change, saved one after another; CPU time (utime + stime of the supervisor process, all threads, /proc) vs the same round with every copy-state file deleted (full re-pack).',
-  async run(ctx) {
+  async run(outer) {
+    // Each progress line says when it came, so a slow phase shows in the log even if the run is cut short.
+    const t0 = performance.now();
+    const ctx = { ...outer, log: (m: string) => outer.log(`${((performance.now() - t0) / 1000).toFixed(0)} s: ${m}`) };
     const sizes = sizesFor(ctx.smoke);
     const big = await makeProject(ctx, 'big', sizes.big);
     const small = await makeProject(ctx, 'small', sizes.small);
@@ -132,14 +135,17 @@ async function localFigures(ctx: ScenarioContext, sizes: Sizes, p: { big: Projec
 
     ctx.log('saves');
     const saves = await saveRounds(sup, th, manifests, sizes.saveReps);
+    ctx.log(`save ms: incremental ${fmtList(saves.incremental.ms)}, full ${fmtList(saves.full.ms)}; cold start ms ${fmtList(cold)}`);
     ctx.log('forks');
     const forks = await forkRounds(th, sizes.forks);
     ctx.log('checkpoint + restore');
     const restores = await restoreRounds(th, p.big, sizes.restoreReps);
+    ctx.log(`fork ms: big ${fmtList(forks.big)}, small ${fmtList(forks.small)}; checkpoint + restore ms ${fmtList(restores.ms)}`);
     ctx.log(`${sizes.chainSaves} one-file saves, then cold starts`);
     const chain = await chainRounds(ctx, sup, th, manifests, p.big, sizes);
+    ctx.log(`cold start ms: after saves ${fmtList(chain.layered)}, fresh ${fmtList(chain.fresh)}`);
     ctx.log(`autosave round over ${sizes.autoProjects} projects`);
-    const autosave = await autosaveRounds(sup, th, p.auto, sizes.autoProjects);
+    const autosave = await autosaveRounds(ctx, sup, th, p.auto, sizes.autoProjects);
 
     const size = `${mib(p.big.tree.bytes).toFixed(0)} MiB`;
     return [
@@ -378,10 +384,12 @@ async function chainRounds(
   sizes: Sizes,
 ): Promise<ChainSamples> {
   const step = Math.floor(big.others.length / sizes.chainSaves);
+  const saveMs: number[] = [];
   for (let i = 0; i < sizes.chainSaves; i++) {
     await write(th, BIG, big.others[i * step]!, sourceFile(5000 + i, 2 * KIB));
-    await save(th, BIG);
+    saveMs.push(await timeOnce(() => save(th, BIG)));
   }
+  ctx.log(`${sizes.chainSaves} saves, median ${median(saveMs).toFixed(0)} ms`);
   // The same tree, packed by the system's tar from the clean working copy (it equals the head), uploaded anew.
   const archive = join(ctx.tmp, 'fresh.tar.gz');
   await buildArchive(join(sup.dataDir, 'projects', BIG), archive, 'tar.gz');
@@ -416,7 +424,13 @@ interface Round {
 }
 
 /** The autosave-like rounds: every project changed, then all saved one after another, incremental then full. */
-async function autosaveRounds(sup: SupervisorProcess, th: JsonClient, auto: Project, count: number): Promise<{ incremental: Round; full: Round }> {
+async function autosaveRounds(
+  ctx: ScenarioContext,
+  sup: SupervisorProcess,
+  th: JsonClient,
+  auto: Project,
+  count: number,
+): Promise<{ incremental: Round; full: Round }> {
   const ids = Array.from({ length: count }, (_, i) => `ck-auto-${i}`);
   await th.putFile(`/projects/${ids[0]}`, auto.archive);
   await read(th, ids[0]!, auto.textFile);
@@ -425,8 +439,8 @@ async function autosaveRounds(sup: SupervisorProcess, th: JsonClient, auto: Proj
   const dirtyAll = async (): Promise<void> => {
     for (const id of ids) await write(th, id, CHANGED, sourceFile(6000 + change++, 2 * KIB));
   };
-  await dirtyAll(); // extracts each fork's working copy
-  for (const id of ids) await save(th, id);
+  for (const id of ids) await read(th, id, auto.textFile); // extracts each fork's working copy
+  ctx.log('projects ready');
   const round = async (full: boolean): Promise<Round> => {
     await dirtyAll();
     if (full) for (const id of ids) await forgetState(sup, id);
@@ -438,7 +452,9 @@ async function autosaveRounds(sup: SupervisorProcess, th: JsonClient, auto: Proj
     return { ms: performance.now() - t0, cpu: cpuSeconds(sup.pid) - cpu0, bytes };
   };
   const incremental = await round(false);
+  ctx.log(`incremental round: ${incremental.cpu.toFixed(2)} s CPU, ${(incremental.ms / 1000).toFixed(1)} s`);
   const full = await round(true);
+  ctx.log(`full round: ${full.cpu.toFixed(2)} s CPU, ${(full.ms / 1000).toFixed(1)} s`);
   return { incremental, full };
 }
 
