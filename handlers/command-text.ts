@@ -74,6 +74,8 @@ function headline(v: CommandAnswer): string {
       return `timed_out${seconds(v.duration_ms)}: the process tree was killed, ${exit}`;
     case 'cancelled':
       return exit ? `cancelled${seconds(v.duration_ms)}, ${exit}` : 'cancelled before it started';
+    case 'interrupted':
+      return `interrupted${seconds(v.duration_ms)}: the server restarted while it ran; its output up to then is shown; run it again if needed`;
     default:
       return `failed: ${v.error ? `${v.error.code}: ${v.error.message}` : 'the command could not run'}`;
   }

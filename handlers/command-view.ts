@@ -7,7 +7,12 @@
 import { z } from 'zod';
 
 /** Where a command job is in its life. */
-export const commandStatus = z.enum(['queued', 'running', 'completed', 'timed_out', 'cancelled', 'failed']);
+export const commandStatus = z
+  .enum(['queued', 'running', 'completed', 'timed_out', 'cancelled', 'failed', 'interrupted'])
+  .describe(
+    'queued and running are not final; the rest are. interrupted: the server stopped or restarted while the command ran ' +
+      '(or waited); its output up to then is shown; run it again if it is still needed.',
+  );
 export type CommandStatus = z.infer<typeof commandStatus>;
 
 /** True once the job has ended (nothing more will run or be written). */

@@ -3,49 +3,38 @@
  * for new output, stdin, cancel, retention.
  *
  * A command's states (changed only in #finish and started()):
- *   queued -> running -> completed | timed_out | cancelled | failed
- *   queued -> cancelled   (cancelled before it started)
+ *   queued -> running -> completed | timed_out | cancelled | failed | interrupted
+ *   queued -> cancelled | interrupted  (cancelled before it started; a graceful stop ended it)
  *   queued -> failed      (it could not start: unknown project, bad cwd...)
- * Output lives in log files on disk (see lib/process/job-logs.ts); this registry holds only their sizes.
+ *   queued | running -> interrupted   (found so at start: the last server stopped or crashed under it)
+ * Output lives in log files on disk (see lib/process/job-logs.ts); this registry holds only their sizes. Each
+ * record is also kept on disk beside its logs (command-records.ts), so finished jobs outlive a restart.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
 import { type CommandStatus, type CommandView, isFinal, type JobListItem } from '../handlers/command-view.js';
 import type { ExecuteRequest, ExecuteResult } from '../handlers/execute.js';
 import type { ControlMessage, ProgressMessage } from '../handlers/protocol.js';
-import { forClients, type SerializedError, ToolhostError } from '../lib/errors.js';
+import { forClients, ToolhostError } from '../lib/errors.js';
 import type { Job, JobOutcome } from '../lib/jobs.js';
 import { headAndTail, logRegion, type PerStream, pages, type Region, type StreamText } from '../lib/process/command-output.js';
-import { jobLogPaths, jobLogsDir } from '../lib/process/job-logs.js';
+import { jobLogPaths } from '../lib/process/job-logs.js';
+import { CommandRecordFiles, listItem, recordView, type SavedCommand } from './command-records.js';
 import type { Logger } from './logger.js';
 
 type Stream = 'stdout' | 'stderr';
 
-interface CommandRecord {
-  id: string;
-  projectId: string;
-  command: string;
-  stdin: 'null' | 'pipe';
-  background: boolean;
-  /** The characters of output its answers show (max_output_chars, else budgets.outputChars). */
-  budget: number;
-  status: CommandStatus;
-  createdAt: number;
-  startedAt?: number;
-  finishedAt?: number;
-  sizes: Record<Stream, number>;
-  result?: Omit<ExecuteResult, 'stdout' | 'stderr' | 'invalid_utf8'>;
-  error?: SerializedError;
-  port?: MessagePort;
+/** A command's record: what is saved on disk, and what lives only while the server runs. */
+interface CommandRecord extends SavedCommand {
+  port?: MessagePort | undefined;
   cancelRequested: boolean;
-  /** The session of a session exec. */
-  sessionId?: string | undefined;
+  /** A graceful stop ended it: it ends `interrupted`, not `cancelled`. */
+  interruptRequested: boolean;
   /** Input sent before the command started, delivered when it does. */
   pendingInput: ControlMessage[];
   /** Woken on every change (new output, a new status). */
   waiters: Set<() => void>;
-  logsRemoved: boolean;
 }
 
 /** What the registry keeps of a command's request: an /execute's, or a session exec's (no stdin, never background). */
@@ -58,6 +47,7 @@ export class CommandJobs {
   readonly #budgets: () => Config['budgets'];
   readonly #log: Logger;
   readonly #records = new Map<string, CommandRecord>();
+  readonly #files: CommandRecordFiles;
   #sweepTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -65,26 +55,39 @@ export class CommandJobs {
     this.#config = config;
     this.#budgets = budgets;
     this.#log = log;
+    this.#files = new CommandRecordFiles(config.dataDir, log);
   }
 
-  /** Empties the log folder (jobs do not survive a restart, so neither do their logs) and starts the sweeper. */
+  /**
+   * Loads the jobs the last server left (those it did not see end become `interrupted`), forgets those past
+   * jobs.retentionMinutes, and starts the sweeper.
+   */
   async start(): Promise<void> {
-    const dir = jobLogsDir(this.#config.dataDir);
-    await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { recursive: true, mode: 0o700 }); // logs are private: commands run as other uids
+    const loaded = await this.#files.load(Date.now());
+    for (const saved of loaded.records) {
+      this.#records.set(saved.id, { ...saved, cancelRequested: false, interruptRequested: false, pendingInput: [], waiters: new Set() });
+    }
+    if (loaded.records.length > 0 || loaded.removed > 0) {
+      this.#log.info(
+        { jobs: loaded.records.length, interrupted: loaded.interrupted, removed_files: loaded.removed },
+        'command jobs of the last run loaded; those it did not see end are interrupted',
+      );
+    }
+    await this.sweep();
     this.#scheduleSweep();
   }
 
-  /** Stops the sweeper and wakes every waiter. */
+  /** Stops the sweeper, wakes every waiter and lets the records' last writes land. */
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#sweepTimer);
     for (const r of this.#records.values()) this.#wake(r);
+    await this.#files.flush();
   }
 
   /** Registers a command job (an execute, or a session's exec) before it is queued. */
   create(job: Job, req: CommandRequest): void {
-    this.#records.set(job.id, {
+    const r: CommandRecord = {
       id: job.id,
       projectId: job.projectId,
       command: req.command,
@@ -95,16 +98,20 @@ export class CommandJobs {
       createdAt: job.enqueuedAt,
       sizes: { stdout: 0, stderr: 0 },
       cancelRequested: false,
+      interruptRequested: false,
       sessionId: typeof job.payload.session_id === 'string' ? job.payload.session_id : undefined,
       pendingInput: [],
       waiters: new Set(),
       logsRemoved: false,
-    });
+    };
+    this.#records.set(job.id, r);
+    // Its id may be handed out before it starts (background): a crash must not make it job_not_found.
+    void this.#files.save(r);
   }
 
   /** Forgets a job that never made it onto the queue. */
   drop(id: string): void {
-    this.#records.delete(id);
+    if (this.#records.delete(id)) void this.#files.remove(id);
   }
 
   #get(id: string): CommandRecord {
@@ -141,6 +148,8 @@ export class CommandJobs {
     });
     for (const m of r.pendingInput) port.postMessage(m);
     r.pendingInput = [];
+    // The evidence a crash leaves: found "running" at the next start, it is reported interrupted.
+    void this.#files.save(r);
     this.#wake(r);
   }
 
@@ -155,13 +164,13 @@ export class CommandJobs {
     if (!outcome.ok) {
       if (outcome.error.code === 'internal') this.#log.error({ job_id: id, err: outcome.error.message }, 'command failed with an internal error');
       r.error = forClients(outcome.error, this.#config.dataDir, `job id ${id}`);
-      this.#finish(r, outcome.error.code === 'cancelled' || outcome.error.code === 'shutting_down' ? 'cancelled' : 'failed');
+      this.#finish(r, outcome.error.code === 'cancelled' || outcome.error.code === 'shutting_down' ? this.#cancelledStatus(r) : 'failed');
       return undefined;
     }
     const { stdout, stderr, invalid_utf8, ...result } = outcome.value as ExecuteResult;
     r.result = result;
     r.sizes = { stdout: result.stdout_offset, stderr: result.stderr_offset };
-    this.#finish(r, result.timed_out ? 'timed_out' : result.cancelled ? 'cancelled' : 'completed');
+    this.#finish(r, result.timed_out ? 'timed_out' : result.cancelled ? this.#cancelledStatus(r) : 'completed');
     // The handler cut what it held to the call's budget already.
     const held = (s: Stream, text: string): StreamText => ({
       text,
@@ -171,13 +180,18 @@ export class CommandJobs {
       omittedOffset: result.omitted_offset[s],
       invalidUtf8: invalid_utf8[s],
     });
-    return this.#viewOf(r, held('stdout', stdout), held('stderr', stderr));
+    return recordView(r, held('stdout', stdout), held('stderr', stderr));
+  }
+
+  #cancelledStatus(r: CommandRecord): CommandStatus {
+    return r.interruptRequested ? 'interrupted' : 'cancelled';
   }
 
   #finish(r: CommandRecord, status: CommandStatus): void {
     r.status = status;
     r.finishedAt = Date.now();
     r.port = undefined;
+    void this.#files.save(r);
     this.#wake(r);
   }
 
@@ -264,41 +278,7 @@ export class CommandJobs {
     const out: PerStream<StreamText> = mode === 'page' ? pages({ stdout, stderr }, chars) : await headAndTail({ stdout, stderr }, chars, { jobId: id, ends });
     // The job ended while its logs were read: read them again, or a final status would show only part of the output.
     if (!final && isFinal(r.status)) return this.view(id, mode, offsets, budget);
-    return this.#viewOf(r, out.stdout, out.stderr);
-  }
-
-  /** The job as callers see it, with this output. */
-  #viewOf(r: CommandRecord, out: StreamText, err: StreamText): CommandView {
-    const res = r.result;
-    const view: CommandView = {
-      job_id: r.id,
-      project_id: r.projectId,
-      status: r.status,
-      exit_code: res?.exit_code ?? null,
-      signal: res?.signal ?? null,
-      timed_out: res?.timed_out ?? false,
-      cancelled: r.status === 'cancelled',
-      duration_ms: res?.duration_ms ?? (r.startedAt ? Date.now() - r.startedAt : null),
-      created_at: new Date(r.createdAt).toISOString(),
-      started_at: r.startedAt ? new Date(r.startedAt).toISOString() : null,
-      finished_at: r.finishedAt ? new Date(r.finishedAt).toISOString() : null,
-      stdin: r.stdin,
-      stdout: out.text,
-      stderr: err.text,
-      stdout_offset: out.next,
-      stderr_offset: err.next,
-      more_bytes: { stdout: r.sizes.stdout - out.next, stderr: r.sizes.stderr - err.next },
-      omitted_bytes: { stdout: out.omittedBytes, stderr: err.omittedBytes },
-      omitted_lines: { stdout: out.omittedLines, stderr: err.omittedLines },
-      omitted_offset: { stdout: out.omittedOffset, stderr: err.omittedOffset },
-      truncated: { stdout: out.omittedBytes > 0, stderr: err.omittedBytes > 0 },
-      invalid_utf8: { stdout: out.invalidUtf8, stderr: err.invalidUtf8 },
-      log_dropped_bytes: res?.log_dropped_bytes ?? { stdout: 0, stderr: 0 },
-      logs_removed: r.logsRemoved,
-    };
-    if (r.error) view.error = { ...r.error };
-    if (r.sessionId) view.session = res?.session ?? { session_id: r.sessionId, restarted: false };
-    return view;
+    return recordView(r, out.stdout, out.stderr);
   }
 
   /** Running and recent command jobs, newest first. */
@@ -306,15 +286,7 @@ export class CommandJobs {
     return [...this.#records.values()]
       .filter((r) => !projectId || r.projectId === projectId)
       .sort((a, b) => b.createdAt - a.createdAt)
-      .map((r) => ({
-        job_id: r.id,
-        project_id: r.projectId,
-        command: r.command.length > 200 ? `${r.command.slice(0, 200)}…` : r.command,
-        status: r.status,
-        exit_code: r.result?.exit_code ?? null,
-        created_at: new Date(r.createdAt).toISOString(),
-        finished_at: r.finishedAt ? new Date(r.finishedAt).toISOString() : null,
-      }));
+      .map(listItem);
   }
 
   /** Writes to the stdin of a job started with `stdin: "pipe"` (buffered until it starts). */
@@ -338,12 +310,24 @@ export class CommandJobs {
     if (isFinal(r.status)) return;
     r.cancelRequested = true;
     if (r.port) r.port.postMessage({ t: 'cancel' } satisfies ControlMessage);
-    else this.#finish(r, 'cancelled');
+    else this.#finish(r, this.#cancelledStatus(r));
   }
 
   /** Cancels every running command (a forced shutdown); their handlers kill the trees and report. */
   cancelRunning(): void {
     for (const r of this.#records.values()) if (r.status === 'running') this.cancel(r.id);
+  }
+
+  /**
+   * A graceful stop: background commands (servers, watchers) never end on their own, so waiting for them would
+   * only wait out shutdown.graceS. They are ended now, queued or running, and end `interrupted`.
+   */
+  interruptBackground(): void {
+    for (const r of this.#records.values()) {
+      if (!r.background || isFinal(r.status)) continue;
+      r.interruptRequested = true;
+      this.cancel(r.id);
+    }
   }
 
   #scheduleSweep(): void {
@@ -364,13 +348,13 @@ export class CommandJobs {
     const removeLogs = (r: CommandRecord): void => {
       r.logsRemoved = true;
       const p = jobLogPaths(this.#config.dataDir, r.id);
-      removals.push(rm(p.stdout, { force: true }), rm(p.stderr, { force: true }));
+      removals.push(rm(p.stdout, { force: true }), rm(p.stderr, { force: true }), this.#files.save(r));
     };
     let disk = 0;
     for (const r of this.#records.values()) {
       if (r.finishedAt !== undefined && r.finishedAt + retentionMs <= now) {
         this.#records.delete(r.id);
-        if (!r.logsRemoved) removeLogs(r);
+        removals.push(this.#files.remove(r.id));
       } else if (!r.logsRemoved) {
         disk += r.sizes.stdout + r.sizes.stderr;
       }

@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 
-/** The folder of all job logs under a data dir; emptied at start-up (no orphaned logs survive a restart). */
+/** The folder of all job logs and their records under a data dir (supervisor/command-records.ts keeps it tidy). */
 export function jobLogsDir(dataDir: string): string {
   return join(dataDir, 'jobs');
 }

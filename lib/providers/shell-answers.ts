@@ -8,7 +8,7 @@ import { cutText, formatBytes } from '../budget.js';
 import { cutChars } from '../read/numbered.js';
 
 /** Where a command is in its life (CommandStatus). */
-export type ShellStatus = 'queued' | 'running' | 'completed' | 'timed_out' | 'cancelled' | 'failed';
+export type ShellStatus = 'queued' | 'running' | 'completed' | 'timed_out' | 'cancelled' | 'failed' | 'interrupted';
 
 /** The fields of a command's view that the renderings read. */
 export interface ShellView {
@@ -73,6 +73,10 @@ export function bashText(run: ShellRun, restartAsked: boolean): { text: string; 
       isError = true;
       lines.push(`[cancelled${seconds(v.duration_ms)}${run.restarted ? `; the shell was restarted, so ${RESET}` : ''}]`);
       break;
+    case 'interrupted':
+      isError = true;
+      lines.push(`[interrupted${seconds(v.duration_ms)}: the server stopped while it ran; run it again if needed (${RESET})]`);
+      break;
     default:
       isError = true;
       lines.push(`[failed: ${v.error ? `${v.error.code}: ${v.error.message}` : 'the command could not run'}]`);
@@ -122,6 +126,10 @@ export function shellOutputContent(run: ShellRun, maxChars: number | undefined):
     case 'cancelled':
       outcome = { type: 'exit', exit_code: v.exit_code ?? 130 };
       notes.push('[toolhost: the command was cancelled]');
+      break;
+    case 'interrupted':
+      outcome = { type: 'exit', exit_code: v.exit_code ?? 130 };
+      notes.push('[toolhost: the server stopped while the command ran; run it again if needed]');
       break;
     default:
       outcome = { type: 'exit', exit_code: v.exit_code ?? 1 };

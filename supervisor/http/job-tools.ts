@@ -47,10 +47,11 @@ export const jobStatusTool = supervisorTool({
     "Get a command job's status and its output since the offsets you pass (stdout_offset and stderr_offset from the " +
     'previous answer, or from the line of an answer that says what it left out; 0 for everything). Waits up to wait_s ' +
     '(default 30, at most 190) for new output or the end, so calling it in a loop does not spin. Returns status ' +
-    '(queued, running, completed, timed_out, cancelled, failed), exit_code once done, the new stdout and stderr text ' +
+    '(queued, running, completed, timed_out, cancelled, failed, or interrupted: the server restarted while it ran, its output up ' +
+    'to then is shown, run it again if needed), exit_code once done, the new stdout and stderr text ' +
     `(a page of at most the command's own budget, ${budgets.outputChars} characters for both unless execute asked for ` +
     'max_output_chars, ending on a line boundary; max_output_chars here asks for another size) and the offsets to pass next; more_bytes above 0 means more output is already there. ' +
-    `Finished jobs are kept ${jobs.retentionMinutes} minutes.`,
+    `Finished jobs are kept ${jobs.retentionMinutes} minutes, across restarts of the server.`,
   limits: (q, config) => outputBudgetLimit(q.max_output_chars, config),
   toModel: (view) => commandText(view),
   examples: [{ job_id: '00000000-0000-4000-8000-000000000000', stdout_offset: 0, stderr_offset: 0, wait_s: 5 }],
@@ -91,7 +92,8 @@ export const jobListTool = supervisorTool({
   errors: [],
   describe: () =>
     'List running and recent command jobs, newest first, of one project or all: job_id, command, status, exit_code. ' +
-    'Use it to find the job_id of a background command.',
+    'Use it to find the job_id of a background command. Jobs outlive a restart of the server; status interrupted means ' +
+    'the server restarted while it ran: its output up to then is shown by job_status; run it again if needed.',
   examples: [{ project_id: 'demo' }],
   serve: async (d, q) => ({ jobs: await d.jobs.list(q.project_id) }),
 });

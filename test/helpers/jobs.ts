@@ -8,7 +8,7 @@ import type { TestServer } from './harness.js';
 import { eventually, processesWith } from './procs.js';
 
 /** The final states of a command job. */
-export const FINAL_STATES: readonly string[] = ['completed', 'timed_out', 'cancelled', 'failed'];
+export const FINAL_STATES: readonly string[] = ['completed', 'timed_out', 'cancelled', 'failed', 'interrupted'];
 
 /** One answer of GET /jobs/:id, as the tests read it. */
 export interface JobPage {
