@@ -1,14 +1,25 @@
 /**
- * Entry point (`npm start`). Loads the configuration, starts the supervisor and owns the signals: the first
+ * Entry point (`npm start`). Loads the configuration, takes the data dir's pidfile (`<dataDir>/toolhost.pid`, or
+ * refuses to start when another toolhost holds it), starts the supervisor and owns the signals: the first
  * SIGTERM/SIGINT drains gracefully, a second one forces; SIGHUP reloads the config file. The only place that exits
- * the process.
+ * the process; it removes the pidfile on the way out.
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { ToolhostError } from '../lib/errors.js';
 import { ContainmentError } from '../lib/process/containment.js';
+import { acquirePidfile, DataDirInUse, type Pidfile } from '../lib/process/pidfile.js';
 import { startSupervisor } from './supervisor.js';
+
+/** Held from before the supervisor starts until the process exits. */
+let pidfile: Pidfile | undefined;
+
+/** Exits with `code` after removing the pidfile. */
+async function exit(code: number): Promise<never> {
+  await pidfile?.release().catch(() => {});
+  process.exit(code);
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, strict: true });
@@ -23,16 +34,19 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  // Before anything touches the data dir: a second supervisor on it would mark the first one's running jobs
+  // interrupted and extract, save and evict its working copies under it.
+  pidfile = await acquirePidfile(config.dataDir);
   const sup = await startSupervisor(config, undefined, { sources });
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
     signals++;
     sup.log.info({ signal: sig, force: signals > 1 }, signals > 1 ? 'second signal: forcing shutdown' : 'draining before shutdown');
     sup.close({ force: signals > 1 }).then(
-      () => process.exit(0),
+      () => exit(0),
       (err: unknown) => {
         sup.log.error({ err: String(err) }, 'shutdown failed');
-        process.exit(1);
+        return exit(1);
       },
     );
   };
@@ -48,11 +62,11 @@ main().catch((err: unknown) => {
   const told =
     err instanceof ToolhostError
       ? `${err.code}: ${err.message}`
-      : err instanceof ContainmentError
+      : err instanceof ContainmentError || err instanceof DataDirInUse
         ? err.message
         : err instanceof Error
           ? err.stack
           : String(err);
   process.stderr.write(`toolhost: failed to start: ${told}\n`);
-  process.exit(1);
+  void exit(1);
 });
