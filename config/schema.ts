@@ -90,6 +90,13 @@ export const configSchema = z.strictObject({
         .describe("Seconds of a project (and worker) lease; renewed every third of it, so a dead worker's projects are taken over this long after it died."),
       pollMinMs: positiveInt().describe('Delay between polls while messages flow (doubles on every empty poll, with jitter).'),
       pollMaxMs: positiveInt().describe('Longest delay between polls of an idle queue: the idle cost is at most one request per pollMaxMs per process.'),
+      deadlineBaseS: z
+        .number()
+        .positive()
+        .describe('Client-side deadline of every Queue Storage call (and coordination blob call), retries included, before its bytes: base seconds.'),
+      minBytesPerS: positiveInt().describe(
+        'Slowest transfer tolerated by a queue call (bytes/s): one moving N bytes may take deadlineBaseS + N / minBytesPerS seconds, then fails queue_unavailable.',
+      ),
     }),
   }),
   pool: z.strictObject({
@@ -229,6 +236,15 @@ export const configSchema = z.strictObject({
         .string()
         .regex(/^(?:[A-Za-z0-9._-]+\/)*$/, 'must be empty or end with "/" (e.g. "team-a/")')
         .describe('Blob name prefix of every project, e.g. "team-a/" (empty: none).'),
+      deadlineBaseS: z
+        .number()
+        .positive()
+        .describe(
+          'Client-side deadline of every Blob call, retries included, before its bytes: base seconds; a call past its deadline is dropped and fails store_unavailable, so a dead connection never holds a project.',
+        ),
+      minBytesPerS: positiveInt().describe(
+        'Slowest transfer tolerated (bytes/s): a Blob call moving N bytes may take deadlineBaseS + N / minBytesPerS seconds.',
+      ),
     }),
   }),
   cache: z.strictObject({

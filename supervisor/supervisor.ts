@@ -12,6 +12,7 @@ import { AzureQueue } from '../lib/queue/azure/azure-queue.js';
 import type { JobQueue } from '../lib/queue/job-queue.js';
 import { MemoryQueue } from '../lib/queue/memory-queue.js';
 import { openStore } from '../lib/store/create-store.js';
+import { ReconnectingStore } from '../lib/store/reconnecting-store.js';
 import { buildApi } from './api-role.js';
 import { createApp } from './http/app.js';
 import type { AppDeps } from './http/deps.js';
@@ -72,7 +73,12 @@ export async function startSupervisor(configured: Config, log: Logger = createLo
   try {
     // First, so a bad token file stops the start before anything is built.
     const auth = await resolveToken(config, log);
-    const store = await openStore(config);
+    // An unreachable store does not stop the start: the working copies on disk are served, saves wait for it.
+    const store = await openStore(config, { tolerateOutage: true });
+    if (store instanceof ReconnectingStore) {
+      store.watch(log);
+      releases.push(() => store.close());
+    }
     const nodeId = config.nodeId ?? `${hostname()}-${process.pid}`;
     const azureQueue = config.queue.backend === 'azure' ? newAzureQueue(config, nodeId, log) : undefined;
     const queue: JobQueue = azureQueue ?? new MemoryQueue(config.queue.maxDepth);
@@ -81,6 +87,8 @@ export async function startSupervisor(configured: Config, log: Logger = createLo
     const azure = azureQueue && { queue: azureQueue, records: new JobRecords(azureQueue.container, nodeId) };
 
     const worker = config.role === 'api' ? undefined : await buildWorker({ live, store, queue, azure, log, now: opts.now }, releases);
+    // A pool thread's own client saved: the store is back, so the outage shown on /health ends at the next probe, now.
+    if (store instanceof ReconnectingStore) worker?.parts.projects.on('saved', () => store.nudge());
     // A worker process takes no tool or jobs requests (app.ts refuses them): it builds no jobs API, the front gets its registry.
     const jobs = worker && config.role === 'worker' ? worker.localJobs : buildApi({ live, nodeId, azure, local: worker?.localJobs, log }).jobs;
 
@@ -186,6 +194,8 @@ function newAzureQueue(config: Config, nodeId: string, log: Logger): AzureQueue 
     leaseS: azure.leaseS,
     pollMinMs: azure.pollMinMs,
     pollMaxMs: azure.pollMaxMs,
+    deadlineBaseS: azure.deadlineBaseS,
+    minBytesPerS: azure.minBytesPerS,
     log,
   });
 }

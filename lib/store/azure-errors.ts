@@ -2,8 +2,15 @@
  * How the Azure store (azure-store.ts) reads the blob service's failures: a failed condition, or a service,
  * network or credential failure turned into `store_unavailable` without any secret in its message.
  */
+import type { CallDeadline } from '../azure-deadline.js';
 import { errnoCode, ToolhostError } from '../errors.js';
 import type { ObjectCondition } from './project-store.js';
+
+/**
+ * Seconds a client is told to wait (Retry-After) after `store_unavailable`: long enough for a blip to pass, short
+ * enough that an agent retries soon after the store is back.
+ */
+export const STORE_RETRY_AFTER_S = 10;
 
 /** Errors of @azure/identity: the credential chain found no usable identity, or its token was refused. */
 const CREDENTIAL_ERRORS = new Set(['CredentialUnavailableError', 'AuthenticationError', 'AggregateAuthenticationError']);
@@ -17,11 +24,21 @@ export interface StoreLocation {
 }
 
 /**
- * `store_unavailable` for a failure of the service, the network or the credential; any other error (a local
- * file system one such as ENOSPC, or one already typed) passes through unchanged.
+ * `store_unavailable` for a failure of the service, the network or the credential, or for a call that outlived
+ * its `deadline`; any other error (a local file system one such as ENOSPC, or one already typed) passes through
+ * unchanged.
  */
-export function asStoreError(options: StoreLocation, action: string, err: unknown): unknown {
+export function asStoreError(options: StoreLocation, action: string, err: unknown, deadline?: CallDeadline): unknown {
   if (err instanceof ToolhostError) return err;
+  // The SDK reports an aborted call as an AbortError whatever the reason: the deadline says whether it was its own.
+  const expired = deadline?.reason;
+  if (expired) {
+    return new ToolhostError(
+      'store_unavailable',
+      `the project store (Azure Blob container "${options.container}" via ${whereOf(options)}) did not answer: ${action} did not finish within its client-side deadline of ${expired.seconds} s (store.azure.deadlineBaseS + size / store.azure.minBytesPerS), so the connection was dropped; projects cached on this server keep working. Retry after ${STORE_RETRY_AFTER_S} s; if it persists, check the network path to the storage account`,
+      { container: options.container, deadline_s: expired.seconds, retry_after_s: STORE_RETRY_AFTER_S },
+    );
+  }
   const name = err instanceof Error ? err.name : '';
   const errno = errnoCode(err) ?? '';
   const remote = name === 'RestError' || name === 'AbortError' || CREDENTIAL_ERRORS.has(name) || NETWORK_ERRNOS.has(errno);
@@ -30,13 +47,16 @@ export function asStoreError(options: StoreLocation, action: string, err: unknow
   const code = errorCodeOf(err);
   const message = redact(messageOf(err));
   const why = [status, code && !message.includes(code) ? code : undefined, message].filter(Boolean).join(' ');
-  // The account URL is worth showing (without a query, which could be a SAS); the connection string never is.
-  const where = options.accountUrl && !options.connectionString ? options.accountUrl.split('?')[0] : 'the connection string';
   return new ToolhostError(
     'store_unavailable',
-    `the project store (Azure Blob container "${options.container}" via ${where}) could not be reached to ${action}: ${why}; check store.azure settings (credentials, network access) and retry`,
-    { container: options.container, ...(status ? { status } : {}), ...(code ? { store_error: code } : {}) },
+    `the project store (Azure Blob container "${options.container}" via ${whereOf(options)}) could not be reached to ${action}: ${why}; projects cached on this server keep working. Retry after ${STORE_RETRY_AFTER_S} s; if it persists, check store.azure settings (credentials, network access)`,
+    { container: options.container, ...(status ? { status } : {}), ...(code ? { store_error: code } : {}), retry_after_s: STORE_RETRY_AFTER_S },
   );
+}
+
+/** The account URL is worth showing (without a query, which could be a SAS); the connection string never is. */
+function whereOf(options: StoreLocation): string {
+  return options.accountUrl && !options.connectionString ? (options.accountUrl.split('?')[0] ?? '') : 'the connection string';
 }
 
 /** An ETag as HTTP headers carry it, quotes included: listings return the same value unquoted. */

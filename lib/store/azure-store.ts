@@ -7,11 +7,13 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { BlobClient, BlobServiceClient, BlobUploadCommonResponse, ContainerClient, StorageRetryOptions } from '@azure/storage-blob';
 import { type ArchiveFormat, archiveExtension } from '../archive/format.js';
+import { CallDeadline, DEFAULT_DEADLINES, type DeadlineSettings } from '../azure-deadline.js';
 import { ToolhostError } from '../errors.js';
 import { asStoreError, isConditionFailure, messageOf, quoted, redact, statusOf } from './azure-errors.js';
+import { downloadBlob, openBlob, retryOptionsFor, uploadBlobFile } from './azure-transfer.js';
 import {
   ARCHIVE_FORMATS,
   archiveName,
@@ -46,40 +48,37 @@ export interface AzureStoreOptions {
   container: string;
   /** Blob name prefix of every archive: empty, or ending in "/". */
   prefix?: string;
-  /** Retry policy of every request; {@link DEFAULT_RETRY_OPTIONS} when absent. */
+  /** Retry policy of every request; {@link retryOptionsFor} the deadlines when absent. */
   retryOptions?: StorageRetryOptions;
+  /** Seconds every call may take besides moving its bytes, retries included ({@link DEFAULT_DEADLINES} when absent). */
+  deadlineBaseS?: number;
+  /** Slowest transfer rate tolerated (bytes/s): a call moving N bytes may take N / rate seconds more. */
+  minBytesPerS?: number;
 }
 
-/**
- * Retries of production: 5 tries, 0 + 1 + 3 + 7 s apart (exponential), so a throttled or briefly unreachable
- * account is ridden out in about 11 s and a dead one is reported as `store_unavailable` soon after, well inside
- * an HTTP request's deadline. The SDK's own default (4 tries, 4 s base) waits 16 s for the same answer.
- */
-export const DEFAULT_RETRY_OPTIONS: StorageRetryOptions = { maxTries: 5, retryDelayInMs: 1_000, maxRetryDelayInMs: 16_000 };
-
-/** Block size of uploads, and the size above which a file goes up in parallel blocks rather than one request. */
-const BLOCK_BYTES = 8 * 1024 * 1024;
-const UPLOAD_CONCURRENCY = 4;
-/** How often a download stream that drops is resumed (on the same ETag) before it fails. */
-const DOWNLOAD_RESUMES = 5;
 const CONTENT_TYPE: Record<ArchiveFormat, string> = { zip: 'application/zip', 'tar.gz': 'application/gzip' };
 
 /** {@link ProjectStore} on an Azure Blob Storage container. Call {@link AzureBlobStore.init} before use. */
 export class AzureBlobStore implements ProjectStore {
   readonly #options: AzureStoreOptions;
   readonly #prefix: string;
+  readonly #deadlines: DeadlineSettings;
   #client: ContainerClient | undefined;
 
   /** Keeps the options; nothing is contacted until {@link AzureBlobStore.init}. */
   constructor(options: AzureStoreOptions) {
     this.#options = options;
     this.#prefix = options.prefix ?? '';
+    this.#deadlines = {
+      deadlineBaseS: options.deadlineBaseS ?? DEFAULT_DEADLINES.deadlineBaseS,
+      minBytesPerS: options.minBytesPerS ?? DEFAULT_DEADLINES.minBytesPerS,
+    };
   }
 
   /** Connects (credential, container client) and creates the container when missing. */
   async init(): Promise<void> {
     const { connectionString, accountUrl, container } = this.#options;
-    const pipeline = { retryOptions: this.#options.retryOptions ?? DEFAULT_RETRY_OPTIONS };
+    const pipeline = { retryOptions: this.#options.retryOptions ?? retryOptionsFor(this.#deadlines) };
     // Loaded here, not at the top: the SDK takes ~0.4 s to load, which pool threads of a local-store deployment
     // should not pay (and a dynamic import is all tsx lets pool threads load lazily in tests).
     const { BlobServiceClient } = await import('@azure/storage-blob');
@@ -111,18 +110,36 @@ export class AzureBlobStore implements ProjectStore {
       );
     }
     const client = service.getContainerClient(container);
+    let deadline = this.#deadline('create the container');
     try {
-      await client.createIfNotExists();
+      await client.createIfNotExists({ abortSignal: deadline.signal });
     } catch (err) {
       // A role scoped to blobs (no container write) can still use an existing container: check that it can list.
-      if (statusOf(err) !== 403) throw this.#asStoreError('create the container', err);
+      if (statusOf(err) !== 403) throw this.#asStoreError('create the container', err, deadline);
+      deadline = this.#deadline('list the container');
       try {
-        await client.listBlobsFlat({ prefix: this.#prefix }).byPage({ maxPageSize: 1 }).next();
+        await client.listBlobsFlat({ prefix: this.#prefix, abortSignal: deadline.signal }).byPage({ maxPageSize: 1 }).next();
       } catch (probe) {
-        throw this.#asStoreError('list the container', probe);
+        throw this.#asStoreError('list the container', probe, deadline);
       }
+    } finally {
+      deadline.clear();
     }
     this.#client = client;
+  }
+
+  /** One cheap request (the container's properties): resolves when the store answers, else `store_unavailable`. */
+  async ping(): Promise<void> {
+    const deadline = this.#deadline('read the container');
+    try {
+      await this.#container().getProperties({ abortSignal: deadline.signal });
+    } catch (err) {
+      // A role scoped to blobs may not read the container's properties: any answer of the service is an answer.
+      if (statusOf(err) === 403) return;
+      throw this.#asStoreError('read the container', err, deadline);
+    } finally {
+      deadline.clear();
+    }
   }
 
   async stat(id: string): Promise<StoredProject | null> {
@@ -132,19 +149,13 @@ export class AzureBlobStore implements ProjectStore {
 
   async list(): Promise<StoredProject[]> {
     const byId = new Map<string, StoredProject>();
-    try {
-      for await (const item of this.#container().listBlobsFlat({ prefix: this.#prefix })) {
-        const name = item.name.slice(this.#prefix.length);
-        const manifest = parseManifestName(name);
-        const parsed = manifest === null ? parseArchiveName(name) : { id: manifest, format: 'layers' as const };
-        if (!parsed) continue;
-        const p = item.properties;
-        const found = { ...parsed, size: p.contentLength ?? 0, modifiedAt: p.lastModified.toISOString(), etag: quoted(p.etag) };
-        byId.set(found.id, current(byId.get(found.id) ?? null, found)!);
-      }
-    } catch (err) {
-      throw this.#asStoreError('list the projects', err);
-    }
+    await this.#eachBlob('', 'list the projects', (o) => {
+      const manifest = parseManifestName(o.name);
+      const parsed = manifest === null ? parseArchiveName(o.name) : { id: manifest, format: 'layers' as const };
+      if (!parsed) return;
+      const found = { ...parsed, size: o.size, modifiedAt: o.modifiedAt, etag: o.etag };
+      byId.set(found.id, current(byId.get(found.id) ?? null, found)!);
+    });
     return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
@@ -160,22 +171,15 @@ export class AzureBlobStore implements ProjectStore {
   /** Downloads a blob into a new file of `scratchDir`. */
   async #download(blob: BlobClient, format: ArchiveFormat, scratchDir: string): Promise<FetchedArchive> {
     const file = join(scratchDir, `fetch-${randomUUID()}${archiveExtension(format)}`);
-    try {
-      // One GET (resumed on the same ETag if the connection drops): its ETag is that of the bytes on disk.
-      const res = await blob.downloadToFile(file, 0, undefined, { maxRetryRequests: DOWNLOAD_RESUMES });
-      return { file, format, etag: quoted(res.etag), release: () => rm(file, { force: true }) };
-    } catch (err) {
-      await rm(file, { force: true });
-      throw err;
-    }
+    // One GET (resumed on the same ETag if the connection drops): its ETag is that of the bytes on disk.
+    const etag = await downloadBlob(blob, file, this.#deadlines, this.#asStoreError);
+    return { file, format, etag: quoted(etag), release: () => rm(file, { force: true }) };
   }
 
   /** Starts the download of a blob as a stream (resumed on the same ETag if the connection drops). */
   async #stream(blob: BlobClient): Promise<{ stream: Readable; etag: string; size: number }> {
-    const res = await blob.download(0, undefined, { maxRetryRequests: DOWNLOAD_RESUMES });
-    const body = res.readableStreamBody;
-    if (!body) throw new ToolhostError('internal', `internal error: the download of ${blob.name} returned no body`);
-    return { stream: body instanceof Readable ? body : Readable.from(body), etag: quoted(res.etag), size: res.contentLength ?? 0 };
+    const { stream, etag, size } = await openBlob(blob, this.#deadlines, this.#asStoreError);
+    return { stream, etag: quoted(etag), size };
   }
 
   async put(id: string, format: ArchiveFormat, file: string, condition?: PutCondition): Promise<StoredProject> {
@@ -188,21 +192,12 @@ export class AzureBlobStore implements ProjectStore {
       const others = await Promise.all([this.#statFormat(id, otherFormat(format)), this.#statObject(manifestName(id))]);
       if (others.some(Boolean)) throw saveConflict(id, condition);
     }
-    let res: BlobUploadCommonResponse;
-    try {
-      res = await blob.getBlockBlobClient().uploadFile(file, {
-        conditions: condition && ('ifMatch' in condition ? { ifMatch: condition.ifMatch } : { ifNoneMatch: '*' }),
-        blockSize: BLOCK_BYTES,
-        maxSingleShotSize: BLOCK_BYTES,
-        concurrency: UPLOAD_CONCURRENCY,
-        blobHTTPHeaders: { blobContentType: CONTENT_TYPE[format] },
-      });
-    } catch (err) {
+    const conditions = condition && ('ifMatch' in condition ? { ifMatch: condition.ifMatch } : { ifNoneMatch: '*' });
+    const res = await uploadBlobFile(blob, file, size, this.#deadlines, { conditions, blobHTTPHeaders: { blobContentType: CONTENT_TYPE[format] } }, (err, d) =>
       // A retried request whose first try did succeed also ends here (the retry sees the new ETag): the caller
       // then keeps a conflict copy of what is in fact the stored version, which loses nothing.
-      if (condition && isConditionFailure(err, condition)) throw saveConflict(id, condition);
-      throw this.#asStoreError(`upload ${blob.name}`, err);
-    }
+      condition && isConditionFailure(err, condition) ? saveConflict(id, condition) : this.#asStoreError(`upload ${blob.name}`, err, d),
+    );
     await rm(file, { force: true });
     if (!condition) await this.#delete(this.#blob(archiveName(id, otherFormat(format))));
     return { id, format, size, modifiedAt: (res.lastModified ?? new Date()).toISOString(), etag: quoted(res.etag) };
@@ -210,16 +205,10 @@ export class AzureBlobStore implements ProjectStore {
 
   async putConflict(id: string, format: ArchiveFormat, file: string, stamp: string): Promise<string> {
     const blob = this.#blob(conflictName(id, format, stamp));
-    try {
-      await blob.getBlockBlobClient().uploadFile(file, {
-        blockSize: BLOCK_BYTES,
-        maxSingleShotSize: BLOCK_BYTES,
-        concurrency: UPLOAD_CONCURRENCY,
-        blobHTTPHeaders: { blobContentType: CONTENT_TYPE[format] },
-      });
-    } catch (err) {
-      throw this.#asStoreError(`upload ${blob.name}`, err);
-    }
+    const { size } = await stat(file);
+    await uploadBlobFile(blob, file, size, this.#deadlines, { blobHTTPHeaders: { blobContentType: CONTENT_TYPE[format] } }, (err, d) =>
+      this.#asStoreError(`upload ${blob.name}`, err, d),
+    );
     await rm(file, { force: true });
     return blob.name;
   }
@@ -252,24 +241,24 @@ export class AzureBlobStore implements ProjectStore {
   }
 
   async putObject(name: string, body: Buffer | { file: string }, condition?: ObjectCondition): Promise<StoredObject> {
-    const blob = this.#blob(checkedObjectName(name)).getBlockBlobClient();
+    const blob = this.#blob(checkedObjectName(name));
     const conditions = condition && ('ifMatch' in condition ? { ifMatch: condition.ifMatch } : { ifNoneMatch: '*' });
     const blobHTTPHeaders = { blobContentType: objectContentType(name) };
     const size = Buffer.isBuffer(body) ? body.length : (await stat(body.file)).size;
+    const onError = (err: unknown, d: CallDeadline): unknown =>
+      condition && isConditionFailure(err, condition) ? objectConflict(name, condition) : this.#asStoreError(`upload ${blob.name}`, err, d);
     let res: BlobUploadCommonResponse;
-    try {
-      res = Buffer.isBuffer(body)
-        ? await blob.upload(body, body.length, { conditions, blobHTTPHeaders })
-        : await blob.uploadFile(body.file, {
-            conditions,
-            blobHTTPHeaders,
-            blockSize: BLOCK_BYTES,
-            maxSingleShotSize: BLOCK_BYTES,
-            concurrency: UPLOAD_CONCURRENCY,
-          });
-    } catch (err) {
-      if (condition && isConditionFailure(err, condition)) throw objectConflict(name, condition);
-      throw this.#asStoreError(`upload ${blob.name}`, err);
+    if (Buffer.isBuffer(body)) {
+      const deadline = this.#deadline(`upload ${blob.name}`, size);
+      try {
+        res = await blob.getBlockBlobClient().upload(body, body.length, { conditions, blobHTTPHeaders, abortSignal: deadline.signal });
+      } catch (err) {
+        throw onError(err, deadline);
+      } finally {
+        deadline.clear();
+      }
+    } else {
+      res = await uploadBlobFile(blob, body.file, size, this.#deadlines, { conditions, blobHTTPHeaders }, onError);
     }
     return { name, size, modifiedAt: (res.lastModified ?? new Date()).toISOString(), etag: quoted(res.etag) };
   }
@@ -277,28 +266,41 @@ export class AzureBlobStore implements ProjectStore {
   /** With `ifMatch` and another version stored, resolves false and deletes nothing (as when absent). */
   async deleteObject(name: string, condition?: { ifMatch: string }): Promise<boolean> {
     const blob = this.#blob(checkedObjectName(name));
+    const deadline = this.#deadline(`delete ${blob.name}`);
     try {
-      return (await blob.deleteIfExists({ deleteSnapshots: 'include', conditions: condition && { ifMatch: condition.ifMatch } })).succeeded;
+      const conditions = condition && { ifMatch: condition.ifMatch };
+      return (await blob.deleteIfExists({ deleteSnapshots: 'include', conditions, abortSignal: deadline.signal })).succeeded;
     } catch (err) {
       if (condition && isConditionFailure(err, condition)) return false;
-      throw this.#asStoreError(`delete ${blob.name}`, err);
+      throw this.#asStoreError(`delete ${blob.name}`, err, deadline);
+    } finally {
+      deadline.clear();
     }
   }
 
   /** Blobs under the store's prefix whose rest is an object name (see isObjectName), sorted by name. */
   async listObjects(prefix: string): Promise<StoredObject[]> {
     const found: StoredObject[] = [];
+    await this.#eachBlob(prefix, `list the objects under "${prefix}"`, (o) => {
+      if (isObjectName(o.name)) found.push(o);
+    });
+    return found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** Each blob under the store's prefix + `prefix` (named without the store's prefix); the deadline renews per blob. */
+  async #eachBlob(prefix: string, action: string, each: (o: StoredObject) => void): Promise<void> {
+    const deadline = this.#deadline(action);
     try {
-      for await (const item of this.#container().listBlobsFlat({ prefix: this.#prefix + prefix })) {
-        const name = item.name.slice(this.#prefix.length);
-        if (!isObjectName(name)) continue;
+      for await (const item of this.#container().listBlobsFlat({ prefix: this.#prefix + prefix, abortSignal: deadline.signal })) {
+        deadline.renew();
         const p = item.properties;
-        found.push({ name, size: p.contentLength ?? 0, modifiedAt: p.lastModified.toISOString(), etag: quoted(p.etag) });
+        each({ name: item.name.slice(this.#prefix.length), size: p.contentLength ?? 0, modifiedAt: p.lastModified.toISOString(), etag: quoted(p.etag) });
       }
     } catch (err) {
-      throw this.#asStoreError(`list the objects under "${prefix}"`, err);
+      throw this.#asStoreError(action, err, deadline);
+    } finally {
+      deadline.clear();
     }
-    return found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   #container(): ContainerClient {
@@ -327,21 +329,27 @@ export class AzureBlobStore implements ProjectStore {
 
   async #statObject(name: string): Promise<StoredObject | null> {
     const blob = this.#blob(name);
+    const deadline = this.#deadline(`read ${blob.name}`);
     try {
-      const p = await blob.getProperties();
+      const p = await blob.getProperties({ abortSignal: deadline.signal });
       return { name, size: p.contentLength ?? 0, modifiedAt: (p.lastModified ?? new Date()).toISOString(), etag: quoted(p.etag) };
     } catch (err) {
       if (statusOf(err) === 404) return null;
-      throw this.#asStoreError(`read ${blob.name}`, err);
+      throw this.#asStoreError(`read ${blob.name}`, err, deadline);
+    } finally {
+      deadline.clear();
     }
   }
 
   /** Deletes a blob if it exists; resolves true when it did. */
   async #delete(blob: BlobClient): Promise<boolean> {
+    const deadline = this.#deadline(`delete ${blob.name}`);
     try {
-      return (await blob.deleteIfExists({ deleteSnapshots: 'include' })).succeeded;
+      return (await blob.deleteIfExists({ deleteSnapshots: 'include', abortSignal: deadline.signal })).succeeded;
     } catch (err) {
-      throw this.#asStoreError(`delete ${blob.name}`, err);
+      throw this.#asStoreError(`delete ${blob.name}`, err, deadline);
+    } finally {
+      deadline.clear();
     }
   }
 
@@ -363,10 +371,16 @@ export class AzureBlobStore implements ProjectStore {
     throw notFound(id);
   }
 
-  /** `store_unavailable` for a failure of the service, the network or the credential (see {@link asStoreError}). */
-  #asStoreError(action: string, err: unknown): unknown {
-    return asStoreError(this.#options, action, err);
+  /** The deadline of one call of `action` moving `bytes` (lib/azure-deadline.ts). */
+  #deadline(action: string, bytes = 0): CallDeadline {
+    return new CallDeadline(this.#deadlines, action, bytes);
   }
+
+  /**
+   * `store_unavailable` for a failure of the service, the network or the credential, or a call past its deadline
+   * (see {@link asStoreError}).
+   */
+  readonly #asStoreError = (action: string, err: unknown, deadline?: CallDeadline): unknown => asStoreError(this.#options, action, err, deadline);
 }
 
 function otherFormat(format: ArchiveFormat): ArchiveFormat {

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Config } from '../../config/schema.js';
 import { ToolhostError } from '../../lib/errors.js';
+import { type StoreOutage, storeOutage } from '../../lib/store/create-store.js';
 import type { WritebackFailure } from '../projects.js';
 import { adminRoutes } from './admin-routes.js';
 import { anthropicRoutes } from './anthropic-routes.js';
@@ -55,19 +56,22 @@ export function createApp(d: AppDeps): express.Express {
   app.get('/health', (req, res) => {
     const w = d.worker;
     const failing = w?.projects.failures() ?? [];
-    const status = d.closing() ? 'shutting_down' : failing.length > 0 ? 'degraded' : 'ok';
+    const outage = storeOutage(d.store);
+    const status = d.closing() ? 'shutting_down' : failing.length > 0 || outage ? 'degraded' : 'ok';
     if (checkToken(req.headers.authorization) !== 'ok') {
       res.json({ status });
       return;
     }
     res.json({
       status,
+      ...(status === 'degraded' && { reasons: degradedBecause(outage, failing) }),
       uptime_s: Math.round((Date.now() - d.startedAt) / 1000),
       role: d.config.role,
       node: d.nodeId,
       queue: { backend: d.config.queue.backend, depth: d.queue.depth() + (w?.pump.waiting() ?? 0) },
       // An api process runs no jobs and holds no working copies: it has no pool, jobs, cache or write-backs to show.
       ...(w && workerHealth(w, failing)),
+      store: { backend: d.config.store.backend, status: outage ? 'unreachable' : 'ok', ...(outage && { outage }) },
       containment: d.containment,
     });
   });
@@ -105,6 +109,18 @@ export function createApp(d: AppDeps): express.Express {
     sendError(res, bodyParserError(err, d.config.http.maxBodyBytes) ?? err);
   });
   return app;
+}
+
+/** Why /health says "degraded", one sentence per cause, for an operator. */
+function degradedBecause(outage: StoreOutage | null, failing: WritebackFailure[]): string[] {
+  const reasons: string[] = [];
+  if (outage) {
+    reasons.push(
+      `the project store is unreachable since ${outage.since} (${outage.attempts} failed calls, the last at ${outage.last_attempt}): ${outage.last_error.message}`,
+    );
+  }
+  if (failing.length > 0) reasons.push(`${failing.length} working copies could not be written back (see writeback.failing); they stay dirty and are retried`);
+  return reasons;
 }
 
 /** The figures of /health that only a process running jobs has. */

@@ -45,14 +45,23 @@ export function errorBody(res: Response, err: unknown): ErrorBody {
   return { error: { code: e.code, message: scrub(e.message), ...details } };
 }
 
-/** Sends the JSON error body for any throwable. */
+/** The codes a client should retry after a while, with the delay (s) used when the error names none. */
+const RETRY_AFTER_S: Partial<Record<ErrorCode, number>> = { queue_full: 1, shutting_down: 1, store_unavailable: 10, queue_unavailable: 10 };
+
+/** A delay an error's details name, as whole seconds (at least 1), or undefined when it names none usable. */
+function retryAfterOf(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.max(1, Math.ceil(v)) : undefined;
+}
+
+/** Sends the JSON error body for any throwable; a code worth retrying gets a Retry-After header (seconds). */
 export function sendError(res: Response, err: unknown): void {
   const e = toToolhostError(err);
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  if (e.code === 'queue_full' || e.code === 'shutting_down') res.setHeader('Retry-After', String(e.details?.retry_after_s ?? 1));
+  const retryAfter = RETRY_AFTER_S[e.code];
+  if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfterOf(e.details?.retry_after_s) ?? retryAfter));
   res.status(e.status).json(errorBody(res, err));
 }
 

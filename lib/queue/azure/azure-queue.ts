@@ -19,6 +19,7 @@
  * no envelope of ours is logged and deleted.
  */
 import type { ContainerClient } from '@azure/storage-blob';
+import { DEFAULT_DEADLINES } from '../../azure-deadline.js';
 import { ToolhostError } from '../../errors.js';
 import type { Job, JobOutcome } from '../../jobs.js';
 import type { JobQueue, WaitOptions } from '../job-queue.js';
@@ -96,9 +97,11 @@ export class AzureQueue implements JobQueue {
     if (this.#parts) return;
     const { nodeId, log } = this.#o;
     const names = this.names;
-    const storage = await openStorage({ connectionString: this.#o.connectionString, names, log });
+    const { deadlineBaseS = DEFAULT_DEADLINES.deadlineBaseS, minBytesPerS = DEFAULT_DEADLINES.minBytesPerS } = this.#o;
+    const storage = await openStorage({ connectionString: this.#o.connectionString, names, log, deadlines: { deadlineBaseS, minBytesPerS } });
     await storage.ensure([names.jobs, ...(this.#o.api ? [names.replies(nodeId)] : []), ...(this.#o.worker ? [names.poison, names.node(nodeId)] : [])]);
-    const leases = new Leases({ container: storage.container, nodeId, leaseS: this.#o.leaseS, log, onLost: (id) => this.#hooks?.leaseLost(id) });
+    const onLost = (id: string): void => this.#hooks?.leaseLost(id);
+    const leases = new Leases({ container: storage.container, nodeId, leaseS: this.#o.leaseS, log, onLost, deadline: storage.deadline });
     if (this.#o.worker) await leases.register(names.node(nodeId));
     const parts: Parts = {
       storage,

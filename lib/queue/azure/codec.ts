@@ -13,6 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ContainerClient } from '@azure/storage-blob';
 import { z } from 'zod';
+import { type DeadlineSignal, deadlineSignals } from '../../azure-deadline.js';
 import { ERROR_STATUS, type ErrorCode } from '../../errors.js';
 import type { Job, JobOutcome } from '../../jobs.js';
 import { PROJECT_ID_PATTERN } from '../../schemas.js';
@@ -139,9 +140,11 @@ export class Codec {
   readonly #container: ContainerClient;
   readonly #names: QueueNames;
   readonly #maxBodyBytes: number;
+  readonly #deadline: DeadlineSignal;
 
-  constructor(o: { container: ContainerClient; names: QueueNames; maxBodyBytes?: number }) {
+  constructor(o: { container: ContainerClient; names: QueueNames; maxBodyBytes?: number; deadline?: DeadlineSignal }) {
     this.#container = o.container;
+    this.#deadline = o.deadline ?? deadlineSignals();
     this.#names = o.names;
     this.#maxBodyBytes = o.maxBodyBytes ?? MAX_BODY_BYTES;
   }
@@ -151,7 +154,8 @@ export class Codec {
     let json = JSON.stringify(env);
     if (Buffer.byteLength(json) > INLINE_LIMIT) {
       const blob = BLOBS.claim(randomUUID());
-      await this.#container.getBlockBlobClient(blob).upload(json, Buffer.byteLength(json));
+      const bytes = Buffer.byteLength(json);
+      await this.#container.getBlockBlobClient(blob).upload(json, bytes, { abortSignal: this.#deadline(bytes) });
       json = JSON.stringify({ k: 'claim', blob });
     }
     return Buffer.from(json).toString('base64');
@@ -175,7 +179,7 @@ export class Codec {
     if (claim)
       await this.#container
         .getBlockBlobClient(claim)
-        .deleteIfExists()
+        .deleteIfExists({ abortSignal: this.#deadline() })
         .catch(() => {});
   }
 
@@ -192,7 +196,8 @@ export class Codec {
   async #download(claim: string): Promise<string | { why: string }> {
     const res = await this.#container
       .getBlockBlobClient(claim)
-      .download(0)
+      // The body is read within the deadline too: a claim is never larger than the limit.
+      .download(0, undefined, { abortSignal: this.#deadline(this.#maxBodyBytes) })
       .catch((err: unknown) => {
         if ((err as { statusCode?: number }).statusCode === 404) return null;
         throw err;

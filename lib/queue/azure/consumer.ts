@@ -81,7 +81,9 @@ export class Consumer {
       let items: DequeuedMessageItem[] = [];
       const polledAt = Date.now();
       try {
-        items = (await q.receiveMessages({ numberOfMessages: Math.max(1, Math.min(32, max)), visibilityTimeout: this.#s.visibilityS })).receivedMessageItems;
+        const numberOfMessages = Math.max(1, Math.min(32, max));
+        const abortSignal = this.#storage.deadline();
+        items = (await q.receiveMessages({ numberOfMessages, visibilityTimeout: this.#s.visibilityS, abortSignal })).receivedMessageItems;
       } catch (err) {
         this.#log.warn({ err: String(err), queue: q.name }, 'queue poll failed; retrying');
       }
@@ -164,7 +166,7 @@ export class Consumer {
   /** Makes a job visible again after `afterS`, this delivery uncounted. */
   async #putBack(q: QueueClient, m: DequeuedMessageItem, env: JobEnvelope, claim: string | undefined, afterS: number): Promise<void> {
     const text = await this.#storage.codec.encode({ ...env, prior: (env.prior ?? 0) - 1 });
-    await q.updateMessage(m.messageId, m.popReceipt, text, afterS);
+    await q.updateMessage(m.messageId, m.popReceipt, text, afterS, { abortSignal: this.#storage.deadline(text.length) });
     await this.#storage.codec.dropClaim(claim);
   }
 }

@@ -81,7 +81,7 @@ export class HeldJobs {
       return;
     }
     const text = await this.#storage.codec.encode({ ...h.env, released: (h.env.released ?? 0) + 1 });
-    await h.queue.updateMessage(h.messageId, h.popReceipt, text, Math.min(30, 2 ** deliveries));
+    await h.queue.updateMessage(h.messageId, h.popReceipt, text, Math.min(30, 2 ** deliveries), { abortSignal: this.#storage.deadline(text.length) });
     await this.#storage.codec.dropClaim(h.claim);
   }
 
@@ -137,7 +137,7 @@ export class HeldJobs {
   async #renew(h: Held): Promise<void> {
     try {
       // Always with a visibility timeout (without one the message would turn visible at once) and the newest receipt.
-      const r = await h.queue.updateMessage(h.messageId, h.popReceipt, undefined, this.#visibilityS);
+      const r = await h.queue.updateMessage(h.messageId, h.popReceipt, undefined, this.#visibilityS, { abortSignal: this.#storage.deadline() });
       if (r.popReceipt) h.popReceipt = r.popReceipt;
     } catch (err) {
       this.#log.warn({ job_id: h.env.job.id, err: String(err) }, "could not renew a running job's invisibility; it may be delivered again");

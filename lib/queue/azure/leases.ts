@@ -6,6 +6,7 @@
  * so a worker restarted under the same nodeId holds its leases again at once.
  */
 import type { BlobLeaseClient, ContainerClient } from '@azure/storage-blob';
+import { type DeadlineSignal, deadlineSignals } from '../../azure-deadline.js';
 import { BLOBS, leaseIdOf } from './names.js';
 
 /**
@@ -37,13 +38,23 @@ export class Leases {
   readonly #held = new Map<string, BlobLeaseClient>();
   readonly #owners = new Map<string, { owner: string | null; at: number }>();
   readonly #alive = new Map<string, { alive: boolean; at: number }>();
+  readonly #deadline: DeadlineSignal;
   #node: BlobLeaseClient | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** New claims are decided one at a time, each on fresh counts. */
   #claiming: Promise<unknown> = Promise.resolve();
 
-  constructor(o: { container: ContainerClient; nodeId: string; leaseS: number; log: LeasesLog; onLost: (projectId: string) => void }) {
+  constructor(o: {
+    container: ContainerClient;
+    nodeId: string;
+    leaseS: number;
+    log: LeasesLog;
+    onLost: (projectId: string) => void;
+    /** The client-side deadline of each call (lib/azure-deadline.ts); the defaults when absent. */
+    deadline?: DeadlineSignal;
+  }) {
     this.#container = o.container;
+    this.#deadline = o.deadline ?? deadlineSignals();
     this.#nodeId = o.nodeId;
     this.#leaseId = leaseIdOf(o.nodeId);
     this.#leaseS = o.leaseS;
@@ -56,8 +67,8 @@ export class Leases {
     const blob = this.#container.getBlockBlobClient(BLOBS.nodeLease(this.#nodeId));
     await this.#ensureBlob(BLOBS.nodeLease(this.#nodeId));
     this.#node = blob.getBlobLeaseClient(this.#leaseId);
-    await this.#node.acquireLease(this.#leaseS);
-    await blob.setMetadata({ queue }, { conditions: { leaseId: this.#leaseId } });
+    await this.#node.acquireLease(this.#leaseS, { abortSignal: this.#deadline() });
+    await blob.setMetadata({ queue }, { conditions: { leaseId: this.#leaseId }, abortSignal: this.#deadline() });
     this.#timer = setInterval(() => void this.#renewAll(), (this.#leaseS * 1000) / 3);
     this.#timer.unref();
   }
@@ -88,13 +99,13 @@ export class Leases {
     const lease = blob.getBlobLeaseClient(this.#leaseId);
     if (await this.#peerHoldsFewer()) return { mine: false, yield: true };
     try {
-      await lease.acquireLease(this.#leaseS);
+      await lease.acquireLease(this.#leaseS, { abortSignal: this.#deadline() });
     } catch (err) {
       if (status(err) !== 409) throw err;
-      const owner = (await blob.getProperties()).metadata?.owner ?? 'unknown';
+      const owner = (await blob.getProperties({ abortSignal: this.#deadline() })).metadata?.owner ?? 'unknown';
       return { mine: false, owner, alive: owner !== 'unknown' && (await this.alive(owner)) };
     }
-    await blob.setMetadata({ owner: this.#nodeId }, { conditions: { leaseId: this.#leaseId } });
+    await blob.setMetadata({ owner: this.#nodeId }, { conditions: { leaseId: this.#leaseId }, abortSignal: this.#deadline() });
     this.#held.set(projectId, lease);
     this.#owners.set(projectId, { owner: this.#nodeId, at: Date.now() });
     return { mine: true };
@@ -107,7 +118,7 @@ export class Leases {
     this.#held.delete(projectId);
     this.#owners.delete(projectId);
     await lease
-      .releaseLease()
+      .releaseLease({ abortSignal: this.#deadline() })
       .catch((err: unknown) => this.#log.warn({ project_id: projectId, err: String(err) }, 'could not release project lease; it expires on its own'));
   }
 
@@ -117,7 +128,7 @@ export class Leases {
     if (cached && Date.now() - cached.at < OWNER_CACHE_MS) return cached.owner;
     let owner: string | null = null;
     try {
-      const p = await this.#container.getBlockBlobClient(BLOBS.projectLease(projectId)).getProperties();
+      const p = await this.#container.getBlockBlobClient(BLOBS.projectLease(projectId)).getProperties({ abortSignal: this.#deadline() });
       if (p.leaseState === 'leased') owner = p.metadata?.owner ?? null;
     } catch (err) {
       if (status(err) !== 404) throw err;
@@ -134,7 +145,7 @@ export class Leases {
     if (cached && Date.now() - cached.at < OWNER_CACHE_MS) return cached.alive;
     let alive = false;
     try {
-      alive = (await this.#container.getBlockBlobClient(BLOBS.nodeLease(nodeId)).getProperties()).leaseState === 'leased';
+      alive = (await this.#container.getBlockBlobClient(BLOBS.nodeLease(nodeId)).getProperties({ abortSignal: this.#deadline() })).leaseState === 'leased';
     } catch (err) {
       if (status(err) !== 404) throw err;
     }
@@ -148,12 +159,12 @@ export class Leases {
    */
   async #peerHoldsFewer(): Promise<boolean> {
     const peers = new Map<string, number>();
-    for await (const b of this.#container.listBlobsFlat({ prefix: BLOBS.nodesPrefix })) {
+    for await (const b of this.#container.listBlobsFlat({ prefix: BLOBS.nodesPrefix, abortSignal: this.#deadline() })) {
       const nodeId = b.name.slice(BLOBS.nodesPrefix.length);
       if (nodeId !== this.#nodeId && b.properties.leaseState === 'leased') peers.set(nodeId, 0);
     }
     if (peers.size === 0) return false;
-    for await (const b of this.#container.listBlobsFlat({ prefix: BLOBS.leasesPrefix, includeMetadata: true })) {
+    for await (const b of this.#container.listBlobsFlat({ prefix: BLOBS.leasesPrefix, includeMetadata: true, abortSignal: this.#deadline() })) {
       const owner = b.metadata?.owner;
       const held = owner && b.properties.leaseState === 'leased' ? peers.get(owner) : undefined;
       if (owner && held !== undefined) peers.set(owner, held + 1);
@@ -164,7 +175,7 @@ export class Leases {
   /** Workers that stopped renewing their liveness lease, with their queues. */
   async deadNodes(): Promise<{ nodeId: string; queue: string }[]> {
     const dead: { nodeId: string; queue: string }[] = [];
-    for await (const b of this.#container.listBlobsFlat({ prefix: BLOBS.nodesPrefix, includeMetadata: true })) {
+    for await (const b of this.#container.listBlobsFlat({ prefix: BLOBS.nodesPrefix, includeMetadata: true, abortSignal: this.#deadline() })) {
       const nodeId = b.name.slice(BLOBS.nodesPrefix.length);
       if (nodeId === this.#nodeId || b.properties.leaseState === 'leased' || !b.metadata?.queue) continue;
       dead.push({ nodeId, queue: b.metadata.queue });
@@ -175,7 +186,7 @@ export class Leases {
   /** Takes a dead worker's liveness lease, so one worker alone moves its queue; false when another got there first. */
   async adopt(nodeId: string): Promise<boolean> {
     try {
-      await this.#container.getBlockBlobClient(BLOBS.nodeLease(nodeId)).getBlobLeaseClient(this.#leaseId).acquireLease(60);
+      await this.#container.getBlockBlobClient(BLOBS.nodeLease(nodeId)).getBlobLeaseClient(this.#leaseId).acquireLease(60, { abortSignal: this.#deadline() });
       return true;
     } catch (err) {
       if (status(err) === 409 || status(err) === 404) return false;
@@ -185,7 +196,7 @@ export class Leases {
 
   /** Forgets an adopted dead worker once its queue is empty. */
   async bury(nodeId: string): Promise<void> {
-    await this.#container.getBlockBlobClient(BLOBS.nodeLease(nodeId)).deleteIfExists({ conditions: { leaseId: this.#leaseId } });
+    await this.#container.getBlockBlobClient(BLOBS.nodeLease(nodeId)).deleteIfExists({ conditions: { leaseId: this.#leaseId }, abortSignal: this.#deadline() });
   }
 
   /** Stops renewing and releases every lease (after the working copies were written back). */
@@ -196,14 +207,14 @@ export class Leases {
       // The liveness blob goes too: nothing is left in this node's queue to rescue after a graceful stop.
       await this.#container
         .getBlockBlobClient(BLOBS.nodeLease(this.#nodeId))
-        .deleteIfExists({ conditions: { leaseId: this.#leaseId } })
-        .catch(() => this.#node?.releaseLease().catch(() => {}));
+        .deleteIfExists({ conditions: { leaseId: this.#leaseId }, abortSignal: this.#deadline() })
+        .catch(() => this.#node?.releaseLease({ abortSignal: this.#deadline() }).catch(() => {}));
     }
   }
 
   async #ensureBlob(name: string): Promise<void> {
     try {
-      await this.#container.getBlockBlobClient(name).upload('', 0, { conditions: { ifNoneMatch: '*' } });
+      await this.#container.getBlockBlobClient(name).upload('', 0, { conditions: { ifNoneMatch: '*' }, abortSignal: this.#deadline() });
     } catch (err) {
       // 409: it exists and is leased; 412: it exists.
       if (status(err) !== 409 && status(err) !== 412) throw err;
@@ -211,11 +222,13 @@ export class Leases {
   }
 
   async #renewAll(): Promise<void> {
-    await this.#node?.renewLease().catch((err: unknown) => this.#log.warn({ err: String(err) }, "could not renew this worker's liveness lease"));
+    await this.#node
+      ?.renewLease({ abortSignal: this.#deadline() })
+      .catch((err: unknown) => this.#log.warn({ err: String(err) }, "could not renew this worker's liveness lease"));
     await Promise.all(
       [...this.#held].map(async ([id, lease]) => {
         try {
-          await lease.renewLease();
+          await lease.renewLease({ abortSignal: this.#deadline() });
         } catch (err) {
           // 409/412: another worker holds it now (ours expired unrenewed): this copy must not be worked on.
           if (status(err) === 409 || status(err) === 412) {

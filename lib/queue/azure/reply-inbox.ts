@@ -56,7 +56,7 @@ export class ReplyInbox {
     this.jobs.rejectAll(err);
     this.calls.rejectAll(err);
     await this.#loop;
-    await this.#queue.deleteIfExists().catch(() => {});
+    await this.#queue.deleteIfExists({ abortSignal: this.#storage.deadline() }).catch(() => {});
   }
 
   async #poll(): Promise<void> {
@@ -68,7 +68,7 @@ export class ReplyInbox {
       }
       let found = 0;
       try {
-        const res = await this.#queue.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 30 });
+        const res = await this.#queue.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 30, abortSignal: this.#storage.deadline() });
         found = res.receivedMessageItems.length;
         await Promise.all(res.receivedMessageItems.map((m) => this.#take(m)));
       } catch (err) {

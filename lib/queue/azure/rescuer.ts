@@ -76,7 +76,8 @@ export class Rescuer {
   async #drain(q: QueueClient, signal: AbortSignal): Promise<boolean> {
     const until = Date.now() + (this.#visibilityS + 60) * 1000;
     while (!signal.aborted && Date.now() < until) {
-      const { receivedMessageItems: items } = await q.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60 });
+      const abortSignal = this.#storage.deadline();
+      const { receivedMessageItems: items } = await q.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60, abortSignal });
       for (const m of items) {
         const decoded = await this.#storage.open(q, m);
         if (!decoded) continue;
@@ -89,13 +90,13 @@ export class Rescuer {
         await this.#storage.remove(q, m.messageId, m.popReceipt, claim);
       }
       if (items.length === 0) {
-        const { approximateMessagesCount } = await q.getProperties();
+        const { approximateMessagesCount } = await q.getProperties({ abortSignal: this.#storage.deadline() });
         if (!approximateMessagesCount) break;
         await sleep(1_000, signal, () => {});
       }
     }
     if (signal.aborted) return false;
-    await q.deleteIfExists();
+    await q.deleteIfExists({ abortSignal: this.#storage.deadline() });
     return true;
   }
 }

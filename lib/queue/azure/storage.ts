@@ -6,6 +6,7 @@
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import type { DequeuedMessageItem, QueueClient, QueueServiceClient } from '@azure/storage-queue';
+import { DEFAULT_DEADLINES, type DeadlineSettings, type DeadlineSignal, deadlineSignals } from '../../azure-deadline.js';
 import { ToolhostError, toToolhostError } from '../../errors.js';
 import { Codec, type Decoded, type Envelope } from './codec.js';
 import type { QueueNames } from './names.js';
@@ -22,6 +23,14 @@ export function statusOf(err: unknown): number | undefined {
 export function unavailable(err: unknown): ToolhostError {
   const e = toToolhostError(err);
   if (e.code !== 'internal') return e;
+  // Queue calls are aborted for one reason only: their deadline (AbortSignal.timeout) passed.
+  if (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError')) {
+    return new ToolhostError(
+      'queue_unavailable',
+      'the job queue (Azure Queue Storage) did not answer within its client-side deadline (queue.azure.deadlineBaseS + size / queue.azure.minBytesPerS), so the call was dropped; retry later',
+      { retry_after_s: 10 },
+    );
+  }
   return new ToolhostError(
     'queue_unavailable',
     `the job queue (Azure Queue Storage) cannot be reached: ${err instanceof Error ? err.message : String(err)}; retry later`,
@@ -34,14 +43,24 @@ export class QueueStorage {
   readonly container: ContainerClient;
   readonly names: QueueNames;
   readonly codec: Codec;
+  /** The abort signal of one call moving `bytes`: its client-side deadline (lib/azure-deadline.ts). */
+  readonly deadline: DeadlineSignal;
   readonly #log: QueueLog;
 
-  constructor(o: { service: QueueServiceClient; container: ContainerClient; names: QueueNames; log: QueueLog; maxBodyBytes?: number }) {
+  constructor(o: {
+    service: QueueServiceClient;
+    container: ContainerClient;
+    names: QueueNames;
+    log: QueueLog;
+    maxBodyBytes?: number;
+    deadlines?: DeadlineSettings;
+  }) {
     this.#service = o.service;
     this.container = o.container;
     this.names = o.names;
     this.#log = o.log;
-    this.codec = new Codec({ container: o.container, names: o.names, maxBodyBytes: o.maxBodyBytes });
+    this.deadline = deadlineSignals(o.deadlines ?? DEFAULT_DEADLINES);
+    this.codec = new Codec({ container: o.container, names: o.names, maxBodyBytes: o.maxBodyBytes, deadline: this.deadline });
   }
 
   /** The client of queue `name` (no request). */
@@ -53,7 +72,7 @@ export class QueueStorage {
   async ensure(names: string[]): Promise<QueueClient[]> {
     const queues = names.map((n) => this.queue(n));
     try {
-      await Promise.all(queues.map((q) => q.createIfNotExists()));
+      await Promise.all(queues.map((q) => q.createIfNotExists({ abortSignal: this.deadline() })));
     } catch (err) {
       throw unavailable(err);
     }
@@ -62,7 +81,8 @@ export class QueueStorage {
 
   /** Sends an envelope (by claim check when large). */
   async send(q: QueueClient, env: Envelope, opts: { messageTimeToLive?: number } = {}): Promise<void> {
-    await q.sendMessage(await this.codec.encode(env), opts);
+    const text = await this.codec.encode(env);
+    await q.sendMessage(text, { ...opts, abortSignal: this.deadline(text.length) });
   }
 
   /**
@@ -82,7 +102,7 @@ export class QueueStorage {
 
   /** Deletes a message it is done with, and its claim-check blob; one already gone is no error. */
   async remove(q: QueueClient, messageId: string, popReceipt: string, claim: string | undefined): Promise<void> {
-    await q.deleteMessage(messageId, popReceipt).catch((err: unknown) => {
+    await q.deleteMessage(messageId, popReceipt, { abortSignal: this.deadline() }).catch((err: unknown) => {
       if (statusOf(err) !== 404) this.#log.warn({ message_id: messageId, err: String(err) }, 'could not delete a finished message; it may be delivered again');
     });
     await this.codec.dropClaim(claim);
@@ -90,15 +110,16 @@ export class QueueStorage {
 }
 
 /** Loads the SDKs, makes the clients and the coordination container; `queue_unavailable` when storage cannot be reached. */
-export async function openStorage(o: { connectionString: string; names: QueueNames; log: QueueLog }): Promise<QueueStorage> {
+export async function openStorage(o: { connectionString: string; names: QueueNames; log: QueueLog; deadlines?: DeadlineSettings }): Promise<QueueStorage> {
   // The SDKs are loaded on first use: a single-machine deployment never pays for them.
   const [{ QueueServiceClient }, { BlobServiceClient }] = await Promise.all([import('@azure/storage-queue'), import('@azure/storage-blob')]);
   const service = QueueServiceClient.fromConnectionString(o.connectionString, { retryOptions: RETRY });
   const container = BlobServiceClient.fromConnectionString(o.connectionString, { retryOptions: RETRY }).getContainerClient(o.names.container);
+  const storage = new QueueStorage({ service, container, names: o.names, log: o.log, deadlines: o.deadlines });
   try {
-    await container.createIfNotExists();
+    await container.createIfNotExists({ abortSignal: storage.deadline() });
   } catch (err) {
     throw unavailable(err);
   }
-  return new QueueStorage({ service, container, names: o.names, log: o.log });
+  return storage;
 }

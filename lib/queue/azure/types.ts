@@ -18,6 +18,10 @@ export interface AzureQueueOptions {
   leaseS: number;
   pollMinMs: number;
   pollMaxMs: number;
+  /** Client-side deadline of every call: base seconds (lib/azure-deadline.ts; 10 when absent). */
+  deadlineBaseS?: number;
+  /** Slowest transfer tolerated, bytes/s: a call moving N bytes may take N / rate seconds more (1 MiB/s when absent). */
+  minBytesPerS?: number;
   log: QueueLog;
 }
 
