@@ -53,6 +53,10 @@ export interface SaveTask extends CopyTask {
   record: { kind: CheckpointKind; label: string | null } | null;
   recordAs: CheckpointKind;
   keep: KeepRule;
+  /** A checkpoint pruning must keep whatever `keep` says (the target of the restore this save precedes). */
+  pin?: string | undefined;
+  /** The copy is clean (no change started since its last save): record the checkpoint without reading the copy. */
+  clean?: boolean | undefined;
 }
 
 /** Stores an extracted upload (in `root`) as the project's new base layer, keeping its checkpoints. */
@@ -114,7 +118,7 @@ export interface MaterializeResult {
  * the name of the conflict copy and the stored version it lost to.
  */
 export type SaveResult = (
-  | { stored: StoredProject; bytes: number; checkpoint: CheckpointInfo | null; bytesUploaded: number }
+  | { stored: StoredProject; checkpoint: CheckpointInfo | null; bytesUploaded: number; treeBytes: number | null }
   | { conflict: string; currentEtag: string | null }
 ) & { skipped: PackResult['skipped'] };
 

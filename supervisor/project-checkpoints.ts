@@ -29,9 +29,10 @@ export interface CheckpointParts {
 }
 
 /** Records a checkpoint of the project as it is now (saving its changes). */
-export async function createCheckpoint(p: CheckpointParts, id: string, opts: { label: string | null; kind: 'manual' | 'auto' }): Promise<CheckpointInfo> {
+export async function createCheckpoint(p: CheckpointParts, id: string, opts: { label: string | null; kind: 'manual' }): Promise<CheckpointInfo> {
   await p.ensure(id);
   return p.locked(id, async () => {
+    if (!p.copies.get(id)) throw new ToolhostError('project_busy', `project "${id}" was evicted while its checkpoint waited; retry`, { project_id: id });
     const saved = await p.save(id, { record: { kind: opts.kind, label: opts.label } });
     return {
       checkpoint_id: saved.checkpoint_id!,
@@ -66,7 +67,9 @@ export async function restoreCheckpoint(p: CheckpointParts, id: string, checkpoi
     if (p.o.activeJobs(id) > opts.selfJobs) throw busy();
     entry.state.on('withdraw');
     try {
-      const undo = await p.save(id, { record: { kind: 'before-restore', label: `before restoring ${checkpointId}` } });
+      // Its shells end first, so nothing writes into the copy after the checkpoint that undoes the restore.
+      await p.o.endLiving?.(id);
+      const undo = await p.save(id, { record: { kind: 'before-restore', label: `before restoring ${checkpointId}` }, pin: checkpointId });
       if (entry.format !== 'layers' || entry.sourceEtag === null || undo.checkpoint_id === null) {
         throw new ToolhostError(
           'save_conflict',
@@ -75,7 +78,6 @@ export async function restoreCheckpoint(p: CheckpointParts, id: string, checkpoi
         );
       }
       if (p.o.activeJobs(id) > opts.selfJobs) throw busy();
-      await p.o.endLiving?.(id);
       let done: RestoreResult | undefined;
       await p.copies.materialize(id, async (staging) => {
         const pendingState = p.copies.pendingStatePath(id);

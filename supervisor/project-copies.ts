@@ -30,6 +30,8 @@ export class ProjectCopies {
   readonly #now: () => number;
   readonly #index: CacheIndex;
   readonly #entries = new Map<string, CacheEntry>();
+  /** Discarded copies being deleted. */
+  readonly #removals = new Set<Promise<void>>();
 
   constructor(o: { dataDir: string; store: Pick<ProjectStore, 'stat'>; now: () => number }) {
     this.projectsDir = join(o.dataDir, 'projects');
@@ -79,8 +81,9 @@ export class ProjectCopies {
     await this.#index.flush();
   }
 
-  /** Writes the index out (shutdown, after the last write-backs). */
-  close(): Promise<void> {
+  /** Writes the index out (shutdown, after the last write-backs) and finishes deleting discarded copies. */
+  async close(): Promise<void> {
+    await Promise.all(this.#removals);
     return this.#index.close();
   }
 
@@ -158,7 +161,12 @@ export class ProjectCopies {
       if (errnoCode(err) === 'ENOENT') return; // nothing cached
       throw err;
     }
-    await rm(trash, { recursive: true, force: true });
+    // Deleted beside what comes next (a restore's answer need not wait for ten thousand unlinks); close() waits,
+    // and a crash leaves it in tmp/, which the next start empties.
+    const removal = rm(trash, { recursive: true, force: true })
+      .catch(() => undefined)
+      .finally(() => this.#removals.delete(removal));
+    this.#removals.add(removal);
   }
 
   /** Ids of the copies that may hold unsaved work. */

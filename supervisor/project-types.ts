@@ -71,6 +71,8 @@ export interface SaveOptions {
   as?: CheckpointKind;
   /** Write a copy still held as a plain archive as layers, even clean (a fork needs a manifest). */
   toLayers?: boolean;
+  /** A checkpoint pruning must keep (the target of the restore this save precedes). */
+  pin?: string;
 }
 
 /** A checkpoint as answers show it (lib/layers/format.ts has the stored form). */

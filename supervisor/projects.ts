@@ -259,6 +259,8 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
         record: opts.record ?? null,
         recordAs: opts.as ?? 'save',
         keep: this.#o.checkpoints().keep,
+        pin: opts.pin,
+        clean: !changing,
       });
     } catch (err) {
       const error = toToolhostError(err);
@@ -298,7 +300,8 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
     // Clean only if no change started while packing: otherwise the layer may miss it.
     if (changing) entry.state.on(unchanged ? 'savedClean' : 'savedDirty');
     await this.#copies.flush();
-    await this.#measure(entry);
+    // The scan counted the bytes it saved; a walk of the whole copy again would cost as much as the scan.
+    if (result.treeBytes !== null) entry.sizeBytes = result.treeBytes;
     this.emit('saved', id, result.skipped);
     const checkpoint = result.checkpoint?.checkpoint_id ?? null;
     return {
@@ -339,8 +342,16 @@ export class ProjectCache extends EventEmitter<ProjectCacheEvents> {
   }
 
   /** Records a checkpoint of the project as it is now (its changes saved as a layer). */
-  checkpoint(id: string, opts: { label: string | null; kind: 'manual' | 'auto' }): Promise<CheckpointInfo> {
+  checkpoint(id: string, opts: { label: string | null; kind: 'manual' }): Promise<CheckpointInfo> {
     return createCheckpoint(this.#parts(), id, opts);
+  }
+
+  /**
+   * `checkpoints.auto`'s checkpoint after a change: a save recorded as `auto`, so only when something changed (an
+   * `ls` must not push an agent's own checkpoints out). Resolves with its id, or null.
+   */
+  async autoCheckpoint(id: string): Promise<string | null> {
+    return (await this.save(id, { as: 'auto' })).checkpoint_id;
   }
 
   /** The project's checkpoints, newest first. */

@@ -305,7 +305,7 @@ export class QueuePump extends EventEmitter<PumpEvents> {
 
   /** With `checkpoints.auto`: a checkpoint after a change, taken beside the answer (it waits for the project's lock). */
   #autoCheckpoint(job: Job): void {
-    this.#o.projects.checkpoint(job.projectId, { label: `after ${job.type} ${job.id}`, kind: 'auto' }).catch((err: unknown) => {
+    this.#o.projects.autoCheckpoint(job.projectId).catch((err: unknown) => {
       this.#o.log.warn({ project_id: job.projectId, job_id: job.id, err: toToolhostError(err).message }, 'automatic checkpoint failed');
     });
   }

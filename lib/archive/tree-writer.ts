@@ -7,7 +7,21 @@
  * thousands of small files: queueing each open, write, chmod and close on libuv's four-thread file pool (which
  * every thread of the process shares) costs a thread hand-off per call, several times what the call itself does.
  */
-import { chmodSync, closeSync, constants, fchmodSync, linkSync, mkdirSync, openSync, readlinkSync, realpathSync, symlinkSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readlinkSync,
+  realpathSync,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { errnoCode, ToolhostError } from '../errors.js';
 import { isInside } from '../paths.js';
@@ -164,17 +178,28 @@ export class TreeWriter {
   }
 
   /**
-   * A file made as a hard link to `from`, a regular file the caller has checked (restoring a checkpoint reuses the
-   * unchanged files of the working copy this way, through `/proc/self/fd/<folder fd>/<name>`).
+   * A file made as a hard link to `from` (restoring a checkpoint reuses the unchanged files of the working copy
+   * this way, through `/proc/self/fd/<folder fd>/<name>`). `from` may have been swapped since the caller looked
+   * (for a symlink, which link(2) links as itself): the link is kept only when it is a regular file with inode
+   * `ino`, and removed otherwise. Resolves whether the entry was made; when not, it can still be written.
    */
-  linkFrom(entry: string, from: string): void {
+  linkFrom(entry: string, from: string, ino: number): boolean {
     const rel = this.#leaf(entry);
-    this.#guard(entry, () => {
-      this.#claim(entry, rel);
+    if (this.#kinds.has(rel)) return false;
+    const abs = `${this.#root}/${rel}`;
+    try {
       this.#parents(entry, rel.split('/'));
-      linkSync(from, `${this.#root}/${rel}`);
-      this.#kinds.set(rel, 'file');
-    });
+      linkSync(from, abs);
+    } catch {
+      return false; // gone, another file system, too many links: the caller writes it instead
+    }
+    const st = lstatSync(abs);
+    if (!st.isFile() || st.ino !== ino) {
+      unlinkSync(abs);
+      return false;
+    }
+    this.#kinds.set(rel, 'file');
+    return true;
   }
 
   /**

@@ -17,7 +17,7 @@ import { lookAt, walk } from '../archive/tree-walk.js';
 import { type TreeFileSink, TreeWriter } from '../archive/tree-writer.js';
 import type { ArchiveLimits } from '../archive/types.js';
 import { ToolhostError } from '../errors.js';
-import { type CopyState, RACY_MS, type StatNode } from './scan.js';
+import { type CopyState, RACY_MS, type StatNode, stampOf } from './scan.js';
 import { type SourcedNode, sameNode, type Tree } from './tree.js';
 
 /** What {@link buildTree} made. */
@@ -28,6 +28,8 @@ export interface BuildResult {
   linked: number;
   /** Bytes of file content in the tree. */
   bytes: number;
+  /** The paths the build made (folders, and what came from layers): all but the linked files. */
+  made: string[];
 }
 
 /** Writes the tree `tree` into `dest` (created; must not exist). On failure `dest` is removed. */
@@ -66,8 +68,8 @@ export async function buildTree(o: {
     for (const [digest, names] of wanted) {
       writer.select(names);
       await readTarGz(await o.open(digest), writer);
-      written += names.size - writer.missing().length;
       const missing = writer.missing();
+      written += names.size - missing.length;
       if (missing.length > 0) {
         throw new ToolhostError(
           'bad_archive',
@@ -77,7 +79,7 @@ export async function buildTree(o: {
     }
     writer.verifyLinks();
     exactModes(root, o.tree, paths);
-    return { written, linked: linked.size, bytes };
+    return { written, linked: linked.size, bytes, made: paths.filter((p) => !linked.has(p)) };
   } catch (err) {
     await rm(o.dest, { recursive: true, force: true });
     throw err;
@@ -94,8 +96,9 @@ function linkUnchanged(writer: SelectiveWriter, tree: Tree<SourcedNode>, reuse: 
     if (want?.t !== 'f' || !saved || !sameNode(saved, want) || saved.ct === -1) continue;
     const st = lookAt(met.at, met.name);
     if (!st?.isFile() || st.ino !== saved.ino || st.mtimeMs !== saved.mt || st.ctimeMs !== saved.ct || st.size !== saved.s) continue;
-    writer.linkFrom(met.name, met.at);
-    linked.add(met.name);
+    // Only a file of the project's alone: a second name elsewhere would share its owner and mode changes.
+    if (st.nlink !== 1) continue;
+    if (writer.linkFrom(met.name, met.at, st.ino)) linked.add(met.name);
   }
   return linked;
 }
@@ -106,7 +109,10 @@ function exactModes(root: string, tree: Tree<SourcedNode>, paths: readonly strin
     const n = tree.get(p)!;
     if (n.t === 'l') continue;
     const made = n.t === 'd' ? 0o755 : (n.m & 0o111) !== 0 ? 0o755 : 0o644;
-    if (n.m !== made) chmodSync(`${root}/${p}`, n.m);
+    if (n.m === made) continue;
+    // The folder is fresh and private; still, never chmod through anything but the entry the tree says it is.
+    const st = lstatSync(`${root}/${p}`);
+    if (n.t === 'd' ? st.isDirectory() : st.isFile()) chmodSync(`${root}/${p}`, n.m);
   }
 }
 
@@ -116,13 +122,12 @@ function exactModes(root: string, tree: Tree<SourcedNode>, paths: readonly strin
  */
 export async function statTree(root: string, tree: Tree): Promise<CopyState> {
   await sleep(RACY_MS + 5);
-  const now = Date.now();
   const state: CopyState = new Map();
   for (const [p, n] of tree) {
     let stat = { ino: 0, mt: 0, ct: -1 };
     if (n.t === 'f') {
-      const st = lstatSync(`${root}/${p}`);
-      stat = { ino: st.ino, mt: st.mtimeMs, ct: st.ctimeMs >= now - RACY_MS ? -1 : st.ctimeMs };
+      const t0 = Date.now();
+      stat = stampOf(lstatSync(`${root}/${p}`), t0);
     }
     state.set(p, { t: n.t, m: n.m, s: n.s, h: n.h, ...stat } satisfies StatNode);
   }

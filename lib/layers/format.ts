@@ -112,7 +112,11 @@ const manifestSchema = z
       z.strictObject({
         id: z.string().regex(CHECKPOINT_ID_PATTERN),
         created_at: z.string(),
-        label: z.string().max(200).nullable(),
+        label: z
+          .string()
+          .max(200)
+          .refine((l) => !/\p{Cc}/u.test(l), 'a label with control characters')
+          .nullable(),
         kind: z.enum(['save', 'autosave', 'manual', 'auto', 'before-restore', 'upload', 'fork', 'create']),
         layers: layerIndexes,
         bytes_uploaded: z.number().int().min(0),

@@ -6,7 +6,17 @@ import type { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { ToolhostError } from '../errors.js';
 import { manifestName, type ObjectCondition, type ProjectStore, type StoredObject } from '../store/project-store.js';
-import { type Checkpoint, indexName, type LayerIndex, type LayerRef, layerName, type Manifest, parseIndex, parseManifest } from './format.js';
+import {
+  type Checkpoint,
+  type CheckpointKind,
+  indexName,
+  type LayerIndex,
+  type LayerRef,
+  layerName,
+  type Manifest,
+  parseIndex,
+  parseManifest,
+} from './format.js';
 import { foldLayers, type SourcedNode, type Tree } from './tree.js';
 
 /** A manifest with the ETag it was read at. */
@@ -26,8 +36,12 @@ export function writeManifest(store: ProjectStore, id: string, manifest: Manifes
   return store.putObject(manifestName(id), Buffer.from(JSON.stringify(manifest)), condition);
 }
 
-const INDEX_CACHE_MAX = 512;
+/** Most entries the indexes a thread keeps may hold together (a 100k-file base index is one tenth of it). */
+const INDEX_CACHE_ENTRIES = 1_000_000;
+/** Largest index read (unpacked); a bigger one is refused rather than filling memory. */
+const MAX_INDEX_BYTES = 512 * 1024 * 1024;
 const indexCache = new Map<string, LayerIndex>();
+let cachedEntries = 0;
 
 /** A layer's index (from this thread's cache when it read it before). */
 export async function fetchIndex(store: ProjectStore, digest: string): Promise<LayerIndex> {
@@ -37,7 +51,7 @@ export async function fetchIndex(store: ProjectStore, digest: string): Promise<L
   if (!got) throw missing(digest);
   let body: Buffer;
   try {
-    body = gunzipSync(got.body);
+    body = gunzipSync(got.body, { maxOutputLength: MAX_INDEX_BYTES });
   } catch {
     throw new ToolhostError('bad_archive', `the index of layer ${digest} in the store is not gzip; restore the store from a backup`);
   }
@@ -47,15 +61,23 @@ export async function fetchIndex(store: ProjectStore, digest: string): Promise<L
 }
 
 function remember(digest: string, index: LayerIndex): void {
-  if (indexCache.size >= INDEX_CACHE_MAX) indexCache.delete(indexCache.keys().next().value!);
+  if (indexCache.has(digest)) return;
+  const size = index.entries.length + index.deleted.length + 1;
+  while (cachedEntries + size > INDEX_CACHE_ENTRIES && indexCache.size > 0) {
+    const [oldest, dropped] = indexCache.entries().next().value!;
+    indexCache.delete(oldest);
+    cachedEntries -= dropped.entries.length + dropped.deleted.length + 1;
+  }
   indexCache.set(digest, index);
+  cachedEntries += size;
 }
 
 /** Uploads a layer (its tar.gz file and its index); resolves with the bytes the store took. */
 export async function uploadLayer(store: ProjectStore, layer: { file: string; digest: string }, index: LayerIndex): Promise<number> {
   const body = gzipSync(JSON.stringify(index), { level: 6 });
-  // The index goes first: a layer is only ever named by a manifest once both are in.
-  const [idx, data] = await Promise.all([store.putObject(indexName(layer.digest), body), store.putObject(layerName(layer.digest), { file: layer.file })]);
+  // Data, then index, then (the caller) the manifest naming them: nothing names a layer before all of it is in.
+  const data = await store.putObject(layerName(layer.digest), { file: layer.file });
+  const idx = await store.putObject(indexName(layer.digest), body);
   remember(layer.digest, index);
   return idx.size + data.size;
 }
@@ -82,7 +104,7 @@ export async function treeOf(store: ProjectStore, refs: readonly LayerRef[]): Pr
   return foldLayers(indexes);
 }
 
-/** A manifest's chain as a list of layer references: the checkpoint's, or the head's. */
+/** The checkpoint `checkpointId` of a project's manifest; `checkpoint_not_found` when it has none of that id. */
 export function findCheckpoint(id: string, manifest: Manifest, checkpointId: string): Checkpoint {
   const cp = manifest.checkpoints.find((c) => c.id === checkpointId);
   if (!cp) {
@@ -110,14 +132,11 @@ export function nextManifest(
   checkpoint: Omit<Checkpoint, 'layers'> | null,
   keep: KeepRule,
   now: number,
+  pinned: readonly string[] = [],
 ): Manifest {
-  const chains: { refs: LayerRef[]; cp: Omit<Checkpoint, 'layers'> | null }[] = (prev?.checkpoints ?? []).map((c) => ({
-    refs: chainRefs(prev!, c.layers),
-    cp: c,
-  }));
+  const chains: { refs: LayerRef[]; cp: Omit<Checkpoint, 'layers'> }[] = (prev?.checkpoints ?? []).map((c) => ({ refs: chainRefs(prev!, c.layers), cp: c }));
   if (checkpoint) chains.push({ refs: [...head], cp: checkpoint });
-  const oldest = now - keep.maxAgeHours * 3600_000;
-  const kept = chains.filter((c, i) => i === chains.length - 1 || (i >= chains.length - keep.count && Date.parse(c.cp!.created_at) >= oldest));
+  const kept = prune(chains, keep, now, pinned);
   const layers: LayerRef[] = [];
   const at = new Map<string, number>();
   const place = (refs: readonly LayerRef[]): number[] =>
@@ -131,6 +150,27 @@ export function nextManifest(
       return i;
     });
   const headIdx = place(head);
-  const checkpoints = kept.map((c) => ({ ...c.cp!, layers: place(c.refs) }));
+  const checkpoints = kept.map((c) => ({ ...c.cp, layers: place(c.refs) }));
   return { v: 1, layers, head: headIdx, checkpoints };
+}
+
+/** Kinds of checkpoint taken by routine (not asked for by name): pruned first when there are too many. */
+const ROUTINE = new Set<CheckpointKind>(['auto', 'save', 'autosave']);
+
+/**
+ * The checkpoints `keep` leaves, oldest first: none older than `maxAgeHours`, at most `count`, the routine ones
+ * going before those an agent or a restore took. The newest and the `pinned` ones (a restore's target) always stay.
+ */
+function prune<C extends { cp: Omit<Checkpoint, 'layers'> }>(chains: C[], keep: KeepRule, now: number, pinned: readonly string[]): C[] {
+  const oldest = now - keep.maxAgeHours * 3600_000;
+  const stays = (c: C, i: number) => i === chains.length - 1 || pinned.includes(c.cp.id);
+  let kept = chains.filter((c, i) => stays(c, i) || Date.parse(c.cp.created_at) >= oldest);
+  for (const routine of [true, false]) {
+    for (let i = 0; kept.length > keep.count && i < kept.length; ) {
+      const c = kept[i]!;
+      if (!stays(c, chains.indexOf(c)) && ROUTINE.has(c.cp.kind) === routine) kept = kept.filter((x) => x !== c);
+      else i++;
+    }
+  }
+  return kept;
 }

@@ -10,7 +10,7 @@ import type { CheckpointInfo, CompactTask, RestoreResult, RestoreTask, SaveResul
 import { packTree } from '../archive/pack.js';
 import type { ArchiveLimits } from '../archive/types.js';
 import { ToolhostError, toToolhostError } from '../errors.js';
-import { chownTree, type Owner } from '../process/owner.js';
+import { chownEntries, chownTree, type Owner } from '../process/owner.js';
 import { ARCHIVE_FORMATS, archiveName, type ProjectStore, type StoredObject, type StoredProject } from '../store/project-store.js';
 import { buildTree, statTree } from './build.js';
 import { type Checkpoint, type CheckpointKind, type LayerRef, type Manifest, newCheckpointId } from './format.js';
@@ -44,6 +44,17 @@ export async function materializeLayers(c: LayerContext, id: string, dest: strin
 export async function saveLayers(c: LayerContext, t: SaveTask): Promise<SaveResult> {
   const prev = await currentFor(c, t);
   if (prev === 'conflict') return await conflictCopy(c, t);
+  if (t.clean && prev && t.record) {
+    // Nothing changed since the last save: the checkpoint is the head as stored.
+    const cp = checkpoint(t.record.kind, t.record.label, 0);
+    const manifest = nextManifest(prev.manifest, chainRefs(prev.manifest, prev.manifest.head), cp, t.keep, Date.now(), t.pin ? [t.pin] : []);
+    const written = await writeManifest(c.store, t.id, manifest, { ifMatch: prev.etag }).catch(async (err: unknown) => {
+      if (toToolhostError(err).code === 'save_conflict') return null;
+      throw err;
+    });
+    if (written === null) return await conflictCopy(c, t);
+    return { stored: stored(t.id, written.etag, written.size), checkpoint: info(cp), bytesUploaded: 0, treeBytes: null, skipped: [] };
+  }
   const state = t.source.kind === 'layers' && prev ? readState(t.statePath) : null;
   const out = join(t.scratch, `layer-${t.id}-${t.stamp}-${process.pid}-${Math.random().toString(36).slice(2)}`);
   try {
@@ -51,12 +62,12 @@ export async function saveLayers(c: LayerContext, t: SaveTask): Promise<SaveResu
     const delta = await writeDelta({ root: t.root, exclude: t.exclude, prev: state, chainBytes: sum(base), out, limits: c.limits });
     if (!delta.layer && !t.record && prev) {
       writeState(t.statePath, delta.state); // stats moved (a touch), content did not
-      return { stored: stored(t.id, prev.etag, prev.size), bytes: 0, checkpoint: null, bytesUploaded: 0, skipped: delta.skipped };
+      return { stored: stored(t.id, prev.etag, prev.size), checkpoint: null, bytesUploaded: 0, treeBytes: treeBytes(delta.state), skipped: delta.skipped };
     }
     const uploaded = delta.layer ? await uploadLayer(c.store, delta.layer, delta.index) : 0;
     const head: LayerRef[] = delta.layer ? [...base, { digest: delta.layer.digest, bytes: delta.layer.bytes }] : base;
     const cp = checkpoint(t.record?.kind ?? t.recordAs, t.record?.label ?? null, uploaded);
-    const manifest = nextManifest(prev ? prev.manifest : null, head, cp, t.keep, Date.now());
+    const manifest = nextManifest(prev ? prev.manifest : null, head, cp, t.keep, Date.now(), t.pin ? [t.pin] : []);
     let written: StoredObject;
     try {
       written = await writeManifest(c.store, t.id, manifest, prev ? { ifMatch: prev.etag } : { ifNoneMatch: '*' });
@@ -67,7 +78,13 @@ export async function saveLayers(c: LayerContext, t: SaveTask): Promise<SaveResu
     writeState(t.statePath, delta.state);
     // The archive it came from, only at the version it came from: one placed there since is newer, and stays.
     if (t.source.kind === 'archive') await c.store.deleteObject(archiveName(t.id, t.source.format), { ifMatch: t.source.etag });
-    return { stored: stored(t.id, written.etag, written.size), bytes: uploaded, checkpoint: info(cp), bytesUploaded: uploaded, skipped: delta.skipped };
+    return {
+      stored: stored(t.id, written.etag, written.size),
+      checkpoint: info(cp),
+      bytesUploaded: uploaded,
+      treeBytes: treeBytes(delta.state),
+      skipped: delta.skipped,
+    };
   } finally {
     rmSync(out, { force: true });
   }
@@ -80,8 +97,9 @@ export async function saveLayers(c: LayerContext, t: SaveTask): Promise<SaveResu
 async function currentFor(c: LayerContext, t: SaveTask): Promise<{ manifest: Manifest; etag: string; size: number } | null | 'conflict'> {
   const read = await readManifest(c.store, t.id);
   const src = t.source;
-  if (src.kind === 'layers') return read && read.etag === src.etag ? { ...read, size: 0 } : 'conflict';
   const now = await c.store.stat(t.id);
+  // The manifest must still be the project: unchanged, and no plain archive placed over it since.
+  if (src.kind === 'layers') return read && read.etag === src.etag && now?.format === 'layers' ? { ...read, size: 0 } : 'conflict';
   // From a plain archive that is still the project (newer than any manifest): its checkpoints carry on.
   if (src.kind === 'archive') return now && now.format === src.format && now.etag === src.etag ? (read ? { ...read, size: 0 } : null) : 'conflict';
   return now ? 'conflict' : null;
@@ -99,31 +117,32 @@ async function conflictCopy(c: LayerContext, t: SaveTask): Promise<SaveResult> {
   }
 }
 
-/** Removes a project's plain archives once an upload replaced them as its base layer. */
-async function dropArchives(store: ProjectStore, id: string): Promise<void> {
-  for (const f of ARCHIVE_FORMATS) await store.deleteObject(archiveName(id, f));
-}
-
 /** Stores an extracted upload as the project's new base layer; see {@link UploadTask}. */
 export async function uploadLayers(c: LayerContext, t: UploadTask): Promise<{ etag: string; state: CopyState }> {
   const prev = await readManifest(c.store, t.id);
-  if (t.create && (prev || (await c.store.stat(t.id)))) throw exists(t.id);
+  const archives = (await c.store.listObjects(t.id)).filter((o) => ARCHIVE_FORMATS.some((f) => o.name === archiveName(t.id, f)));
+  if (t.create && (prev || archives.length > 0)) throw exists(t.id);
   const out = join(t.scratch, `upload-${t.id}-${process.pid}-${Math.random().toString(36).slice(2)}`);
   try {
     const delta = await writeDelta({ root: t.root, exclude: [], prev: null, chainBytes: 0, out, limits: c.limits });
     const uploaded = delta.layer ? await uploadLayer(c.store, delta.layer, delta.index) : 0;
     const head = delta.layer ? [{ digest: delta.layer.digest, bytes: delta.layer.bytes }] : [];
     const manifest = nextManifest(prev?.manifest ?? null, head, checkpoint(t.recordAs, null, uploaded), t.keep, Date.now());
+    let written: StoredObject;
     try {
-      await writeManifest(c.store, t.id, manifest, prev ? { ifMatch: prev.etag } : { ifNoneMatch: '*' });
+      written = await writeManifest(c.store, t.id, manifest, prev ? { ifMatch: prev.etag } : { ifNoneMatch: '*' });
     } catch (err) {
-      if (toToolhostError(err).code === 'save_conflict') throw exists(t.id);
+      if (toToolhostError(err).code === 'save_conflict') {
+        throw new ToolhostError('project_exists', `project "${t.id}" was written by someone else during the upload; nothing was replaced: retry`, {
+          project_id: t.id,
+        });
+      }
       throw err;
     }
-    await dropArchives(c.store, t.id);
-    const read = await readManifest(c.store, t.id);
+    // The archives the upload replaces, at the versions seen before it: one placed there since is newer, and stays.
+    for (const a of archives) await c.store.deleteObject(a.name, { ifMatch: a.etag });
     writeState(t.statePath, delta.state);
-    return { etag: read!.etag, state: delta.state };
+    return { etag: written.etag, state: delta.state };
   } finally {
     rmSync(out, { force: true });
   }
@@ -156,7 +175,8 @@ export async function restoreLayers(c: LayerContext, t: RestoreTask): Promise<Re
     reuse: { root: t.root, state },
   });
   try {
-    chownTree(t.dest, c.owner(t.id));
+    // Linked files are the copy's own already: only what the build made gets the project's owner.
+    chownEntries(t.dest, built.made, c.owner(t.id));
     writeState(t.pendingState, await statTree(t.dest, tree));
     const manifest: Manifest = { ...read.manifest, head: [...cp.layers] };
     const written = await writeManifest(c.store, t.id, manifest, { ifMatch: read.etag });
@@ -243,6 +263,13 @@ function info(c: Omit<Checkpoint, 'layers'>): CheckpointInfo {
 
 function stored(id: string, etag: string, size: number): StoredProject {
   return { id, format: 'layers', size, modifiedAt: new Date().toISOString(), etag };
+}
+
+/** Bytes of the files of a copy's state. */
+function treeBytes(state: CopyState): number {
+  let n = 0;
+  for (const node of state.values()) n += node.s;
+  return n;
 }
 
 function sum(refs: readonly LayerRef[]): number {

@@ -30,7 +30,7 @@ import { type Met, unreadable, VANISHED, walk } from '../archive/tree-walk.js';
 import type { ArchiveLimits } from '../archive/types.js';
 import { errnoCode, ToolhostError, toToolhostError } from '../errors.js';
 import type { LayerIndex, TreeNode } from './format.js';
-import { indexEntry, sameNode, type Tree } from './tree.js';
+import { indexEntry, removedPaths, sameNode, type Tree } from './tree.js';
 
 /** An entry as last saved, with what a file's stat said then (`ct` -1: read it again next time). */
 export interface StatNode extends TreeNode {
@@ -101,7 +101,7 @@ export async function writeDelta(o: {
     if (after.ino !== rootStat.ino || after.dev !== rootStat.dev) {
       throw new ToolhostError('internal', `cannot save ${root}: the folder was replaced while it was read; save again`);
     }
-    const deleted = deletions(o.prev, state);
+    const deleted = o.prev ? removedPaths(o.prev, state) : [];
     const archiveBytes = writer.finish();
     closeSync(fd);
     // The tree must load again: its entries, its bytes, and their ratio to all the layers it will be built from.
@@ -127,25 +127,6 @@ export async function writeDelta(o: {
   }
 }
 
-/** The paths of `prev` gone from `now` (or of another kind now), topmost only. */
-function deletions(prev: CopyState | null, now: CopyState): string[] {
-  if (!prev) return [];
-  const removed = new Set<string>();
-  for (const [path, node] of prev) {
-    const next = now.get(path);
-    if (!next || next.t !== node.t) removed.add(path);
-  }
-  return [...removed]
-    .filter((p) => {
-      for (let q = p, slash = q.lastIndexOf('/'); slash >= 0; slash = q.lastIndexOf('/')) {
-        q = q.slice(0, slash);
-        if (removed.has(q)) return false;
-      }
-      return true;
-    })
-    .sort();
-}
-
 /** A folder or symlink: compared whole with what was saved, written when it differs. */
 function scanOther(met: Exclude<Met, { kind: 'file' }>, before: StatNode | undefined, writer: TarGzWriter): { node: StatNode; written: boolean } {
   const node: StatNode =
@@ -168,6 +149,8 @@ async function scanFile(
   writer: TarGzWriter,
   slice: Slice,
 ): Promise<{ node: StatNode; written: boolean } | null> {
+  // Before the file is looked at: a change made while it is read must count as racy, however long the read takes.
+  const t0 = Date.now();
   let st: ReturnType<typeof lstatSync>;
   try {
     st = lstatSync(met.at);
@@ -176,11 +159,7 @@ async function scanFile(
     throw unreadable(met.name, err);
   }
   if (!st?.isFile()) return null;
-  const stamp = (s: { ino: number; mtimeMs: number; ctimeMs: number }) => ({
-    ino: s.ino,
-    mt: s.mtimeMs,
-    ct: s.ctimeMs >= Date.now() - RACY_MS ? -1 : s.ctimeMs,
-  });
+  const stamp = (s: { ino: number; mtimeMs: number; ctimeMs: number }) => stampOf(s, t0);
   if (
     before?.t === 'f' &&
     before.ct !== -1 &&
@@ -251,6 +230,14 @@ async function streamFile(
   // A file that shrank is padded to its announced size by the tar writer, with zeros: hash those too.
   if (sink && done < size) hash.update(Buffer.alloc(size - done));
   return { bytes: done, digest: hash.digest('hex') };
+}
+
+/**
+ * What a state records of a file's stat, looked at from `t0` on: a ctime within {@link RACY_MS} of `t0` (or after
+ * it) is recorded as -1, so the file is read again next time.
+ */
+export function stampOf(s: { ino: number; mtimeMs: number; ctimeMs: number }, t0: number): { ino: number; mt: number; ct: number } {
+  return { ino: s.ino, mt: s.mtimeMs, ct: s.ctimeMs >= t0 - RACY_MS ? -1 : s.ctimeMs };
 }
 
 /** The sha256 of `data` in hex. */

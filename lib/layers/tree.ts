@@ -45,15 +45,22 @@ export function sameNode(a: TreeNode, b: TreeNode): boolean {
   return a.t === b.t && a.m === b.m && a.h === b.h && a.s === b.s;
 }
 
-/** What turns tree `from` into tree `to`: the paths to delete (topmost only) and the entries to write. */
-export function diffTrees(from: Tree, to: Tree): { deleted: string[]; changed: string[] } {
+/**
+ * The paths of `from` that `to` lacks or holds as another kind (a folder that became a file takes its contents
+ * with it: a delete and a write), topmost only, sorted.
+ */
+export function removedPaths(from: Tree, to: Tree): string[] {
   const removed = new Set<string>();
   for (const [path, node] of from) {
     const next = to.get(path);
-    // A kind that changed is a delete and a write: a folder that became a file takes its contents with it.
     if (!next || next.t !== node.t) removed.add(path);
   }
-  const deleted = [...removed].filter((p) => !hasAncestorIn(parentOf(p), removed)).sort();
+  return [...removed].filter((p) => !hasAncestorIn(parentOf(p), removed)).sort();
+}
+
+/** What turns tree `from` into tree `to`: the paths to delete (topmost only) and the entries to write. */
+export function diffTrees(from: Tree, to: Tree): { deleted: string[]; changed: string[] } {
+  const deleted = removedPaths(from, to);
   const changed: string[] = [];
   for (const [path, node] of to) {
     const before = from.get(path);

@@ -99,6 +99,17 @@ function readClaim(file: string): string {
  * tree whose project commands are already running (a copy made before uids were given out) cannot turn a folder
  * into a symlink that leads this root walk, and its chown, outside.
  */
+/**
+ * Gives `owner` the entries `paths` (root-relative) of a folder this process just made and nobody else can reach
+ * yet (a restore's staging folder, whose other entries are already the owner's), and the folder itself, 0700.
+ */
+export function chownEntries(root: string, paths: readonly string[], owner: Owner | null): void {
+  if (!owner) return;
+  for (const p of paths) lchownSync(`${root}/${p}`, owner.uid, owner.gid);
+  chownSync(root, owner.uid, owner.gid);
+  chmodSync(root, 0o700);
+}
+
 export function chownTree(root: string, owner: Owner | null): void {
   if (!owner) return;
   const at = (fd: number, name = ''): string => `/proc/self/fd/${fd}${name ? `/${name}` : ''}`;
