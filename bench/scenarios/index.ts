@@ -12,6 +12,7 @@ import { readOverhead } from './read-overhead.js';
 import { save } from './save.js';
 import { search } from './search.js';
 import { sessions } from './sessions.js';
+import { start } from './start.js';
 import { throughput } from './throughput.js';
 import { waiters } from './waiters.js';
 
@@ -30,4 +31,5 @@ export const SCENARIOS: readonly Scenario[] = [
   patch,
   sessions,
   checkpoints,
+  start,
 ];

@@ -213,6 +213,38 @@ const ROUTES: readonly RouteDoc[] = [
     errors: ADMIN_ERRORS,
   },
   {
+    method: 'get',
+    path: '/admin/overview',
+    operationId: 'admin_overview',
+    summary: 'What the operator console shows: jobs in flight and recent, cache use against its budget, latency by tool',
+    ok: {
+      '200': {
+        description: 'A snapshot.',
+        schema: object(
+          'node, role, jobs ([{job_id, tool, lane, project_id, status, command, created_at, finished_at, duration_ms, cancellable}]), cache ({projects, dirty, bytes, max_bytes} or null), latency ([{tool, count, p50_s, p95_s}]).',
+        ),
+      },
+    },
+    errors: ADMIN_ERRORS,
+  },
+  ...(['/console', '/console/console.js', '/console/console.css'] as const).map(
+    (path): RouteDoc => ({
+      method: 'get',
+      path,
+      operationId: `console_${path === '/console' ? 'page' : path.endsWith('.js') ? 'script' : 'style'}`,
+      summary: 'The operator console (a static page: it holds no data; its calls carry the token the operator enters)',
+      auth: false,
+      ok: {
+        '200': {
+          description: 'The file.',
+          contentType: path === '/console' ? 'text/html' : path.endsWith('.js') ? 'text/javascript' : 'text/css',
+          schema: { type: 'string' },
+        },
+      },
+      errors: [],
+    }),
+  ),
+  {
     method: 'post',
     path: '/admin/reload',
     operationId: 'admin_reload',
