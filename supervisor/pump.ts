@@ -276,6 +276,13 @@ export class QueuePump extends EventEmitter<PumpEvents> {
         release();
         throw err;
       }
+      // Again after the wait above: a cancel (or a graceful stop ending background commands) that came meanwhile
+      // found no channel to the command and ended its record, so the command must not start now.
+      if (this.#o.commands.cancelledBeforeStart(job.id)) {
+        end();
+        release();
+        return { ok: false, error: new ToolhostError('cancelled', 'the command was cancelled before it started').toJSON() };
+      }
       this.#runningByType.set(job.type, (this.#runningByType.get(job.type) ?? 0) + 1);
       this.emit('job:start', job);
       const channel = lane === 'commands' ? new MessageChannel() : undefined;

@@ -158,6 +158,21 @@ describe('restart: command jobs outlive the supervisor process', () => {
     expect(ended.body.signal).to.be.a('string'); // its tree was killed
   });
 
+  it('a graceful stop right after a background command was accepted does not let it start and wait out the grace', async function () {
+    // The stop lands while the pump is between taking the job and starting it (the command never got a channel):
+    // it once started anyway and ran until shutdown.graceS killed it.
+    this.timeout(240_000);
+    const a = await start({ shutdown: { graceS: 600 } });
+    const marker = guard.marker('late');
+    const bg = await call(a, '/execute', { project_id: 'p', command: `exec -a ${marker} sleep 1000`, background: true });
+    a.child.kill('SIGTERM');
+    expect(await a.exited).to.equal(0);
+    expect(await eventually(() => processesWith(marker).length === 0)).to.equal(true);
+    const b = await start();
+    const ended = await call(b, `/jobs/${bg.body.job_id}?wait_s=0`);
+    expect(ended.body.status).to.equal('interrupted');
+  });
+
   it('forgets what it finds past jobs.retentionMinutes, logs included', async function () {
     this.timeout(180_000);
     const a = await start();
