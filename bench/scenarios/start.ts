@@ -11,7 +11,8 @@ import { median } from '../lib/stats.js';
 import { REPO_ROOT } from '../lib/supervisor.js';
 import type { Scenario } from '../lib/types.js';
 
-const BARE = "require('http').createServer((q, s) => s.end('{}')).listen(0, '127.0.0.1', function () { console.log(JSON.stringify({ url: 'http://127.0.0.1:' + this.address().port })) })";
+const BARE =
+  "require('http').createServer((q, s) => s.end('{}')).listen(0, '127.0.0.1', function () { console.log(JSON.stringify({ url: 'http://127.0.0.1:' + this.address().port })) })";
 
 /** Spawns `args`, waits for its URL (a log line with "url") and for GET /health to answer 200; ms from spawn. */
 async function timeToHealth(args: string[], env: NodeJS.ProcessEnv, health: string): Promise<{ ms: number; stop(): Promise<number | null>; url: string }> {
@@ -59,7 +60,9 @@ export const start: Scenario = {
       const busy = i % 2 === 0;
       if (busy) {
         await fetch(`${th.url}/projects/p`, { method: 'POST', headers, body: '{}' }).then((r) => r.arrayBuffer());
-        await fetch(`${th.url}/execute`, { method: 'POST', headers, body: JSON.stringify({ project_id: 'p', command: 'sleep 600', background: true }) }).then((r) => r.arrayBuffer());
+        await fetch(`${th.url}/execute`, { method: 'POST', headers, body: JSON.stringify({ project_id: 'p', command: 'sleep 600', background: true }) }).then(
+          (r) => r.arrayBuffer(),
+        );
       }
       const t0 = performance.now();
       await th.stop();
