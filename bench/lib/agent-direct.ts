@@ -3,10 +3,10 @@
  * ran its tools in-process would: fs for list, read and edit (temp file and rename), ripgrep (the binary toolhost
  * uses) for glob and search, `bash -c` for commands. No sandbox, no HTTP, no validation, no model text.
  *
- * Run as its own process (`node --import tsx agent-direct.ts <project> <mix.json> <rounds>`) so its CPU time is that work's
- * alone. Kind by kind (every list of a round, then every read...), it replays one warm-up round, then `rounds`
- * rounds, and prints `{kind: {calls, self, children}}` (CPU seconds of the measured rounds, its own and its
- * reaped children's).
+ * Run as its own process (`node --import tsx agent-direct.ts <project> <mix.json> <rounds>`) so its CPU time is
+ * that work's alone. Kind by kind (every list of a round, then every read...), it replays one warm-up round
+ * (skipped when `rounds` is 1: smoke mode), then `rounds` rounds, and prints `{kind: {calls, self, children}}`
+ * (CPU seconds of the measured rounds, its own and its reaped children's).
  */
 import { spawn } from 'node:child_process';
 import { lstat, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
@@ -117,7 +117,7 @@ async function main(root: string, mixFile: string, rounds: number): Promise<void
   const mix = JSON.parse(await readFile(mixFile, 'utf8')) as MixStep[];
   const out: CpuByKind = {};
   for (const [kind, steps] of shortByKind(mix)) {
-    for (const s of steps) await direct(root, s);
+    if (rounds > 1) for (const s of steps) await direct(root, s);
     const before = cpuOf();
     for (let r = 0; r < rounds; r++) for (const s of steps) await direct(root, s);
     out[kind] = { calls: rounds * steps.length, ...cpuSince(before, cpuOf()) };

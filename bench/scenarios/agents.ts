@@ -19,15 +19,15 @@ import type { Figure, Scenario } from '../lib/types.js';
 /** Agents per step; the sweep stops at the first step that misses, or at the last. */
 const STEPS = { full: [1, 2, 4, 8, 16, 32], smoke: [1, 2] };
 /** Seconds each step lasts (N = 1 longer: its p99 is every other step's reference). Agents finish the call in flight. */
-const STEP_S = { full: { first: 24, rest: 12 }, smoke: { first: 1, rest: 1 } };
+const STEP_S = { full: { first: 20, rest: 10 }, smoke: { first: 1, rest: 1 } };
 /** A step whose short-call p99 is more than this many times the N = 1 p99, or that had an error, is a miss. */
 const SLOWDOWN = 3;
 /** Rounds of short calls (no test run) one agent makes while the supervisor's CPU is measured, and the baseline's. */
-const CPU_ROUNDS = { full: 12, smoke: 1 };
+const CPU_ROUNDS = { full: 8, smoke: 1 };
 /** Milliseconds an agent waits between an answer and its next call (a model's turn takes seconds; this is the worst case). */
 const THINK_MS = 0;
 /** The sweep starts no new step after this many seconds, so the scenario stays within the bench's budget. */
-const SWEEP_BUDGET_S = 100;
+const SWEEP_BUDGET_S = 80;
 
 /** One simulated agent: its own connection and project, and where it is in the session (kept across steps). */
 class Agent {
@@ -142,11 +142,14 @@ export const agents: Scenario = {
   description: `N simulated agents (N = ${STEPS.full.join(', ')}), each on its own 200-file project with its own connection, replay a recorded session in a loop: 22 short calls (list, glob, search, read, edit, ls/grep/wc) and a 2.5 s test run (1 s of CPU, then waiting) per round, each call sent once the last is answered, no think time; ${STEP_S.full.first} s at N = 1, ${STEP_S.full.rest} s per further step (default config: 8 command slots, 4 per project). Largest N whose short-call p99 stays within ${SLOWDOWN}x of N = 1 with no error; and CPU per short call of the supervisor vs a plain Node process doing the same calls directly (fs, rg, bash).`,
   async run(ctx) {
     const mode = ctx.smoke ? 'smoke' : 'full';
+    const began = performance.now();
+    const at = (): string => `${((performance.now() - began) / 1000).toFixed(1)} s`;
     const project = await writeAgentProject(join(ctx.tmp, 'project'));
     const mix = agentMix(project);
     const archive = join(ctx.tmp, 'project.tar.gz');
     await buildArchive(project.root, archive, 'tar.gz');
     const sup = await launchSupervisor({ tmp: ctx.tmp });
+    ctx.log(`project written and supervisor up at ${at()}`);
     const th = new JsonClient(sup);
     const pool: Agent[] = [];
     try {
@@ -171,15 +174,16 @@ export const agents: Scenario = {
             if (c.error) throw new Error(`CPU phase: ${c.error}`);
           }
         };
-        await replay(steps.length);
+        if (rounds > 1) await replay(steps.length); // a warm-up round, skipped in smoke mode
         await settle();
         const before = cpuOf(sup.pid);
         await replay(rounds * steps.length);
         await settle();
         used[kind] = { calls: rounds * steps.length, ...cpuSince(before, cpuOf(sup.pid)) };
       }
+      ctx.log(`toolhost CPU phase done at ${at()}`);
       const base = await runDirect(join(ctx.tmp, 'project'), mix, join(ctx.tmp, 'mix.json'), rounds);
-      ctx.log(`CPU ms per call (supervisor + children | direct + children): ${describeCpu(used, base)}`);
+      ctx.log(`direct done at ${at()}; CPU ms per call (supervisor + children | direct + children): ${describeCpu(used, base)}`);
 
       // The sweep.
       const results: StepResult[] = [];
@@ -194,7 +198,7 @@ export const agents: Scenario = {
         results.push(r);
         const ref = percentile(results[0]!.short, 99);
         ctx.log(
-          `N = ${n}: ${r.short.length} short calls, ${r.tests} test runs in ${r.seconds.toFixed(1)} s, p50 ${percentile(r.short, 50).toFixed(1)} ms, p99 ${percentile(r.short, 99).toFixed(1)} ms, ${r.errors} errors${r.firstError ? ` (${r.firstError})` : ''}; ${describeCores(r)}; p50/p99 ms by kind: ${describeKinds(r)}`,
+          `${at()}: N = ${n}: ${r.short.length} short calls, ${r.tests} test runs in ${r.seconds.toFixed(1)} s, p50 ${percentile(r.short, 50).toFixed(1)} ms, p99 ${percentile(r.short, 99).toFixed(1)} ms, ${r.errors} errors${r.firstError ? ` (${r.firstError})` : ''}; ${describeCores(r)}; p50/p99 ms by kind: ${describeKinds(r)}`,
         );
         if (missed(r, ref)) break;
       }
