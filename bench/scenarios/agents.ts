@@ -18,25 +18,36 @@ import type { Figure, Scenario } from '../lib/types.js';
 
 /** Agents per step; the sweep stops at the first step that misses, or at the last. */
 const STEPS = { full: [1, 2, 4, 8, 16, 32], smoke: [1, 2] };
-/** Seconds each step lasts (N = 1 longer: its p99 is every other step's reference). Agents finish the call in flight. */
-const STEP_S = { full: { first: 20, rest: 10 }, smoke: { first: 1, rest: 1 } };
+/**
+ * Calls each agent makes in a step: whole rounds of the session, at least ROUNDS_PER_STEP rounds' worth of short
+ * calls in all (the N = 1 p99, every other step's reference, rests on 132), and at least 2 rounds per agent. A
+ * count rather than a duration, so a slow step still gets enough samples for its p99. Smoke: 8 calls per agent.
+ */
+function callsPerAgent(n: number, mixLength: number, smoke: boolean): number {
+  return smoke ? 8 : Math.max(2, Math.ceil(ROUNDS_PER_STEP / n)) * mixLength;
+}
+const ROUNDS_PER_STEP = 6;
 /** A step whose short-call p99 is more than this many times the N = 1 p99, or that had an error, is a miss. */
 const SLOWDOWN = 3;
 /** Rounds of short calls (no test run) one agent makes while the supervisor's CPU is measured, and the baseline's. */
-const CPU_ROUNDS = { full: 8, smoke: 1 };
+const CPU_ROUNDS = { full: 6, smoke: 1 };
 /** Milliseconds an agent waits between an answer and its next call (a model's turn takes seconds; this is the worst case). */
 const THINK_MS = 0;
 /** The sweep starts no new step after this many seconds, so the scenario stays within the bench's budget. */
-const SWEEP_BUDGET_S = 80;
+const SWEEP_BUDGET_S = 90;
 
 /** One simulated agent: its own connection and project, and where it is in the session (kept across steps). */
 class Agent {
-  #pos = 0;
+  #pos: number;
+  /** @param start where in the session the agent begins: a position where its project is as uploaded. */
   constructor(
     readonly client: JsonClient,
     readonly project: string,
     readonly mix: readonly MixStep[],
-  ) {}
+    start = 0,
+  ) {
+    this.#pos = start;
+  }
 
   /** Makes the session's next call; its duration in ms, or the reason it failed. */
   async next(): Promise<{ step: MixStep; ms: number; error?: string }> {
@@ -106,15 +117,14 @@ interface StepResult {
   load: number;
 }
 
-/** Lets `agents` replay their sessions for `seconds`, each waiting for every answer; then waits for an idle supervisor. */
-async function runStep(agents: readonly Agent[], seconds: number, th: JsonClient, pid: number): Promise<StepResult> {
+/** Lets each of `agents` make its next `calls` calls, each once the last is answered; then waits for an idle supervisor. */
+async function runStep(agents: readonly Agent[], calls: number, th: JsonClient, pid: number): Promise<StepResult> {
   const r: StepResult = { n: agents.length, short: [], byKind: new Map(), tests: 0, errors: 0, seconds: 0, cores: { self: 0, children: 0 }, load: 0 };
   const cpuBefore = cpuOf(pid);
   const t0 = performance.now();
-  const deadline = t0 + seconds * 1000;
   await Promise.all(
     agents.map(async (a) => {
-      while (performance.now() < deadline) {
+      for (let i = 0; i < calls; i++) {
         const c = await a.next();
         if (c.error) {
           r.errors++;
@@ -139,7 +149,7 @@ async function runStep(agents: readonly Agent[], seconds: number, th: JsonClient
 
 export const agents: Scenario = {
   name: 'agents',
-  description: `N simulated agents (N = ${STEPS.full.join(', ')}), each on its own 200-file project with its own connection, replay a recorded session in a loop: 22 short calls (list, glob, search, read, edit, ls/grep/wc) and a 2.5 s test run (1 s of CPU, then waiting) per round, each call sent once the last is answered, no think time; ${STEP_S.full.first} s at N = 1, ${STEP_S.full.rest} s per further step (default config: 8 command slots, 4 per project). Largest N whose short-call p99 stays within ${SLOWDOWN}x of N = 1 with no error; and CPU per short call of the supervisor vs a plain Node process doing the same calls directly (fs, rg, bash).`,
+  description: `N simulated agents (N = ${STEPS.full.join(', ')}), each on its own 200-file project with its own connection, replay a recorded session in a loop: 22 short calls (list, glob, search, read, edit, ls/grep/wc) and a 2.5 s test run (1 s of CPU, then waiting) per round, each call sent once the last is answered, no think time; ${ROUNDS_PER_STEP} rounds at N = 1, as many rounds in all (at least 2 per agent) per further step, each step started once the last has drained (default config: 8 command slots, 4 per project). Largest N whose short-call p99 stays within ${SLOWDOWN}x of N = 1 with no error; and CPU per short call of the supervisor vs a plain Node process doing the same calls directly (fs, rg, bash).`,
   async run(ctx) {
     const mode = ctx.smoke ? 'smoke' : 'full';
     const began = performance.now();
@@ -153,11 +163,13 @@ export const agents: Scenario = {
     const th = new JsonClient(sup);
     const pool: Agent[] = [];
     try {
+      const starts = cleanStarts(mix);
       const agentsFor = async (n: number): Promise<Agent[]> => {
         while (pool.length < n) {
           const id = `agent-${pool.length}`;
           await th.putFile(`/projects/${id}`, archive);
-          pool.push(new Agent(new JsonClient(sup), id, mix));
+          // Agents start at different points of the session, so their test runs do not all fall together.
+          pool.push(new Agent(new JsonClient(sup), id, mix, starts[(pool.length * 5) % starts.length]));
         }
         return pool.slice(0, n);
       };
@@ -193,8 +205,7 @@ export const agents: Scenario = {
           ctx.log(`sweep budget of ${SWEEP_BUDGET_S} s spent; no step at N = ${n}`);
           break;
         }
-        const seconds = n === 1 ? STEP_S[mode].first : STEP_S[mode].rest;
-        const r = await runStep(await agentsFor(n), seconds, th, sup.pid);
+        const r = await runStep(await agentsFor(n), callsPerAgent(n, mix.length, ctx.smoke), th, sup.pid);
         results.push(r);
         const ref = percentile(results[0]!.short, 99);
         ctx.log(
@@ -210,6 +221,12 @@ export const agents: Scenario = {
     }
   },
 };
+
+/** Positions of the session where the project is as uploaded: before its first edit or after its last. */
+function cleanStarts(mix: readonly MixStep[]): number[] {
+  const edits = mix.flatMap((s, i) => (s.kind === 'edit' ? [i] : []));
+  return mix.map((_, i) => i).filter((i) => i <= edits[0]! || i > edits.at(-1)!);
+}
 
 /** Lets the supervisor reap what the last call left and go quiet, so a CPU reading holds the whole of that call. */
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 100));
