@@ -200,9 +200,11 @@ export const agents: Scenario = {
       // The sweep.
       const results: StepResult[] = [];
       const sweepFrom = performance.now();
+      let cut: number | undefined;
       for (const n of STEPS[mode]) {
         if ((performance.now() - sweepFrom) / 1000 > SWEEP_BUDGET_S) {
           ctx.log(`sweep budget of ${SWEEP_BUDGET_S} s spent; no step at N = ${n}`);
+          cut = n;
           break;
         }
         const r = await runStep(await agentsFor(n), callsPerAgent(n, mix.length, ctx.smoke), th, sup.pid);
@@ -213,7 +215,7 @@ export const agents: Scenario = {
         );
         if (missed(r, ref)) break;
       }
-      return figures(results, used, base);
+      return figures(results, used, base, cut);
     } finally {
       for (const a of pool) a.client.close();
       th.close();
@@ -256,7 +258,8 @@ function describeCpu(used: CpuByKind, base: CpuByKind): string {
     .join(', ');
 }
 
-function figures(results: readonly StepResult[], used: CpuByKind, base: CpuByKind): Figure[] {
+/** @param cut the N the sweep did not reach because its time budget was spent. */
+function figures(results: readonly StepResult[], used: CpuByKind, base: CpuByKind, cut: number | undefined): Figure[] {
   const cpu = { used: totalUse(used), base: totalUse(base) };
   const ref = percentile(results[0]!.short, 99);
   const last = results.at(-1)!;
@@ -264,7 +267,7 @@ function figures(results: readonly StepResult[], used: CpuByKind, base: CpuByKin
   const largest = firstMiss < 0 ? last.n : firstMiss === 0 ? 0 : results[firstMiss - 1]!.n;
   const stopped = missed(last, ref)
     ? `N = ${last.n} missed (p99 ${percentile(last.short, 99).toFixed(1)} ms, ${last.errors} errors${last.firstError ? `: ${last.firstError}` : ''})`
-    : `no step missed up to N = ${last.n}`;
+    : `no step missed up to N = ${last.n}${cut === undefined ? '' : ` (the sweep's ${SWEEP_BUDGET_S} s were spent before N = ${cut}: a lower bound)`}`;
   const perCall = (s: number, calls: number): number => (s * 1000) / calls;
   const out: Figure[] = [
     {
