@@ -103,12 +103,11 @@ export class AzureQueue implements JobQueue {
     const onLost = (id: string): void => this.#hooks?.leaseLost(id);
     const leases = new Leases({ container: storage.container, nodeId, leaseS: this.#o.leaseS, log, onLost, deadline: storage.deadline });
     if (this.#o.worker) await leases.register(names.node(nodeId));
-    const parts: Parts = {
-      storage,
-      leases,
-      api: this.#o.api ? this.#apiParts(storage, leases) : undefined,
-      worker: this.#o.worker ? this.#workerParts(storage, leases) : undefined,
-    };
+    // The inbox first, then the worker (its outcomes for this process go straight to the inbox), then the rest of
+    // the api half (its producer tells the worker's receive loop about jobs it sends).
+    const inbox = this.#o.api ? this.#inbox(storage) : undefined;
+    const worker = this.#o.worker ? this.#workerParts(storage, leases, inbox) : undefined;
+    const parts: Parts = { storage, leases, api: inbox ? this.#apiParts(storage, leases, inbox, worker?.consumer) : undefined, worker };
     this.#parts = parts;
     parts.api?.inbox.start();
     parts.worker?.rescuer.start();
@@ -126,9 +125,9 @@ export class AzureQueue implements JobQueue {
     await api?.inbox.close(new ToolhostError('shutting_down', 'the server is shutting down; retry against another instance or later'));
     if (worker) {
       worker.consumer.close();
-      worker.held.close();
       await worker.rescuer.close();
       await worker.replies.close();
+      await worker.held.close();
       await leases.close();
     }
   }
@@ -183,17 +182,21 @@ export class AzureQueue implements JobQueue {
 
   // ---- composition ----
 
-  #apiParts(storage: QueueStorage, leases: Leases): ApiParts {
+  #inbox(storage: QueueStorage): ReplyInbox {
     const { nodeId, log, pollMinMs, pollMaxMs } = this.#o;
-    const inbox = new ReplyInbox({ queue: storage.queue(this.names.replies(nodeId)), storage, log, pollMinMs, pollMaxMs });
-    const producer = new Producer({ storage, leases, inbox, jobs: storage.queue(this.names.jobs), maxOutstanding: this.#o.maxOutstanding });
+    return new ReplyInbox({ queue: storage.queue(this.names.replies(nodeId)), storage, log, pollMinMs, pollMaxMs });
+  }
+
+  #apiParts(storage: QueueStorage, leases: Leases, inbox: ReplyInbox, consumer: Consumer | undefined): ApiParts {
+    const local = consumer && { nodeId: this.#o.nodeId, nudge: (name: string) => consumer.nudge(name) };
+    const producer = new Producer({ storage, leases, inbox, jobs: storage.queue(this.names.jobs), maxOutstanding: this.#o.maxOutstanding, local });
     return { inbox, producer, calls: new WorkerCalls({ storage, inbox }) };
   }
 
-  #workerParts(storage: QueueStorage, leases: Leases): WorkerParts {
+  #workerParts(storage: QueueStorage, leases: Leases, inbox: ReplyInbox | undefined): WorkerParts {
     const { nodeId, log, visibilityS, leaseS, maxDequeueCount } = this.#o;
     const jobs = storage.queue(this.names.jobs);
-    const replies = new ReplyBatcher({ storage, nodeId, log });
+    const replies = new ReplyBatcher({ storage, nodeId, log, local: inbox });
     const held = new HeldJobs({ storage, replies, poison: storage.queue(this.names.poison), visibilityS, maxDequeueCount, log });
     const hooks: WorkerHooks = {
       call: (op, args) => {

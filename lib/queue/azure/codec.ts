@@ -59,7 +59,14 @@ const serializedError = z.object({
 
 const outcome = z.discriminatedUnion('ok', [z.object({ ok: z.literal(true), value: z.unknown() }), z.object({ ok: z.literal(false), error: serializedError })]);
 
-const jobEnvelope = z.object({ k: z.literal('job'), job, replyTo: queueName, prior: deliveries.optional(), released: deliveries.min(0).optional() });
+const jobEnvelope = z.object({
+  k: z.literal('job'),
+  job,
+  replyTo: queueName,
+  prior: deliveries.optional(),
+  released: deliveries.min(0).optional(),
+  yielded: z.boolean().optional(),
+});
 
 const callEnvelope = z.object({
   k: z.literal('call'),
@@ -94,6 +101,8 @@ export interface JobEnvelope {
   prior?: number | undefined;
   /** Deliveries that a worker gave back alive (its thread crashed): the rest were to workers that died. */
   released?: number | undefined;
+  /** A worker left the job's free project to the peer it was sent to, which takes it instead of passing it on. */
+  yielded?: boolean | undefined;
 }
 
 /** A call to one worker: the jobs API for a command it runs (status, stdin, cancel). */

@@ -1,9 +1,13 @@
 /**
- * Worker side: the receive loop and what becomes of each message it takes. One loop polls this worker's own queue
- * and the shared one in turn, in batches of up to 32, fast while messages flow and backing off to `pollMaxMs` when
- * idle. Before a job runs, the worker takes its project's lease; a job of a project another live worker holds is
- * forwarded there. A call is deleted and handed to the {@link CallAnswerer}. A job admitted here is handed to the
- * {@link HeldJobs}, which keep it invisible while it runs and delete it once its outcome was sent.
+ * Worker side: the receive loop and what becomes of each message it takes. One loop reads this worker's own queue
+ * and the shared one, in batches of up to 32, each queue on its own backoff: one that returns messages is polled
+ * again at once, an empty one less and less often, so a busy worker's own queue does not wait on polls of an idle
+ * shared queue, and an idle worker polls the two in turn about once per `pollMaxMs`. A job this very process sent
+ * (role "all") wakes the loop at once ({@link Consumer.nudge}). Before a job runs, the worker takes its project's
+ * lease; a job of a project another live worker holds is forwarded there, and a free project is left to a live peer
+ * holding fewer (forwarded to it, marked so it takes it). A call is deleted and handed to the
+ * {@link CallAnswerer}. A job admitted here is handed to the {@link HeldJobs}, which keep it invisible while it runs
+ * and delete it once its outcome was sent.
  *
  * Delivery is at least once. A job's deliveries are counted across forwards; those that no live worker gave back
  * were to a worker that died. A read, list or search is simply run again; a write, edit or command is not: its
@@ -22,6 +26,9 @@ import type { QueueStorage } from './storage.js';
 import type { QueueLog } from './types.js';
 import type { CallAnswerer } from './worker-rpc.js';
 
+/** Seconds before a job whose project's holder is not known alive is looked at again. */
+const LOOK_AGAIN_S = 2;
+
 /** The settings the receive loop uses. */
 export interface ConsumerSettings {
   maxDequeueCount: number;
@@ -31,6 +38,18 @@ export interface ConsumerSettings {
   pollMaxMs: number;
 }
 
+/** One queue the loop reads, with its own backoff: a flowing queue is polled at once, a quiet one backs off. */
+interface Source {
+  queue: QueueClient;
+  backoff: Backoff;
+  /** When it is polled next (epoch ms). */
+  due: number;
+  /** Nudges so far: one during a poll keeps the next poll at once. */
+  nudges: number;
+  /** Nudges when the last poll started: a poll made for a nudge leaves the queue cold. */
+  polledNudges: number;
+}
+
 /** The receiving half of a worker. */
 export class Consumer {
   readonly #storage: QueueStorage;
@@ -38,12 +57,11 @@ export class Consumer {
   readonly #held: HeldJobs;
   readonly #replies: ReplyBatcher;
   readonly #answerer: CallAnswerer;
-  readonly #node: QueueClient;
-  readonly #jobs: QueueClient;
   readonly #s: ConsumerSettings;
   readonly #log: QueueLog;
-  readonly #backoff: Backoff;
-  #turn = 0;
+  /** This worker's own queue, then the shared one. */
+  readonly #sources: Source[];
+  #wake: () => void = () => {};
   #closed = false;
 
   constructor(o: {
@@ -64,11 +82,29 @@ export class Consumer {
     this.#held = o.held;
     this.#replies = o.replies;
     this.#answerer = o.answerer;
-    this.#node = o.node;
-    this.#jobs = o.jobs;
     this.#s = o.settings;
     this.#log = o.log;
-    this.#backoff = new Backoff(o.settings.pollMinMs, o.settings.pollMaxMs);
+    // Each queue backs off to twice pollMaxMs: idle, the two together cost about one poll per pollMaxMs.
+    this.#sources = [o.node, o.jobs].map((queue) => ({
+      queue,
+      backoff: new Backoff(o.settings.pollMinMs, 2 * o.settings.pollMaxMs),
+      due: 0,
+      nudges: 0,
+      polledNudges: 0,
+    }));
+  }
+
+  /**
+   * Something was just sent to queue `name` from this process (its API half enqueued a job): poll that queue next,
+   * at once, instead of when its backoff says.
+   */
+  nudge(name: string): void {
+    const src = this.#sources.find((s) => s.queue.name === name);
+    if (!src) return;
+    src.backoff.reset();
+    src.due = Date.now();
+    src.nudges++;
+    this.#wake();
   }
 
   /**
@@ -77,21 +113,30 @@ export class Consumer {
    */
   async receive(max: number, signal: AbortSignal): Promise<Job[]> {
     while (!signal.aborted && !this.#closed) {
-      const q = this.#turn++ % 2 === 0 ? this.#node : this.#jobs;
+      const src = this.#sources.reduce((a, b) => (b.due < a.due ? b : a));
+      const wait = src.due - Date.now();
+      if (wait > 0) {
+        await sleep(wait, signal, (wake) => (this.#wake = wake));
+        continue;
+      }
+      const q = src.queue;
+      const numberOfMessages = Math.max(1, Math.min(32, max));
       let items: DequeuedMessageItem[] = [];
       const polledAt = Date.now();
+      const nudges = src.nudges;
       try {
-        const numberOfMessages = Math.max(1, Math.min(32, max));
         const abortSignal = this.#storage.deadline();
         items = (await q.receiveMessages({ numberOfMessages, visibilityTimeout: this.#s.visibilityS, abortSignal })).receivedMessageItems;
       } catch (err) {
         this.#log.warn({ err: String(err), queue: q.name }, 'queue poll failed; retrying');
       }
+      const delay = src.backoff.next(items.length, numberOfMessages, nudges !== src.polledNudges);
+      src.polledNudges = nudges;
+      // A nudge that came during the poll keeps its "at once".
+      if (src.nudges === nudges) src.due = Date.now() + delay;
       const admitted = await Promise.all(items.map((m) => this.#admit(q, m, polledAt).catch((err: unknown) => this.#failAdmit(m, err))));
       const jobs = admitted.filter((job): job is Job => job !== null);
-      const delay = this.#backoff.next(items.length);
       if (jobs.length > 0) return jobs;
-      if (delay > 0) await sleep(delay, signal, () => {});
     }
     return [];
   }
@@ -144,23 +189,31 @@ export class Consumer {
       await this.#storage.remove(q, m.messageId, m.popReceipt, claim);
       return null;
     }
-    const claimed = await this.#leases.claim(job.projectId);
+    const claimed = await this.#leases.claim(job.projectId, { yielding: !env.yielded });
     if (claimed.mine) {
       this.#held.hold({ queue: q, messageId: m.messageId, popReceipt: m.popReceipt, dequeueCount: m.dequeueCount, env, claim, polledAt });
       return job;
     }
-    if ('yield' in claimed) {
-      // A peer holds fewer projects: leave it this one for a poll or so (this delivery does not count).
-      await this.#putBack(q, m, env, claim, Math.max(1, Math.ceil(this.#s.pollMaxMs / 1000)));
+    if ('yieldTo' in claimed) {
+      // A live peer holds fewer projects: the job goes to its own queue, marked so that it takes the project
+      // instead of passing it on again (this delivery does not count). Put back on the shared queue, it would come
+      // back here first as often as not: this worker polls faster than an idle peer.
+      await this.#forward(q, m, { ...env, prior: deliveries - 1, yielded: true }, claim, claimed.yieldTo);
     } else if (claimed.alive) {
       // Another worker holds the project: forward (this delivery does not count).
-      await this.#storage.send(this.#storage.queue(this.#storage.names.node(claimed.owner)), { ...env, prior: deliveries - 1 });
-      await this.#storage.remove(q, m.messageId, m.popReceipt, claim);
+      await this.#forward(q, m, { ...env, prior: deliveries - 1 }, claim, claimed.owner);
     } else {
-      // Its holder died and its lease has not expired yet: look again in a third of a lease.
-      await this.#putBack(q, m, env, claim, Math.ceil(this.#s.leaseS / 3));
+      // Its holder died and its lease has not expired yet, or a worker took the lease a moment ago and has not
+      // named itself on it yet: look again shortly (each look costs three requests, a job left waiting costs more).
+      await this.#putBack(q, m, env, claim, Math.min(LOOK_AGAIN_S, Math.ceil(this.#s.leaseS / 3)));
     }
     return null;
+  }
+
+  /** Moves a job to worker `nodeId`'s own queue. */
+  async #forward(q: QueueClient, m: DequeuedMessageItem, env: JobEnvelope, claim: string | undefined, nodeId: string): Promise<void> {
+    await this.#storage.send(this.#storage.queue(this.#storage.names.node(nodeId)), env);
+    await this.#storage.remove(q, m.messageId, m.popReceipt, claim);
   }
 
   /** Makes a job visible again after `afterS`, this delivery uncounted. */

@@ -41,6 +41,8 @@ export class HeldJobs {
   readonly #maxDequeueCount: number;
   readonly #log: QueueLog;
   readonly #held = new Map<string, Held>();
+  /** Deletes of finished jobs' messages on their way. */
+  readonly #deleting = new Set<Promise<void>>();
   #closed = false;
 
   constructor(o: { storage: QueueStorage; replies: ReplyBatcher; poison: QueueClient; visibilityS: number; maxDequeueCount: number; log: QueueLog }) {
@@ -60,13 +62,18 @@ export class HeldJobs {
     this.#scheduleRenewal(h, Math.max(0, this.#renewEveryMs - (Date.now() - m.polledAt)));
   }
 
-  /** Sends a job's outcome to its caller, then deletes its message. */
+  /**
+   * Sends a job's outcome to its caller, then deletes its message. Resolves once the outcome was sent: the delete
+   * follows on its own ({@link close} waits for it), so the worker's slot is free a request sooner.
+   */
   async complete(job: Job, outcome: JobOutcome): Promise<void> {
     const h = this.#let(job.id);
     if (!h) return;
     await this.#replies.send(h.env.replyTo, job.id, outcome);
-    await h.chain;
-    await this.#storage.remove(h.queue, h.messageId, h.popReceipt, h.claim);
+    // remove() never rejects, nor does the chain (a failed renewal is logged).
+    const deleted = h.chain.then(() => this.#storage.remove(h.queue, h.messageId, h.popReceipt, h.claim));
+    this.#deleting.add(deleted);
+    void deleted.finally(() => this.#deleting.delete(deleted));
   }
 
   /** The job's thread died under it: deliver it again after a while, or poison it after `maxDequeueCount` deliveries. */
@@ -102,10 +109,14 @@ export class HeldJobs {
     await this.#replies.send(env.replyTo, job.id, { ok: false, error: error.toJSON() });
   }
 
-  /** Stops renewing: the messages of jobs still held turn visible once their invisibility runs out. */
-  close(): void {
+  /**
+   * Stops renewing: the messages of jobs still held turn visible once their invisibility runs out. Resolves once the
+   * messages of finished jobs are deleted.
+   */
+  async close(): Promise<void> {
     this.#closed = true;
     for (const h of this.#held.values()) clearTimeout(h.renewal);
+    await Promise.all([...this.#deleting]);
   }
 
   /** Lets go of a held job: no more renewals. */

@@ -11,9 +11,10 @@ import { BLOBS, leaseIdOf } from './names.js';
 
 /**
  * Where a project stands for a worker that wants it: held here now; held by another worker (alive or not); or
- * free, but left to a live peer that holds fewer projects (`yield`), so new projects spread over the workers.
+ * free, but left to the live peer holding fewest projects when it holds fewer than this one (`yieldTo`), so new
+ * projects spread over the workers.
  */
-export type Claim = { mine: true } | { mine: false; owner: string; alive: boolean } | { mine: false; yield: true };
+export type Claim = { mine: true } | { mine: false; owner: string; alive: boolean } | { mine: false; yieldTo: string };
 
 /** What the leases report. */
 export interface LeasesLog {
@@ -38,6 +39,8 @@ export class Leases {
   readonly #held = new Map<string, BlobLeaseClient>();
   readonly #owners = new Map<string, { owner: string | null; at: number }>();
   readonly #alive = new Map<string, { alive: boolean; at: number }>();
+  /** Free projects this worker left to a peer, until a lease shows the peer took them (or a lease passed). */
+  readonly #yielded = new Map<string, { to: string; at: number }>();
   readonly #deadline: DeadlineSignal;
   #node: BlobLeaseClient | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -83,26 +86,32 @@ export class Leases {
     return this.#held.has(projectId);
   }
 
-  /** Worker side: takes the project's lease, or says who holds it and whether that worker lives. */
-  claim(projectId: string): Promise<Claim> {
+  /**
+   * Worker side: takes the project's lease, or says who holds it and whether that worker lives. With `yielding`
+   * (the default), a free project is left to a live peer holding fewer projects.
+   */
+  claim(projectId: string, opts: { yielding?: boolean } = {}): Promise<Claim> {
     if (this.#held.has(projectId)) return Promise.resolve({ mine: true });
-    const next = this.#claiming.then(() => this.#claim(projectId));
+    const next = this.#claiming.then(() => this.#claim(projectId, opts.yielding ?? true));
     this.#claiming = next.catch(() => {});
     return next;
   }
 
-  async #claim(projectId: string): Promise<Claim> {
+  async #claim(projectId: string, yielding: boolean): Promise<Claim> {
     if (this.#held.has(projectId)) return { mine: true };
     const name = BLOBS.projectLease(projectId);
     await this.#ensureBlob(name);
     const blob = this.#container.getBlockBlobClient(name);
     const lease = blob.getBlobLeaseClient(this.#leaseId);
-    if (await this.#peerHoldsFewer()) return { mine: false, yield: true };
+    const peer = yielding ? await this.#peerHoldingFewer(projectId) : undefined;
+    if (peer) return { mine: false, yieldTo: peer };
     try {
       await lease.acquireLease(this.#leaseS, { abortSignal: this.#deadline() });
     } catch (err) {
       if (status(err) !== 409) throw err;
-      const owner = (await blob.getProperties({ abortSignal: this.#deadline() })).metadata?.owner ?? 'unknown';
+      // Metadata naming this node is stale (the lease was taken since): the new holder has not named itself yet.
+      const named = (await blob.getProperties({ abortSignal: this.#deadline() })).metadata?.owner;
+      const owner = named && named !== this.#nodeId ? named : 'unknown';
       return { mine: false, owner, alive: owner !== 'unknown' && (await this.alive(owner)) };
     }
     await blob.setMetadata({ owner: this.#nodeId }, { conditions: { leaseId: this.#leaseId }, abortSignal: this.#deadline() });
@@ -124,6 +133,7 @@ export class Leases {
 
   /** API side: the worker holding the project, or null (a short-lived cache spares a request per job). */
   async ownerOf(projectId: string): Promise<string | null> {
+    if (this.#held.has(projectId)) return this.#nodeId;
     const cached = this.#owners.get(projectId);
     if (cached && Date.now() - cached.at < OWNER_CACHE_MS) return cached.owner;
     let owner: string | null = null;
@@ -154,22 +164,35 @@ export class Leases {
   }
 
   /**
-   * True when a live peer holds fewer projects than this worker: one request lists the leases, one the workers.
-   * Paid once per project a worker takes, not per job.
+   * The live peer holding fewest projects, when it holds fewer than this worker: one request lists the leases, one
+   * the workers. Paid once per project a worker takes, not per job. Projects this worker left to a peer and that
+   * nobody has taken yet count as the peer's, so a burst of new projects is dealt out instead of all left to one.
    */
-  async #peerHoldsFewer(): Promise<boolean> {
+  async #peerHoldingFewer(projectId: string): Promise<string | undefined> {
     const peers = new Map<string, number>();
     for await (const b of this.#container.listBlobsFlat({ prefix: BLOBS.nodesPrefix, abortSignal: this.#deadline() })) {
       const nodeId = b.name.slice(BLOBS.nodesPrefix.length);
       if (nodeId !== this.#nodeId && b.properties.leaseState === 'leased') peers.set(nodeId, 0);
     }
-    if (peers.size === 0) return false;
+    if (peers.size === 0) return undefined;
+    const leased = new Set<string>();
     for await (const b of this.#container.listBlobsFlat({ prefix: BLOBS.leasesPrefix, includeMetadata: true, abortSignal: this.#deadline() })) {
+      if (b.properties.leaseState !== 'leased') continue;
+      leased.add(b.name);
       const owner = b.metadata?.owner;
-      const held = owner && b.properties.leaseState === 'leased' ? peers.get(owner) : undefined;
+      const held = owner ? peers.get(owner) : undefined;
       if (owner && held !== undefined) peers.set(owner, held + 1);
     }
-    return Math.min(...peers.values()) < this.#held.size;
+    const now = Date.now();
+    for (const [id, y] of this.#yielded) {
+      if (leased.has(BLOBS.projectLease(id)) || now - y.at > this.#leaseS * 1000) this.#yielded.delete(id);
+      else if (peers.has(y.to)) peers.set(y.to, peers.get(y.to)! + 1);
+    }
+    let fewest: [string, number] | undefined;
+    for (const [id, n] of peers) if (!fewest || n < fewest[1]) fewest = [id, n];
+    if (!fewest || fewest[1] >= this.#held.size) return undefined;
+    this.#yielded.set(projectId, { to: fewest[0], at: now });
+    return fewest[0];
   }
 
   /** Workers that stopped renewing their liveness lease, with their queues. */

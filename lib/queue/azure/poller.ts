@@ -1,12 +1,12 @@
 /**
  * Adaptive polling: poll again at once while messages flow, double the delay on every empty poll up to a
- * ceiling, with +-20% jitter so many processes do not poll in step. For {@link WARM_MS} after the last message
- * the delay stays under {@link WARM_CAP_MS}: an agent's next tool call usually follows its last within seconds.
+ * ceiling, with jitter so many processes do not poll in step. For {@link WARM_MS} after the last message the
+ * delay stays under {@link WARM_CAP_MS}: an agent's next tool call usually follows its last within seconds.
  * Anyone expecting news soon (a request just sent) resets it to the floor.
  */
 export class Backoff {
   #delay: number;
-  #lastFound = 0;
+  #lastFound = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly minMs: number,
@@ -15,13 +15,25 @@ export class Backoff {
     this.#delay = minMs;
   }
 
-  /** The delay before the next poll, after a poll that found `found` messages. */
-  next(found: number): number {
+  /**
+   * The delay before the next poll, after a poll that found `found` messages of the `asked` it asked for. A full
+   * batch is followed at once; a partial one after the floor, so a steady flow is taken in batches instead of a
+   * request per message. `expected`: the poll was made because this process sent something to the queue.
+   */
+  next(found: number, asked = 1, expected = false): number {
     const now = Date.now();
-    if (found > 0) this.#lastFound = now;
-    this.#delay = found > 0 ? 0 : Math.min(this.maxMs, Math.max(this.minMs, this.#delay * 2));
-    const delay = now - this.#lastFound < WARM_MS ? Math.min(this.#delay, Math.max(this.minMs, WARM_CAP_MS)) : this.#delay;
-    return delay * (0.8 + Math.random() * 0.4);
+    if (found > 0) {
+      // Messages this process was told of (it sent them) say nothing of others to come: no warm period.
+      if (!expected) this.#lastFound = now;
+      this.#delay = 0;
+      return found >= asked ? 0 : this.minMs;
+    }
+    this.#delay = Math.min(this.maxMs, Math.max(this.minMs, this.#delay * 2));
+    const warm = now - this.#lastFound < WARM_MS;
+    if (warm && this.#delay > WARM_CAP_MS) return Math.max(this.minMs, WARM_CAP_MS) * (0.8 + Math.random() * 0.4);
+    // At the ceiling, jitter only lengthens the delay: an idle process never polls more often than once per maxMs.
+    if (this.#delay >= this.maxMs) return this.maxMs * (1 + Math.random() * 0.3);
+    return this.#delay * (0.8 + Math.random() * 0.4);
   }
 
   /** News is expected: poll fast again. */

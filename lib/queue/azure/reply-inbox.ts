@@ -1,12 +1,15 @@
 /**
  * API side: this process's reply queue (`<prefix>-replies-<nodeId>`), where workers put the outcomes of its jobs
  * and the answers to its calls. One poller reads it while anybody waits, in batches of up to 32, fast right after a
- * request went out and backing off to `pollMaxMs`; it wakes the waiters by id. While nobody waits it sleeps and
+ * request went out to another process and backing off to `pollMaxMs`; it wakes the waiters by id. A job sent to
+ * this process's own worker is answered in-process ({@link ReplyInbox.deliver}), so its wait only keeps the
+ * poller going at its slow pace (in case the job is forwarded to another worker). While nobody waits it sleeps and
  * costs no request.
  */
 import type { DequeuedMessageItem, QueueClient } from '@azure/storage-queue';
 import type { JobOutcome } from '../../jobs.js';
 import { Waiters } from '../waiters.js';
+import type { ReplyItem } from './codec.js';
 import { Backoff, sleep } from './poller.js';
 import type { QueueStorage } from './storage.js';
 import type { QueueLog } from './types.js';
@@ -24,15 +27,21 @@ export class ReplyInbox {
   readonly #storage: QueueStorage;
   readonly #log: QueueLog;
   readonly #backoff: Backoff;
+  readonly #pollMaxMs: number;
   readonly #stop = new AbortController();
   #loop: Promise<void> = Promise.resolve();
   #wake: () => void = () => {};
+  /** When the queue is polled next, while anybody waits (epoch ms). */
+  #due = 0;
+  /** expect() calls so far: one during a poll keeps the next poll at once. */
+  #expects = 0;
 
   constructor(o: { queue: QueueClient; storage: QueueStorage; log: QueueLog; pollMinMs: number; pollMaxMs: number }) {
     this.#queue = o.queue;
     this.#storage = o.storage;
     this.#log = o.log;
     this.#backoff = new Backoff(o.pollMinMs, o.pollMaxMs);
+    this.#pollMaxMs = o.pollMaxMs;
   }
 
   /** The queue name workers reply to. */
@@ -44,10 +53,32 @@ export class ReplyInbox {
     this.#loop = this.#poll();
   }
 
-  /** A request just went out: poll fast until its answer comes. */
+  /** A request just went out to another process: poll fast until its answer comes. */
   expect(): void {
     this.#backoff.reset();
+    this.#due = Date.now();
+    this.#expects++;
     this.#wake();
+  }
+
+  /**
+   * A job went to this process's own worker, which answers in-process: poll no sooner than `pollMaxMs` from now
+   * (the answer comes here only if the job was forwarded to another worker).
+   */
+  watch(): void {
+    if (this.#due === Number.POSITIVE_INFINITY) {
+      this.#due = Date.now() + this.#pollMaxMs;
+      this.#wake();
+    }
+  }
+
+  /** Outcomes from this process's own worker: settles their waiters. */
+  deliver(items: readonly ReplyItem[]): void {
+    for (const item of items) {
+      const outcome: JobOutcome = { ...item.outcome, worker: item.node };
+      if (this.calls.has(item.id)) this.calls.settle(item.id, outcome);
+      else this.jobs.settle(item.id, outcome);
+    }
   }
 
   /** Rejects every waiter with `err`, stops polling and deletes the queue (nobody reads it any more). */
@@ -61,12 +92,22 @@ export class ReplyInbox {
 
   async #poll(): Promise<void> {
     const signal = this.#stop.signal;
+    const onWake = (wake: () => void): void => {
+      this.#wake = wake;
+    };
     while (!signal.aborted) {
       if (this.jobs.size === 0 && this.calls.size === 0) {
-        await sleep(IDLE_SLEEP_MS, signal, (wake) => (this.#wake = wake));
+        this.#due = Number.POSITIVE_INFINITY;
+        await sleep(IDLE_SLEEP_MS, signal, onWake);
+        continue;
+      }
+      const wait = this.#due - Date.now();
+      if (wait > 0) {
+        await sleep(wait, signal, onWake);
         continue;
       }
       let found = 0;
+      const expects = this.#expects;
       try {
         const res = await this.#queue.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 30, abortSignal: this.#storage.deadline() });
         found = res.receivedMessageItems.length;
@@ -74,8 +115,9 @@ export class ReplyInbox {
       } catch (err) {
         if (!signal.aborted) this.#log.warn({ err: String(err) }, 'reply queue poll failed; retrying');
       }
-      const delay = this.#backoff.next(found);
-      if (delay > 0) await sleep(delay, signal, (wake) => (this.#wake = wake));
+      const delay = this.#backoff.next(found, 32);
+      // An expect() during the poll keeps its "at once".
+      if (this.#expects === expects) this.#due = Date.now() + delay;
     }
   }
 
@@ -86,15 +128,12 @@ export class ReplyInbox {
       if (!decoded) return;
       const { env, claim } = decoded;
       if (env.k === 'replies') {
-        for (const item of env.items) {
-          const outcome: JobOutcome = { ...item.outcome, worker: item.node };
-          if (this.calls.has(item.id)) this.calls.settle(item.id, outcome);
-          else this.jobs.settle(item.id, outcome);
-        }
+        this.deliver(env.items);
       } else {
         this.#log.warn({ queue: this.name, message_id: m.messageId, kind: env.k }, 'dropped a message sent to a reply queue by mistake');
       }
-      await this.#storage.remove(this.#queue, m.messageId, m.popReceipt, claim);
+      // Off the path of the next poll (remove never rejects): the waiters are settled already.
+      void this.#storage.remove(this.#queue, m.messageId, m.popReceipt, claim);
     } catch (err) {
       this.#log.warn({ message_id: m.messageId, err: String(err) }, 'could not read a reply; it will be read again');
     }
