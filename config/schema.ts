@@ -89,7 +89,9 @@ export const configSchema = z.strictObject({
         .max(60)
         .describe("Seconds of a project (and worker) lease; renewed every third of it, so a dead worker's projects are taken over this long after it died."),
       pollMinMs: positiveInt().describe('Delay between polls while messages flow (doubles on every empty poll, with jitter).'),
-      pollMaxMs: positiveInt().describe('Longest delay between polls of an idle queue: the idle cost is at most one request per pollMaxMs per process.'),
+      pollMaxMs: positiveInt().describe(
+        'Idle polling pace: an idle worker polls its own queue and the shared one in turn, together no more often than once per pollMaxMs (each every 2-2.6 x pollMaxMs), so a job sent by another process to an idle worker may wait that long.',
+      ),
       deadlineBaseS: z
         .number()
         .positive()
