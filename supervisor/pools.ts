@@ -11,9 +11,10 @@ import type { PoolTask, PoolWorkerData, SessionTask } from '../handlers/protocol
 import type { JobOutcome } from '../lib/jobs.js';
 import type { Lane } from '../lib/tool.js';
 
-// Under tsx (tests, bench) the supervisor runs from .ts sources and pool threads load the .ts worker; built code
-// runs from dist/ with .js. Worker threads inherit the parent's --import=tsx.
-const WORKER_FILE = new URL(`../handlers/worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
+// Threads load a CommonJS entry that imports the ESM handler (handlers/worker-entry.cts says why). Under tsx (tests)
+// the supervisor runs from .ts sources and threads load the .cts entry; built code runs from dist/ with .cjs.
+// Worker threads inherit the parent's --import=tsx.
+const WORKER_FILE = new URL(`../handlers/worker-entry${import.meta.url.endsWith('.ts') ? '.cts' : '.cjs'}`, import.meta.url).href;
 
 type Pool = Piscina<PoolTask, JobOutcome>;
 
