@@ -1,6 +1,6 @@
 /**
  * The MCP endpoint (Model Context Protocol over Streamable HTTP, stateless: a new server and transport per
- * request). It serves the catalog's tools with the HTTP API's own validation and errors, and every call takes the
+ * request; the transport meets Node's request and response in mcp-transport.ts). It serves the catalog's tools with the HTTP API's own validation and errors, and every call takes the
  * same path as the tool's HTTP route (tools.ts). Auth is the app's bearer check in front of it.
  *
  * What differs from HTTP, and why:
@@ -21,7 +21,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import {
   CallToolRequestSchema,
   type CallToolResult,
@@ -32,6 +32,7 @@ import {
   ReadResourceRequestSchema,
   ErrorCode as RpcErrorCode,
 } from '@modelcontextprotocol/sdk/types.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import express, { type Request, type Response } from 'express';
 import type { Config } from '../../config/schema.js';
 import { inputJsonSchema, toolDescription } from '../../lib/tool-formats.js';
@@ -40,6 +41,7 @@ import type { AppDeps } from './deps.js';
 import { mcpContent, RpcError } from './mcp-content.js';
 import { followCommand } from './mcp-progress.js';
 import { FILE_TEMPLATE, readFileResource } from './mcp-resources.js';
+import { serveMcpRequest } from './mcp-transport.js';
 import { shellTool } from './session-tools.js';
 import { callForModel, findModelTool, findTool, MODEL_TOOLS, type Tool, type ToolCall } from './tools.js';
 import { jsonBody } from './validate.js';
@@ -48,15 +50,18 @@ import { jsonBody } from './validate.js';
 export function mcpRoutes(d: AppDeps): express.Router {
   const router = express.Router();
   const json = jsonBody(d.config.http.maxBodyBytes);
+  // A Server makes its own validator (a new Ajv with every format added) unless given one: that was a third of the
+  // CPU an MCP call cost. It only checks elicitation answers, which this server never asks for; one serves all.
+  const validator = new AjvJsonSchemaValidator();
   router.post('/mcp', json, async (req, res) => {
-    const server = mcpServer(d, res, mcpSession(req, res));
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    const server = mcpServer(d, res, mcpSession(req, res), validator);
+    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined });
     res.on('close', () => {
       void transport.close();
       void server.close();
     });
     await server.connect(transport);
-    await transport.handleRequest(req, res, req.body);
+    await serveMcpRequest(transport, req, res, req.body);
   });
   const notAllowed = (_req: Request, res: Response): void => {
     res
@@ -104,8 +109,11 @@ function list(names: string[]): string {
  * One MCP server for one HTTP request. The low-level Server (not McpServer) because the tools carry our own JSON
  * Schemas and validation: McpServer would validate arguments itself and answer with its own errors.
  */
-function mcpServer(d: AppDeps, res: Response, session: string | undefined): Server {
-  const server = new Server({ name: 'toolhost', version: VERSION }, { capabilities: { tools: {}, resources: {} }, instructions: instructions(d.config) });
+function mcpServer(d: AppDeps, res: Response, session: string | undefined, jsonSchemaValidator: AjvJsonSchemaValidator): Server {
+  const server = new Server(
+    { name: 'toolhost', version: VERSION },
+    { capabilities: { tools: {}, resources: {} }, instructions: instructions(d.config), jsonSchemaValidator },
+  );
   const requestId = res.locals.requestId as string | undefined;
   server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: MODEL_TOOLS.map((t) => mcpTool(t, d)) }));
   server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
