@@ -7,12 +7,18 @@
  *   - toolhost's HTTP API, POST /file/read on a keep-alive connection;
  *   - toolhost's MCP endpoint, Streamable HTTP at /mcp, through the SDK's Client and StreamableHTTPClientTransport,
  *     tool `file_read`.
- * Both MCP sides use the same SDK client, so its costs (schema validation of every message) are on both.
+ *   - toolhost's MCP endpoint again through a plain node:http client (the HTTP side's kind of client) posting the
+ *     JSON-RPC call and reading the SSE answer itself: the MCP figure without the SDK client's costs, for
+ *     information, which tells the server's share of the MCP figure from the client's.
+ * Both SDK sides use the same Client, so its protocol costs (schema validation of every message) are on both; the
+ * Streamable HTTP client adds fetch (undici) and web streams per call, which stdio does not have.
  */
+import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import { sourceFile } from '../lib/dataset.js';
 import { authHeaders, JsonClient } from '../lib/http.js';
 import { uploadFiles, writeFiles } from '../lib/project.js';
@@ -63,10 +69,45 @@ function unnumbered(text: string): string {
     .join('\n')}\n`;
 }
 
+/**
+ * A tools/call posted to /mcp with node:http on a keep-alive connection, the SSE answer read by hand: the MCP call
+ * with the client the HTTP side uses. Resolves with the result's text.
+ */
+function rawMcpCaller(url: string, token: string): { call: (name: string, args: Record<string, unknown>) => Promise<string>; close: () => void } {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const headers = {
+    ...(token ? { authorization: `Bearer ${token}` } : {}),
+    accept: 'application/json, text/event-stream',
+    'content-type': 'application/json',
+    'mcp-protocol-version': LATEST_PROTOCOL_VERSION,
+  };
+  let id = 0;
+  const call = (name: string, args: Record<string, unknown>): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name, arguments: args } });
+      const req = request(new URL('/mcp', url), { method: 'POST', agent, headers }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(parts).toString('utf8');
+          const data = text.split('\n').find((l) => l.startsWith('data: '));
+          if (res.statusCode !== 200 || !data) return reject(new Error(`/mcp answered ${res.statusCode}: ${text.slice(0, 500)}`));
+          const msg = JSON.parse(data.slice(6)) as { result?: Parameters<typeof resultText>[0]; error?: unknown };
+          if (!msg.result) return reject(new Error(`/mcp answered an error: ${JSON.stringify(msg.error)}`));
+          resolve(resultText(msg.result));
+        });
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  return { call, close: () => agent.destroy() };
+}
+
 export const peers: Scenario = {
   name: 'peers',
   description:
-    'A 4 KiB text file read one call at a time through the reference MCP server (@modelcontextprotocol/server-filesystem over stdio, read_text_file, MCP SDK client), toolhost POST /file/read (keep-alive), and toolhost /mcp (Streamable HTTP, file_read, MCP SDK client), in rotating order.',
+    'A 4 KiB text file read one call at a time through the reference MCP server (@modelcontextprotocol/server-filesystem over stdio, read_text_file, MCP SDK client), toolhost POST /file/read (keep-alive), and toolhost /mcp (Streamable HTTP, file_read, MCP SDK client; and a plain node:http client for information), in rotating order.',
   async run(ctx) {
     const n = ctx.smoke ? 20 : 500;
     const warmup = ctx.smoke ? 5 : 50;
@@ -77,6 +118,7 @@ export const peers: Scenario = {
     const http = new JsonClient(sup);
     const reference = new Client({ name: 'toolhost-bench', version: '1' });
     const toolhost = new Client({ name: 'toolhost-bench', version: '1' });
+    const raw = rawMcpCaller(sup.url, sup.token);
     try {
       await uploadFiles(http, 'peers', { 'src/file4k.ts': content }, ctx.tmp);
       await reference.connect(new StdioClientTransport({ command: process.execPath, args: [REFERENCE_ENTRY, local], stderr: 'ignore' }));
@@ -102,6 +144,13 @@ export const peers: Scenario = {
           read: async () => {
             const text = resultText(await toolhost.callTool({ name: 'file_read', arguments: { project_id: 'peers', path: 'src/file4k.ts' } }));
             if (unnumbered(text) !== content) throw new Error('file_read over /mcp returned other content than the file');
+          },
+        },
+        {
+          name: 'raw',
+          read: async () => {
+            const text = await raw.call('file_read', { project_id: 'peers', path: 'src/file4k.ts' });
+            if (unnumbered(text) !== content) throw new Error('file_read over /mcp (node:http) returned other content than the file');
           },
         },
       ];
@@ -135,9 +184,17 @@ export const peers: Scenario = {
           note: 'both through the MCP SDK client: toolhost over Streamable HTTP, the reference over stdio',
         },
         { figure: 'MCP read p99 vs reference MCP (stdio) read p99', unit: 'ms', value: p('mcp', 99), baseline: p('reference', 99) },
+        {
+          figure: 'MCP read p50 with a plain node:http client vs HTTP read p50',
+          unit: 'ms',
+          value: p('raw', 50),
+          baseline: p('http', 50),
+          note: "the same /mcp call without the SDK client (the HTTP side's kind of client): the server's share of the MCP figure",
+        },
       ];
     } finally {
       await Promise.allSettled([reference.close(), toolhost.close()]);
+      raw.close();
       http.close();
       await sup.stop();
     }
