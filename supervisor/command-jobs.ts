@@ -8,7 +8,8 @@
  *   queued -> failed      (it could not start: unknown project, bad cwd...)
  *   queued | running -> interrupted   (found so at start: the last server stopped or crashed under it)
  * Output lives in log files on disk (see lib/process/job-logs.ts); this registry holds only their sizes. Each
- * record is also kept on disk beside its logs (command-records.ts), so finished jobs outlive a restart.
+ * record is also kept on disk beside its logs (command-records.ts, which says when), so finished jobs outlive a
+ * restart.
  */
 import { rm } from 'node:fs/promises';
 import type { MessagePort } from 'node:worker_threads';
@@ -20,7 +21,7 @@ import { forClients, ToolhostError } from '../lib/errors.js';
 import type { Job, JobOutcome } from '../lib/jobs.js';
 import { headAndTail, logRegion, type PerStream, pages, type Region, type StreamText } from '../lib/process/command-output.js';
 import { jobLogPaths } from '../lib/process/job-logs.js';
-import { CommandRecordFiles, listItem, recordView, type SavedCommand } from './command-records.js';
+import { CommandRecordFiles, FOREGROUND_RECORD_MS, listItem, recordView, type SavedCommand } from './command-records.js';
 import type { Logger } from './logger.js';
 
 type Stream = 'stdout' | 'stderr';
@@ -35,6 +36,8 @@ interface CommandRecord extends SavedCommand {
   pendingInput: ControlMessage[];
   /** Woken on every change (new output, a new status). */
   waiters: Set<() => void>;
+  /** A foreground job not yet on disk: the timer that writes it (see the file's comment). */
+  unsaved?: NodeJS.Timeout | undefined;
 }
 
 /** What the registry keeps of a command's request: an /execute's, or a session exec's (no stdin, never background). */
@@ -81,7 +84,10 @@ export class CommandJobs {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#sweepTimer);
-    for (const r of this.#records.values()) this.#wake(r);
+    for (const r of this.#records.values()) {
+      this.#handOut(r);
+      this.#wake(r);
+    }
     await this.#files.flush();
   }
 
@@ -106,12 +112,33 @@ export class CommandJobs {
     };
     this.#records.set(job.id, r);
     // Its id may be handed out before it starts (background): a crash must not make it job_not_found.
+    if (r.background) void this.#files.save(r);
+    else {
+      r.unsaved = setTimeout(() => this.#save(r), FOREGROUND_RECORD_MS);
+      r.unsaved.unref();
+    }
+  }
+
+  /** Writes the record as it is now; a foreground job's first write comes early when its id is handed out. */
+  #save(r: CommandRecord): void {
+    clearTimeout(r.unsaved);
+    r.unsaved = undefined;
     void this.#files.save(r);
+  }
+
+  /** The id of `r` is about to reach a client: a foreground job not written yet is written now. */
+  #handOut(r: CommandRecord): CommandRecord {
+    if (r.unsaved) this.#save(r);
+    return r;
   }
 
   /** Forgets a job that never made it onto the queue. */
   drop(id: string): void {
-    if (this.#records.delete(id)) void this.#files.remove(id);
+    const r = this.#records.get(id);
+    if (!r) return;
+    this.#records.delete(id);
+    clearTimeout(r.unsaved);
+    void this.#files.remove(id);
   }
 
   #get(id: string): CommandRecord {
@@ -121,7 +148,7 @@ export class CommandJobs {
         job_id: id,
       });
     }
-    return r;
+    return this.#handOut(r);
   }
 
   /** True when the job is a known command job. */
@@ -148,8 +175,9 @@ export class CommandJobs {
     });
     for (const m of r.pendingInput) port.postMessage(m);
     r.pendingInput = [];
-    // The evidence a crash leaves: found "running" at the next start, it is reported interrupted.
-    void this.#files.save(r);
+    // The evidence a crash leaves: found "running" at the next start, it is reported interrupted (a foreground job's
+    // pending first write carries it).
+    if (!r.unsaved) this.#save(r);
     this.#wake(r);
   }
 
@@ -191,7 +219,7 @@ export class CommandJobs {
     r.status = status;
     r.finishedAt = Date.now();
     r.port = undefined;
-    void this.#files.save(r);
+    this.#save(r);
     this.#wake(r);
   }
 
@@ -286,7 +314,7 @@ export class CommandJobs {
     return [...this.#records.values()]
       .filter((r) => !projectId || r.projectId === projectId)
       .sort((a, b) => b.createdAt - a.createdAt)
-      .map(listItem);
+      .map((r) => listItem(this.#handOut(r)));
   }
 
   /** Writes to the stdin of a job started with `stdin: "pipe"` (buffered until it starts). */
@@ -354,6 +382,7 @@ export class CommandJobs {
     for (const r of this.#records.values()) {
       if (r.finishedAt !== undefined && r.finishedAt + retentionMs <= now) {
         this.#records.delete(r.id);
+        clearTimeout(r.unsaved);
         removals.push(this.#files.remove(r.id));
       } else if (!r.logsRemoved) {
         disk += r.sizes.stdout + r.sizes.stderr;

@@ -1,9 +1,13 @@
 /**
  * A command job's record: its shape, how callers see it (its view, its line in GET /jobs), and how it is kept on
  * disk, beside its logs (`<dataDir>/jobs/<id>.json`), so that a restart keeps what a client needs. A record is
- * written whole (a temp file renamed over the last) when the job is accepted, when it starts and when it ends, and
- * read back at start. One still queued or running then belongs to a command the server stopped or crashed under:
- * it becomes `interrupted`, with the output its logs hold.
+ * written whole (a temp file renamed over the last) and read back at start. A background job's is written when it
+ * is accepted (its id is handed out at once), when it starts and when it ends. A foreground job's id reaches a
+ * client only through the registry (its answer, a view, a wait, the list, input, a cancel): its first write waits
+ * for that, for its end, for the registry's close or for {@link FOREGROUND_RECORD_MS}, so a short command costs one
+ * write, at its end, beside the answer. A crash before then loses a job no client knew of. A record still queued
+ * or running at start belongs to a command the server stopped or crashed under: it becomes `interrupted`, with the
+ * output its logs hold.
  *
  * No fsync: the records outlive the process (a crash, a kill -9), not the machine; a power cut loses at most the
  * jobs of the last moments, and a record cut short is dropped with its logs.
@@ -52,6 +56,9 @@ const savedCommand = z.object({
   sessionId: z.string().optional(),
   logsRemoved: z.boolean(),
 });
+
+/** How long a foreground job may go unwritten while its id is not handed out (most commands end well within it). */
+export const FOREGROUND_RECORD_MS = 1000;
 
 /** A command job's record, as kept on disk. */
 export type SavedCommand = z.infer<typeof savedCommand>;
