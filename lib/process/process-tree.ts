@@ -28,8 +28,28 @@ export async function findTreeProcesses(pgid: number, jobId: string, members?: (
 function alive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const state = stat[stat.lastIndexOf(')') + 2];
-    return state !== 'Z' && state !== 'X';
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || fields[0] === 'X') return false;
+    // Already in exit (PF_EXITING), or with a SIGKILL pending: it never runs its own code again, so it is past
+    // killing like a zombie. A sandbox's pid 1 is found so after every command (its parent bwrap is gone and it is
+    // tearing down the namespaces): waiting for it would cost every command a TERM and a sleep.
+    if ((Number(fields[6]) & PF_EXITING) !== 0) return false;
+    return !killPending(pid);
+  } catch {
+    return false;
+  }
+}
+
+/** The kernel's flag of a task in do_exit (include/linux/sched.h). */
+const PF_EXITING = 0x4;
+/** SIGKILL's bit in the pending masks of /proc/<pid>/status. */
+const SIGKILL_BIT = 1n << 8n;
+
+function killPending(pid: number): boolean {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'latin1');
+    for (const m of status.matchAll(/^(?:SigPnd|ShdPnd):\s*([0-9a-f]+)$/gm)) if ((BigInt(`0x${m[1]}`) & SIGKILL_BIT) !== 0n) return true;
+    return false;
   } catch {
     return false;
   }
