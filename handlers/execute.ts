@@ -107,7 +107,10 @@ async function execute(req: ExecuteRequest, ctx: HandlerContext): Promise<Execut
     argv,
     treeMembers: cgroup?.pids,
   }).finally(async () => {
-    await Promise.all([logs.close(), cgroup?.remove()]);
+    // The cgroup goes beside the answer: nothing of the result depends on it, and a sandbox's pid 1 still tearing
+    // down its namespaces may keep it busy for a moment (remove() retries, and never rejects).
+    void cgroup?.remove();
+    await logs.close();
   });
   return commandResult(r, logs, ctx.config, ctx.jobId, req.max_output_chars);
 }

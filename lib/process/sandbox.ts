@@ -75,7 +75,8 @@ export function planOf(c: { sandbox: 'none' | 'bwrap' | 'auto'; network: boolean
     ip: which('ip'),
     mount: which('mount'),
   };
-  const mode = resolveSandbox(c.sandbox).mode;
+  // Resolved at start already (containment.ts): no PATH lookup per launch when bwrap was found.
+  const mode = c.sandbox === 'none' ? 'none' : launchersOnce.bwrap ? 'bwrap' : resolveSandbox(c.sandbox).mode;
   const etc = dataDir === undefined ? null : preparedEtc(dataDir);
   return { mode, network: c.network && mode === 'bwrap', launchers: launchersOnce, readOnlyPaths: c.readOnlyPaths, etc };
 }
@@ -309,6 +310,13 @@ const METADATA_V4 = '169.254.0.0/16';
 /** Folders of programs and libraries, shown read-only (a symlink such as /bin -> usr/bin is recreated as one). */
 const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/opt'];
 
+let systemArgs: string[] | undefined;
+/** The binds of {@link SYSTEM_DIRS}, looked at once per thread (a dozen lstat and readlink calls a launch otherwise). */
+function systemDirArgs(): string[] {
+  systemArgs ??= SYSTEM_DIRS.flatMap(showReadOnly);
+  return systemArgs;
+}
+
 /** bind (or recreate as a symlink) a host path read-only at the same place. */
 function showReadOnly(path: string): string[] {
   try {
@@ -329,7 +337,7 @@ function bwrapArgs(spec: LaunchSpec, uid: number, from: string[], staged: boolea
     ? ['--unshare-ipc', '--unshare-pid', '--unshare-uts', '--unshare-cgroup-try']
     : ['--unshare-all', '--unshare-user', '--disable-userns', '--uid', String(uid), '--gid', String(uid)];
   const args = [...ns, '--cap-drop', 'ALL', '--die-with-parent', '--hostname', 'toolhost'];
-  for (const dir of SYSTEM_DIRS) args.push(...showReadOnly(dir));
+  args.push(...systemDirArgs());
   if (plan.etc && !staged) {
     args.push('--ro-bind', plan.etc, '/etc');
     for (const name of ETC_LIVE) args.push('--ro-bind-try', `/etc/${name}`, `/etc/${name}`);
