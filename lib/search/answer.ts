@@ -5,7 +5,7 @@
 import type { Config } from '../../config/schema.js';
 import { cancelled, ToolhostError } from '../errors.js';
 import type { RgRunOutcome } from './run-rg.js';
-import { COUNT_CAP, type IncompleteReason, MAX_LISTED, type SearchQuery, type SearchResult } from './types.js';
+import { COUNT_CAP, type IncompleteReason, type SearchQuery, type SearchResult } from './types.js';
 
 /**
  * The answer of a run, saying plainly what is missing; throws when the run was cancelled, failed before it
@@ -62,11 +62,11 @@ export function answer(run: RgRunOutcome, req: SearchQuery, s: Config['search'] 
         "matches; long_lines says where: look at them with execute, e.g. grep -o '.{0,80}PATTERN.{0,80}' FILE",
     );
   }
-  if (run.errors.length > 0) {
-    result.errors = run.errors.slice(0, MAX_LISTED);
+  if (run.errorCount > 0) {
+    result.errors = run.errors;
     reasons.push('unreadable_files');
     notes.push(
-      `ripgrep could not read ${run.errors.length} file(s) or folder(s) (errors lists them), so their content was not ` +
+      `ripgrep could not read ${run.errorCount} file(s) or folder(s) (errors lists them), so their content was not ` +
         'searched: check them with execute (ls -l) and fix their mode, or search elsewhere',
     );
   }

@@ -12,7 +12,7 @@ import { boundedSpawn } from '../process/bounded-spawn.js';
 import { reach } from '../safe-fs.js';
 import { MatchFilter } from './match-filter.js';
 import { rgFilesArgs } from './rg-args.js';
-import { rgLaunch } from './rg-launch.js';
+import { rgLaunch, rgTreeMembers } from './rg-launch.js';
 import { ignoreScope, openTarget } from './target.js';
 import type { SearchContext } from './types.js';
 
@@ -53,8 +53,10 @@ export async function globFiles(req: GlobQuery, ctx: SearchContext): Promise<Glo
     const { rules, ignoreFile } = await ignoreScope(root, target);
     const launch = rgLaunch(rgFilesArgs, req.pattern, ctx, target, ignoreFile);
     const filter = new MatchFilter(rules, target.rel, launch.filterGlob);
+    let pid: number | undefined;
     const proc = boundedSpawn({
       launch: launch.launch,
+      treeMembers: rgTreeMembers(() => pid),
       passFds: launch.passFds,
       deadlineMs: config.search.timeoutS * 1000,
       signal,
@@ -62,6 +64,7 @@ export async function globFiles(req: GlobQuery, ctx: SearchContext): Promise<Glo
       jobId: ctx.jobId,
       drainMs: config.search.timeoutS * 1000,
     });
+    pid = proc.pid;
     const exited = proc.done.catch((err: Error) => {
       throw new ToolhostError('internal', `cannot run ripgrep (${rgPath}): ${err.message}`);
     });

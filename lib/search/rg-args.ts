@@ -2,7 +2,28 @@
  * rg's command line for a search request: its standard printer in a form lib/search/rg-output.ts can split
  * record by record, the project's own ignore rules only, and the request's pattern, case, context and glob.
  */
+import { availableParallelism } from 'node:os';
 import type { SearchQuery } from './types.js';
+
+/**
+ * How rg goes through the files: `sorted` is `--sort=path`, one thread, files in path order; `threads` searches
+ * that many files at once and prints each file's records together when it is done, files in any order (the
+ * collector puts them in path order, path-order.ts).
+ */
+export type RgOrder = 'sorted' | { threads: number };
+
+/** rg's own bound on its default thread count. */
+const MAX_THREADS = 12;
+/**
+ * Address space allowed per thread of rg: each takes about 5 MiB of it before it reads anything, and an rg that
+ * cannot start a thread under RLIMIT_AS hangs (measured with rg 15) instead of failing, until search.timeoutS.
+ */
+const BYTES_PER_THREAD = 16 * 2 ** 20;
+
+/** The threads rg gets under `maxMemoryBytes` of address space: its default (the cores, at most 12) if it fits. */
+export function rgThreads(maxMemoryBytes: number): number {
+  return Math.max(1, Math.min(availableParallelism(), MAX_THREADS, Math.floor(maxMemoryBytes / BYTES_PER_THREAD)));
+}
 
 /**
  * The rg command line. Output is rg's standard printer, not --json: --max-columns works only there, and --json
@@ -13,11 +34,19 @@ import type { SearchQuery } from './types.js';
  * @param target what rg searches (a path, or "." in its working folder).
  * @param ignoreFile `walk`: the .gitignore files rg meets on its walk; a path: that file as well; null: none.
  * @param glob the request's glob when rg applies it, undefined when it does not.
+ * @param order files in path order on one thread, or in any order on several (see {@link RgOrder}).
  */
-export function rgArgs(req: SearchQuery, target: string, ignoreFile: 'walk' | string | null, glob: string | undefined, maxLineBytes: number): string[] {
+export function rgArgs(
+  req: SearchQuery,
+  target: string,
+  ignoreFile: 'walk' | string | null,
+  glob: string | undefined,
+  maxLineBytes: number,
+  order: RgOrder,
+): string[] {
   const args = [
     '--no-config', // RIPGREP_CONFIG_PATH of the host must not change results
-    '--sort=path', // deterministic order (and so a deterministic cut at max_results), at the cost of one thread
+    order === 'sorted' ? '--sort=path' : `--threads=${order.threads}`,
     '--null',
     '--line-number',
     '--column',
@@ -26,8 +55,9 @@ export function rgArgs(req: SearchQuery, target: string, ignoreFile: 'walk' | st
     '--color=never',
     '--no-context-separator',
     '--stats', // printed only when rg got to the end: the proof that a search finished
-    // Each line as it is found: a pipe would get rg's output in 8 KiB blocks, and the block not yet written when
-    // rg is killed (timeout) or dies (out of memory) would be lost from the partial answer.
+    // Each line as it is found (sorted), or each file as it is done (threads): a pipe would get rg's output in 8 KiB
+    // blocks, and the block not yet written when rg is killed (timeout) or dies (out of memory) would be lost from
+    // the partial answer.
     '--line-buffered',
     `--max-columns=${maxLineBytes}`,
     ...ignoreArgs(ignoreFile),

@@ -3,11 +3,12 @@
  * (lib/process/sandbox.ts) as commands are, or, without bubblewrap, behind a bash prelude that sets its limits and
  * hands it the opened target as fd 3.
  */
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { posix, resolve } from 'node:path';
 import { rgPath } from '@vscode/ripgrep';
 import { projectRelative } from '../paths.js';
 import { projectOwner } from '../process/owner.js';
+import { processSubtree } from '../process/process-tree.js';
 import { type Launch, launchArgv, PRELUDE_ENV, planOf, ulimit } from '../process/sandbox.js';
 import type { OpenTarget } from './target.js';
 import type { SearchContext } from './types.js';
@@ -98,6 +99,32 @@ export function rgLaunch(argsFor: RgArgsFor, glob: string | undefined, ctx: Sear
     passFds: [target.fd],
     toRel: (p) => projectRelative(root, resolve(root, target.rel, p)),
     filterGlob,
+  };
+}
+
+/**
+ * The processes of rg's tree, for its kill (bounded-spawn's `treeMembers`), in place of the scan of every process
+ * on the machine that looks for the job's marker variable: rg runs with an empty environment, so that scan could
+ * only ever find the members of rg's process group, which the kill signals as a group anyway, and it cost each
+ * search a read of two files per process of the host (the largest cost of a search in the worker's profile). The
+ * tree is that of the spawned process, while it still leads its own group (after it exited and was reaped, its pid
+ * may be another's): with bubblewrap the whole sandbox, whose pid namespace dies with it (--die-with-parent), so
+ * nothing of rg's outlives it; without, rg itself (bash execs it), which starts no processes (no --pre, no
+ * --search-zip, --no-config).
+ * @param pidOf the spawned process's pid, once known.
+ */
+export function rgTreeMembers(pidOf: () => number | undefined): () => Promise<number[]> {
+  return async () => {
+    const pid = pidOf();
+    if (pid === undefined) return [];
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) !== pid) return [];
+    } catch {
+      return []; // gone
+    }
+    return processSubtree(pid);
   };
 }
 

@@ -3,6 +3,9 @@
  * at most one record and never a huge one whole, and the per-path errors of its stderr.
  */
 
+import { PathOrderedTop } from './path-order.js';
+import { MAX_LISTED } from './types.js';
+
 /** A path longer than this is not a path: output that does not parse, dropped (and counted). */
 const MAX_PATH_BYTES = 64 * 1024;
 
@@ -85,14 +88,20 @@ export class RgOutput {
 // Lines rg prints to stdout that are not records; they end up before the next record's path.
 const RG_STDOUT_WARNING = /: (?:WARNING: stopped searching binary file|binary file matches) /;
 
-/** The path of a record: the bytes before NUL, less any warning lines rg printed before the record. */
-export function recordPath(raw: Buffer): string {
-  const s = raw.toString('utf8');
-  if (!s.includes('\n')) return s;
-  const lines = s.split('\n');
-  let i = 0;
-  while (i < lines.length - 1 && (lines[i] === '' || RG_STDOUT_WARNING.test(lines[i]!))) i++;
-  return lines.slice(i).join('\n');
+/**
+ * The path of a record: the bytes before NUL, less any warning lines rg printed before the record. Bytes, not text:
+ * they are the key of the path order (path-order.ts), and a name that is not UTF-8 must keep its own place in it.
+ */
+export function recordPath(raw: Buffer): Buffer {
+  if (!raw.includes(10)) return raw;
+  let from = 0;
+  for (let at = raw.indexOf(10); at !== -1; at = raw.indexOf(10, from)) {
+    // latin1 maps each byte to one character, so the ASCII of the warning matches as in the UTF-8 text.
+    const line = raw.subarray(from, at);
+    if (line.length > 0 && !RG_STDOUT_WARNING.test(line.toString('latin1'))) break;
+    from = at + 1;
+  }
+  return raw.subarray(from);
 }
 
 /** True when the text after the last record holds rg's stats block: rg got to the end of its search. */
@@ -108,13 +117,71 @@ function shorten(s: string, max: number): string {
 /** rg's message about one path it could not read: `rg: PATH: MESSAGE (os error N)`. */
 const RG_PATH_ERROR = /^rg: (.+): ([^:]+ \(os error \d+\))$/;
 
-/** rg's per-path errors from its stderr, with paths made project-relative; other lines are not quoted. */
-export function pathErrors(stderr: string, toRel: (p: string) => string): string[] {
-  const out: string[] = [];
-  for (const line of stderr.split('\n')) {
-    const m = RG_PATH_ERROR.exec(line);
-    if (m) out.push(`${shorten(toRel(m[1]!), 200)}: ${shorten(m[2]!, 200)}`);
-    else if (line.startsWith('rg: ')) out.push(shorten(line.slice(4), 400));
+/** A longer line of stderr is cut to this before it is parsed. */
+const MAX_STDERR_LINE_BYTES = 64 * 1024;
+
+/**
+ * rg's stderr as it streams: its start kept as text (what a failure is explained with), and its messages about
+ * paths it could not read counted, the first {@link MAX_LISTED} in path order kept (rg's threads print them in any
+ * order), paths project-relative. Other `rg: ` lines are listed after them; lines that are neither are not quoted.
+ */
+export class RgErrors {
+  /** The first `maxText` bytes or so of stderr. */
+  text = '';
+  /** The messages seen, listed or not. */
+  count = 0;
+  readonly #maxText: number;
+  readonly #toRel: (p: string) => string;
+  readonly #listed = new PathOrderedTop<string>(MAX_LISTED);
+  #line: Buffer[] = [];
+  #lineBytes = 0;
+
+  constructor(toRel: (p: string) => string, maxText: number) {
+    this.#toRel = toRel;
+    this.#maxText = maxText;
   }
-  return out;
+
+  /** Folds in a chunk of stderr. */
+  push(chunk: Buffer): void {
+    if (this.text.length < this.#maxText) this.text += chunk.toString('utf8');
+    let from = 0;
+    for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, from)) {
+      this.#append(chunk.subarray(from, at));
+      this.#endLine();
+      from = at + 1;
+    }
+    this.#append(chunk.subarray(from));
+  }
+
+  /** The first {@link MAX_LISTED} messages, once stderr ended. */
+  listed(): string[] {
+    if (this.#lineBytes > 0) this.#endLine();
+    return this.#listed.items();
+  }
+
+  #append(piece: Buffer): void {
+    const room = MAX_STDERR_LINE_BYTES - this.#lineBytes;
+    if (room <= 0 || piece.length === 0) return;
+    const kept = piece.subarray(0, room);
+    this.#line.push(kept);
+    this.#lineBytes += kept.length;
+  }
+
+  #endLine(): void {
+    const line = Buffer.concat(this.#line).toString('utf8');
+    this.#line = [];
+    this.#lineBytes = 0;
+    const m = RG_PATH_ERROR.exec(line);
+    if (m) {
+      const rel = this.#toRel(m[1]!);
+      this.count++;
+      this.#listed.add(Buffer.from(rel, 'utf8'), [`${shorten(rel, 200)}: ${shorten(m[2]!, 200)}`]);
+    } else if (line.startsWith('rg: ')) {
+      this.count++;
+      // 0xFF starts no UTF-8 character: these sort after every path, among themselves by their text.
+      this.#listed.add(Buffer.concat([AFTER_PATHS, Buffer.from(line, 'utf8')]), [shorten(line.slice(4), 400)]);
+    }
+  }
 }
+
+const AFTER_PATHS = Buffer.from([0xff]);

@@ -8,8 +8,8 @@ import { ToolhostError } from '../errors.js';
 import { boundedSpawn } from '../process/bounded-spawn.js';
 import { MatchCollector } from './collector.js';
 import type { MatchFilter } from './match-filter.js';
-import type { RgLaunch } from './rg-launch.js';
-import { finished, pathErrors, RgOutput } from './rg-output.js';
+import { type RgLaunch, rgTreeMembers } from './rg-launch.js';
+import { finished, RgErrors, RgOutput } from './rg-output.js';
 import type { SearchFile, SearchMatch } from './types.js';
 
 const MAX_STDERR_BYTES = 64 * 1024;
@@ -54,8 +54,10 @@ export interface RgRunOutcome {
   overflow: number;
   skippedLong: number;
   longLines: { path: string; line: number }[];
-  /** rg's per-path error messages, paths project-relative. */
+  /** rg's first MAX_LISTED (types.ts) error messages, in path order, paths project-relative. */
   errors: string[];
+  /** rg's error messages in all. */
+  errorCount: number;
   stderr: string;
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -63,8 +65,10 @@ export interface RgRunOutcome {
 
 /** Runs rg and folds its output into matches; returns once rg has exited, its tree is gone and its pipes are closed. */
 export async function runRg(rg: RgLaunch, o: RgRunOptions): Promise<RgRunOutcome> {
+  let pid: number | undefined;
   const proc = boundedSpawn<'full' | 'failed'>({
     launch: rg.launch,
+    treeMembers: rgTreeMembers(() => pid),
     passFds: rg.passFds,
     deadlineMs: o.timeoutMs,
     // Checked here too: it may have fired while the target was checked, and then no event will come.
@@ -75,15 +79,14 @@ export async function runRg(rg: RgLaunch, o: RgRunOptions): Promise<RgRunOutcome
     // parser gets as long as a search may take to read it.
     drainMs: o.timeoutMs,
   });
+  pid = proc.pid;
   const exited = proc.done.catch((err: Error) => {
     throw new ToolhostError('internal', `cannot run ripgrep (${rgPath}): ${err.message}`);
   });
   exited.catch(() => {}); // awaited below; this only keeps an early rejection from being reported as unhandled
 
-  let stderr = '';
-  proc.stderr.on('data', (chunk: Buffer) => {
-    if (stderr.length < MAX_STDERR_BYTES) stderr += chunk.toString('utf8');
-  });
+  const stderr = new RgErrors(rg.toRel, MAX_STDERR_BYTES);
+  proc.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
 
   const collector = new MatchCollector({ ...o, toRel: rg.toRel });
   const output = new RgOutput(o.maxRecordBytes);
@@ -110,19 +113,20 @@ export async function runRg(rg: RgLaunch, o: RgRunOptions): Promise<RgRunOutcome
   else if (finished(output.tail)) end = 'done';
   else if (code === 2 && collector.records === 0 && output.tail === '') end = 'failed';
   else end = 'aborted';
-  const errors = end === 'failed' ? [] : pathErrors(stderr, rg.toRel);
   const c = collector;
+  const { matches, files, longLines, overflow } = c.finish();
   return {
     end,
-    matches: c.matches,
-    files: c.files,
+    matches,
+    files,
     total: c.total,
     totalFiles: c.totalFiles,
-    overflow: c.overflow,
-    skippedLong: collector.skippedLong,
-    longLines: collector.longLines,
-    errors,
-    stderr,
+    overflow,
+    skippedLong: c.skippedLong,
+    longLines,
+    errors: end === 'failed' ? [] : stderr.listed(),
+    errorCount: end === 'failed' ? 0 : stderr.count,
+    stderr: stderr.text,
     code,
     signal,
   };

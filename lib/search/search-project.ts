@@ -1,7 +1,10 @@
 /**
- * A search of a project: ripgrep over it, its output parsed record by record as it streams, max_results matches
- * kept and every matching line counted (rg is stopped at COUNT_CAP of them, at the deadline, or on cancel). What counts as ignored is what `file.list` ignores:
- * the project's own .gitignore files, `.git` never searched.
+ * A search of a project: ripgrep over it on all cores (rg-args.ts: rgThreads), its output parsed record by record as
+ * it streams, the first max_results matches in path order kept whatever order rg's threads finish the files in
+ * (path-order.ts), and every matching line counted (rg is stopped at COUNT_CAP of them, at the deadline, or on
+ * cancel). A run that stopped at COUNT_CAP or died is run again with `--sort=path` (one thread), so that what such a
+ * run lists does not depend on the threads either. What counts as ignored is what `file.list` ignores: the project's
+ * own .gitignore files, `.git` never searched.
  *
  * The project's files and names may be written by a hostile command running at the same time, and this thread
  * is root, so:
@@ -25,7 +28,7 @@ import { closeSync } from 'node:fs';
 import { cancelled, ToolhostError } from '../errors.js';
 import { answer } from './answer.js';
 import { MatchFilter } from './match-filter.js';
-import { rgArgs } from './rg-args.js';
+import { type RgOrder, rgArgs, rgThreads } from './rg-args.js';
 import { rgLaunch } from './rg-launch.js';
 import { type RgRunOutcome, runRg } from './run-rg.js';
 import { ignoreScope, openTarget } from './target.js';
@@ -54,19 +57,26 @@ export async function searchProject(req: SearchQuery, ctx: SearchContext): Promi
     const maxLine = config.search.maxLineBytes;
     // Listing files needs no context lines: rg would print them all only for them to be dropped.
     const query = req.output === 'files' ? { ...req, context_lines: 0 } : req;
-    const launch = rgLaunch((t, i, g) => rgArgs(query, t, i, g, maxLine), req.glob, ctx, target, ignoreFile);
-    const filter = target.isDir ? new MatchFilter(rules, target.rel, launch.filterGlob) : null;
-    run = await runRg(launch, {
-      context: req.output === 'files' ? 0 : req.context_lines,
-      maxResults: req.output === 'files' ? 0 : max,
-      maxFiles: req.output === 'files' ? max : 0,
-      timeoutMs: config.search.timeoutS * 1000,
-      maxRecordBytes: config.search.maxLineBytes + RECORD_SLACK_BYTES,
-      signal,
-      jobId: ctx.jobId,
-      filter,
-      fixedPath: target.isDir ? null : target.rel,
-    });
+    const deadline = performance.now() + config.search.timeoutS * 1000;
+    const runWith = (order: RgOrder): Promise<RgRunOutcome> => {
+      const launch = rgLaunch((t, i, g) => rgArgs(query, t, i, g, maxLine, order), req.glob, ctx, target, ignoreFile);
+      return runRg(launch, {
+        context: req.output === 'files' ? 0 : req.context_lines,
+        maxResults: req.output === 'files' ? 0 : max,
+        maxFiles: req.output === 'files' ? max : 0,
+        timeoutMs: Math.max(1, deadline - performance.now()),
+        maxRecordBytes: config.search.maxLineBytes + RECORD_SLACK_BYTES,
+        signal,
+        jobId: ctx.jobId,
+        filter: target.isDir ? new MatchFilter(rules, target.rel, launch.filterGlob) : null,
+        fixedPath: target.isDir ? null : target.rel,
+      });
+    };
+    run = await runWith(target.isDir ? { threads: rgThreads(config.search.maxMemoryBytes) } : 'sorted');
+    // What a run that stopped early found depends on the order rg's threads took the files in; the answer must not.
+    // Searched again in path order, it is today's answer to the letter, and what it costs is paid only by a search
+    // of COUNT_CAP matching lines or one that killed rg (out of memory on a huge line, or a crash).
+    if (target.isDir && (run.end === 'full' || run.end === 'aborted')) run = await runWith('sorted');
   } finally {
     closeSync(target.fd); // the child has its own copy
   }
