@@ -1,5 +1,6 @@
 /** Every scenario, in the order the issue lists them and the table shows them. */
 import type { Scenario } from '../lib/types.js';
+import { agents } from './agents.js';
 import { azureRoundtrip } from './azure-roundtrip.js';
 import { budgets } from './budgets.js';
 import { checkpoints } from './checkpoints.js';
@@ -8,6 +9,7 @@ import { execOverhead } from './exec-overhead.js';
 import { isolation } from './isolation.js';
 import { outputFlood } from './output-flood.js';
 import { patch } from './patch.js';
+import { peers } from './peers.js';
 import { readOverhead } from './read-overhead.js';
 import { save } from './save.js';
 import { search } from './search.js';
@@ -19,6 +21,7 @@ import { waiters } from './waiters.js';
 export const SCENARIOS: readonly Scenario[] = [
   execOverhead,
   readOverhead,
+  peers,
   isolation,
   throughput,
   waiters,
@@ -32,4 +35,5 @@ export const SCENARIOS: readonly Scenario[] = [
   sessions,
   checkpoints,
   start,
+  agents,
 ];
