@@ -86,6 +86,10 @@ function buildPools(config: Config): Record<Lane, Pool> {
     filename: WORKER_FILE,
     workerData,
     idleTimeout: config.pool.idleTimeoutS * 1000,
+    // Tasks reach threads as plain messages. Piscina's default ("sync") parks an idle thread in Atomics.wait, which
+    // also freezes that thread's own timers and I/O between tasks, and every task then pays a futex wake on the
+    // supervisor's thread: the largest single item of its profile under 64 concurrent reads (#18).
+    atomics: 'disabled' as const,
     // Piscina's close() ends threads that are still busy after closeTimeout (30 s by default), which would kill a
     // thread under a running command; wait out the longest command instead (capped at setTimeout's maximum).
     closeTimeout: Math.min(2 ** 31 - 1, (config.commands.maxTimeoutS + config.commands.killGraceS + 60) * 1000),
