@@ -101,7 +101,7 @@ export class Consumer {
   nudge(name: string): void {
     const src = this.#sources.find((s) => s.queue.name === name);
     if (!src) return;
-    src.backoff.reset();
+    // The backoff is left as it is: the poll made for this job says nothing of jobs from other processes.
     src.due = Date.now();
     src.nudges++;
     this.#wake();
@@ -132,8 +132,9 @@ export class Consumer {
       }
       const delay = src.backoff.next(items.length, numberOfMessages, nudges !== src.polledNudges);
       src.polledNudges = nudges;
-      // A nudge that came during the poll keeps its "at once".
-      if (src.nudges === nudges) src.due = Date.now() + delay;
+      // A nudge during the poll brings the next one forward, but never back to back: while this process sends
+      // jobs in a stream, every poll would otherwise follow the last at once.
+      src.due = Date.now() + (src.nudges === nudges ? delay : Math.min(delay, this.#s.pollMinMs));
       const admitted = await Promise.all(items.map((m) => this.#admit(q, m, polledAt).catch((err: unknown) => this.#failAdmit(m, err))));
       const jobs = admitted.filter((job): job is Job => job !== null);
       if (jobs.length > 0) return jobs;

@@ -22,12 +22,13 @@ export class Backoff {
    */
   next(found: number, asked = 1, expected = false): number {
     const now = Date.now();
-    if (found > 0) {
-      // Messages this process was told of (it sent them) say nothing of others to come: no warm period.
-      if (!expected) this.#lastFound = now;
+    // Messages this process was told of (it sent them) say nothing of others to come: the queue does not turn warm.
+    if (found > 0 && !expected) this.#lastFound = now;
+    if (found >= asked || (found > 0 && !expected)) {
       this.#delay = 0;
       return found >= asked ? 0 : this.minMs;
     }
+    // An empty poll, or a partial batch of what this process was told of: the backoff goes on.
     this.#delay = Math.min(this.maxMs, Math.max(this.minMs, this.#delay * 2));
     const warm = now - this.#lastFound < WARM_MS;
     if (warm && this.#delay > WARM_CAP_MS) return Math.max(this.minMs, WARM_CAP_MS) * (0.8 + Math.random() * 0.4);
@@ -39,6 +40,11 @@ export class Backoff {
   /** News is expected: poll fast again. */
   reset(): void {
     this.#delay = this.minMs;
+  }
+
+  /** Nothing is expected soon: the next empty poll waits the longest delay. */
+  slow(): void {
+    this.#delay = this.maxMs;
   }
 }
 

@@ -28,6 +28,7 @@ export class ReplyInbox {
   readonly #log: QueueLog;
   readonly #backoff: Backoff;
   readonly #pollMaxMs: number;
+  readonly #pollMinMs: number;
   readonly #stop = new AbortController();
   #loop: Promise<void> = Promise.resolve();
   #wake: () => void = () => {};
@@ -42,6 +43,7 @@ export class ReplyInbox {
     this.#log = o.log;
     this.#backoff = new Backoff(o.pollMinMs, o.pollMaxMs);
     this.#pollMaxMs = o.pollMaxMs;
+    this.#pollMinMs = o.pollMinMs;
   }
 
   /** The queue name workers reply to. */
@@ -67,6 +69,7 @@ export class ReplyInbox {
    */
   watch(): void {
     if (this.#due === Number.POSITIVE_INFINITY) {
+      this.#backoff.slow();
       this.#due = Date.now() + this.#pollMaxMs;
       this.#wake();
     }
@@ -115,9 +118,10 @@ export class ReplyInbox {
       } catch (err) {
         if (!signal.aborted) this.#log.warn({ err: String(err) }, 'reply queue poll failed; retrying');
       }
-      const delay = this.#backoff.next(found, 32);
-      // An expect() during the poll keeps its "at once".
-      if (this.#expects === expects) this.#due = Date.now() + delay;
+      // An expect() during the poll brings the next one forward, but never back to back: while requests stream
+      // out, every poll would otherwise follow the last at once.
+      const delay = this.#expects === expects ? this.#backoff.next(found, 32) : Math.min(this.#pollMinMs, this.#backoff.next(found, 32));
+      this.#due = Date.now() + delay;
     }
   }
 
