@@ -118,6 +118,14 @@ export const configSchema = z.strictObject({
       .describe(`wait_s of /execute when the request gives none (at most ${MAX_WAIT_S}: HTTP clients give up at 300 s).`),
     maxTimeoutS: positiveInt().describe('Largest timeout_s a request may ask for.'),
     killGraceS: nonNegativeInt().describe('Seconds between SIGTERM and SIGKILL when a command tree is killed.'),
+    nice: z
+      .number()
+      .int()
+      .min(0)
+      .max(19)
+      .describe(
+        'Niceness of commands and session shells (0-19; their children inherit it): a CPU-bound build then yields the cores to the file lane, so reads stay fast while commands fill every core.',
+      ),
     maxOutputBytes: positiveInt().describe(
       "Bytes of stdout and of stderr a command's thread holds in memory (half head, half tail), from which its final answer is cut to the output budget; the log keeps all of it.",
     ),

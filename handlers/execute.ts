@@ -95,6 +95,7 @@ async function execute(req: ExecuteRequest, ctx: HandlerContext): Promise<Execut
     jobId: ctx.jobId,
     timeoutMs: Math.min(req.timeout_s ?? (req.background ? c.maxTimeoutS : c.defaultTimeoutS), c.maxTimeoutS) * 1000,
     killGraceMs: c.killGraceS * 1000,
+    nice: c.nice,
     maxOutputBytes: c.maxOutputBytes,
     signal: ctx.signal,
     stdin: req.stdin === 'pipe' ? 'pipe' : 'ignore',

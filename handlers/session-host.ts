@@ -49,6 +49,7 @@ export async function hostSession(task: SessionTask, config: Config): Promise<vo
       }),
       marker: task.id,
       killGraceMs: c.killGraceS * 1000,
+      nice: c.nice,
       treeMembers: cgroup?.pids,
       pidNamespace: plan.mode === 'bwrap',
       startMs: START_MS,

@@ -137,4 +137,9 @@ describe('POST /execute', () => {
     expect(unknown.body.error.code).to.equal('unknown_field');
     expect(unknown.body.error.message).to.include('"shell"');
   });
+
+  it('runs commands at commands.nice, inherited by their children, and a command cannot raise it back', async () => {
+    const r = await s.api('/execute', { project_id: 'p1', command: 'nice; bash -c nice; renice -n 0 -p $$ >/dev/null 2>&1; echo "renice:$?"; nice' });
+    expect(r.body.stdout).to.equal('10\n10\nrenice:1\n10\n');
+  });
 });

@@ -19,6 +19,7 @@
  */
 import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { killTree } from './process-tree.js';
 import type { Launch } from './sandbox.js';
@@ -49,6 +50,8 @@ export interface BoundedSpawnOptions {
    * the tree could still hold them); a reader slower than this loses the rest. Default {@link DRAIN_MS}.
    */
   drainMs?: number | undefined;
+  /** Niceness given to the child right after the spawn (before a cgroup launch is let go); its children inherit it. */
+  nice?: number | undefined;
 }
 
 /** How the child ended. */
@@ -91,6 +94,7 @@ export function boundedSpawn<Why extends string = never>(o: BoundedSpawnOptions)
   const extra = launch.joinCgroup ? ['pipe' as const] : (o.passFds ?? []);
   const stdio: StdioOptions = [o.stdin === 'pipe' ? 'pipe' : 'ignore', 'pipe', 'pipe', ...extra];
   const child = spawn(launch.file, launch.args, { cwd: launch.cwd, env: launch.env, detached: true, stdio, ...launch.user });
+  if (o.nice && child.pid !== undefined) lowerPriority(child.pid, o.nice);
   const joinFailed = launch.joinCgroup ? joinThenGo(child, launch.joinCgroup) : undefined;
   // A child that exits without reading its input makes writes fail with EPIPE: not an error of the run.
   child.stdin?.on('error', () => {});
@@ -181,4 +185,16 @@ async function drained(child: ChildProcess, closed: Promise<void>, ms: number): 
   if (!gaveUp) return;
   child.stdout?.destroy();
   child.stderr?.destroy();
+}
+
+/**
+ * Lowers a child's CPU priority. A launch that joins a cgroup waits on its go line until then, so nothing of it runs
+ * at the old priority; a direct launch may have run a few instructions. A child already gone is no error.
+ */
+function lowerPriority(pid: number, nice: number): void {
+  try {
+    setPriority(pid, nice);
+  } catch {
+    // ESRCH: it exited already; the run reports how.
+  }
 }

@@ -34,6 +34,8 @@ export interface CommandOptions {
   jobId: string;
   timeoutMs: number;
   killGraceMs: number;
+  /** Niceness of the command's tree (config commands.nice). */
+  nice?: number | undefined;
   /** Bytes kept per stream. */
   maxOutputBytes: number;
   /** Cancels the command: its tree is killed and the result says `cancelled`. */
@@ -100,6 +102,7 @@ export function runCommand(opts: CommandOptions): Promise<CommandResult> {
     deadlineMs: opts.timeoutMs,
     signal: opts.signal,
     killGraceMs: opts.killGraceMs,
+    nice: opts.nice,
     jobId: opts.jobId,
     treeMembers: opts.treeMembers,
   });

@@ -57,6 +57,8 @@ export interface ShellSpec {
   /** The marker of every process of the session (process-tree.ts), the session's id. */
   marker: string;
   killGraceMs: number;
+  /** Niceness of the shell and what it runs (config commands.nice). */
+  nice?: number | undefined;
   /** Every pid of the session (its cgroup's members). */
   treeMembers?: (() => Promise<number[]>) | undefined;
   /**
@@ -118,6 +120,7 @@ export class SessionShell {
       stdin: 'pipe',
       deadlineMs: 2 ** 31 - 1, // a session ends when it is idle or ended, not by a deadline
       killGraceMs: spec.killGraceMs,
+      nice: spec.nice,
       jobId: spec.marker,
       treeMembers: spec.treeMembers,
       drainMs: 200,
