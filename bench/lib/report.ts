@@ -51,7 +51,8 @@ function commitInfo(): string {
   if (process.env.TOOLHOST_BENCH_COMMIT) return process.env.TOOLHOST_BENCH_COMMIT;
   try {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain'], { encoding: 'utf8' }).trim() !== '';
+    // The results of an earlier run, which this run overwrites, are not a change to what is measured.
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', '.', ':!bench/results'], { encoding: 'utf8' }).trim() !== '';
     return dirty ? `${head} + uncommitted changes` : head;
   } catch {
     return 'unknown';
