@@ -9,7 +9,7 @@
  * of a session of its own (its process group is its kill handle), so where the kernel groups tasks by session
  * (CONFIG_SCHED_AUTOGROUP, on by default in most distributions) a niced CPU-bound command still weighed as much as
  * the whole supervisor. Measured on this repository's 2-core machine (the isolation bench): read p99 under two
- * CPU-bound commands went from 1.7-3.5x of idle to about 1.0-1.5x with the group, as with autogroup turned off.
+ * CPU-bound commands went from 1.7-3.5x of idle to 0.9-1.6x with the group, about what autogroup turned off gives.
  */
 import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { rmdir } from 'node:fs/promises';
