@@ -1,16 +1,8 @@
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
+import { writable } from '../lib/process/cgroup.js';
 import { startServer, type TestServer } from './helpers/harness.js';
-import { eventually, processesWith } from './helpers/procs.js';
-
-function canWrite(path: string): boolean {
-  try {
-    accessSync(path, constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { eventually, processesWith, statFields } from './helpers/procs.js';
 
 describe('POST /execute', () => {
   let s: TestServer;
@@ -155,8 +147,11 @@ describe('POST /execute', () => {
 
   it('puts commands into the cpu cgroup weighted as one task at commands.nice, which a new session does not leave', async function () {
     // The group exists where cgroup v1's cpu hierarchy is writable (this repository's machines: root, a hybrid
-    // layout); elsewhere the niceness above is all there is.
-    if (!canWrite('/sys/fs/cgroup/cpu/cgroup.procs')) this.skip();
+    // layout), below the cpu cgroup of the process that runs the server (this one); elsewhere the niceness above is
+    // all there is.
+    if (!writable('/sys/fs/cgroup/cpu/cgroup.procs')) this.skip();
+    const own = /^\d+:cpu(?:,cpuacct)?:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))![1]!;
+    const group = `${own.replace(/\/$/, '')}/toolhost`;
     const tag = 3000 + (process.pid % 1000);
     const started = await s.api('/execute', { project_id: 'p1', command: `setsid sleep ${tag}.1 & exec sleep ${tag}.2`, background: true });
     expect(started.status).to.equal(200);
@@ -167,12 +162,13 @@ describe('POST /execute', () => {
       const pids = (): number[] => [...sleeps(1), ...sleeps(2)];
       expect(await eventually(() => pids().length === 2)).to.equal(true);
       for (const pid of pids()) {
-        expect(readFileSync(`/proc/${pid}/cgroup`, 'utf8')).to.match(/^\d+:cpu:\/toolhost$/m);
-        expect(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]).to.equal('10'); // nice
+        const cpuLine = /^\d+:cpu(?:,cpuacct)?:(.*)$/m.exec(readFileSync(`/proc/${pid}/cgroup`, 'utf8'));
+        expect(cpuLine?.[1]).to.equal(group);
+        expect(statFields(pid)[16]).to.equal('10'); // nice
       }
       const leader = sleeps(1)[0]!;
-      expect(readFileSync(`/proc/${leader}/stat`, 'utf8').split(') ')[1]!.split(' ')[3]).to.equal(String(leader)); // its own session
-      expect(readFileSync('/sys/fs/cgroup/cpu/toolhost/cpu.shares', 'utf8').trim()).to.equal('110'); // the kernel's weight of nice 10
+      expect(statFields(leader)[3]).to.equal(String(leader)); // its own session
+      expect(readFileSync(`/sys/fs/cgroup/cpu${group}/cpu.shares`, 'utf8').trim()).to.equal('110'); // the kernel's weight of nice 10
     } finally {
       await s.api(`/jobs/${started.body.job_id}`, undefined, { method: 'DELETE' });
     }

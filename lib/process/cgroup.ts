@@ -26,7 +26,8 @@ export function cgroupBase(): string | null {
   return base;
 }
 
-function writable(path: string): boolean {
+/** Whether this process may write `path` (a cgroup file: root, and a hierarchy mounted read-write). */
+export function writable(path: string): boolean {
   try {
     accessSync(path, constants.W_OK);
     return true;
@@ -115,8 +116,9 @@ const cpuGroups = new Map<number, string | null>();
  * rest of the machine (the supervisor among it): commands fill idle cores, and yield them when the supervisor's
  * threads want them. Called before a launch that joins its pids cgroup is let go, so what it forks is in the group
  * too; its children stay in it whatever they do (setsid included: cgroup files are root's, and the sandbox has
- * none). cgroup v1: `/sys/fs/cgroup/cpu/toolhost`, cpu.shares; cgroup v2: the weight is on `toolhost`, the parent
- * of the job cgroups, so joining its pids cgroup is enough. Where neither can be set up, the niceness alone stays.
+ * none). cgroup v1: `toolhost` below the supervisor's own cpu cgroup (`/sys/fs/cgroup/cpu/toolhost` when that is
+ * the root), cpu.shares; cgroup v2: the weight is on `toolhost`, the parent of the job cgroups, so joining its pids
+ * cgroup is enough. Where neither can be set up, the niceness alone stays.
  */
 export function joinCommandsCpuGroup(pid: number, nice: number): void {
   let procs = cpuGroups.get(nice);
@@ -135,8 +137,9 @@ export function joinCommandsCpuGroup(pid: number, nice: number): void {
 function setUpCpuGroup(nice: number): string | null {
   const weight = NICE_WEIGHT[Math.min(Math.max(nice, 0), 19)]!;
   try {
-    if (writable('/sys/fs/cgroup/cpu/cgroup.procs')) {
-      const dir = '/sys/fs/cgroup/cpu/toolhost';
+    const own = ownV1CpuCgroup();
+    if (own && writable(join(own, 'cgroup.procs'))) {
+      const dir = join(own, 'toolhost');
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'cpu.shares'), String(weight));
       return join(dir, 'cgroup.procs');
@@ -152,4 +155,20 @@ function setUpCpuGroup(nice: number): string | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * The folder of this process's own cgroup in cgroup v1's cpu hierarchy (`cpu` or `cpu,cpuacct`), or null. The
+ * commands' group is made below it, not at the hierarchy's root, so a CPU quota an operator put on the service
+ * (a systemd unit, a container) still bounds its commands.
+ */
+function ownV1CpuCgroup(): string | null {
+  for (const line of readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+    const [, controllers, path] = line.split(':');
+    if (controllers === undefined || path === undefined || !controllers.split(',').includes('cpu')) continue;
+    for (const mount of [`/sys/fs/cgroup/${controllers}`, '/sys/fs/cgroup/cpu']) {
+      if (writable(join(mount, 'cgroup.procs'))) return join(mount, path);
+    }
+  }
+  return null;
 }
