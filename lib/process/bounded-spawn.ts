@@ -21,7 +21,6 @@ import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import { joinCommandsCpuGroup } from './cgroup.js';
 import { killTree } from './process-tree.js';
 import type { Launch } from './sandbox.js';
 
@@ -51,10 +50,7 @@ export interface BoundedSpawnOptions {
    * the tree could still hold them); a reader slower than this loses the rest. Default {@link DRAIN_MS}.
    */
   drainMs?: number | undefined;
-  /**
-   * Niceness given to the child right after the spawn (before a cgroup launch is let go), and the weight of the cpu
-   * cgroup it joins then (cgroup.ts, {@link joinCommandsCpuGroup}); its children inherit both. Commands only.
-   */
+  /** Niceness given to the child right after the spawn (before a cgroup launch is let go); its children inherit it. */
   nice?: number | undefined;
 }
 
@@ -98,10 +94,7 @@ export function boundedSpawn<Why extends string = never>(o: BoundedSpawnOptions)
   const extra = launch.joinCgroup ? ['pipe' as const] : (o.passFds ?? []);
   const stdio: StdioOptions = [o.stdin === 'pipe' ? 'pipe' : 'ignore', 'pipe', 'pipe', ...extra];
   const child = spawn(launch.file, launch.args, { cwd: launch.cwd, env: launch.env, detached: true, stdio, ...launch.user });
-  if (o.nice && child.pid !== undefined) {
-    lowerPriority(child.pid, o.nice);
-    joinCommandsCpuGroup(child.pid, o.nice);
-  }
+  if (o.nice && child.pid !== undefined) lowerPriority(child.pid, o.nice);
   const joinFailed = launch.joinCgroup ? joinThenGo(child, launch.joinCgroup) : undefined;
   // A child that exits without reading its input makes writes fail with EPIPE: not an error of the run.
   child.stdin?.on('error', () => {});

@@ -4,20 +4,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 /** True while `pid` runs (a zombie counts as gone). */
 export function alive(pid: number): boolean {
   try {
-    const state = statFields(pid)[0];
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
     return state !== 'Z' && state !== 'X';
   } catch {
     return false;
   }
-}
-
-/**
- * The fields of `/proc/<pid>/stat` after the command name (which may hold spaces and parentheses): [0] is the
- * state (field 3 of proc(5)), [3] the session id (field 6), [16] the niceness (field 19). Throws when it is gone.
- */
-export function statFields(pid: number): string[] {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
 /** Pids of live processes whose command line contains `needle`. */
