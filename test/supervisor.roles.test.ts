@@ -150,7 +150,9 @@ describe('roles: an api process is built without the worker parts (Azurite)', fu
     const first = await api.api(`/sessions/${id}/exec`, { command: 'export ROLE=worker; cd /tmp; cat "$OLDPWD/a.txt"' });
     expect(first.body.stdout).to.equal('from the store\n');
     expect(first.headers.get('x-toolhost-worker')).to.equal('w1');
-    const later = await api.api(`/sessions/${id}/exec`, { command: 'echo "$ROLE $PWD"; sleep 1; echo done', wait_s: 0.1 });
+    // The answer after wait_s is the worker's view, fetched by a call through the worker's queue: under the whole
+    // suite's load on Azurite that round trip has taken 0.3-2.2 s, so the command outlives it by a margin.
+    const later = await api.api(`/sessions/${id}/exec`, { command: 'echo "$ROLE $PWD"; sleep 6; echo done', wait_s: 0.1 });
     expect(later.body.status).to.equal('running');
     let view = later.body;
     while (view.status === 'running') view = (await api.api(`/jobs/${view.job_id}?wait_s=10&stdout_offset=0`)).body;
