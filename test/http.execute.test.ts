@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { expect } from 'chai';
 import { startServer, type TestServer } from './helpers/harness.js';
 import { eventually, processesWith } from './helpers/procs.js';
@@ -141,5 +142,23 @@ describe('POST /execute', () => {
   it('runs commands at commands.nice, inherited by their children, and a command cannot raise it back', async () => {
     const r = await s.api('/execute', { project_id: 'p1', command: 'nice; bash -c nice; renice -n 0 -p $$ >/dev/null 2>&1; echo "renice:$?"; nice' });
     expect(r.body.stdout).to.equal('10\n10\nrenice:1\n10\n');
+  });
+
+  it("weighs a command's whole session as one task at commands.nice (its autogroup), which it cannot put above the supervisor", async () => {
+    const own = await readFile('/proc/self/autogroup', 'utf8').catch(() => null);
+    if (own === null) return; // A kernel without autogroups: the niceness alone counts, and the test above covers it.
+    const r = await s.api('/execute', {
+      project_id: 'p1',
+      command:
+        'cat /proc/self/autogroup; bash -c "cat /proc/self/autogroup"; (echo -5 > /proc/self/autogroup) 2>/dev/null; echo "raise:$?"; cat /proc/self/autogroup',
+    });
+    const lines = r.body.stdout.trim().split('\n');
+    expect(lines, r.body.stdout).to.have.length(4);
+    expect(lines[0]).to.match(/^\/autogroup-\d+ nice 10$/);
+    expect(lines[1]).to.equal(lines[0]);
+    expect(lines[2]).to.equal('raise:1');
+    expect(lines[3]).to.equal(lines[0]);
+    // The supervisor's own session is left as it was.
+    expect(await readFile('/proc/self/autogroup', 'utf8')).to.equal(own);
   });
 });

@@ -188,13 +188,27 @@ async function drained(child: ChildProcess, closed: Promise<void>, ms: number): 
 }
 
 /**
- * Lowers a child's CPU priority. A launch that joins a cgroup waits on its go line until then, so nothing of it runs
- * at the old priority; a direct launch may have run a few instructions. A child already gone is no error.
+ * Lowers a child's CPU priority: its niceness, and its session's. A launch that joins a cgroup waits on its go line
+ * until then, so nothing of it runs at the old priority; a direct launch may have run a few instructions. A child
+ * already gone is no error.
+ *
+ * The child leads a session of its own (`detached` above: its process group is its kill handle). Where the kernel
+ * groups tasks by session (CONFIG_SCHED_AUTOGROUP, on in most distributions) a niceness ranks a task only within
+ * its session's group, and that group weighs as much against the rest of the machine as the whole supervisor does:
+ * niced, two CPU-bound commands still took two thirds of the CPU from it. The session group's own niceness
+ * (/proc/PID/autogroup) weighs the command's whole session as one task at `nice`. A process that starts a session
+ * of its own (setsid) leaves that group for a new one at nice 0, which weighs as much as the supervisor, no more.
  */
 function lowerPriority(pid: number, nice: number): void {
   try {
     setPriority(pid, nice);
   } catch {
-    // ESRCH: it exited already; the run reports how.
+    return; // ESRCH: it exited already; the run reports how.
+  }
+  try {
+    writeFileSync(`/proc/${pid}/autogroup`, String(nice));
+  } catch {
+    // No such file: the kernel has no autogroups, and the niceness already counts against the supervisor. EAGAIN:
+    // without CAP_SYS_ADMIN the kernel takes one such change per 100 ms, and the niceness alone stays.
   }
 }
