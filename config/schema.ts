@@ -124,7 +124,7 @@ export const configSchema = z.strictObject({
       .min(0)
       .max(19)
       .describe(
-        'Niceness of commands and session shells (0-19; their children inherit it), and of the session group each command leads where the kernel groups tasks by session (autogroup): a CPU-bound build then yields the cores to the file lane, so reads stay fast while commands fill every core.',
+        'Niceness of commands and session shells (0-19; their children inherit it), and of the session group each command leads where the kernel groups tasks by session (autogroup): a CPU-bound build then yields the cores to the file lane, so reads stay fast while commands fill every core. 0 turns both off.',
       ),
     maxOutputBytes: positiveInt().describe(
       "Bytes of stdout and of stderr a command's thread holds in memory (half head, half tail), from which its final answer is cut to the output budget; the log keeps all of it.",
